@@ -1,1 +1,94 @@
-fn main() {}
+//! `vessel`: the command-line front end. It parses arguments, sets up
+//! messages, and hands each command to the library that does the work.
+
+mod cli;
+mod commands;
+mod logging;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches};
+use vessel_config::{lookup, lookup_bool, vars, EnvVar, Tool};
+
+use crate::cli::Cli;
+use crate::logging::{MessageLevel, Style};
+
+/// Exit status for Vessel's own failures, as Apptainer uses.
+const EXIT_FAILURE: u8 = 255;
+/// Exit status for a command line that could not be parsed.
+const EXIT_USAGE: u8 = 1;
+
+fn main() -> ExitCode {
+    let mut args: Vec<_> = std::env::args_os().collect();
+    let tool = Tool::from_argv0(args.first().map(|a| a.as_os_str()).unwrap_or_default());
+    if let Some(first) = args.first_mut() {
+        *first = tool.command().into();
+    }
+    let matches = match cli_command(tool).try_get_matches_from(args) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
+        }
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+
+    let env = |var: EnvVar| {
+        let found = lookup(tool, var, |k| std::env::var(k).ok());
+        (found.value.map(|v| v.value), found.warning, found.info)
+    };
+    let env_flag = |var: EnvVar| env(var).0.as_deref().and_then(lookup_bool).unwrap_or(false);
+    let g = &cli.global;
+    let level = if g.debug || env_flag(vars::DEBUG) {
+        MessageLevel::Debug
+    } else if g.verbose || env_flag(vars::VERBOSE) {
+        MessageLevel::Verbose
+    } else if g.silent || env_flag(vars::SILENT) {
+        MessageLevel::Silent
+    } else if g.quiet || env_flag(vars::QUIET) {
+        MessageLevel::Quiet
+    } else {
+        env(vars::MESSAGELEVEL)
+            .0
+            .and_then(|v| v.trim().parse().ok())
+            .map_or(MessageLevel::Normal, MessageLevel::from_number)
+    };
+    let style = Style::detect(g.nocolor || env_flag(vars::NOCOLOR));
+    logging::init(level, style);
+    for var in vars::ALL {
+        let (_, warning, info) = env(*var);
+        if let Some(w) = warning {
+            tracing::warn!("{w}");
+        }
+        if let Some(i) = info {
+            tracing::info!("{i}");
+        }
+    }
+
+    match commands::run(cli, tool) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            logging::fatal(style, &format!("{e:#}"));
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+/// The clap command, named after the persona so that usage lines, help and
+/// completions say `apptainer` or `singularity` when invoked that way.
+pub fn cli_command(tool: Tool) -> clap::Command {
+    let cmd = Cli::command().name(tool.command()).bin_name(tool.command());
+    match tool {
+        Tool::Vessel => cmd,
+        _ => cmd.about(format!(
+            "{} (provided by Vessel): run, build and share containers without privilege",
+            tool.product()
+        )),
+    }
+}

@@ -1,1 +1,13 @@
+//! Container images as users name them: a SIF file, a bare SquashFS file or
+//! a sandbox directory. This crate opens them with clear errors for
+//! everything that is not an image, and reads the `/.singularity.d`
+//! metadata that `inspect` shows.
 
+mod open;
+mod rootfs;
+mod squashfs;
+
+pub mod inspect;
+
+pub use open::{open_image, open_sif, open_sif_rw, Image, OpenError};
+pub use rootfs::RootDir;

@@ -1,0 +1,184 @@
+//! Telling what a path holds before trusting it: a FIFO would block a read
+//! forever and a directory is not a file, so both are rejected (or taken as a
+//! sandbox) from their metadata, before anything is opened.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+use vessel_sif::{Sif, HEADER_LEN, MAGIC};
+
+/// Why a path could not be opened as an image. Each message is
+/// `PATH: problem`, with what to do where there is something to do.
+#[derive(Debug, Error)]
+pub enum OpenError {
+    #[error("{path}: no such file or directory")]
+    NotFound { path: PathBuf },
+    #[error("{path}: not readable by the current user, check its permissions")]
+    NotReadable { path: PathBuf },
+    #[error("{path}: is a directory, not a SIF file")]
+    IsDirectory { path: PathBuf },
+    #[error("{path}: is a {kind}, not an image file")]
+    NotAFile { path: PathBuf, kind: &'static str },
+    #[error("{path}: image format not recognized (not a SIF, SquashFS or sandbox directory)")]
+    UnknownFormat { path: PathBuf },
+    #[error("{path}: {kind} images are not supported yet")]
+    Unsupported { path: PathBuf, kind: &'static str },
+    #[error("{path}: {source}")]
+    Sif {
+        path: PathBuf,
+        #[source]
+        source: vessel_sif::Error,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// An opened image of any supported kind.
+#[derive(Debug)]
+pub enum Image {
+    Sif {
+        path: PathBuf,
+        sif: Sif<File>,
+    },
+    /// A bare SquashFS file: the root file system with no SIF around it.
+    Squashfs {
+        path: PathBuf,
+    },
+    /// A directory tree used as the root file system.
+    Sandbox {
+        path: PathBuf,
+    },
+}
+
+impl Image {
+    pub fn path(&self) -> &Path {
+        match self {
+            Image::Sif { path, .. } | Image::Squashfs { path } | Image::Sandbox { path } => path,
+        }
+    }
+}
+
+/// Opens `path` as whatever image it holds.
+pub fn open_image(path: &Path) -> Result<Image, OpenError> {
+    if regular_file_or_dir(path)? {
+        return Ok(Image::Sandbox {
+            path: path.to_path_buf(),
+        });
+    }
+    let mut file = open_read(path)?;
+    let mut head = Vec::with_capacity(2048);
+    (&mut file)
+        .take(2048)
+        .read_to_end(&mut head)
+        .map_err(|source| io_error(path, source))?;
+    if head.len() >= HEADER_LEN && head[32..42] == MAGIC {
+        let sif = load(path, file)?;
+        return Ok(Image::Sif {
+            path: path.to_path_buf(),
+            sif,
+        });
+    }
+    if head.starts_with(b"hsqs") {
+        return Ok(Image::Squashfs {
+            path: path.to_path_buf(),
+        });
+    }
+    if head.len() >= 1082 && head[1080..1082] == [0x53, 0xef] {
+        return Err(OpenError::Unsupported {
+            path: path.to_path_buf(),
+            kind: "ext3",
+        });
+    }
+    Err(OpenError::UnknownFormat {
+        path: path.to_path_buf(),
+    })
+}
+
+/// Opens `path` as a SIF file for reading.
+pub fn open_sif(path: &Path) -> Result<Sif<File>, OpenError> {
+    if regular_file_or_dir(path)? {
+        return Err(OpenError::IsDirectory {
+            path: path.to_path_buf(),
+        });
+    }
+    load(path, open_read(path)?)
+}
+
+/// Opens `path` as a SIF file for changing it in place.
+pub fn open_sif_rw(path: &Path) -> Result<Sif<File>, OpenError> {
+    if regular_file_or_dir(path)? {
+        return Err(OpenError::IsDirectory {
+            path: path.to_path_buf(),
+        });
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| open_error(path, e))?;
+    load(path, file)
+}
+
+fn load(path: &Path, mut file: File) -> Result<Sif<File>, OpenError> {
+    file.seek(SeekFrom::Start(0))
+        .map_err(|source| io_error(path, source))?;
+    Sif::load(file).map_err(|source| OpenError::Sif {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// `Ok(true)` for a directory, `Ok(false)` for a regular file, an error for
+/// anything else (following symlinks, as opening would).
+fn regular_file_or_dir(path: &Path) -> Result<bool, OpenError> {
+    let meta = std::fs::metadata(path).map_err(|e| open_error(path, e))?;
+    let ft = meta.file_type();
+    if ft.is_dir() {
+        return Ok(true);
+    }
+    if ft.is_file() {
+        return Ok(false);
+    }
+    let kind = if ft.is_fifo() {
+        "FIFO (named pipe)"
+    } else if ft.is_socket() {
+        "socket"
+    } else if ft.is_char_device() {
+        "character device"
+    } else if ft.is_block_device() {
+        "block device"
+    } else {
+        "special file"
+    };
+    Err(OpenError::NotAFile {
+        path: path.to_path_buf(),
+        kind,
+    })
+}
+
+fn open_read(path: &Path) -> Result<File, OpenError> {
+    File::open(path).map_err(|e| open_error(path, e))
+}
+
+fn open_error(path: &Path, e: io::Error) -> OpenError {
+    let path = path.to_path_buf();
+    match e.kind() {
+        io::ErrorKind::NotFound => OpenError::NotFound { path },
+        io::ErrorKind::PermissionDenied => OpenError::NotReadable { path },
+        _ => OpenError::Io { path, source: e },
+    }
+}
+
+fn io_error(path: &Path, source: io::Error) -> OpenError {
+    OpenError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}

@@ -1,0 +1,370 @@
+//! The command tree, mirroring Apptainer's: raw flags exactly as users type
+//! them. Turning them into settings and library calls is `commands`' job.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vessel",
+    disable_version_flag = true,
+    max_term_width = 100,
+    about = "A container platform for HPC: run, build and share container images without privilege",
+    long_about = "A container platform for HPC clusters, compatible with Apptainer and Singularity.\n\n\
+Containers run as ordinary processes of the user who starts them, with no daemon and no \
+privilege, so they work under batch schedulers and MPI launchers. Images are single SIF \
+files that can live on shared parallel file systems.",
+    after_help = "Environment: most options can also be set as APPTAINER_<OPTION> (or the legacy \
+SINGULARITY_<OPTION>), for example APPTAINER_DEBUG=1."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Print debugging messages
+    #[arg(short = 'd', long)]
+    pub debug: bool,
+
+    /// Print more messages about what is being done
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+
+    /// Print only warnings and errors
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+
+    /// Print only errors
+    #[arg(short = 's', long)]
+    pub silent: bool,
+
+    /// Never color messages
+    #[arg(long)]
+    pub nocolor: bool,
+
+    /// Print the version and exit
+    #[arg(long)]
+    pub version: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    // --- Running containers ---
+    /// Run a command inside a container
+    #[command(display_order = 10)]
+    Exec(NotYet),
+    /// Run a container's default command (its runscript)
+    #[command(display_order = 11)]
+    Run(NotYet),
+    /// Start an interactive shell inside a container
+    #[command(display_order = 12)]
+    Shell(NotYet),
+    /// Run a container's own tests (its %test section)
+    #[command(display_order = 13)]
+    Test(NotYet),
+    /// Show the help text written by a container's author
+    #[command(name = "run-help", display_order = 14)]
+    RunHelp(NotYet),
+    /// Manage containers running in the background as services
+    #[command(display_order = 15)]
+    Instance(NotYet),
+
+    // --- Images ---
+    /// Build a container image from a definition file, another image or a registry
+    #[command(display_order = 20)]
+    Build(NotYet),
+    /// Download an image from a registry into a SIF file
+    #[command(display_order = 21)]
+    Pull(NotYet),
+    /// Upload a SIF image to a registry
+    #[command(display_order = 22)]
+    Push(NotYet),
+    /// Delete an image from a registry
+    #[command(display_order = 23)]
+    Delete(NotYet),
+    /// Add a tag to an image in an OCI registry
+    #[command(display_order = 24)]
+    Tag(NotYet),
+    /// Search a registry for images
+    #[command(display_order = 25)]
+    Search(NotYet),
+    /// Show an image's metadata: labels, scripts, environment, definition file
+    #[command(display_order = 26)]
+    Inspect(InspectArgs),
+    /// Create writable overlay images
+    #[command(display_order = 27)]
+    Overlay(NotYet),
+    /// Read and change the objects inside a SIF file
+    #[command(alias = "siftool", display_order = 28)]
+    Sif(SifArgs),
+    /// List or clean the local image cache
+    #[command(display_order = 29)]
+    Cache(NotYet),
+
+    // --- Trust ---
+    /// Add digital signatures to a SIF image
+    #[command(display_order = 30)]
+    Sign(NotYet),
+    /// Check the digital signatures of a SIF image
+    #[command(display_order = 31)]
+    Verify(NotYet),
+    /// Manage the OpenPGP keys used to sign and verify images
+    #[command(alias = "keys", display_order = 32)]
+    Key(NotYet),
+    /// Manage the key servers used to find OpenPGP keys
+    #[command(display_order = 33)]
+    Keyserver(NotYet),
+
+    // --- Endpoints and site configuration ---
+    /// Manage remote service endpoints (libraries, key servers)
+    #[command(display_order = 40)]
+    Remote(NotYet),
+    /// Manage login credentials for OCI registries
+    #[command(display_order = 41)]
+    Registry(NotYet),
+    /// Manage the Linux capabilities granted to users and groups
+    #[command(alias = "caps", display_order = 42)]
+    Capability(NotYet),
+    /// Change the site configuration (fakeroot mappings, global settings)
+    #[command(display_order = 43)]
+    Config(NotYet),
+    /// Manage OCI bundle containers through a runc-like interface
+    #[command(display_order = 44)]
+    Oci(NotYet),
+    /// Manage plugins
+    #[command(alias = "plugins", display_order = 45)]
+    Plugin(NotYet),
+    /// Manage container checkpoints (experimental)
+    #[command(display_order = 46)]
+    Checkpoint(NotYet),
+
+    // --- This program ---
+    /// Show the version
+    #[command(display_order = 50)]
+    Version,
+    /// Print a shell completion script
+    #[command(display_order = 51)]
+    Completion(CompletionArgs),
+}
+
+impl Command {
+    /// The command's name as typed, for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Exec(_) => "exec",
+            Command::Run(_) => "run",
+            Command::Shell(_) => "shell",
+            Command::Test(_) => "test",
+            Command::RunHelp(_) => "run-help",
+            Command::Instance(_) => "instance",
+            Command::Build(_) => "build",
+            Command::Pull(_) => "pull",
+            Command::Push(_) => "push",
+            Command::Delete(_) => "delete",
+            Command::Tag(_) => "tag",
+            Command::Search(_) => "search",
+            Command::Inspect(_) => "inspect",
+            Command::Overlay(_) => "overlay",
+            Command::Sif(_) => "sif",
+            Command::Cache(_) => "cache",
+            Command::Sign(_) => "sign",
+            Command::Verify(_) => "verify",
+            Command::Key(_) => "key",
+            Command::Keyserver(_) => "keyserver",
+            Command::Remote(_) => "remote",
+            Command::Registry(_) => "registry",
+            Command::Capability(_) => "capability",
+            Command::Config(_) => "config",
+            Command::Oci(_) => "oci",
+            Command::Plugin(_) => "plugin",
+            Command::Checkpoint(_) => "checkpoint",
+            Command::Version => "version",
+            Command::Completion(_) => "completion",
+        }
+    }
+}
+
+/// Arguments of a command that Vessel does not implement yet: taken as
+/// given, so that the command can say so instead of a usage error.
+#[derive(Debug, Args)]
+pub struct NotYet {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    pub args: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  vessel inspect app.sif                 labels (the default)\n  \
+vessel inspect --runscript app.sif     the runscript\n  \
+vessel inspect --all app.sif           everything, as JSON\n  \
+vessel inspect --list-apps app.sif     the SCIF apps in the image"
+)]
+pub struct InspectArgs {
+    /// Show the labels (the default when nothing else is asked for)
+    #[arg(short = 'l', long)]
+    pub labels: bool,
+    /// Show the definition file the image was built from
+    #[arg(short = 'd', long)]
+    pub deffile: bool,
+    /// Show the runscript (what `run` does)
+    #[arg(short = 'r', long)]
+    pub runscript: bool,
+    /// Show the startscript (what `instance start` does)
+    #[arg(short = 's', long)]
+    pub startscript: bool,
+    /// Show the test script (what `test` does)
+    #[arg(short = 't', long)]
+    pub test: bool,
+    /// Show the environment scripts
+    #[arg(short = 'e', long)]
+    pub environment: bool,
+    /// Show the help text written by the image's author
+    #[arg(short = 'H', long)]
+    pub helpfile: bool,
+    /// List the SCIF apps in the image
+    #[arg(long)]
+    pub list_apps: bool,
+    /// Show the data of this SCIF app instead of the image's
+    #[arg(long, value_name = "NAME")]
+    pub app: Option<String>,
+    /// Print the result as JSON
+    #[arg(short = 'j', long)]
+    pub json: bool,
+    /// Show everything, as JSON
+    #[arg(long)]
+    pub all: bool,
+    /// The image: a SIF file, a SquashFS file or a sandbox directory
+    pub image: PathBuf,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    about = "Read and change the objects inside a SIF file",
+    long_about = "Read and change the data objects inside a SIF (Singularity Image Format) file: \
+its header, partitions, metadata and signatures. The output and arguments are those of the \
+reference siftool."
+)]
+pub struct SifArgs {
+    #[command(subcommand)]
+    pub command: SifCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SifCommand {
+    /// Show the global header
+    Header {
+        #[arg(value_name = "sif_path")]
+        path: PathBuf,
+    },
+    /// List the data objects
+    List {
+        #[arg(value_name = "sif_path")]
+        path: PathBuf,
+    },
+    /// Show every field of one data object
+    Info {
+        /// Object ID, as shown by `list`
+        id: String,
+        #[arg(value_name = "sif_path")]
+        path: PathBuf,
+    },
+    /// Write the bytes of one data object to standard output
+    Dump {
+        /// Object ID, as shown by `list`
+        id: String,
+        #[arg(value_name = "sif_path")]
+        path: PathBuf,
+    },
+    /// Create an empty SIF file
+    New {
+        #[arg(value_name = "sif_path")]
+        path: PathBuf,
+    },
+    /// Add a data object read from a file
+    #[command(after_help = "Examples:\n  \
+vessel sif add --datatype 4 --partfs 1 --parttype 2 --partarch 2 image.sif rootfs.squashfs\n  \
+vessel sif add --datatype 6 --groupid 1 --filename labels.json image.sif labels.json")]
+    Add(SifAddArgs),
+    /// Delete a data object
+    Del {
+        /// Object ID, as shown by `list`
+        id: String,
+        #[arg(value_name = "sif_path")]
+        path: PathBuf,
+    },
+    /// Make a system partition the primary one (the container's root file system)
+    Setprim {
+        /// Object ID, as shown by `list`
+        id: String,
+        #[arg(value_name = "sif_path")]
+        path: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SifAddArgs {
+    /// Object type: 1 definition file, 2 environment, 3 labels, 4 partition, 5 signature,
+    /// 6 JSON, 7 generic, 8 cryptographic message, 9 SBOM, 10 OCI root index, 11 OCI blob
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub datatype: i64,
+    /// Partition role: 1 system, 2 primary system, 3 data, 4 overlay
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub parttype: i32,
+    /// Partition file system: 1 SquashFS, 2 ext3, 3 archive, 4 raw
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub partfs: i32,
+    /// Partition architecture: 1 386, 2 amd64, 3 arm, 4 arm64, 5 ppc64, 6 ppc64le, 7 mips,
+    /// 8 mipsle, 9 mips64, 10 mips64le, 11 s390x, 12 riscv64, 13 loong64
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub partarch: i32,
+    /// Signature hash: 1 SHA-256, 2 SHA-384, 3 SHA-512, 4 BLAKE2s, 5 BLAKE2b
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub signhash: i32,
+    /// Signing key fingerprint, 40 hex digits
+    #[arg(long, default_value = "")]
+    pub signentity: String,
+    /// SBOM format: cyclonedx-json, cyclonedx-xml, github-json, spdx-json, spdx-rdf,
+    /// spdx-tag-value, spdx-yaml, syft-json
+    #[arg(long, default_value = "")]
+    pub sbomformat: String,
+    /// Object group; 0 puts the object in no group
+    #[arg(long, default_value_t = 0)]
+    pub groupid: u32,
+    /// ID of the object this one refers to
+    #[arg(long)]
+    pub link: Option<u32>,
+    /// Byte alignment of the object's start (default 4096 for partitions, none otherwise)
+    #[arg(long, allow_negative_numbers = true)]
+    pub alignment: Option<i64>,
+    /// Name stored with the object
+    #[arg(long)]
+    pub filename: Option<String>,
+    #[arg(value_name = "sif_path")]
+    pub path: PathBuf,
+    #[arg(value_name = "object_path")]
+    pub object: PathBuf,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+vessel completion bash > /etc/bash_completion.d/vessel\n  \
+vessel completion zsh > \"${fpath[1]}/_vessel\"\n  \
+vessel completion fish > ~/.config/fish/completions/vessel.fish")]
+pub struct CompletionArgs {
+    /// The shell to write the script for
+    pub shell: CompletionShell,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}

@@ -1,0 +1,82 @@
+//! One module per command: each turns parsed flags into library calls.
+
+mod inspect;
+mod sif;
+
+use std::io::Write;
+
+use anyhow::{bail, Result};
+use clap_complete::Shell;
+use vessel_config::Tool;
+
+use crate::cli::{Cli, Command, CompletionShell};
+
+/// Vessel's own version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The Apptainer release whose behaviour Vessel follows. Reported when
+/// answering as `apptainer` or `singularity`, because workflow tools read
+/// `--version` to decide which features they may use.
+pub const APPTAINER_COMPAT_VERSION: &str = "1.4.5";
+
+/// Runs a parsed command line and returns the exit status.
+pub fn run(cli: Cli, tool: Tool) -> Result<u8> {
+    if cli.global.version {
+        println!("{} version {}", version_name(tool), version(tool));
+        return Ok(0);
+    }
+    let Some(command) = cli.command else {
+        crate::cli_command(tool).print_help()?;
+        println!();
+        return Ok(0);
+    };
+    match command {
+        Command::Version => {
+            println!("{}", version(tool));
+            Ok(0)
+        }
+        Command::Completion(args) => {
+            let shell = match args.shell {
+                CompletionShell::Bash => Shell::Bash,
+                CompletionShell::Zsh => Shell::Zsh,
+                CompletionShell::Fish => Shell::Fish,
+            };
+            let mut cmd = crate::cli_command(tool);
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(shell, &mut cmd, tool.command(), &mut out);
+            out.flush()?;
+            Ok(0)
+        }
+        Command::Inspect(args) => inspect::run(args),
+        Command::Sif(args) => sif::run(args),
+        other => bail!(
+            "'{} {}' is not implemented yet in Vessel {VERSION}",
+            tool.command(),
+            other.name()
+        ),
+    }
+}
+
+/// Writes command output; a reader that went away (`| head`) is not an error.
+fn write_stdout(bytes: &[u8]) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+fn version_name(tool: Tool) -> &'static str {
+    match tool {
+        Tool::Vessel => "vessel",
+        Tool::Apptainer | Tool::Singularity => "apptainer",
+    }
+}
+
+fn version(tool: Tool) -> String {
+    match tool {
+        Tool::Vessel => VERSION.to_string(),
+        Tool::Apptainer | Tool::Singularity => {
+            format!("{APPTAINER_COMPAT_VERSION}+vessel.{VERSION}")
+        }
+    }
+}

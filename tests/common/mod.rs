@@ -1,0 +1,81 @@
+//! Shared helpers for the end-to-end tests: the built binary, the fixture
+//! corpus beside the checkout, and scratch space.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+/// The shared fixtures: `$VESSEL_FIXTURES`, else `../shared/fixtures` beside
+/// the checkout, where CI and developers have them.
+pub fn fixtures() -> PathBuf {
+    std::env::var_os("VESSEL_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"))
+}
+
+pub fn sif_fixtures() -> PathBuf {
+    fixtures().join("sif")
+}
+
+/// Test data kept in this repository.
+pub fn data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
+}
+
+pub fn vessel() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("vessel").expect("vessel binary");
+    // Messages must not depend on the developer's environment.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("APPTAINER_") || key.starts_with("SINGULARITY_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+pub fn bin_path() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("vessel")
+}
+
+/// Runs `vessel ARGS` and returns its output, whatever the status.
+pub fn run(args: &[&str]) -> Output {
+    vessel().args(args).output().expect("run vessel")
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Asserts a failure as users see it: exit 255 and exactly one `FATAL:` line
+/// that contains every one of `needles`.
+pub fn assert_fatal(out: &Output, needles: &[&str]) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(255), "stderr: {err}");
+    let lines: Vec<_> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one line, got: {err}");
+    assert!(lines[0].starts_with("FATAL:   "), "{err}");
+    for n in needles {
+        assert!(lines[0].contains(n), "{n:?} missing from: {err}");
+    }
+}
+
+/// `TwoGroupsSignedPGP` → `two-groups-signed-pgp.sif`, as the corpus names them.
+pub fn golden_image(name: &str) -> PathBuf {
+    let chars: Vec<char> = name.chars().collect();
+    let mut kebab = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        let prev_lower = i > 0 && chars[i - 1].is_ascii_lowercase();
+        let prev_upper = i > 0 && chars[i - 1].is_ascii_uppercase();
+        let next_lower = chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase());
+        if c.is_ascii_uppercase() && i > 0 && (prev_lower || (prev_upper && next_lower)) {
+            kebab.push('-');
+        }
+        kebab.push(c.to_ascii_lowercase());
+    }
+    sif_fixtures().join("images").join(format!("{kebab}.sif"))
+}
