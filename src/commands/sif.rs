@@ -148,11 +148,9 @@ fn add(args: SifAddArgs) -> Result<()> {
         1..=11 => DataType(0x4000 + args.datatype as i32),
         _ => bail!("--datatype flag is required with a valid range (1 to 11)"),
     };
+    vessel_image::check_regular_file(&args.object).map_err(|e| anyhow!("could not add {e}"))?;
     let mut object = File::open(&args.object)
         .with_context(|| format!("could not open {}", args.object.display()))?;
-    if !object.metadata()?.is_file() {
-        bail!("{} is not a regular file", args.object.display());
-    }
     let mut input = ObjectInput::new(data_type);
     input.metadata = metadata_for(data_type, &args)?;
     input.group = (args.groupid != 0).then_some(args.groupid);

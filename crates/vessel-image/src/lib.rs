@@ -9,5 +9,5 @@ mod squashfs;
 
 pub mod inspect;
 
-pub use open::{open_image, open_sif, open_sif_rw, Image, OpenError};
+pub use open::{check_regular_file, open_image, open_sif, open_sif_rw, Image, OpenError};
 pub use rootfs::RootDir;

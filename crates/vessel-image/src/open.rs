@@ -135,6 +135,18 @@ fn load(path: &Path, mut file: File) -> Result<Sif<File>, OpenError> {
     })
 }
 
+/// Checks that `path` is a regular file before it is opened, so that a FIFO
+/// or a device never blocks or feeds a reader.
+pub fn check_regular_file(path: &Path) -> Result<(), OpenError> {
+    match regular_file_or_dir(path)? {
+        true => Err(OpenError::NotAFile {
+            path: path.to_path_buf(),
+            kind: "directory",
+        }),
+        false => Ok(()),
+    }
+}
+
 /// `Ok(true)` for a directory, `Ok(false)` for a regular file, an error for
 /// anything else (following symlinks, as opening would).
 fn regular_file_or_dir(path: &Path) -> Result<bool, OpenError> {

@@ -127,15 +127,6 @@ impl<F> Sif<F> {
 
     fn validate_objects(&self) -> Result<()> {
         let h = &self.header;
-        let data_end = checked_end(h.data_offset, h.data_size)
-            .ok_or_else(|| Error::BadHeader("data offset or size is out of range".into()))?;
-        if h.data_size > 0 && data_end > self.len {
-            return Err(Error::Truncated {
-                what: "the data section".into(),
-                end: data_end,
-                len: self.len,
-            });
-        }
         let table_end = (h.descriptors_offset + h.descriptors_size) as u64;
         let mut ids = Vec::new();
         let mut extents = Vec::new();
@@ -191,6 +182,15 @@ impl<F> Sif<F> {
                     end: a_end,
                 });
             }
+        }
+        let data_end = checked_end(h.data_offset, h.data_size)
+            .ok_or_else(|| Error::BadHeader("data offset or size is out of range".into()))?;
+        if h.data_size > 0 && data_end > self.len {
+            return Err(Error::Truncated {
+                what: "the data section".into(),
+                end: data_end,
+                len: self.len,
+            });
         }
         Ok(())
     }
