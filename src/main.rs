@@ -71,6 +71,12 @@ fn main() -> ExitCode {
         }
     }
 
+    tracing::trace!(
+        "{} version: {} (Vessel {})",
+        tool.product(),
+        commands::APPTAINER_COMPAT_VERSION,
+        commands::VERSION
+    );
     match commands::run(cli, tool) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

@@ -237,6 +237,7 @@ pub fn inspect(image: &mut Image, req: &Request) -> Result<Metadata, InspectErro
                 None => None,
             };
             if let Some(stored) = stored {
+                tracing::trace!("Using {METADATA_OBJECT} SIF descriptor");
                 from_stored(stored.data.attributes, req, deffile_id.is_some())
             } else {
                 let part = sif.primary_partition().copied().ok_or_else(|| {
@@ -256,6 +257,9 @@ pub fn inspect(image: &mut Image, req: &Request) -> Result<Metadata, InspectErro
                     Some(id) => Some(sif.read_object(id, METADATA_LIMIT)?),
                     None => None,
                 };
+                tracing::trace!(
+                    "No {METADATA_OBJECT} SIF descriptor found, reading the root file system"
+                );
                 let unpacked =
                     unpack_metadata(path, part.offset as u64).map_err(InspectError::Image)?;
                 let root = RootDir::new(unpacked.path().join("root"));
