@@ -614,8 +614,10 @@ mod tests {
 
     #[test]
     fn json_escapes_html_like_go() {
-        let mut a = Attributes::default();
-        a.runscript = "a && b > c < d\u{2028}".into();
+        let a = Attributes {
+            runscript: "a && b > c < d\u{2028}".into(),
+            ..Attributes::default()
+        };
         let json = render_json(&Metadata::with(a));
         assert!(json.contains(r#""runscript": "a \u0026\u0026 b \u003e c \u003c d\u2028""#));
     }

@@ -44,3 +44,24 @@ pub use header::{
 };
 pub use image::Sif;
 pub use types::{Arch, DataType, FormatType, FsType, HashType, MessageType, PartType, SbomFormat};
+
+/// Everything a reader does with an untrusted file, in one call: the fuzz
+/// target and its regression tests share it. Returns whether the file loaded.
+#[doc(hidden)]
+pub fn exercise_untrusted(data: &[u8]) -> bool {
+    let Ok(mut sif) = Sif::load(std::io::Cursor::new(data)) else {
+        return false;
+    };
+    let _ = report::header(sif.header());
+    let _ = report::list(&sif);
+    let ids: Vec<u32> = sif.descriptors().map(|d| d.id).collect();
+    for id in ids {
+        let _ = report::info(&sif, id);
+        let object = sif.read_object(id, 1 << 20);
+        if let Ok(bytes) = object {
+            assert_eq!(bytes.len() as i64, sif.descriptor(id).unwrap().size);
+        }
+    }
+    let _ = sif.primary_partition();
+    true
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what Vessel needs on a Debian or Ubuntu machine, from the
+# distribution's packages only. Idempotent; run as root (or with sudo).
+set -euo pipefail
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+packages=(
+  # Reading SquashFS root file systems (inspect of images without stored metadata).
+  squashfs-tools
+  # The reference Go SIF library, built into `siftool` as a test oracle.
+  golang-go golang-github-sylabs-sif-dev
+  # A tiny static root file system for the demo image; mkfifo and friends.
+  busybox-static coreutils util-linux
+  # Build tools for Rust crates that compile C.
+  build-essential pkg-config
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "==> installing: ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 "${missing[@]}" >/dev/null
+fi
+
+# Distributions ship /dev/fuse world-usable; some machines have it 0600,
+# which would stop unprivileged FUSE mounts.
+if [ -e /dev/fuse ] && [ "$(stat -c %a /dev/fuse)" != 666 ]; then
+  as_root chmod 0666 /dev/fuse
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "error: cargo is not installed; install a Rust toolchain (https://rustup.rs) and re-run" >&2
+  exit 1
+fi

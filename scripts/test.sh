@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: system packages, formatting and lints,
+# every unit and end-to-end test (with the reference Go siftool as an oracle),
+# an unprivileged smoke test, and a bounded fuzz run of the SIF parser.
+#
+# Environment: FUZZ_SECONDS (default 60; 0 skips fuzzing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+scripts/install-deps.sh
+
+export VESSEL_FIXTURES=${VESSEL_FIXTURES:-$root/../shared/fixtures}
+if [ ! -d "$VESSEL_FIXTURES/sif" ]; then
+  echo "error: the shared fixtures are missing: expected $VESSEL_FIXTURES/sif (set VESSEL_FIXTURES)" >&2
+  exit 1
+fi
+
+tools=$(mktemp -d)
+trap 'rm -rf "$tools"' EXIT
+echo "==> building the reference siftool (Go, from Debian's sources)"
+.ci/build-siftool.sh "$tools/siftool"
+export VESSEL_SIFTOOL=$tools/siftool
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+echo "==> cargo test"
+cargo test --workspace --quiet 2>&1 | tee "$tools/test.log"
+status=${PIPESTATUS[0]}
+[ "$status" -eq 0 ] || exit "$status"
+
+echo "==> unprivileged smoke test (user vtest)"
+id vtest >/dev/null 2>&1 || useradd -m -s /bin/bash vtest
+cargo build --quiet
+bin=$tools/vessel
+install -m 0755 target/debug/vessel "$bin"
+chmod 0755 "$tools"
+as_vtest() {
+  setpriv --reuid=vtest --regid=vtest --init-groups \
+    env -i HOME=/home/vtest USER=vtest PATH=/usr/bin:/bin TMPDIR=/tmp "$@"
+}
+smoke_img=$tools/smoke.sif
+cp "$VESSEL_FIXTURES/sif/singularity-3.4/busybox-localimage.sif" "$smoke_img"
+chmod 0644 "$smoke_img"
+out=$(as_vtest "$bin" inspect --runscript "$smoke_img")
+[ "$out" = "$(printf '#!/bin/sh\n\n    echo "run: $FOO $*"')" ] || { echo "unexpected: $out" >&2; exit 1; }
+as_vtest "$bin" sif list "$smoke_img" >/dev/null
+echo "unprivileged inspect and sif list: ok"
+
+fuzz_seconds=${FUZZ_SECONDS:-60}
+if [ "$fuzz_seconds" -gt 0 ]; then
+  echo "==> fuzzing the SIF parser for ${fuzz_seconds}s"
+  .ci/fuzz.sh "$fuzz_seconds"
+fi
+
+# The closing line CI reads: the counts of the cargo test run above.
+awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "%d passed, %d failed, %d skipped\n", p, f, i }' \
+  "$tools/test.log"
