@@ -50,99 +50,77 @@ fn input(name: &str) -> String {
         .to_string()
 }
 
-/// The same sequence of changes for either tool; `tool` is `vessel sif` or
-/// the reference siftool.
+/// The same sequence of changes, run by either tool: `vessel sif` or the
+/// reference siftool. Returns the IDs of the objects made.
 fn build(run_tool: &dyn Fn(&[&str]), image: &str, fp: &str) -> Vec<&'static str> {
-    let steps: Vec<Vec<String>> = vec![
-        vec!["new".into(), image.into()],
-        vec![
-            "add",
-            "--datatype",
-            "4",
-            "--parttype",
-            "2",
-            "--partfs",
-            "1",
-            "--partarch",
-            "2",
-        ]
-        .into_iter()
-        .map(String::from)
-        .chain([image.into(), input("root.squashfs")])
-        .collect(),
-        [
-            "add",
-            "--datatype",
-            "6",
-            "--groupid",
-            "1",
-            "--filename",
-            "data.json",
-        ]
-        .into_iter()
-        .map(String::from)
-        .chain([image.into(), input("oci-config.json")])
-        .collect(),
-        [
-            "add",
+    let add = |flags: &[&str], object: &str| {
+        let mut args = vec!["add"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&[image, object]);
+        run_tool(&args);
+    };
+    run_tool(&["new", image]);
+    let primary = [
+        "--datatype",
+        "4",
+        "--parttype",
+        "2",
+        "--partfs",
+        "1",
+        "--partarch",
+        "2",
+    ];
+    add(&primary, &input("root.squashfs"));
+    let json = [
+        "--datatype",
+        "6",
+        "--groupid",
+        "1",
+        "--filename",
+        "data.json",
+    ];
+    add(&json, &input("oci-config.json"));
+    add(
+        &[
             "--datatype",
             "9",
             "--sbomformat",
             "github",
             "--groupid",
             "1",
-        ]
-        .into_iter()
-        .map(String::from)
-        .chain([image.into(), input("sbom.cdx.json")])
-        .collect(),
-        [
-            "add",
-            "--datatype",
-            "5",
-            "--signhash",
-            "2",
-            "--signentity",
-            fp,
-            "--link",
-            "1",
-        ]
-        .into_iter()
-        .map(String::from)
-        .chain([image.into(), input("index.json")])
-        .collect(),
-        ["add", "--datatype", "8"]
-            .into_iter()
-            .map(String::from)
-            .chain([image.into(), input("sbom.cdx.json")])
-            .collect(),
-        ["add", "--datatype", "7", "--alignment", "512"]
-            .into_iter()
-            .map(String::from)
-            .chain([image.into(), input("index.json")])
-            .collect(),
-        [
-            "add",
-            "--datatype",
-            "4",
-            "--parttype",
-            "1",
-            "--partfs",
-            "2",
-            "--partarch",
-            "1",
-            "--groupid",
-            "2",
-        ]
-        .into_iter()
-        .map(String::from)
-        .chain([image.into(), input("root.ext3")])
-        .collect(),
+        ],
+        &input("sbom.cdx.json"),
+    );
+    let signature = [
+        "--datatype",
+        "5",
+        "--signhash",
+        "2",
+        "--signentity",
+        fp,
+        "--link",
+        "1",
     ];
-    for step in &steps {
-        let args: Vec<&str> = step.iter().map(String::as_str).collect();
-        run_tool(&args);
-    }
+    add(&signature, &input("index.json"));
+    add(&["--datatype", "8"], &input("sbom.cdx.json"));
+    add(
+        &["--datatype", "7", "--alignment", "512"],
+        &input("index.json"),
+    );
+    let system = [
+        "--datatype",
+        "4",
+        "--parttype",
+        "1",
+        "--partfs",
+        "2",
+        "--partarch",
+        "1",
+    ];
+    add(
+        &[&system[..], &["--groupid", "2"]].concat(),
+        &input("root.ext3"),
+    );
     vec!["1", "2", "3", "4", "5", "6", "7"]
 }
 

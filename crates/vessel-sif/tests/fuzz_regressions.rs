@@ -24,11 +24,16 @@ fn past_crashes_stay_fixed() {
 fn every_truncation_of_a_real_image_is_handled() {
     let fixtures = std::env::var_os("VESSEL_FIXTURES")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
+        });
     let data = std::fs::read(fixtures.join("sif/images/two-groups-signed-pgp.sif")).unwrap();
     assert!(vessel_sif::exercise_untrusted(&data));
     let mut loaded = 0;
-    for len in (0..data.len()).step_by(97).chain([127, 128, 4096, 32175, 32176]) {
+    for len in (0..data.len())
+        .step_by(97)
+        .chain([127, 128, 4096, 32175, 32176])
+    {
         if vessel_sif::exercise_untrusted(&data[..len]) {
             loaded += 1;
         }
