@@ -58,17 +58,22 @@ pub struct GlobalArgs {
 pub enum Command {
     // --- Running containers ---
     /// Run a command inside a container
-    #[command(display_order = 10)]
-    Exec(NotYet),
+    #[command(
+        display_order = 10,
+        after_help = "Examples:\n  vessel exec app.sif python3 train.py --epochs 10\n  \
+vessel exec --bind /scratch/$USER:/data app.sif ls /data\n  \
+srun vessel exec app.sif ./simulation"
+    )]
+    Exec(ActionArgs),
     /// Run a container's default command (its runscript)
     #[command(display_order = 11)]
-    Run(NotYet),
+    Run(ActionArgs),
     /// Start an interactive shell inside a container
     #[command(display_order = 12)]
-    Shell(NotYet),
+    Shell(ShellArgs),
     /// Run a container's own tests (its %test section)
     #[command(display_order = 13)]
-    Test(NotYet),
+    Test(ActionArgs),
     /// Show the help text written by a container's author
     #[command(name = "run-help", display_order = 14)]
     RunHelp(NotYet),
@@ -189,6 +194,107 @@ impl Command {
             Command::Completion(_) => "completion",
         }
     }
+}
+
+/// Options of `exec`, `run`, `shell` and `test`.
+#[derive(Debug, Args)]
+pub struct ActionArgs {
+    /// Bind a host path into the container: SRC[:DST[:ro|rw]], comma-separated or repeated
+    #[arg(short = 'B', long = "bind", value_name = "SPEC")]
+    pub bind: Vec<String>,
+    /// Bind in Docker's syntax: type=bind,src=SRC,dst=DST[,ro]
+    #[arg(long = "mount", value_name = "SPEC")]
+    pub mount: Vec<String>,
+    /// Use a minimal /dev and empty home and temporary directories
+    #[arg(short = 'c', long)]
+    pub contain: bool,
+    /// Contain file systems, PIDs, IPC and the environment (--contain --pid --ipc --cleanenv)
+    #[arg(short = 'C', long)]
+    pub containall: bool,
+    /// Do not pass the host's environment (except TERM, proxies and launcher variables)
+    #[arg(short = 'e', long)]
+    pub cleanenv: bool,
+    /// Set a variable in the container: KEY=VALUE (repeatable; beats every other source)
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Set the variables of a file of KEY=VALUE lines
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// Host variables not to pass into the container
+    #[arg(long = "no-env", value_name = "NAME", value_delimiter = ',')]
+    pub no_env: Vec<String>,
+    /// Take variable values literally, without shell expansion
+    #[arg(long)]
+    pub no_eval: bool,
+    /// Do not mount the home directory
+    #[arg(long)]
+    pub no_home: bool,
+    /// Home directory: SRC[:DST] (default: your home, at the same path)
+    #[arg(short = 'H', long, value_name = "SPEC")]
+    pub home: Option<String>,
+    /// Leave out default mounts: proc, sys, dev, tmp, home, cwd, bind-paths, or a path such as /etc/hosts
+    #[arg(long = "no-mount", value_name = "WHAT", value_delimiter = ',')]
+    pub no_mount: Vec<String>,
+    /// Empty writable directories at these container paths
+    #[arg(short = 'S', long, value_name = "PATH", value_delimiter = ',')]
+    pub scratch: Vec<PathBuf>,
+    /// Host directory holding /tmp, /var/tmp, home and scratch under --contain
+    #[arg(short = 'W', long, value_name = "DIR")]
+    pub workdir: Option<PathBuf>,
+    /// Initial working directory in the container
+    #[arg(long, visible_alias = "pwd", value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+    /// Mount a sandbox directory read-write
+    #[arg(short = 'w', long)]
+    pub writable: bool,
+    /// Make the container writable, with changes kept in memory and discarded at exit
+    #[arg(long)]
+    pub writable_tmpfs: bool,
+    /// Size of the memory behind --writable-tmpfs, in MiB
+    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    pub writable_tmpfs_size: u64,
+    /// Overlay directory: DIR (changes go there) or DIR:ro
+    #[arg(short = 'o', long, value_name = "DIR[:ro]")]
+    pub overlay: Vec<String>,
+    /// Run in a new PID namespace (with a small init that reaps zombies)
+    #[arg(short = 'p', long)]
+    pub pid: bool,
+    /// Run in a new IPC namespace
+    #[arg(short = 'i', long)]
+    pub ipc: bool,
+    /// Run in a new UTS namespace
+    #[arg(long)]
+    pub uts: bool,
+    /// Set the host name (implies --uts)
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<String>,
+    /// Run in a new network namespace (loopback only)
+    #[arg(short = 'n', long)]
+    pub net: bool,
+    /// Run a SCIF app of the image
+    #[arg(long, value_name = "NAME")]
+    pub app: Option<String>,
+    /// Always use a user namespace (Vessel always does; accepted for compatibility)
+    #[arg(short = 'u', long)]
+    pub userns: bool,
+    /// The image (SIF, SquashFS or sandbox directory), then the command and its arguments
+    #[arg(
+        value_name = "IMAGE [ARGS]...",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub rest: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct ShellArgs {
+    /// The shell to start (default: /bin/bash, else /bin/sh)
+    #[arg(short = 's', long, value_name = "PATH")]
+    pub shell: Option<String>,
+    #[command(flatten)]
+    pub action: ActionArgs,
 }
 
 /// Arguments of a command that Vessel does not implement yet: taken as

@@ -61,7 +61,7 @@ fn main() -> ExitCode {
     };
     let style = Style::detect(g.nocolor || env_flag(vars::NOCOLOR));
     logging::init(level, style);
-    for var in vars::ALL {
+    for var in vars::GLOBAL {
         let (_, warning, info) = env(*var);
         if let Some(w) = warning {
             tracing::warn!("{w}");

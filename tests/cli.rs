@@ -72,9 +72,6 @@ fn personas_answer_as_their_tool() {
 #[test]
 fn commands_not_implemented_yet_fail_clearly() {
     for args in [
-        vec!["exec", "app.sif", "python", "--version"],
-        vec!["run", "app.sif"],
-        vec!["shell", "app.sif"],
         vec!["build", "out.sif", "app.def"],
         vec!["pull", "docker://busybox"],
         vec!["instance", "start", "app.sif", "web"],

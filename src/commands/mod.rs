@@ -1,5 +1,6 @@
 //! One module per command: each turns parsed flags into library calls.
 
+mod action;
 mod inspect;
 mod sif;
 
@@ -46,6 +47,10 @@ pub fn run(cli: Cli, tool: Tool) -> Result<u8> {
             out.flush()?;
             Ok(0)
         }
+        Command::Exec(args) => action::run(tool, action::Verb::Exec, args),
+        Command::Run(args) => action::run(tool, action::Verb::Run, args),
+        Command::Test(args) => action::run(tool, action::Verb::Test, args),
+        Command::Shell(args) => action::run(tool, action::Verb::Shell(args.shell), args.action),
         Command::Inspect(args) => inspect::run(args),
         Command::Sif(args) => sif::run(args),
         other => bail!(

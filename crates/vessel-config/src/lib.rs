@@ -28,6 +28,129 @@ pub mod vars {
         "Numeric message level: -3 errors only, -1 quiet, 1 normal, 4 verbose, 5 debug.",
     );
 
+    /// The global message variables, checked (and their prefix conflicts
+    /// reported) on every run.
+    pub const GLOBAL: &[EnvVar] = &[DEBUG, VERBOSE, QUIET, SILENT, NOCOLOR, MESSAGELEVEL];
+
+    // Options of exec, run, shell and test.
+    pub const BIND: EnvVar =
+        EnvVar::new("BIND", "Bind paths, added to --bind (src[:dst[:ro|rw]],…).");
+    pub const BINDPATH: EnvVar =
+        EnvVar::new("BINDPATH", "Bind paths, added to --bind (like BIND).");
+    pub const MOUNT: EnvVar =
+        EnvVar::new("MOUNT", "Mounts, added to --mount (type=bind,src=…,dst=…).");
+    pub const CONTAIN: EnvVar = EnvVar::new(
+        "CONTAIN",
+        "Use minimal /dev and empty home and temporary directories (like --contain).",
+    );
+    pub const CONTAINALL: EnvVar = EnvVar::new(
+        "CONTAINALL",
+        "Contain file systems, PID, IPC and environment (like --containall).",
+    );
+    pub const CLEANENV: EnvVar = EnvVar::new(
+        "CLEANENV",
+        "Do not pass the host environment (like --cleanenv).",
+    );
+    pub const NO_HOME: EnvVar = EnvVar::new(
+        "NO_HOME",
+        "Do not mount the home directory (like --no-home).",
+    );
+    pub const HOME: EnvVar = EnvVar::new("HOME", "Home directory to use, SRC[:DST] (like --home).");
+    pub const CWD: EnvVar = EnvVar::new(
+        "CWD",
+        "Initial working directory in the container (like --cwd).",
+    );
+    pub const PWD: EnvVar = EnvVar::new(
+        "PWD",
+        "Initial working directory in the container (like --pwd).",
+    );
+    pub const TARGET_PWD: EnvVar = EnvVar::new(
+        "TARGET_PWD",
+        "Initial working directory in the container (like --pwd).",
+    );
+    pub const WRITABLE: EnvVar =
+        EnvVar::new("WRITABLE", "Mount a sandbox read-write (like --writable).");
+    pub const WRITABLE_TMPFS: EnvVar = EnvVar::new(
+        "WRITABLE_TMPFS",
+        "Make the container writable, changes kept in memory (like --writable-tmpfs).",
+    );
+    pub const OVERLAY: EnvVar = EnvVar::new("OVERLAY", "Overlay directories (like --overlay).");
+    pub const PID: EnvVar = EnvVar::new("PID", "Run in a new PID namespace (like --pid).");
+    pub const UNSHARE_PID: EnvVar =
+        EnvVar::new("UNSHARE_PID", "Run in a new PID namespace (like --pid).");
+    pub const IPC: EnvVar = EnvVar::new("IPC", "Run in a new IPC namespace (like --ipc).");
+    pub const UNSHARE_IPC: EnvVar =
+        EnvVar::new("UNSHARE_IPC", "Run in a new IPC namespace (like --ipc).");
+    pub const UTS: EnvVar = EnvVar::new("UTS", "Run in a new UTS namespace (like --uts).");
+    pub const UNSHARE_UTS: EnvVar =
+        EnvVar::new("UNSHARE_UTS", "Run in a new UTS namespace (like --uts).");
+    pub const NET: EnvVar = EnvVar::new("NET", "Run in a new network namespace (like --net).");
+    pub const UNSHARE_NET: EnvVar = EnvVar::new(
+        "UNSHARE_NET",
+        "Run in a new network namespace (like --net).",
+    );
+    pub const HOSTNAME: EnvVar =
+        EnvVar::new("HOSTNAME", "Host name in the container (like --hostname).");
+    pub const SCRATCH: EnvVar = EnvVar::new("SCRATCH", "Scratch directories (like --scratch).");
+    pub const SCRATCHDIR: EnvVar =
+        EnvVar::new("SCRATCHDIR", "Scratch directories (like --scratch).");
+    pub const WORKDIR: EnvVar = EnvVar::new(
+        "WORKDIR",
+        "Host directory for contained /tmp, /var/tmp and home (like --workdir).",
+    );
+    pub const NO_MOUNT: EnvVar =
+        EnvVar::new("NO_MOUNT", "Default mounts to leave out (like --no-mount).");
+    pub const ENV_FILE: EnvVar = EnvVar::new(
+        "ENV_FILE",
+        "Files of variables to set in the container (like --env-file).",
+    );
+    pub const NOENV: EnvVar = EnvVar::new("NOENV", "Host variables not to pass (like --no-env).");
+    pub const NO_EVAL: EnvVar = EnvVar::new(
+        "NO_EVAL",
+        "Do not evaluate variable values (like --no-eval).",
+    );
+    pub const APP: EnvVar = EnvVar::new("APP", "SCIF app to run (like --app).");
+    pub const SHELL: EnvVar = EnvVar::new("SHELL", "Shell for `shell` (like --shell).");
+
     /// Every variable, for documentation.
-    pub const ALL: &[EnvVar] = &[DEBUG, VERBOSE, QUIET, SILENT, NOCOLOR, MESSAGELEVEL];
+    pub const ALL: &[EnvVar] = &[
+        DEBUG,
+        VERBOSE,
+        QUIET,
+        SILENT,
+        NOCOLOR,
+        MESSAGELEVEL,
+        BIND,
+        BINDPATH,
+        MOUNT,
+        CONTAIN,
+        CONTAINALL,
+        CLEANENV,
+        NO_HOME,
+        HOME,
+        CWD,
+        PWD,
+        TARGET_PWD,
+        WRITABLE,
+        WRITABLE_TMPFS,
+        OVERLAY,
+        PID,
+        UNSHARE_PID,
+        IPC,
+        UNSHARE_IPC,
+        UTS,
+        UNSHARE_UTS,
+        NET,
+        UNSHARE_NET,
+        HOSTNAME,
+        SCRATCH,
+        SCRATCHDIR,
+        WORKDIR,
+        NO_MOUNT,
+        ENV_FILE,
+        NOENV,
+        NO_EVAL,
+        APP,
+        SHELL,
+    ];
 }

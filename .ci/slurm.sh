@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# A throwaway single-node Slurm cluster (munge + slurmctld + slurmd) for tests.
+#   .ci/slurm.sh start|stop|status STATE_DIR
+# Run as root. Needs the Debian packages munge slurmctld slurmd slurm-client.
+# PID 1 on CI machines is not systemd, so the daemons are started by hand and
+# stopped by the PIDs recorded in STATE_DIR (never by name).
+set -euo pipefail
+
+cmd=${1:-} state=${2:-}
+if [ -z "$cmd" ] || [ -z "$state" ]; then
+  echo "usage: $0 start|stop|status STATE_DIR" >&2
+  exit 2
+fi
+daemons=(munged slurmctld slurmd)
+
+# True while PID runs as the daemon we started. A zombie counts as gone
+# (killed daemons may stay <defunct> for minutes when PID 1 does not reap),
+# and a recycled PID running something else is not ours.
+alive() {
+  local pid=$1 name=$2 st
+  [ -r "/proc/$pid/stat" ] || return 1
+  st=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+  [ "$st" != Z ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$name" ]
+}
+
+pid_of() { cat "$state/$1.pid" 2>/dev/null || true; }
+
+# Waits up to $3 tenths of a second for a daemon to exit.
+wait_gone() {
+  local i
+  for ((i = 0; i < $3; i++)); do alive "$1" "$2" || return 0; sleep 0.1; done
+  return 1
+}
+
+stop() {
+  local d pid
+  # slurmstepd outlives slurmd by design: end the jobs while slurmctld still
+  # runs so that no job processes are left behind.
+  pid=$(pid_of slurmctld)
+  if [ -n "$pid" ] && alive "$pid" slurmctld; then
+    timeout 5 squeue -h -o %A 2>/dev/null | xargs -r timeout 5 scancel 2>/dev/null || true
+    for _ in $(seq 150); do
+      [ -z "$(timeout 5 squeue -h -o %A 2>/dev/null)" ] && break
+      sleep 0.1
+    done
+  fi
+  # Compute daemon first, munge last: the others need munge to shut down.
+  for d in slurmd slurmctld munged; do
+    pid=$(pid_of "$d")
+    if [ -n "$pid" ] && alive "$pid" "$d"; then
+      kill -TERM "$pid" 2>/dev/null || true
+      if ! wait_gone "$pid" "$d" 150; then
+        kill -KILL "$pid" 2>/dev/null || true
+        wait_gone "$pid" "$d" 50 || { echo "slurm.sh: $d (pid $pid) will not die" >&2; return 1; }
+      fi
+    fi
+    rm -f "$state/$d.pid"
+  done
+  # proctrack/linuxproc follows parent links only: a job's process reparented
+  # to PID 1 (its script exited, or was killed by scancel while it ignored
+  # TERM) escapes the KillWait SIGKILL. Such leftovers still carry the job
+  # environment, which names this cluster.
+  local e
+  for e in /proc/[0-9]*/environ; do
+    pid=${e#/proc/}; pid=${pid%/environ}
+    if [ "$pid" != $$ ] && grep -sqxz SLURM_CLUSTER_NAME=vessel-ci "$e"; then
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  done
+}
+
+status() {
+  local d pid rc=0
+  for d in "${daemons[@]}"; do
+    pid=$(pid_of "$d")
+    if [ -n "$pid" ] && alive "$pid" "$d"; then echo "$d: running (pid $pid)"
+    else echo "$d: stopped"; rc=1; fi
+  done
+  [ $rc -eq 0 ] && sinfo -h -o 'node %N: %t' 2>/dev/null
+  return $rc
+}
+
+fail() {
+  echo "slurm.sh: $*" >&2
+  for d in "${daemons[@]}"; do
+    [ -s "$state/$d.log" ] && { echo "--- $state/$d.log (tail)" >&2; tail -n 20 "$state/$d.log" >&2; }
+  done
+  stop || true
+  exit 1
+}
+
+start() {
+  local p missing=() d mem_mb
+  for p in munge slurmctld slurmd slurm-client; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "slurm.sh: missing packages: ${missing[*]} (apt-get install -y ${missing[*]})" >&2
+    exit 1
+  fi
+  [ "$(id -u)" -eq 0 ] || { echo "slurm.sh: start must run as root" >&2; exit 1; }
+
+  stop # leftovers of an earlier start with this STATE_DIR
+  # Another cluster would hold the ports and the munge socket.
+  for d in "${daemons[@]}"; do
+    for p in $(pgrep -x "$d" || true); do
+      alive "$p" "$d" || continue
+      echo "slurm.sh: $d (pid $p) is running but was not started with state dir $state; stop it first" >&2
+      exit 1
+    done
+  done
+
+  # slurmd refuses a node whose RealMemory exceeds the real one: stay 10% under.
+  mem_mb=$(awk '/^MemTotal:/ { printf "%d", $2 / 1024 * 0.9 }' /proc/meminfo)
+  mkdir -p /etc/slurm
+  # World-readable: srun/sbatch/sinfo read it as the calling user.
+  install -m 0644 /dev/stdin /etc/slurm/slurm.conf <<EOF
+ClusterName=vessel-ci
+SlurmctldHost=localhost(127.0.0.1)
+SlurmUser=slurm
+AuthType=auth/munge
+StateSaveLocation=/var/spool/slurmctld
+SlurmdSpoolDir=/var/spool/slurmd
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+MpiDefault=none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+ReturnToService=2
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+NodeName=localhost NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=$mem_mb State=UNKNOWN
+PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+EOF
+
+  mkdir -p "$state" /run/munge /var/lib/munge /var/log/munge /var/spool/slurmctld /var/spool/slurmd
+  chown munge: /run/munge /var/lib/munge /var/log/munge
+  chmod 0755 /run/munge # clients (any user) connect to the socket in it
+  chown slurm: /var/spool/slurmctld
+  if [ ! -s /etc/munge/munge.key ]; then
+    mkdir -p /etc/munge
+    dd if=/dev/urandom of=/etc/munge/munge.key bs=128 count=1 status=none
+    chown munge: /etc/munge /etc/munge/munge.key
+    chmod 0400 /etc/munge/munge.key
+  fi
+
+  # setsid + redirections: the daemons must not hold the caller's terminal or
+  # stdout pipe open (a `$(slurm.sh start)` would never return). setpriv execs,
+  # so $! is munged itself.
+  setsid setpriv --reuid=munge --regid=munge --init-groups /usr/sbin/munged -F \
+    </dev/null >"$state/munged.log" 2>&1 &
+  echo $! >"$state/munged.pid"
+  for _ in $(seq 100); do [ -S /run/munge/munge.socket.2 ] && munge -n </dev/null >/dev/null 2>&1 && break; sleep 0.1; done
+  munge -n </dev/null >/dev/null 2>&1 || fail "munged did not come up"
+
+  # -c: forget jobs of an earlier cluster kept in StateSaveLocation.
+  setsid /usr/sbin/slurmctld -D -c -i </dev/null >"$state/slurmctld.log" 2>&1 &
+  echo $! >"$state/slurmctld.pid"
+  setsid /usr/sbin/slurmd -D -N localhost </dev/null >"$state/slurmd.log" 2>&1 &
+  echo $! >"$state/slurmd.pid"
+
+  # Bounded by the clock, not a count: sinfo itself may block while the
+  # controller is not yet answering.
+  SECONDS=0
+  while [ $SECONDS -lt 30 ]; do
+    case $(timeout 5 sinfo -h -n localhost -o %t 2>/dev/null) in
+      idle) echo "slurm: node localhost idle after $SECONDS s (CPUs=$(nproc) RealMemory=$mem_mb, logs in $state)"; return 0 ;;
+      drain*) fail "node drained: $(sinfo -h -R 2>&1)" ;; # e.g. RealMemory too high
+    esac
+    for d in "${daemons[@]}"; do alive "$(pid_of "$d")" "$d" || fail "$d exited"; done
+    sleep 0.1
+  done
+  fail "node not idle after 30 s: $(sinfo 2>&1 | tail -n +2)"
+}
+
+case $cmd in
+  start) start ;;
+  stop) stop ;;
+  status) status ;;
+  *) echo "usage: $0 start|stop|status STATE_DIR" >&2; exit 2 ;;
+esac

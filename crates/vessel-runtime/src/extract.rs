@@ -1,0 +1,330 @@
+//! The `extract` image driver: a SquashFS partition unpacked once into a
+//! node-local cache, keyed by the partition's SHA-256 digest, and shared by
+//! every later run and job on the node.
+//!
+//! Concurrency: each entry has a lock file. Users of an entry hold a shared
+//! lock for as long as their container runs; the first user of a new entry
+//! takes the exclusive lock, unpacks into a temporary directory and renames
+//! it into place, so 16 ranks starting at once extract once and none sees a
+//! half-written tree. Eviction (least recently used, beyond the size bound)
+//! only removes entries it can lock exclusively, so never one in use.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sha2::{Digest, Sha256};
+use vessel_sys::path::{flock, Flock};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    #[error("extract cache {dir}: {source}")]
+    Cache {
+        dir: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("unsquashfs (from squashfs-tools) is needed to run SIF and SquashFS images without privilege: install squashfs-tools")]
+    NoUnsquashfs,
+    #[error("unpacking {path} failed: {detail}")]
+    Unpack { path: PathBuf, detail: String },
+}
+
+/// A node-local cache of unpacked root file systems.
+pub struct ExtractCache {
+    dir: PathBuf,
+    max_bytes: u64,
+}
+
+/// An unpacked root file system, kept from eviction while this lives.
+pub struct Extracted {
+    pub root: PathBuf,
+    pub digest: String,
+    _lock: OwnedFd,
+}
+
+impl ExtractCache {
+    pub fn new(dir: &Path, max_bytes: u64) -> Result<Self, ExtractError> {
+        let err = |source| ExtractError::Cache {
+            dir: dir.to_path_buf(),
+            source,
+        };
+        fs::create_dir_all(dir.join("digests")).map_err(err)?;
+        // Private: other users must not plant trees here for us to run.
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(err)?;
+        Ok(ExtractCache {
+            dir: dir.to_path_buf(),
+            max_bytes,
+        })
+    }
+
+    /// The unpacked root of the SquashFS at `offset`/`size` in `image`.
+    pub fn get(&self, image: &Path, offset: u64, size: u64) -> Result<Extracted, ExtractError> {
+        let digest = self.partition_digest(image, offset, size)?;
+        let entry = self.dir.join(&digest);
+        let lock = self.lock_file(&digest)?;
+        flock(&lock, Flock::Shared).map_err(|e| self.cache_err(e.errno))?;
+        if entry.join("root").is_dir() {
+            touch(&entry);
+            return Ok(Extracted {
+                root: entry.join("root"),
+                digest,
+                _lock: lock,
+            });
+        }
+        // Upgrade to exclusive: the first process unpacks, the others wait
+        // here and find the entry ready when they get the lock.
+        flock(&lock, Flock::Exclusive).map_err(|e| self.cache_err(e.errno))?;
+        if !entry.join("root").is_dir() {
+            tracing::info!(
+                "Extracting {} to the node-local cache (first use on this node)",
+                image.display()
+            );
+            self.unpack(image, offset, &digest)?;
+        }
+        touch(&entry);
+        flock(&lock, Flock::Shared).map_err(|e| self.cache_err(e.errno))?;
+        self.evict(&digest);
+        Ok(Extracted {
+            root: entry.join("root"),
+            digest,
+            _lock: lock,
+        })
+    }
+
+    fn cache_err(&self, source: io::Error) -> ExtractError {
+        ExtractError::Cache {
+            dir: self.dir.clone(),
+            source,
+        }
+    }
+
+    fn lock_file(&self, digest: &str) -> Result<OwnedFd, ExtractError> {
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(self.dir.join(format!("{digest}.lock")))
+            .map_err(|e| self.cache_err(e))?;
+        Ok(f.into())
+    }
+
+    /// The partition's SHA-256, remembered per file version (device, inode,
+    /// size and change times) so that it is computed once, not per run.
+    fn partition_digest(
+        &self,
+        image: &Path,
+        offset: u64,
+        size: u64,
+    ) -> Result<String, ExtractError> {
+        let read_err = |source| ExtractError::Read {
+            path: image.to_path_buf(),
+            source,
+        };
+        let mut file = File::open(image).map_err(read_err)?;
+        let m = file.metadata().map_err(read_err)?;
+        let key = hex(&Sha256::digest(format!(
+            "{}:{}:{}:{}.{}:{}.{}:{offset}:{size}",
+            m.dev(),
+            m.ino(),
+            m.size(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec()
+        )));
+        let memo = self.dir.join("digests").join(&key);
+        if let Ok(d) = fs::read_to_string(&memo) {
+            if d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Ok(d);
+            }
+        }
+        file.seek(SeekFrom::Start(offset)).map_err(read_err)?;
+        let mut hasher = Sha256::new();
+        let mut take = (&mut file).take(size);
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = take.read(&mut buf).map_err(read_err)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        let digest = hex(&hasher.finalize());
+        let tmp = memo.with_extension(format!("tmp{}", std::process::id()));
+        if fs::write(&tmp, &digest).is_ok() {
+            let _ = fs::rename(&tmp, &memo);
+        }
+        Ok(digest)
+    }
+
+    fn unpack(&self, image: &Path, offset: u64, digest: &str) -> Result<(), ExtractError> {
+        // We hold the exclusive lock: any temporary tree of this digest is
+        // the remains of a killed extraction.
+        self.remove_stale_temporaries(digest);
+        let tmp = self
+            .dir
+            .join(format!("{digest}.tmp-{}", std::process::id()));
+        fs::create_dir(&tmp).map_err(|e| self.cache_err(e))?;
+        let output = Command::new("unsquashfs")
+            .args(["-no-progress", "-no-xattrs", "-quiet", "-offset"])
+            .arg(offset.to_string())
+            .arg("-dest")
+            .arg(tmp.join("root"))
+            .arg(image)
+            .output()
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => ExtractError::NoUnsquashfs,
+                _ => ExtractError::Unpack {
+                    path: image.to_path_buf(),
+                    detail: e.to_string(),
+                },
+            })?;
+        // Status 2 means "non-fatal errors": device nodes an unprivileged
+        // user cannot create, which a container does not need.
+        if !(output.status.success() || output.status.code() == Some(2))
+            || !tmp.join("root").is_dir()
+        {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let detail = stderr
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("unsquashfs failed")
+                .to_string();
+            remove_tree(&tmp);
+            return Err(ExtractError::Unpack {
+                path: image.to_path_buf(),
+                detail,
+            });
+        }
+        let bytes = disk_usage(&tmp.join("root"));
+        let _ = fs::write(tmp.join("size"), bytes.to_string());
+        fs::rename(&tmp, self.dir.join(digest)).map_err(|e| self.cache_err(e))?;
+        if let Ok(d) = File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    fn remove_stale_temporaries(&self, digest: &str) {
+        let prefix = format!("{digest}.tmp-");
+        for entry in fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                remove_tree(&entry.path());
+            }
+        }
+    }
+
+    /// Removes least recently used entries until the cache fits its bound,
+    /// skipping `keep` and any entry in use.
+    fn evict(&self, keep: &str) {
+        let mut entries: Vec<(std::time::SystemTime, u64, String)> = Vec::new();
+        let mut total = 0u64;
+        for e in fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.len() != 64 || !e.path().join("root").is_dir() {
+                continue;
+            }
+            let size = fs::read_to_string(e.path().join("size"))
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0);
+            let used = fs::metadata(e.path())
+                .and_then(|m| m.modified())
+                .unwrap_or(std::time::UNIX_EPOCH);
+            total += size;
+            if name != keep {
+                entries.push((used, size, name));
+            }
+        }
+        entries.sort();
+        for (_, size, name) in entries {
+            if total <= self.max_bytes {
+                break;
+            }
+            let Ok(lock) = self.lock_file(&name) else {
+                continue;
+            };
+            if flock(&lock, Flock::ExclusiveNonBlocking).is_err() {
+                continue;
+            }
+            let doomed = self
+                .dir
+                .join(format!("{name}.tmp-evict-{}", std::process::id()));
+            if fs::rename(self.dir.join(&name), &doomed).is_ok() {
+                tracing::debug!("Evicted {name} from the extract cache");
+                remove_tree(&doomed);
+                total = total.saturating_sub(size);
+            }
+        }
+    }
+}
+
+/// Marks an entry as just used, for least-recently-used eviction.
+fn touch(entry: &Path) {
+    let stamp = entry.join("used");
+    if let Ok(mut f) = File::create(&stamp) {
+        let _ = f.write_all(b"");
+    }
+    let _ = File::open(entry).and_then(|d| d.set_modified(std::time::SystemTime::now()));
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Bytes on disk below `root`, not following symlinks.
+fn disk_usage(root: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let Ok(m) = fs::symlink_metadata(&p) else {
+            continue;
+        };
+        total += m.blocks() * 512;
+        if m.is_dir() {
+            stack.extend(
+                fs::read_dir(&p)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .map(|e| e.path()),
+            );
+        }
+    }
+    total
+}
+
+/// Removes a tree even where unpacked directories lack write permission.
+fn remove_tree(path: &Path) {
+    if fs::remove_dir_all(path).is_ok() {
+        return;
+    }
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        if let Ok(m) = fs::symlink_metadata(&p) {
+            if m.is_dir() {
+                let _ = fs::set_permissions(&p, fs::Permissions::from_mode(0o700));
+                stack.extend(
+                    fs::read_dir(&p)
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                        .map(|e| e.path()),
+                );
+            }
+        }
+    }
+    let _ = fs::remove_dir_all(path);
+}

@@ -1,0 +1,436 @@
+//! Carrying out a launch plan: namespaces, the root file system, the payload
+//! process, and the monitor loop that relays signals and returns its status.
+
+use std::fs;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use vessel_image::Image;
+use vessel_sif::{Arch, FsType};
+use vessel_sys::mount::{self as m, FsFlags};
+use vessel_sys::path::{ensure_in_root, fd_path, is_dir, open_dir, open_host, open_in_root};
+use vessel_sys::process::{self as p, Exit, Fork};
+use vessel_sys::signal::{SignalMask, SIGCHLD};
+use vessel_sys::SysError;
+
+use crate::extract::{ExtractCache, ExtractError, Extracted};
+use crate::options::{Host, LaunchOptions};
+use crate::plan::{self, LaunchPlan, Mount, PlanError, RootMode};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("could not open image {0}")]
+    Open(#[from] vessel_image::OpenError),
+    #[error("{0}")]
+    Image(String),
+    #[error("{0}")]
+    Extract(#[from] ExtractError),
+    #[error("{0}")]
+    Plan(#[from] PlanError),
+    #[error("{what}: {source}\n{hint}")]
+    Kernel {
+        what: String,
+        #[source]
+        source: SysError,
+        hint: String,
+    },
+    #[error("{0}")]
+    Sys(#[from] SysError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs the container and returns the payload's exit status (128 + N when
+/// a signal ended it).
+pub fn launch(opts: &LaunchOptions, host: &Host) -> Result<i32, LaunchError> {
+    let image = vessel_image::open_image(&opts.image)?;
+    let (lower, is_sandbox, _extracted) = root_source(image, opts)?;
+    let plan = plan::build(opts, host, &lower, &opts.image, is_sandbox)?;
+    for w in &plan.warnings {
+        tracing::warn!("{w}");
+    }
+    run(&plan, host)
+}
+
+/// The host directory holding the image's root file system.
+fn root_source(
+    image: Image,
+    opts: &LaunchOptions,
+) -> Result<(PathBuf, bool, Option<Extracted>), LaunchError> {
+    match image {
+        Image::Sandbox { path } => {
+            let path = fs::canonicalize(&path)?;
+            Ok((path, true, None))
+        }
+        Image::Sif { path, sif } => {
+            let part = *sif.primary_partition().ok_or_else(|| {
+                LaunchError::Image(format!(
+                    "{} has no primary system partition: it holds no container to run",
+                    path.display()
+                ))
+            })?;
+            let info = part
+                .partition()
+                .expect("a primary partition is a partition");
+            check_arch(&path, info.arch)?;
+            if info.fs != FsType::SQUASHFS {
+                return Err(LaunchError::Image(format!(
+                    "{}: {} root file systems are not supported yet",
+                    path.display(),
+                    info.fs
+                )));
+            }
+            let cache = ExtractCache::new(&opts.extract_dir, opts.extract_max_bytes)?;
+            let e = cache.get(&path, part.offset as u64, part.size as u64)?;
+            Ok((e.root.clone(), false, Some(e)))
+        }
+        Image::Squashfs { path } => {
+            let size = fs::metadata(&path)?.len();
+            let cache = ExtractCache::new(&opts.extract_dir, opts.extract_max_bytes)?;
+            let e = cache.get(&path, 0, size)?;
+            Ok((e.root.clone(), false, Some(e)))
+        }
+    }
+}
+
+/// Refuses images for a CPU this machine cannot run (386 runs on amd64).
+fn check_arch(path: &Path, arch: Arch) -> Result<(), LaunchError> {
+    let host = Arch::host();
+    if arch.is_unknown() || arch == host || (arch.go_name() == Some("386") && host == Arch::AMD64) {
+        return Ok(());
+    }
+    Err(LaunchError::Image(format!(
+        "{}: the image is built for {arch}, but this machine is {host}: use an image for {host} (pull with --arch {host})",
+        path.display()
+    )))
+}
+
+fn kernel_hint(what: &str, source: SysError) -> LaunchError {
+    let errno = source.raw_os_error();
+    let read = |p: &str| {
+        fs::read_to_string(p)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    };
+    let hint = if read("/proc/sys/user/max_user_namespaces") == "0" {
+        "user namespaces are disabled on this machine (user.max_user_namespaces = 0): ask the administrator to enable them".to_string()
+    } else if read("/proc/sys/kernel/unprivileged_userns_clone") == "0" {
+        "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone = 0): ask the administrator to enable them".to_string()
+    } else if read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == "1" {
+        "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns = 1): the administrator can allow them for vessel with an AppArmor profile, or set the sysctl to 0".to_string()
+    } else if errno == Some(28) {
+        "the user namespace limit is reached (ENOSPC): too many containers, or user.max_user_namespaces is too low".to_string()
+    } else {
+        "the kernel refused to create the container's namespaces; containers need unprivileged user namespaces (Linux 4.18 or newer)".to_string()
+    };
+    LaunchError::Kernel {
+        what: what.to_string(),
+        source,
+        hint,
+    }
+}
+
+fn run(plan: &LaunchPlan, host: &Host) -> Result<i32, LaunchError> {
+    let session = tempfile::Builder::new()
+        .prefix("vessel-session-")
+        .tempdir_in(&host.tmpdir)
+        .map_err(|e| {
+            LaunchError::Image(format!(
+                "cannot create a session directory in {}: {e}",
+                host.tmpdir.display()
+            ))
+        })?;
+    let session_path = session.path().to_path_buf();
+
+    vessel_sys::ns::unshare(plan.namespaces)
+        .map_err(|e| kernel_hint("could not create the container's namespaces", e))?;
+    let inside_uid = host.uid;
+    let inside_gid = host.gid;
+    vessel_sys::ns::write_id_maps(host.uid, host.gid, inside_uid, inside_gid)
+        .map_err(|e| kernel_hint("could not map your user into the container", e))?;
+    m::make_private_recursive()?;
+    if let Some(h) = &plan.hostname {
+        vessel_sys::ns::set_hostname(h)?;
+    }
+    if plan.loopback {
+        if let Err(e) = vessel_sys::ns::loopback_up() {
+            tracing::warn!("could not bring up the loopback interface: {e}");
+        }
+    }
+    m::mount_fs(
+        "tmpfs",
+        &session_path,
+        FsFlags {
+            nosuid: true,
+            nodev: true,
+            ..FsFlags::default()
+        },
+        &format!("size={}m,mode=0700", plan.session_mib),
+    )?;
+    let root = assemble_root(plan, &session_path)?;
+
+    let mask = SignalMask::block_forwarded()?;
+    let child = match p::fork()? {
+        Fork::Child => payload(plan, &root, &mask),
+        Fork::Parent(pid) => pid,
+    };
+    let status = monitor(child, &mask)?;
+    // The session's mounts vanish with the namespace; remove the empty
+    // directory they were on.
+    let _ = m::unmount_detach(&session_path);
+    drop(session);
+    Ok(status)
+}
+
+/// Builds the container's `/` under the session directory.
+fn assemble_root(plan: &LaunchPlan, session: &Path) -> Result<PathBuf, LaunchError> {
+    let root = session.join("root");
+    for d in ["root", "upper", "work", "files", "dirs"] {
+        fs::create_dir(session.join(d))?;
+    }
+    match &plan.root_mode {
+        RootMode::Writable => m::bind(&plan.lower, &root, true)?,
+        RootMode::ReadOnly | RootMode::WritableTmpfs => overlay(
+            &plan.lower,
+            &session.join("upper"),
+            &session.join("work"),
+            &root,
+        )?,
+        RootMode::Overlay { upper } => {
+            let (u, w) = (upper.join("upper"), upper.join("work"));
+            fs::create_dir_all(&u)
+                .and_then(|()| fs::create_dir_all(&w))
+                .map_err(|e| {
+                    LaunchError::Image(format!("overlay directory {}: {e}", upper.display()))
+                })?;
+            overlay(&plan.lower, &u, &w, &root)?
+        }
+    }
+    let root_fd = open_dir(&root)?;
+    for mount in &plan.mounts {
+        apply(mount, &root_fd, session).map_err(|e| match mount {
+            Mount::Bind { src, dst, .. } => LaunchError::Image(format!(
+                "could not bind {} to {} in the container: {e}",
+                src.display(),
+                dst.display()
+            )),
+            _ => e,
+        })?;
+    }
+    if plan.root_mode == RootMode::ReadOnly {
+        m::remount_bind(&root, true)?;
+    }
+    Ok(root)
+}
+
+fn overlay(lower: &Path, upper: &Path, work: &Path, target: &Path) -> Result<(), LaunchError> {
+    for p in [lower, upper, work] {
+        let s = p.to_string_lossy();
+        if s.contains(',') || s.contains(':') {
+            return Err(LaunchError::Image(format!(
+                "the path {s} contains ',' or ':', which overlay mounts cannot take: move it"
+            )));
+        }
+    }
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.display(),
+        upper.display(),
+        work.display()
+    );
+    m::mount_fs("overlay", target, FsFlags { nosuid: true, nodev: true, ..FsFlags::default() }, &options)
+        .map_err(|e| kernel_hint("could not mount the container's root file system (overlayfs in a user namespace needs Linux 5.11 or newer)", e))
+}
+
+fn apply(mount: &Mount, root: &OwnedFd, session: &Path) -> Result<(), LaunchError> {
+    match mount {
+        Mount::Bind {
+            src,
+            dst,
+            readonly,
+            recursive,
+        } => {
+            let src_fd = open_host(src)?;
+            let target = ensure_in_root(root, dst, !is_dir(&src_fd))?;
+            m::bind(&fd_path(&src_fd), &fd_path(&target), *recursive)?;
+            if *readonly {
+                let mounted = open_in_root(root, dst)?;
+                m::remount_bind(&fd_path(&mounted), true)?;
+            }
+        }
+        Mount::Tmpfs {
+            dst,
+            size_mib,
+            mode,
+        } => {
+            let target = ensure_in_root(root, dst, false)?;
+            let mut options = format!("mode={mode:o}");
+            if let Some(s) = size_mib {
+                options.push_str(&format!(",size={s}m"));
+            }
+            m::mount_fs(
+                "tmpfs",
+                &fd_path(&target),
+                FsFlags {
+                    nosuid: true,
+                    nodev: true,
+                    ..FsFlags::default()
+                },
+                &options,
+            )?;
+        }
+        Mount::SessionDir { name, dst } => {
+            let dir = session.join("dirs").join(name);
+            fs::create_dir_all(&dir)?;
+            let target = ensure_in_root(root, dst, false)?;
+            m::bind(&dir, &fd_path(&target), false)?;
+        }
+        Mount::SessionFile { name, content, dst } => {
+            let file = session.join("files").join(name);
+            fs::write(&file, content)?;
+            let target = ensure_in_root(root, dst, true)?;
+            m::bind(&file, &fd_path(&target), false)?;
+        }
+        Mount::Symlink { target, at } => {
+            let parent = at.parent().unwrap_or(Path::new("/"));
+            let dir = open_in_root(root, parent)?;
+            let host_dir = fs::read_link(fd_path(&dir))?;
+            let link = host_dir.join(at.file_name().unwrap_or_default());
+            match std::os::unix::fs::symlink(target, &link) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Mount::Devpts { dst } => {
+            let target = ensure_in_root(root, dst, false)?;
+            m::mount_fs(
+                "devpts",
+                &fd_path(&target),
+                FsFlags {
+                    nosuid: true,
+                    noexec: true,
+                    ..FsFlags::default()
+                },
+                "newinstance,ptmxmode=0666,mode=0620",
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The payload side of the fork. Never returns: it execs or exits.
+fn payload(plan: &LaunchPlan, root: &Path, mask: &SignalMask) -> ! {
+    let fail = |what: &str, e: &dyn std::fmt::Display| -> ! {
+        eprintln!("FATAL:   {what}: {e}");
+        p::exit_now(255)
+    };
+    if let Err(e) = p::die_with_parent() {
+        fail("setting up the container process", &e);
+    }
+    // A mount namespace of its own, so that pivoting does not move the
+    // monitor's root too.
+    let own_ns = vessel_sys::ns::Namespaces {
+        mount: true,
+        ..Default::default()
+    };
+    if let Err(e) = vessel_sys::ns::unshare(own_ns).and_then(|()| m::make_private_recursive()) {
+        fail("setting up the container's mounts", &e);
+    }
+    if plan.new_proc {
+        let proc_dir = root.join("proc");
+        let _ = fs::create_dir_all(&proc_dir);
+        if let Err(e) = m::mount_fs(
+            "proc",
+            &proc_dir,
+            FsFlags {
+                nosuid: true,
+                nodev: true,
+                noexec: true,
+                ..FsFlags::default()
+            },
+            "",
+        ) {
+            fail("mounting /proc", &e);
+        }
+    }
+    if let Err(e) = p::chdir(root)
+        .and_then(|()| m::pivot_root(Path::new("."), Path::new(".")))
+        .and_then(|()| m::unmount_detach(Path::new(".")))
+        .and_then(|()| p::chdir(Path::new("/")))
+    {
+        fail("entering the container", &e);
+    }
+    if p::chdir(&plan.cwd).is_err() {
+        let fallback = if p::chdir(&plan.home).is_ok() {
+            plan.home.clone()
+        } else {
+            PathBuf::from("/")
+        };
+        let _ = p::chdir(&fallback);
+        eprintln!(
+            "WARNING: the working directory {} does not exist in the container, using {}",
+            plan.cwd.display(),
+            fallback.display()
+        );
+    }
+    if let Err(e) = p::set_no_new_privs() {
+        fail("setting no_new_privs", &e);
+    }
+    if plan.new_proc {
+        init(plan, mask)
+    }
+    if let Err(e) = mask.restore() {
+        fail("restoring the signal mask", &e);
+    }
+    let err = p::exec(&plan.argv, &plan.env);
+    fail("could not run the command", &err)
+}
+
+/// PID 1 of a new PID namespace: starts the payload, relays signals to it,
+/// reaps every orphan, and exits with the payload's status.
+fn init(plan: &LaunchPlan, mask: &SignalMask) -> ! {
+    let child = match p::fork() {
+        Ok(Fork::Child) => {
+            let _ = mask.restore();
+            let err = p::exec(&plan.argv, &plan.env);
+            eprintln!("FATAL:   could not run the command: {err}");
+            p::exit_now(255)
+        }
+        Ok(Fork::Parent(pid)) => pid,
+        Err(e) => {
+            eprintln!("FATAL:   starting the container's init: {e}");
+            p::exit_now(255)
+        }
+    };
+    match monitor(child, mask) {
+        Ok(status) => p::exit_now(status),
+        Err(_) => p::exit_now(255),
+    }
+}
+
+/// Relays signals to `child` until it ends, reaping any other child on the
+/// way; returns the shell-style status.
+fn monitor(child: p::Pid, mask: &SignalMask) -> Result<i32, LaunchError> {
+    loop {
+        let received = mask.wait()?;
+        if received.signal == SIGCHLD {
+            while let Some((pid, exit)) = p::reap_any()? {
+                if pid == child {
+                    // Reap whatever else is left before leaving.
+                    while let Ok(Some(_)) = p::reap_any() {}
+                    return Ok(match exit {
+                        Exit::Code(c) => c,
+                        Exit::Signal(_) => exit.status(),
+                    });
+                }
+            }
+            continue;
+        }
+        // A terminal's Ctrl-C already reached the payload, which shares our
+        // process group: sending it again would deliver it twice.
+        if !received.from_kernel {
+            p::kill(child, received.signal)?;
+        }
+    }
+}

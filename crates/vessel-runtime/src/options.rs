@@ -1,0 +1,147 @@
+//! What the user asked for, validated, and what the host is: the two inputs
+//! of a launch plan.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use vessel_sys::user::{GroupEntry, PasswdEntry};
+
+use crate::bind::BindSpec;
+
+/// What to run in the container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// `exec IMAGE CMD ARGS…`
+    Exec(Vec<OsString>),
+    /// `run IMAGE ARGS…`: the runscript.
+    Run(Vec<OsString>),
+    /// `shell IMAGE`, with an optional shell.
+    Shell(Option<String>),
+    /// `test IMAGE ARGS…`: the test script.
+    Test(Vec<OsString>),
+}
+
+impl Action {
+    /// The verb, as Apptainer names it in `APPTAINER_COMMAND`.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Action::Exec(_) => "exec",
+            Action::Run(_) => "run",
+            Action::Shell(_) => "shell",
+            Action::Test(_) => "test",
+        }
+    }
+}
+
+/// A writable overlay directory, or a read-only extra layer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OverlaySpec {
+    pub dir: PathBuf,
+    pub readonly: bool,
+}
+
+/// How the image's root file system is made available.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Driver {
+    /// The best available: a sandbox is used as is, a SIF or SquashFS is
+    /// extracted into the node-local cache.
+    #[default]
+    Auto,
+    Extract,
+}
+
+/// Everything the user asked for, validated.
+#[derive(Clone, Debug, Default)]
+pub struct LaunchOptions {
+    pub image: PathBuf,
+    pub action: Option<Action>,
+    pub app: Option<String>,
+    pub binds: Vec<BindSpec>,
+    pub contain: bool,
+    pub no_home: bool,
+    /// `--home SRC[:DST]`.
+    pub home: Option<(PathBuf, PathBuf)>,
+    pub no_mount: Vec<String>,
+    pub scratch: Vec<PathBuf>,
+    pub workdir: Option<PathBuf>,
+    pub cwd: Option<PathBuf>,
+    pub writable: bool,
+    pub writable_tmpfs: bool,
+    /// Size of the tmpfs behind `--writable-tmpfs`, in MiB.
+    pub tmpfs_size_mib: u64,
+    pub overlays: Vec<OverlaySpec>,
+    pub pid: bool,
+    pub ipc: bool,
+    pub uts: bool,
+    pub net: bool,
+    pub hostname: Option<String>,
+    pub cleanenv: bool,
+    pub no_env: Vec<String>,
+    pub env_files: Vec<(PathBuf, String)>,
+    pub env: Vec<(String, String)>,
+    pub no_eval: bool,
+    pub driver: Driver,
+    /// Where extracted images are cached (node-local).
+    pub extract_dir: PathBuf,
+    /// Upper bound of that cache, in bytes.
+    pub extract_max_bytes: u64,
+    /// The prompt prefix and product name shown inside (`Apptainer`, …).
+    pub product: String,
+}
+
+/// Facts about the host and the calling user.
+#[derive(Clone, Debug)]
+pub struct Host {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+    pub user: Option<PasswdEntry>,
+    pub group: Option<GroupEntry>,
+    pub supplementary: Vec<GroupEntry>,
+    pub home: PathBuf,
+    pub cwd: PathBuf,
+    pub env: Vec<(OsString, OsString)>,
+    pub tmpdir: PathBuf,
+}
+
+impl Host {
+    /// Reads the facts of the running process.
+    pub fn current() -> Host {
+        let uid = vessel_sys::process::getuid();
+        let gid = vessel_sys::process::getgid();
+        let user = vessel_sys::user::passwd_by_uid(uid);
+        let groups = vessel_sys::user::groups();
+        let supplementary = groups
+            .iter()
+            .filter(|&&g| g != gid)
+            .filter_map(|&g| vessel_sys::user::group_by_gid(g))
+            .collect();
+        let home = std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| user.as_ref().map(|u| PathBuf::from(&u.home)))
+            .unwrap_or_else(|| PathBuf::from("/"));
+        Host {
+            uid,
+            gid,
+            groups,
+            group: vessel_sys::user::group_by_gid(gid),
+            user,
+            supplementary,
+            home,
+            cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
+            env: std::env::vars_os().collect(),
+            tmpdir: std::env::var_os("TMPDIR")
+                .filter(|t| !t.is_empty())
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("/tmp")),
+        }
+    }
+
+    pub fn user_name(&self) -> String {
+        self.user
+            .as_ref()
+            .map(|u| u.name.clone())
+            .unwrap_or_else(|| format!("user{}", self.uid))
+    }
+}

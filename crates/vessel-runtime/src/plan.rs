@@ -1,0 +1,471 @@
+//! The launch plan: everything a container start does, as data. Built from
+//! the options, the host and the image's files, it can be checked by tests
+//! without namespaces or privileges.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use vessel_image::RootDir;
+use vessel_sys::ns::Namespaces;
+
+use crate::env::{container_env, script_args, EnvInput};
+use crate::identity;
+use crate::options::{Action, Host, LaunchOptions};
+
+/// How the image's tree becomes the container's `/`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RootMode {
+    /// An overlay with a private tmpfs upper layer, for mount points only;
+    /// remounted read-only before the payload starts.
+    ReadOnly,
+    /// As `ReadOnly`, but left writable: changes vanish with the container.
+    WritableTmpfs,
+    /// The sandbox directory itself, read-write.
+    Writable,
+    /// An overlay whose upper layer is a directory the user gave.
+    Overlay { upper: PathBuf },
+}
+
+/// One step of assembling the container's file system. Destinations are
+/// container paths, resolved inside the root when carried out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mount {
+    /// A host path bound at `dst`. `recursive` brings the mounts below it.
+    Bind {
+        src: PathBuf,
+        dst: PathBuf,
+        readonly: bool,
+        recursive: bool,
+    },
+    /// A new tmpfs at `dst`.
+    Tmpfs {
+        dst: PathBuf,
+        size_mib: Option<u64>,
+        mode: u32,
+    },
+    /// A directory of the session (private, empty at start) bound at `dst`.
+    SessionDir { name: String, dst: PathBuf },
+    /// A file of the session with `content`, bound at `dst`.
+    SessionFile {
+        name: String,
+        content: String,
+        dst: PathBuf,
+    },
+    /// A symbolic link created at `at` (inside a tmpfs the plan made).
+    Symlink { target: String, at: PathBuf },
+    /// A new `devpts` instance at `dst`.
+    Devpts { dst: PathBuf },
+}
+
+/// Everything a launch does.
+#[derive(Clone, Debug)]
+pub struct LaunchPlan {
+    /// The image's root file system on the host.
+    pub lower: PathBuf,
+    pub root_mode: RootMode,
+    pub namespaces: Namespaces,
+    pub hostname: Option<String>,
+    /// Mount a new `/proc` (with a PID namespace) instead of the host's.
+    pub new_proc: bool,
+    pub mounts: Vec<Mount>,
+    /// Size of the session tmpfs, in MiB.
+    pub session_mib: u64,
+    pub cwd: PathBuf,
+    pub home: PathBuf,
+    pub argv: Vec<OsString>,
+    pub env: Vec<(OsString, OsString)>,
+    pub warnings: Vec<String>,
+    /// Bring up loopback in the new network namespace.
+    pub loopback: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("bind source {path} {problem}")]
+    BindSource { path: PathBuf, problem: String },
+    #[error("while reading the image: {0}")]
+    Image(#[from] std::io::Error),
+}
+
+/// Session tmpfs size when nothing writable lives in it: identity files,
+/// mount points and contained directories only.
+const SESSION_BASE_MIB: u64 = 16;
+
+/// Paths that are never bound as the working directory: they are the
+/// container's own.
+const SYSTEM_DIRS: &[&str] = &[
+    "/", "/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/proc", "/root", "/run", "/sbin",
+    "/sys", "/tmp", "/usr", "/var", "/var/tmp",
+];
+
+/// Builds the plan for running `opts` on `host`, with the image's tree at
+/// `lower` (`image_path` is what `APPTAINER_CONTAINER` reports).
+pub fn build(
+    opts: &LaunchOptions,
+    host: &Host,
+    lower: &Path,
+    image_path: &Path,
+    is_sandbox: bool,
+) -> Result<LaunchPlan, PlanError> {
+    let action = opts
+        .action
+        .clone()
+        .ok_or_else(|| PlanError::Invalid("no action given".into()))?;
+    let mut warnings = Vec::new();
+    let no_mount = |what: &str| opts.no_mount.iter().any(|n| n == what);
+    let root_mode = if opts.writable {
+        if !is_sandbox {
+            return Err(PlanError::Invalid(
+                "--writable needs a sandbox directory: this image is read-only (use --writable-tmpfs or --overlay DIR for changes)".into(),
+            ));
+        }
+        if opts.writable_tmpfs {
+            warnings
+                .push("--writable and --writable-tmpfs were both given: using --writable".into());
+        }
+        if !opts.overlays.is_empty() {
+            return Err(PlanError::Invalid(
+                "--overlay cannot be combined with --writable".into(),
+            ));
+        }
+        RootMode::Writable
+    } else if let Some(o) = opts.overlays.iter().find(|o| !o.readonly) {
+        if opts.overlays.iter().filter(|o| !o.readonly).count() > 1 {
+            return Err(PlanError::Invalid(
+                "only one writable --overlay is allowed".into(),
+            ));
+        }
+        RootMode::Overlay {
+            upper: o.dir.clone(),
+        }
+    } else if opts.writable_tmpfs {
+        RootMode::WritableTmpfs
+    } else {
+        RootMode::ReadOnly
+    };
+
+    let image_root = RootDir::new(lower);
+    let mut mounts = Vec::new();
+    let new_proc = opts.pid;
+    if !no_mount("proc") && !new_proc {
+        mounts.push(bind("/proc", "/proc", false, true));
+    }
+    if !no_mount("sys") {
+        mounts.push(bind("/sys", "/sys", false, true));
+    }
+    if !no_mount("dev") {
+        if opts.contain {
+            minimal_dev(&mut mounts);
+        } else {
+            mounts.push(bind("/dev", "/dev", false, true));
+        }
+    }
+
+    // Temporary directories.
+    if !no_mount("tmp") {
+        for (dst, sub) in [("/tmp", "tmp"), ("/var/tmp", "var_tmp")] {
+            if opts.contain {
+                match &opts.workdir {
+                    Some(w) => {
+                        let dir = w.join(sub);
+                        std::fs::create_dir_all(&dir).map_err(|e| PlanError::BindSource {
+                            path: dir.clone(),
+                            problem: format!("cannot be created: {e}"),
+                        })?;
+                        mounts.push(Mount::Bind {
+                            src: dir,
+                            dst: dst.into(),
+                            readonly: false,
+                            recursive: false,
+                        });
+                    }
+                    None => mounts.push(Mount::SessionDir {
+                        name: sub.into(),
+                        dst: dst.into(),
+                    }),
+                }
+            } else {
+                mounts.push(bind(dst, dst, false, false));
+            }
+        }
+    }
+
+    // Home.
+    let (home_src, home_dst) = match &opts.home {
+        Some((src, dst)) => (Some(src.clone()), dst.clone()),
+        None => (Some(host.home.clone()), host.home.clone()),
+    };
+    if !opts.no_home && !no_mount("home") && home_dst != Path::new("/") {
+        if opts.contain && opts.home.is_none() {
+            match &opts.workdir {
+                Some(w) => {
+                    let dir = w.join("home");
+                    std::fs::create_dir_all(&dir).map_err(|e| PlanError::BindSource {
+                        path: dir.clone(),
+                        problem: format!("cannot be created: {e}"),
+                    })?;
+                    mounts.push(Mount::Bind {
+                        src: dir,
+                        dst: home_dst.clone(),
+                        readonly: false,
+                        recursive: false,
+                    });
+                }
+                None => mounts.push(Mount::SessionDir {
+                    name: "home".into(),
+                    dst: home_dst.clone(),
+                }),
+            }
+        } else if let Some(src) = home_src {
+            mounts.push(Mount::Bind {
+                src,
+                dst: home_dst.clone(),
+                readonly: false,
+                recursive: true,
+            });
+        }
+    }
+
+    // The working directory, unless it is the container's own or already there.
+    let cwd_dst = opts.cwd.clone().unwrap_or_else(|| {
+        if opts.contain {
+            home_dst.clone()
+        } else {
+            host.cwd.clone()
+        }
+    });
+    let home_bound = !opts.no_home && !no_mount("home");
+    let under_tmp =
+        !no_mount("tmp") && (host.cwd.starts_with("/tmp") || host.cwd.starts_with("/var/tmp"));
+    let already_there = SYSTEM_DIRS.iter().any(|d| Path::new(d) == host.cwd)
+        || (home_bound && host.cwd.starts_with(&home_dst))
+        || under_tmp;
+    if !opts.contain && !no_mount("cwd") && opts.cwd.is_none() && !already_there {
+        mounts.push(Mount::Bind {
+            src: host.cwd.clone(),
+            dst: host.cwd.clone(),
+            readonly: false,
+            recursive: true,
+        });
+    }
+
+    // Host files every container gets.
+    for f in ["/etc/localtime", "/etc/hosts", "/etc/resolv.conf"] {
+        if !no_mount(f) && !no_mount("bind-paths") && Path::new(f).exists() {
+            mounts.push(bind(f, f, true, false));
+        }
+    }
+    let image_file = |p: &str| -> Result<String, PlanError> {
+        Ok(image_root
+            .read_file(p, 16 << 20)?
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default())
+    };
+    let home_text = home_dst.to_string_lossy().into_owned();
+    mounts.push(Mount::SessionFile {
+        name: "passwd".into(),
+        content: identity::passwd(&image_file("/etc/passwd")?, host, &home_text),
+        dst: "/etc/passwd".into(),
+    });
+    mounts.push(Mount::SessionFile {
+        name: "group".into(),
+        content: identity::group(&image_file("/etc/group")?, host),
+        dst: "/etc/group".into(),
+    });
+    let hostname = opts.hostname.clone();
+    if let Some(h) = &hostname {
+        mounts.push(Mount::SessionFile {
+            name: "hostname".into(),
+            content: format!("{h}\n"),
+            dst: "/etc/hostname".into(),
+        });
+    }
+
+    // The user's binds, after the defaults so that they can land inside them.
+    for b in &opts.binds {
+        match std::fs::metadata(&b.src) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(PlanError::BindSource {
+                    path: b.src.clone(),
+                    problem: "doesn't exist".into(),
+                })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(PlanError::BindSource {
+                    path: b.src.clone(),
+                    problem: "is not accessible to you (permission denied)".into(),
+                })
+            }
+            Err(e) => {
+                return Err(PlanError::BindSource {
+                    path: b.src.clone(),
+                    problem: e.to_string(),
+                })
+            }
+        }
+        mounts.push(Mount::Bind {
+            src: b.src.clone(),
+            dst: b.dst.clone(),
+            readonly: b.readonly,
+            recursive: true,
+        });
+    }
+    for (i, dst) in opts.scratch.iter().enumerate() {
+        match &opts.workdir {
+            Some(w) => {
+                let name = dst
+                    .to_string_lossy()
+                    .trim_start_matches('/')
+                    .replace('/', "_");
+                let dir = w.join("scratch").join(if name.is_empty() {
+                    format!("scratch{i}")
+                } else {
+                    name
+                });
+                std::fs::create_dir_all(&dir).map_err(|e| PlanError::BindSource {
+                    path: dir.clone(),
+                    problem: format!("cannot be created: {e}"),
+                })?;
+                mounts.push(Mount::Bind {
+                    src: dir,
+                    dst: dst.clone(),
+                    readonly: false,
+                    recursive: false,
+                });
+            }
+            None => mounts.push(Mount::SessionDir {
+                name: format!("scratch{i}"),
+                dst: dst.clone(),
+            }),
+        }
+    }
+
+    // Environment and command.
+    let env_scripts = env_scripts(&image_root)?;
+    let image_text = image_path.to_string_lossy().into_owned();
+    let env = container_env(&EnvInput {
+        host: &host.env,
+        cleanenv: opts.cleanenv,
+        no_env: &opts.no_env,
+        env_files: &opts.env_files,
+        env_flags: &opts.env,
+        no_eval: opts.no_eval,
+        home: &home_text,
+        image_path: &image_text,
+        app: opts.app.as_deref(),
+        action: &action,
+        product: &opts.product,
+        env_scripts: &env_scripts,
+    });
+    warnings.extend(env.warnings);
+    let has_sh = image_root.resolve("/bin/sh")?.is_some();
+    let argv = if has_sh {
+        let mut argv: Vec<OsString> = vec!["/bin/sh".into(), "-c".into(), env.script.into()];
+        argv.extend(script_args(&action));
+        argv
+    } else {
+        match &action {
+            Action::Exec(args) => {
+                warnings.push(
+                    "the container has no /bin/sh: its environment scripts are not applied".into(),
+                );
+                args.clone()
+            }
+            _ => {
+                return Err(PlanError::Invalid(format!(
+                    "the container has no /bin/sh, which `{}` needs (use exec with a program)",
+                    action.verb()
+                )))
+            }
+        }
+    };
+
+    let writable_mib = match root_mode {
+        RootMode::WritableTmpfs => opts.tmpfs_size_mib,
+        _ => 0,
+    };
+    Ok(LaunchPlan {
+        lower: lower.to_path_buf(),
+        root_mode,
+        namespaces: Namespaces {
+            user: true,
+            mount: true,
+            pid: opts.pid,
+            ipc: opts.ipc,
+            uts: opts.uts || opts.hostname.is_some(),
+            net: opts.net,
+        },
+        hostname,
+        new_proc,
+        mounts,
+        session_mib: SESSION_BASE_MIB + writable_mib,
+        cwd: cwd_dst,
+        home: home_dst,
+        argv,
+        env: env.initial,
+        warnings,
+        loopback: opts.net,
+    })
+}
+
+fn bind(src: &str, dst: &str, readonly: bool, recursive: bool) -> Mount {
+    Mount::Bind {
+        src: src.into(),
+        dst: dst.into(),
+        readonly,
+        recursive,
+    }
+}
+
+/// The `/dev` of a contained container: a tmpfs with the harmless devices
+/// of the host, a private `devpts` and `shm`.
+fn minimal_dev(mounts: &mut Vec<Mount>) {
+    mounts.push(Mount::Tmpfs {
+        dst: "/dev".into(),
+        size_mib: Some(1),
+        mode: 0o755,
+    });
+    for d in ["null", "zero", "full", "random", "urandom", "tty"] {
+        let p = format!("/dev/{d}");
+        if Path::new(&p).exists() {
+            mounts.push(bind(&p, &p, false, false));
+        }
+    }
+    mounts.push(Mount::Devpts {
+        dst: "/dev/pts".into(),
+    });
+    mounts.push(Mount::Symlink {
+        target: "pts/ptmx".into(),
+        at: "/dev/ptmx".into(),
+    });
+    mounts.push(Mount::Tmpfs {
+        dst: "/dev/shm".into(),
+        size_mib: None,
+        mode: 0o1777,
+    });
+    for (target, at) in [
+        ("/proc/self/fd", "/dev/fd"),
+        ("/proc/self/fd/0", "/dev/stdin"),
+        ("/proc/self/fd/1", "/dev/stdout"),
+        ("/proc/self/fd/2", "/dev/stderr"),
+    ] {
+        mounts.push(Mount::Symlink {
+            target: target.into(),
+            at: at.into(),
+        });
+    }
+}
+
+/// The image's environment scripts in the order Apptainer sources them:
+/// byte order of their names.
+fn env_scripts(root: &RootDir) -> Result<Vec<String>, PlanError> {
+    let names = root.list_dir("/.singularity.d/env")?;
+    Ok(names
+        .into_iter()
+        .filter(|n| n.ends_with(".sh"))
+        .map(|n| format!("/.singularity.d/env/{n}"))
+        .collect())
+}

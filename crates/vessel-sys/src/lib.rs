@@ -1,0 +1,52 @@
+#![deny(clippy::undocumented_unsafe_blocks)]
+//! Vessel's only door to the kernel. Every raw system call and every
+//! `unsafe` block of the project lives here, each with a `// SAFETY:` line;
+//! the rest of the workspace forbids `unsafe` and goes through these typed
+//! wrappers.
+//!
+//! Most calls go through `rustix`, which is safe; `libc` fills its gaps
+//! (fork, signal masks, user database look-ups).
+
+pub mod mount;
+pub mod ns;
+pub mod path;
+pub mod process;
+pub mod signal;
+pub mod user;
+
+pub use rustix::io::Errno;
+
+/// An errno with the operation that failed, for error messages.
+#[derive(Debug, thiserror::Error)]
+#[error("{op}: {errno}")]
+pub struct SysError {
+    pub op: String,
+    #[source]
+    pub errno: std::io::Error,
+}
+
+impl SysError {
+    pub fn new(op: impl Into<String>, errno: impl Into<std::io::Error>) -> Self {
+        SysError {
+            op: op.into(),
+            errno: errno.into(),
+        }
+    }
+
+    pub fn raw_os_error(&self) -> Option<i32> {
+        self.errno.raw_os_error()
+    }
+}
+
+pub type Result<T, E = SysError> = std::result::Result<T, E>;
+
+/// Adds the operation's description to a failing call.
+pub(crate) trait Context<T> {
+    fn op(self, op: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T, E: Into<std::io::Error>> Context<T> for std::result::Result<T, E> {
+    fn op(self, op: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| SysError::new(op(), e))
+    }
+}

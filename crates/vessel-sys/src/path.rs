@@ -1,0 +1,159 @@
+//! Resolving paths inside a container root without ever leaving it.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+
+use crate::{Context, Result};
+
+/// Opens `path` relative to the directory `root` as if `root` were `/`:
+/// symlinks (absolute or relative) and `..` are resolved inside it by the
+/// kernel (`openat2` with `RESOLVE_IN_ROOT`), so a hostile image cannot
+/// steer the result outside. Returns an `O_PATH` descriptor.
+pub fn open_in_root(root: &impl AsFd, path: &Path) -> Result<OwnedFd> {
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
+    rustix::fs::openat2(
+        root,
+        rel,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )
+    .op(|| format!("resolving {} inside the container", path.display()))
+}
+
+/// Opens a directory to use as a root for [`open_in_root`].
+pub fn open_dir(path: &Path) -> Result<OwnedFd> {
+    rustix::fs::open(
+        path,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .op(|| format!("opening {}", path.display()))
+}
+
+/// A path naming the object behind `fd`, usable as a mount source or
+/// target: the kernel follows it to that exact object, not by name.
+pub fn fd_path(fd: &impl AsFd) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd()))
+}
+
+/// Opens `path` inside `root` for mounting onto, creating it (and its
+/// missing parents) first when absent: a directory, or an empty file when
+/// `file` is set. Every step resolves inside `root`.
+pub fn ensure_in_root(root: &impl AsFd, path: &Path, file: bool) -> Result<OwnedFd> {
+    match open_in_root(root, path) {
+        Ok(fd) => return Ok(fd),
+        Err(e) if e.raw_os_error() != Some(rustix::io::Errno::NOENT.raw_os_error()) => {
+            return Err(e)
+        }
+        Err(_) => {}
+    }
+    let mut current = PathBuf::from("/");
+    let components: Vec<_> = path
+        .components()
+        .filter(|c| matches!(c, std::path::Component::Normal(_)))
+        .collect();
+    for (i, c) in components.iter().enumerate() {
+        let next = current.join(c);
+        let last = i + 1 == components.len();
+        match open_in_root(root, &next) {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOENT.raw_os_error()) => {
+                let parent = open_in_root_dir(root, &current)?;
+                let name = c.as_os_str();
+                let created = if last && file {
+                    rustix::fs::openat(
+                        &parent,
+                        name,
+                        OFlags::CREATE
+                            | OFlags::EXCL
+                            | OFlags::WRONLY
+                            | OFlags::CLOEXEC
+                            | OFlags::NOFOLLOW,
+                        Mode::from_raw_mode(0o644),
+                    )
+                    .map(drop)
+                } else {
+                    rustix::fs::mkdirat(&parent, name, Mode::from_raw_mode(0o755))
+                };
+                match created {
+                    Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                    Err(e) => {
+                        return Err(crate::SysError::new(
+                            format!("creating {} inside the container", next.display()),
+                            e,
+                        ))
+                    }
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        current = next;
+    }
+    open_in_root(root, path)
+}
+
+/// Like [`open_in_root`], but a real directory descriptor (not `O_PATH`),
+/// usable with the `*at` calls that create entries.
+fn open_in_root_dir(root: &impl AsFd, path: &Path) -> Result<OwnedFd> {
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
+    rustix::fs::openat2(
+        root,
+        rel,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )
+    .op(|| format!("opening {} inside the container", path.display()))
+}
+
+/// Whether `fd` (from [`open_in_root`]) is a directory.
+pub fn is_dir(fd: &impl AsFd) -> bool {
+    rustix::fs::fstat(fd).is_ok_and(|st| {
+        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
+    })
+}
+
+/// Advisory lock operations on a lock file.
+#[derive(Clone, Copy, Debug)]
+pub enum Flock {
+    Shared,
+    Exclusive,
+    ExclusiveNonBlocking,
+}
+
+/// Takes (or converts) an advisory `flock` lock on `fd`.
+pub fn flock(fd: &impl AsFd, op: Flock) -> Result<()> {
+    use rustix::fs::FlockOperation as F;
+    let operation = match op {
+        Flock::Shared => F::LockShared,
+        Flock::Exclusive => F::LockExclusive,
+        Flock::ExclusiveNonBlocking => F::NonBlockingLockExclusive,
+    };
+    loop {
+        match rustix::fs::flock(fd, operation) {
+            Err(rustix::io::Errno::INTR) => continue,
+            r => return r.op(|| format!("flock({op:?})")),
+        }
+    }
+}
+
+/// Opens a host path (following symlinks, as the user named it) as an
+/// `O_PATH` descriptor: works for anything the user can reach, even
+/// without read permission on it (an execute-only directory, a device).
+pub fn open_host(path: &Path) -> Result<OwnedFd> {
+    rustix::fs::open(path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+        .op(|| format!("opening {}", path.display()))
+}

@@ -1,0 +1,217 @@
+//! Processes: fork, exec, wait, and the per-process security settings.
+
+use std::ffi::{CString, OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+pub use rustix::process::Pid;
+use rustix::process::{Signal, WaitOptions};
+
+use crate::{Context, Result, SysError};
+
+/// Which side of a fork this is.
+pub enum Fork {
+    Child,
+    Parent(Pid),
+}
+
+/// Forks the calling process.
+///
+/// Refuses to run when the process has more than one thread: after a fork
+/// only the calling thread exists in the child, so a lock held by another
+/// thread (in the allocator, say) would never be released there.
+pub fn fork() -> Result<Fork> {
+    let threads = std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count())
+        .unwrap_or(1);
+    if threads != 1 {
+        return Err(SysError::new(
+            format!("fork with {threads} threads running"),
+            std::io::Error::other("the process must be single-threaded to fork"),
+        ));
+    }
+    // SAFETY: the process is single-threaded (checked above), so the child
+    // is a complete copy with no lock held by a thread that does not exist
+    // in it.
+    match unsafe { libc::fork() } {
+        -1 => Err(SysError::new("fork", std::io::Error::last_os_error())),
+        0 => Ok(Fork::Child),
+        pid => Ok(Fork::Parent(
+            Pid::from_raw(pid).expect("fork returns a positive pid"),
+        )),
+    }
+}
+
+/// Replaces the process image: `argv[0]` is looked up in `PATH` of `env`
+/// when it has no slash. Returns only on failure.
+pub fn exec(argv: &[OsString], env: &[(OsString, OsString)]) -> SysError {
+    let Some(program) = argv.first() else {
+        return SysError::new("exec", std::io::Error::other("no command given"));
+    };
+    let to_c = |s: &OsStr| CString::new(s.as_bytes()).map_err(std::io::Error::other);
+    let prepared = (|| -> std::io::Result<(Vec<CString>, Vec<CString>)> {
+        let args = argv
+            .iter()
+            .map(|a| to_c(a))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let envs = env
+            .iter()
+            .map(|(k, v)| {
+                let mut kv = k.as_bytes().to_vec();
+                kv.push(b'=');
+                kv.extend_from_slice(v.as_bytes());
+                CString::new(kv).map_err(std::io::Error::other)
+            })
+            .collect::<std::io::Result<Vec<_>>>()?;
+        Ok((args, envs))
+    })();
+    let (args, envs) = match prepared {
+        Ok(p) => p,
+        Err(e) => return SysError::new("preparing exec arguments", e),
+    };
+    let path_var = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    let candidates: Vec<CString> = if program.as_bytes().contains(&b'/') {
+        vec![args[0].clone()]
+    } else {
+        std::env::split_paths(&path_var)
+            .filter_map(|dir| to_c(dir.join(program).as_os_str()).ok())
+            .collect()
+    };
+    let mut argv_ptrs: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut env_ptrs: Vec<*const libc::c_char> = envs.iter().map(|e| e.as_ptr()).collect();
+    env_ptrs.push(std::ptr::null());
+    let mut last = std::io::Error::from_raw_os_error(libc::ENOENT);
+    for path in &candidates {
+        // SAFETY: every pointer comes from a CString alive for this call,
+        // and both arrays end with a null pointer, as execve requires.
+        unsafe { libc::execve(path.as_ptr(), argv_ptrs.as_ptr(), env_ptrs.as_ptr()) };
+        let err = std::io::Error::last_os_error();
+        // Keep the most telling error, as execvp does: a file found but not
+        // executable beats not found.
+        if err.raw_os_error() != Some(libc::ENOENT) || last.raw_os_error() == Some(libc::ENOENT) {
+            last = err;
+        }
+    }
+    SysError::new(format!("executing {}", program.to_string_lossy()), last)
+}
+
+/// How a child ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+}
+
+impl Exit {
+    /// The shell convention: the code, or 128 + the signal number.
+    pub fn status(self) -> i32 {
+        match self {
+            Exit::Code(c) => c,
+            Exit::Signal(s) => 128 + s,
+        }
+    }
+}
+
+/// Reaps one child if any has ended: `Some((pid, exit))`, or `None` when no
+/// child has ended yet (or there are none).
+pub fn reap_any() -> Result<Option<(Pid, Exit)>> {
+    match rustix::process::waitpid(None, WaitOptions::NOHANG) {
+        Ok(Some((pid, status))) => Ok(exit_of(status).map(|e| (pid, e))),
+        Ok(None) => Ok(None),
+        Err(rustix::io::Errno::CHILD) => Ok(None),
+        Err(e) => Err(SysError::new("waitpid", e)),
+    }
+}
+
+fn exit_of(status: rustix::process::WaitStatus) -> Option<Exit> {
+    if let Some(code) = status.exit_status() {
+        Some(Exit::Code(code))
+    } else {
+        status.terminating_signal().map(Exit::Signal)
+    }
+}
+
+/// Sends signal number `sig` to `pid`; a process already gone is not an error.
+pub fn kill(pid: Pid, sig: i32) -> Result<()> {
+    // SAFETY: the number comes from a signal this process received or a
+    // constant of libc, so it names a real signal.
+    let signal = unsafe { Signal::from_raw_unchecked(sig) };
+    match rustix::process::kill_process(pid, signal) {
+        Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
+        Err(e) => Err(SysError::new(format!("kill({pid:?}, {sig})"), e)),
+    }
+}
+
+/// Sends `sig` to the calling process itself, with its default action: used
+/// to die of the same signal as the payload did.
+pub fn raise_default(sig: i32) {
+    // SAFETY: restoring the default disposition and raising a signal have
+    // no memory-safety preconditions.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        libc::raise(sig);
+    }
+}
+
+/// Forbids the process and its children from ever gaining privileges
+/// (setuid bits, file capabilities).
+pub fn set_no_new_privs() -> Result<()> {
+    rustix::thread::set_no_new_privs(true).op(|| "prctl(PR_SET_NO_NEW_PRIVS)".into())
+}
+
+/// Has the kernel send `SIGKILL` to this process when its parent dies, so
+/// a payload never outlives a killed monitor.
+pub fn die_with_parent() -> Result<()> {
+    rustix::process::set_parent_process_death_signal(Some(Signal::KILL))
+        .op(|| "prctl(PR_SET_PDEATHSIG)".into())
+}
+
+pub fn getuid() -> u32 {
+    rustix::process::getuid().as_raw()
+}
+
+pub fn getgid() -> u32 {
+    rustix::process::getgid().as_raw()
+}
+
+pub fn getpid() -> Pid {
+    rustix::process::getpid()
+}
+
+/// Makes the calling process the leader of a new process group and, when
+/// standard input is its terminal, that terminal's foreground group, so that
+/// keyboard signals go to the payload alone.
+pub fn own_foreground_group() {
+    let _ = rustix::process::setpgid(None, None);
+    let stdin = rustix::stdio::stdin();
+    if rustix::termios::isatty(stdin) {
+        // SAFETY: ignoring SIGTTOU is a plain disposition change; without it
+        // a background process calling tcsetpgrp would be stopped.
+        unsafe { libc::signal(libc::SIGTTOU, libc::SIG_IGN) };
+        let _ = rustix::termios::tcsetpgrp(stdin, rustix::process::getpid());
+        // SAFETY: as above, back to the default.
+        unsafe { libc::signal(libc::SIGTTOU, libc::SIG_DFL) };
+    }
+}
+
+/// Changes the working directory.
+pub fn chdir(path: &Path) -> Result<()> {
+    rustix::process::chdir(path).op(|| format!("chdir {}", path.display()))
+}
+
+/// Sets the file mode creation mask, returning the old one.
+pub fn umask(mask: u32) -> u32 {
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(mask)).as_raw_mode()
+}
+
+/// Ends the process at once, without running exit handlers or flushing
+/// buffers it shares with the parent it was forked from.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit has no preconditions; it never returns.
+    unsafe { libc::_exit(code) }
+}

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Builds OUTPUT_DIR/debian.sqfs: a minimal Debian root file system (the host's
+# suite, with python3) packed as SquashFS, for tests that need a real distro.
+#   scripts/make-debian-image.sh [--keep-rootfs] OUTPUT_DIR
+# Run as root. Needs the Debian packages debootstrap and squashfs-tools.
+# --keep-rootfs also leaves the unpacked tree at OUTPUT_DIR/rootfs.
+set -euo pipefail
+
+keep=0 out=
+for a in "$@"; do
+  case $a in
+    --keep-rootfs) keep=1 ;;
+    -*) echo "unknown option: $a" >&2; exit 2 ;;
+    *) out=$a ;;
+  esac
+done
+[ -n "$out" ] || { echo "usage: $0 [--keep-rootfs] OUTPUT_DIR" >&2; exit 2; }
+img=$out/debian.sqfs
+
+# Rebuilding takes minutes; a newer image means this script has not changed since.
+if [ "$img" -nt "$0" ] && { [ $keep -eq 0 ] || [ -d "$out/rootfs" ]; }; then
+  echo "debian image: $img is up to date"
+  exit 0
+fi
+[ "$(id -u)" -eq 0 ] || { echo "$0: must run as root (debootstrap chroots)" >&2; exit 1; }
+for c in debootstrap mksquashfs; do
+  command -v "$c" >/dev/null || { echo "$0: $c missing (apt-get install -y debootstrap squashfs-tools)" >&2; exit 1; }
+done
+
+# shellcheck source=/dev/null
+. /etc/os-release
+suite=${VERSION_CODENAME:?no VERSION_CODENAME in /etc/os-release}
+# Only the mirror the host's apt uses is reachable from CI machines: take the
+# first entry that serves the plain suite (not -updates/-security).
+mirror=$(
+  {
+    # deb822 .sources: one stanza per paragraph (and per file).
+    awk -v s="$suite" '
+      function flush() { if (deb && ok && uri) print uri; deb = ok = 0; uri = "" }
+      FNR == 1 || /^[ \t]*$/ { flush() }
+      tolower($1) == "types:" && / deb( |$)/ { deb = 1 }
+      tolower($1) == "uris:" { uri = $2 }
+      tolower($1) == "suites:" { for (i = 2; i <= NF; i++) if ($i == s) ok = 1 }
+      END { flush() }' /etc/apt/sources.list.d/*.sources 2>/dev/null || true
+    # One-line format: deb [options] URI SUITE COMPONENTS...
+    awk -v s="$suite" '{ sub(/\[[^]]*\]/, ""); if ($1 == "deb" && $3 == s) print $2 }' \
+      /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null || true
+  } | head -n 1
+)
+[ -n "$mirror" ] || { echo "$0: no apt source for suite $suite found" >&2; exit 1; }
+
+mkdir -p "$out"
+# Temporaries live next to the outputs so the final renames are atomic.
+tmp=$(mktemp -d "$out/.debian-image.XXXXXX")
+cleanup() {
+  # An interrupted debootstrap can leave proc/sys mounted inside the tree.
+  grep -o " $tmp/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  rm -rf --one-file-system "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP # so that an interrupted run still cleans up
+
+echo "debian image: debootstrap $suite from $mirror"
+SECONDS=0
+if ! debootstrap --variant=minbase --include=python3 "$suite" "$tmp/rootfs" "$mirror" >"$tmp/debootstrap.log" 2>&1; then
+  tail -n 30 "$tmp/debootstrap.log" >&2
+  [ -f "$tmp/rootfs/debootstrap/debootstrap.log" ] && tail -n 30 "$tmp/rootfs/debootstrap/debootstrap.log" >&2
+  exit 1
+fi
+t_boot=$SECONDS
+# Downloaded .debs and apt's package lists (about 50 MB) are only dead weight
+# in a test image; `apt-get update` inside it would fetch the lists again.
+rm -f "$tmp"/rootfs/var/cache/apt/archives/*.deb "$tmp"/rootfs/var/cache/apt/*.bin
+find "$tmp/rootfs/var/lib/apt/lists" -maxdepth 1 -type f ! -name lock -delete
+
+SECONDS=0
+if ! mksquashfs "$tmp/rootfs" "$tmp/debian.sqfs" -noappend -comp gzip -no-progress >"$tmp/mksquashfs.log" 2>&1; then
+  tail -n 30 "$tmp/mksquashfs.log" >&2
+  exit 1
+fi
+t_sq=$SECONDS
+
+if [ $keep -eq 1 ]; then
+  rm -rf --one-file-system "$out/rootfs"
+  mv "$tmp/rootfs" "$out/rootfs"
+fi
+# Last: the image's time stamp is what marks the cache as complete.
+mv -f "$tmp/debian.sqfs" "$img"
+echo "debian image: $img ($(du -h "$img" | cut -f1); debootstrap ${t_boot}s, mksquashfs ${t_sq}s)"
