@@ -48,12 +48,12 @@ fn personas_answer_as_their_tool() {
             stdout(&out)
         );
         let out = std::process::Command::new(&bin)
-            .args(["exec", "img.sif", "true"])
+            .args(["pull", "docker://busybox"])
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(255));
         assert!(
-            stderr(&out).contains(&format!("'{name} exec' is not implemented yet")),
+            stderr(&out).contains(&format!("'{name} pull' is not implemented yet")),
             "{}",
             stderr(&out)
         );
