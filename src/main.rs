@@ -20,9 +20,14 @@ const EXIT_USAGE: u8 = 1;
 
 fn main() -> ExitCode {
     let mut args: Vec<_> = std::env::args_os().collect();
-    let tool = Tool::from_argv0(args.first().map(|a| a.as_os_str()).unwrap_or_default());
+    let argv0 = args.first().cloned().unwrap_or_default();
+    let tool = Tool::from_argv0(&argv0);
     if let Some(first) = args.first_mut() {
         *first = tool.command().into();
+    }
+    // `./image.sif ARGS`: the kernel runs `run-singularity ./image.sif ARGS`.
+    if Tool::is_launch_script(&argv0) {
+        args.splice(1..1, ["--quiet".into(), "run".into()]);
     }
     let matches = match cli_command(tool).try_get_matches_from(args) {
         Ok(m) => m,

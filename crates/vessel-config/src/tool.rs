@@ -17,13 +17,22 @@ impl Tool {
             .file_name()
             .map(|n| n.to_string_lossy().to_ascii_lowercase())
             .unwrap_or_default();
-        if name.starts_with("apptainer") {
+        if name.starts_with("apptainer") || name.starts_with("run-apptainer") {
             Tool::Apptainer
-        } else if name.starts_with("singularity") {
+        } else if name.starts_with("singularity") || name.starts_with("run-singularity") {
             Tool::Singularity
         } else {
             Tool::Vessel
         }
+    }
+
+    /// Whether the program was started as `run-singularity`: the
+    /// interpreter named in a SIF's launch script (`#!/usr/bin/env
+    /// run-singularity`), which runs the image given as first argument.
+    pub fn is_launch_script(argv0: &OsStr) -> bool {
+        Path::new(argv0)
+            .file_name()
+            .is_some_and(|n| n == "run-singularity" || n == "run-apptainer")
     }
 
     /// The command name, as shown in usage lines and messages.
@@ -75,5 +84,9 @@ mod tests {
             Tool::Vessel
         );
         assert_eq!(Tool::from_argv0(OsStr::new("")), Tool::Vessel);
+        assert!(Tool::is_launch_script(OsStr::new(
+            "/usr/bin/run-singularity"
+        )));
+        assert!(!Tool::is_launch_script(OsStr::new("singularity")));
     }
 }

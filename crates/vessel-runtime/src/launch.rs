@@ -8,13 +8,14 @@ use std::path::{Path, PathBuf};
 use vessel_image::Image;
 use vessel_sif::{Arch, FsType};
 use vessel_sys::mount::{self as m, FsFlags};
+use vessel_sys::ns::Namespaces;
 use vessel_sys::path::{ensure_in_root, fd_path, is_dir, open_dir, open_host, open_in_root};
 use vessel_sys::process::{self as p, Exit, Fork};
 use vessel_sys::signal::{SignalMask, SIGCHLD};
 use vessel_sys::SysError;
 
 use crate::extract::{ExtractCache, ExtractError, Extracted};
-use crate::options::{Host, LaunchOptions};
+use crate::options::{Driver, Host, LaunchOptions};
 use crate::plan::{self, LaunchPlan, Mount, PlanError, RootMode};
 
 #[derive(Debug, thiserror::Error)]
@@ -44,23 +45,49 @@ pub enum LaunchError {
 /// a signal ended it).
 pub fn launch(opts: &LaunchOptions, host: &Host) -> Result<i32, LaunchError> {
     let image = vessel_image::open_image(&opts.image)?;
-    let (lower, is_sandbox, _extracted) = root_source(image, opts)?;
+    let source = root_source(image, opts, host)?;
+    let session = enter_namespaces(opts, host)?;
+    let (lower, is_sandbox) = match &source {
+        RootSource::Dir { path, sandbox } => (path.clone(), *sandbox),
+        RootSource::Extracted(e) => (e.root.clone(), false),
+        RootSource::Kernel { file, offset, size } => {
+            (mount_squashfs(file, *offset, *size, session.path())?, false)
+        }
+    };
     let plan = plan::build(opts, host, &lower, &opts.image, is_sandbox)?;
     for w in &plan.warnings {
         tracing::warn!("{w}");
     }
-    run(&plan, host)
+    let status = run(&plan, session.path());
+    // The session's mounts vanish with the namespace; remove the empty
+    // directory they were on.
+    let _ = m::unmount_detach(session.path());
+    drop(session);
+    drop(source);
+    status
 }
 
-/// The host directory holding the image's root file system.
-fn root_source(
-    image: Image,
-    opts: &LaunchOptions,
-) -> Result<(PathBuf, bool, Option<Extracted>), LaunchError> {
-    match image {
+/// Where the image's root file system comes from.
+enum RootSource {
+    /// A directory: a sandbox, used as is.
+    Dir { path: PathBuf, sandbox: bool },
+    /// Unpacked in the node-local cache (unprivileged runs).
+    Extracted(Extracted),
+    /// Mounted by the kernel from a loop device (runs as real root).
+    Kernel {
+        file: fs::File,
+        offset: u64,
+        size: u64,
+    },
+}
+
+fn root_source(image: Image, opts: &LaunchOptions, host: &Host) -> Result<RootSource, LaunchError> {
+    let (path, offset, size) = match image {
         Image::Sandbox { path } => {
-            let path = fs::canonicalize(&path)?;
-            Ok((path, true, None))
+            return Ok(RootSource::Dir {
+                path: fs::canonicalize(&path)?,
+                sandbox: true,
+            });
         }
         Image::Sif { path, sif } => {
             let part = *sif.primary_partition().ok_or_else(|| {
@@ -80,17 +107,107 @@ fn root_source(
                     info.fs
                 )));
             }
-            let cache = ExtractCache::new(&opts.extract_dir, opts.extract_max_bytes)?;
-            let e = cache.get(&path, part.offset as u64, part.size as u64)?;
-            Ok((e.root.clone(), false, Some(e)))
+            (path, part.offset as u64, part.size as u64)
         }
         Image::Squashfs { path } => {
             let size = fs::metadata(&path)?.len();
-            let cache = ExtractCache::new(&opts.extract_dir, opts.extract_max_bytes)?;
-            let e = cache.get(&path, 0, size)?;
-            Ok((e.root.clone(), false, Some(e)))
+            (path, 0, size)
+        }
+    };
+    if host.uid == 0 && opts.driver != Driver::Extract {
+        return Ok(RootSource::Kernel {
+            file: fs::File::open(&path)?,
+            offset,
+            size,
+        });
+    }
+    let cache = ExtractCache::new(&opts.extract_dir, opts.extract_max_bytes)?;
+    Ok(RootSource::Extracted(cache.get(&path, offset, size)?))
+}
+
+/// The namespaces for `opts`: always a mount namespace, and a user
+/// namespace unless running as real root, which needs none to mount and
+/// keeps its real identity, as with Apptainer.
+fn namespaces(opts: &LaunchOptions, host: &Host) -> Namespaces {
+    Namespaces {
+        user: host.uid != 0,
+        mount: true,
+        pid: opts.pid,
+        ipc: opts.ipc,
+        uts: opts.uts || opts.hostname.is_some(),
+        net: opts.net,
+    }
+}
+
+/// Creates the namespaces and the private session tmpfs, returned as the
+/// temporary directory it is mounted on.
+fn enter_namespaces(opts: &LaunchOptions, host: &Host) -> Result<tempfile::TempDir, LaunchError> {
+    let session = tempfile::Builder::new()
+        .prefix("vessel-session-")
+        .tempdir_in(&host.tmpdir)
+        .map_err(|e| {
+            LaunchError::Image(format!(
+                "cannot create a session directory in {}: {e}",
+                host.tmpdir.display()
+            ))
+        })?;
+    let ns = namespaces(opts, host);
+    vessel_sys::ns::unshare(ns)
+        .map_err(|e| kernel_hint("could not create the container's namespaces", e))?;
+    if ns.user {
+        vessel_sys::ns::write_id_maps(host.uid, host.gid, host.uid, host.gid)
+            .map_err(|e| kernel_hint("could not map your user into the container", e))?;
+    }
+    m::make_private_recursive()?;
+    if let Some(h) = &opts.hostname {
+        vessel_sys::ns::set_hostname(h)?;
+    }
+    if opts.net {
+        if let Err(e) = vessel_sys::ns::loopback_up() {
+            tracing::warn!("could not bring up the loopback interface: {e}");
         }
     }
+    let writable_mib = if opts.writable_tmpfs && !opts.writable {
+        opts.tmpfs_size_mib
+    } else {
+        0
+    };
+    m::mount_fs(
+        "tmpfs",
+        session.path(),
+        FsFlags {
+            nosuid: true,
+            nodev: true,
+            ..FsFlags::default()
+        },
+        &format!("size={}m,mode=0700", plan::SESSION_BASE_MIB + writable_mib),
+    )?;
+    Ok(session)
+}
+
+/// Mounts the SquashFS at `offset` in `file` read-only through a loop
+/// device, under the session; returns the mount point.
+fn mount_squashfs(
+    file: &fs::File,
+    offset: u64,
+    size: u64,
+    session: &Path,
+) -> Result<PathBuf, LaunchError> {
+    let dev = vessel_sys::loopdev::attach(file, offset, size)?;
+    let target = session.join("image");
+    fs::create_dir(&target)?;
+    m::mount_source(
+        &dev.path,
+        &target,
+        "squashfs",
+        FsFlags {
+            nosuid: true,
+            nodev: true,
+            readonly: true,
+            ..FsFlags::default()
+        },
+    )?;
+    Ok(target)
 }
 
 /// Refuses images for a CPU this machine cannot run (386 runs on amd64).
@@ -130,56 +247,14 @@ fn kernel_hint(what: &str, source: SysError) -> LaunchError {
     }
 }
 
-fn run(plan: &LaunchPlan, host: &Host) -> Result<i32, LaunchError> {
-    let session = tempfile::Builder::new()
-        .prefix("vessel-session-")
-        .tempdir_in(&host.tmpdir)
-        .map_err(|e| {
-            LaunchError::Image(format!(
-                "cannot create a session directory in {}: {e}",
-                host.tmpdir.display()
-            ))
-        })?;
-    let session_path = session.path().to_path_buf();
-
-    vessel_sys::ns::unshare(plan.namespaces)
-        .map_err(|e| kernel_hint("could not create the container's namespaces", e))?;
-    let inside_uid = host.uid;
-    let inside_gid = host.gid;
-    vessel_sys::ns::write_id_maps(host.uid, host.gid, inside_uid, inside_gid)
-        .map_err(|e| kernel_hint("could not map your user into the container", e))?;
-    m::make_private_recursive()?;
-    if let Some(h) = &plan.hostname {
-        vessel_sys::ns::set_hostname(h)?;
-    }
-    if plan.loopback {
-        if let Err(e) = vessel_sys::ns::loopback_up() {
-            tracing::warn!("could not bring up the loopback interface: {e}");
-        }
-    }
-    m::mount_fs(
-        "tmpfs",
-        &session_path,
-        FsFlags {
-            nosuid: true,
-            nodev: true,
-            ..FsFlags::default()
-        },
-        &format!("size={}m,mode=0700", plan.session_mib),
-    )?;
-    let root = assemble_root(plan, &session_path)?;
-
+fn run(plan: &LaunchPlan, session: &Path) -> Result<i32, LaunchError> {
+    let root = assemble_root(plan, session)?;
     let mask = SignalMask::block_forwarded()?;
     let child = match p::fork()? {
         Fork::Child => payload(plan, &root, &mask),
         Fork::Parent(pid) => pid,
     };
-    let status = monitor(child, &mask)?;
-    // The session's mounts vanish with the namespace; remove the empty
-    // directory they were on.
-    let _ = m::unmount_detach(&session_path);
-    drop(session);
-    Ok(status)
+    monitor(child, &mask)
 }
 
 /// Builds the container's `/` under the session directory.

@@ -91,7 +91,7 @@ pub enum PlanError {
 
 /// Session tmpfs size when nothing writable lives in it: identity files,
 /// mount points and contained directories only.
-const SESSION_BASE_MIB: u64 = 16;
+pub const SESSION_BASE_MIB: u64 = 16;
 
 /// Paths that are never bound as the working directory: they are the
 /// container's own.
@@ -285,27 +285,7 @@ pub fn build(
 
     // The user's binds, after the defaults so that they can land inside them.
     for b in &opts.binds {
-        match std::fs::metadata(&b.src) {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(PlanError::BindSource {
-                    path: b.src.clone(),
-                    problem: "doesn't exist".into(),
-                })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-                return Err(PlanError::BindSource {
-                    path: b.src.clone(),
-                    problem: "is not accessible to you (permission denied)".into(),
-                })
-            }
-            Err(e) => {
-                return Err(PlanError::BindSource {
-                    path: b.src.clone(),
-                    problem: e.to_string(),
-                })
-            }
-        }
+        check_bind_source(&b.src)?;
         mounts.push(Mount::Bind {
             src: b.src.clone(),
             dst: b.dst.clone(),
@@ -409,6 +389,32 @@ pub fn build(
         warnings,
         loopback: opts.net,
     })
+}
+
+/// A bind source must exist and be readable by the user: binding what one
+/// cannot read would only give a container that fails later, less clearly.
+fn check_bind_source(src: &Path) -> Result<(), PlanError> {
+    let problem = |e: std::io::Error| {
+        let problem = match e.kind() {
+            std::io::ErrorKind::NotFound => "doesn't exist".to_string(),
+            std::io::ErrorKind::PermissionDenied => {
+                "is not readable by you (permission denied)".to_string()
+            }
+            _ => e.to_string(),
+        };
+        PlanError::BindSource {
+            path: src.to_path_buf(),
+            problem,
+        }
+    };
+    let meta = std::fs::metadata(src).map_err(problem)?;
+    if meta.is_dir() {
+        std::fs::read_dir(src).map(drop).map_err(problem)
+    } else if meta.is_file() {
+        std::fs::File::open(src).map(drop).map_err(problem)
+    } else {
+        Ok(())
+    }
 }
 
 fn bind(src: &str, dst: &str, readonly: bool, recursive: bool) -> Mount {

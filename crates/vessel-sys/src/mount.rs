@@ -90,6 +90,28 @@ pub fn mount_fs(fstype: &str, dst: &Path, flags: FsFlags, options: &str) -> Resu
         .op(|| format!("mounting {fstype} at {} ({options})", dst.display()))
 }
 
+/// Mounts the file system on device `source` (a loop device) at `dst`.
+pub fn mount_source(source: &Path, dst: &Path, fstype: &str, flags: FsFlags) -> Result<()> {
+    let mut mf = MountFlags::empty();
+    for (on, flag) in [
+        (flags.nosuid, MountFlags::NOSUID),
+        (flags.nodev, MountFlags::NODEV),
+        (flags.noexec, MountFlags::NOEXEC),
+        (flags.readonly, MountFlags::RDONLY),
+    ] {
+        if on {
+            mf |= flag;
+        }
+    }
+    rustix::mount::mount(source, dst, fstype, mf, None).op(|| {
+        format!(
+            "mounting {} ({fstype}) at {}",
+            source.display(),
+            dst.display()
+        )
+    })
+}
+
 /// Flags for [`mount_fs`].
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FsFlags {
