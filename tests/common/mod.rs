@@ -79,3 +79,89 @@ pub fn golden_image(name: &str) -> PathBuf {
     }
     sif_fixtures().join("images").join(format!("{kebab}.sif"))
 }
+
+/// The unprivileged user the container tests run as: `$VESSEL_TEST_USER`
+/// (default `vtest`, which `scripts/test.sh` creates) when the tests run as
+/// root, else the current user.
+pub struct TestUser {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: PathBuf,
+}
+
+pub fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
+}
+
+pub fn test_user() -> TestUser {
+    use std::os::unix::fs::MetadataExt;
+    if !running_as_root() {
+        let meta = std::fs::metadata("/proc/self").unwrap();
+        return TestUser {
+            name: std::env::var("USER").unwrap_or_default(),
+            uid: meta.uid(),
+            gid: meta.gid(),
+            home: std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| "/".into()),
+        };
+    }
+    let name = std::env::var("VESSEL_TEST_USER").unwrap_or_else(|_| "vtest".into());
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    let line = passwd
+        .lines()
+        .find(|l| l.split(':').next() == Some(name.as_str()))
+        .unwrap_or_else(|| panic!("test user {name} missing: create it with `useradd -m -s /bin/bash {name}` (scripts/test.sh does)"));
+    let f: Vec<&str> = line.split(':').collect();
+    TestUser {
+        name: name.clone(),
+        uid: f[2].parse().unwrap(),
+        gid: f[3].parse().unwrap(),
+        home: PathBuf::from(f[5]),
+    }
+}
+
+/// `vessel ARGS` as the unprivileged test user, with a clean environment
+/// (HOME, USER, PATH, TMPDIR) plus `env`.
+pub fn user_vessel(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> std::process::Command {
+    let user = test_user();
+    let mut cmd = if running_as_root() {
+        let mut c = std::process::Command::new("setpriv");
+        c.arg(format!("--reuid={}", user.uid))
+            .arg(format!("--regid={}", user.gid))
+            .arg("--init-groups")
+            .arg("env")
+            .arg("-i");
+        c
+    } else {
+        let mut c = std::process::Command::new("env");
+        c.arg("-i");
+        c
+    };
+    cmd.arg(format!("HOME={}", user.home.display()))
+        .arg(format!("USER={}", user.name))
+        .arg("PATH=/usr/local/bin:/usr/bin:/bin")
+        .arg("TMPDIR=/tmp");
+    for (k, v) in env {
+        cmd.arg(format!("{k}={v}"));
+    }
+    cmd.arg(bin_path()).args(args).current_dir(cwd);
+    cmd
+}
+
+/// A scratch directory the test user owns.
+pub fn user_dir() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("vessel-test-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let user = test_user();
+    if running_as_root() {
+        std::os::unix::fs::chown(dir.path(), Some(user.uid), Some(user.gid)).unwrap();
+    }
+    dir
+}

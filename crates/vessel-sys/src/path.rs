@@ -1,6 +1,7 @@
 //! Resolving paths inside a container root without ever leaving it.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};
@@ -46,32 +47,70 @@ pub fn fd_path(fd: &impl AsFd) -> PathBuf {
 
 /// Opens `path` inside `root` for mounting onto, creating it (and its
 /// missing parents) first when absent: a directory, or an empty file when
-/// `file` is set. Every step resolves inside `root`.
+/// `file` is set. Symlinks on the way, dangling ones included, are followed
+/// inside `root`, as the container will see them; nothing is ever created
+/// outside it.
 pub fn ensure_in_root(root: &impl AsFd, path: &Path, file: bool) -> Result<OwnedFd> {
-    match open_in_root(root, path) {
-        Ok(fd) => return Ok(fd),
-        Err(e) if e.raw_os_error() != Some(rustix::io::Errno::NOENT.raw_os_error()) => {
-            return Err(e)
-        }
-        Err(_) => {}
-    }
+    use std::collections::VecDeque;
+    use std::ffi::OsString;
+    use std::path::Component;
+
+    let components = |p: &Path| -> Vec<OsString> {
+        p.components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n.to_os_string()),
+                Component::ParentDir => Some("..".into()),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut todo: VecDeque<OsString> = components(path).into();
+    // Every component of `current` is a real directory: symlinks are
+    // expanded into `todo` as they are met.
     let mut current = PathBuf::from("/");
-    let components: Vec<_> = path
-        .components()
-        .filter(|c| matches!(c, std::path::Component::Normal(_)))
-        .collect();
-    for (i, c) in components.iter().enumerate() {
-        let next = current.join(c);
-        let last = i + 1 == components.len();
-        match open_in_root(root, &next) {
-            Ok(_) => {}
-            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOENT.raw_os_error()) => {
-                let parent = open_in_root_dir(root, &current)?;
-                let name = c.as_os_str();
+    let mut links = 0;
+    while let Some(name) = todo.pop_front() {
+        if name == ".." {
+            current.pop();
+            continue;
+        }
+        let parent = open_in_root_dir(root, &current)?;
+        let last = todo.is_empty();
+        match rustix::fs::statat(
+            &parent,
+            name.as_os_str(),
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        ) {
+            Ok(st) => {
+                let kind = rustix::fs::FileType::from_raw_mode(st.st_mode);
+                if kind == rustix::fs::FileType::Symlink {
+                    links += 1;
+                    if links > 40 {
+                        return Err(crate::SysError::new(
+                            format!("resolving {} inside the container", path.display()),
+                            std::io::Error::from_raw_os_error(
+                                rustix::io::Errno::LOOP.raw_os_error(),
+                            ),
+                        ));
+                    }
+                    let target = rustix::fs::readlinkat(&parent, name.as_os_str(), Vec::new())
+                        .op(|| format!("reading the link {}", current.join(&name).display()))?;
+                    let target = PathBuf::from(std::ffi::OsStr::from_bytes(target.as_bytes()));
+                    if target.is_absolute() {
+                        current = PathBuf::from("/");
+                    }
+                    for c in components(&target).into_iter().rev() {
+                        todo.push_front(c);
+                    }
+                    continue;
+                }
+                current.push(&name);
+            }
+            Err(rustix::io::Errno::NOENT) => {
                 let created = if last && file {
                     rustix::fs::openat(
                         &parent,
-                        name,
+                        name.as_os_str(),
                         OFlags::CREATE
                             | OFlags::EXCL
                             | OFlags::WRONLY
@@ -81,23 +120,33 @@ pub fn ensure_in_root(root: &impl AsFd, path: &Path, file: bool) -> Result<Owned
                     )
                     .map(drop)
                 } else {
-                    rustix::fs::mkdirat(&parent, name, Mode::from_raw_mode(0o755))
+                    rustix::fs::mkdirat(&parent, name.as_os_str(), Mode::from_raw_mode(0o755))
                 };
                 match created {
-                    Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                    Ok(()) | Err(rustix::io::Errno::EXIST) => current.push(&name),
                     Err(e) => {
                         return Err(crate::SysError::new(
-                            format!("creating {} inside the container", next.display()),
+                            format!(
+                                "creating {} inside the container",
+                                current.join(&name).display()
+                            ),
                             e,
                         ))
                     }
                 }
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                return Err(crate::SysError::new(
+                    format!(
+                        "resolving {} inside the container",
+                        current.join(&name).display()
+                    ),
+                    e,
+                ))
+            }
         }
-        current = next;
     }
-    open_in_root(root, path)
+    open_in_root(root, &current)
 }
 
 /// Like [`open_in_root`], but a real directory descriptor (not `O_PATH`),
