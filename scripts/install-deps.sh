@@ -16,6 +16,9 @@ packages=(
   busybox-static coreutils util-linux
   # Build tools for Rust crates that compile C.
   build-essential pkg-config
+  # Tests with real components: a Debian image made with debootstrap, and a
+  # single-node Slurm cluster.
+  debootstrap munge slurmctld slurmd slurm-client procps
 )
 
 missing=()

@@ -27,17 +27,32 @@ cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
+echo "==> building"
+cargo build --quiet
+bin=$tools/vessel
+install -m 0755 target/debug/vessel "$bin"
+chmod 0755 "$tools"
+# The unprivileged user the container tests run as.
+id vtest >/dev/null 2>&1 || useradd -m -s /bin/bash vtest
+
+echo "==> a Debian image (debootstrap, cached in ${VESSEL_CI_CACHE:=/var/cache/vessel-ci})"
+scripts/make-debian-image.sh "$VESSEL_CI_CACHE/debian"
+debian_sif=$tools/debian.sif
+"$bin" sif new "$debian_sif"
+"$bin" sif add --datatype 4 --partfs 1 --parttype 2 --partarch 2 --groupid 1 \
+  "$debian_sif" "$VESSEL_CI_CACHE/debian/debian.sqfs"
+chmod 0644 "$debian_sif"
+export VESSEL_TEST_DEBIAN_SIF=$debian_sif
+
 echo "==> cargo test"
 cargo test --workspace --quiet 2>&1 | tee "$tools/test.log"
 status=${PIPESTATUS[0]}
 [ "$status" -eq 0 ] || exit "$status"
 
+echo "==> Slurm: vessel in batch jobs and job steps (user vtest)"
+tests/slurm/run.sh "$bin" "$debian_sif" | tee "$tools/slurm.log"
+
 echo "==> unprivileged smoke test (user vtest)"
-id vtest >/dev/null 2>&1 || useradd -m -s /bin/bash vtest
-cargo build --quiet
-bin=$tools/vessel
-install -m 0755 target/debug/vessel "$bin"
-chmod 0755 "$tools"
 as_vtest() {
   setpriv --reuid=vtest --regid=vtest --init-groups \
     env -i HOME=/home/vtest USER=vtest PATH=/usr/bin:/bin TMPDIR=/tmp "$@"
@@ -56,6 +71,8 @@ if [ "$fuzz_seconds" -gt 0 ]; then
   .ci/fuzz.sh "$fuzz_seconds"
 fi
 
-# The closing line CI reads: the counts of the cargo test run above.
-awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "%d passed, %d failed, %d skipped\n", p, f, i }' \
-  "$tools/test.log"
+# The closing line CI reads: the counts of the cargo and Slurm tests above.
+awk '/^test result:/ { p += $4; f += $6; i += $8 }
+     /^[0-9]+ passed, [0-9]+ failed$/ { p += $1; f += $3 }
+     END { printf "%d passed, %d failed, %d skipped\n", p, f, i }' \
+  "$tools/test.log" "$tools/slurm.log"
