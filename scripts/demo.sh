@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # The main job, end to end on a fresh Debian/Ubuntu machine: install the
-# system packages, build Vessel, make a container image locally, and look
-# inside it. (Running containers arrives with the runtime; until then the
-# demo stops at inspecting images.)
+# system packages, build Vessel, make a container image locally, look inside
+# it, and run it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,6 +39,11 @@ echo "==> vessel sif list demo.sif"
 "$vessel" sif list "$work/demo.sif"
 echo "==> vessel inspect --labels --runscript --environment demo.sif"
 "$vessel" inspect --labels --runscript --environment "$work/demo.sif"
+
+echo "==> vessel run demo.sif world"
+"$vessel" run "$work/demo.sif" world
+echo "==> vessel exec demo.sif sh -c 'id -un; echo \$GREETING; ls /'"
+"$vessel" exec "$work/demo.sif" sh -c 'id -un; echo $GREETING; ls /'
 
 fixture=../shared/fixtures/sif/apptainer/images/busybox_amd64.sif
 if [ -f "$fixture" ]; then

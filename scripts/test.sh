@@ -71,6 +71,9 @@ if [ "$fuzz_seconds" -gt 0 ]; then
   .ci/fuzz.sh "$fuzz_seconds"
 fi
 
+echo "==> start-up benchmark (informative; never fails the suite)"
+BENCH_RUNS=${BENCH_RUNS:-30} bench/startup.sh "$bin" || echo "benchmark did not complete"
+
 # The closing line CI reads: the counts of the cargo and Slurm tests above.
 awk '/^test result:/ { p += $4; f += $6; i += $8 }
      /^[0-9]+ passed, [0-9]+ failed$/ { p += $1; f += $3 }

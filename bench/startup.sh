@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Container start-up, side by side in one run: Vessel against a bare
+# `unshare -Urm chroot` and Charliecloud's ch-run (on a directory and on a
+# SquashFS file), all running /bin/true as an unprivileged user. Prints a
+# table with ratios to `unshare chroot`, the monitor's peak RSS, and the
+# cold-cache check (16 concurrent first runs of one SIF, one extraction).
+#   bench/startup.sh [VESSEL_BINARY] [IMAGE.sif]
+# Run as root (it installs the peers and switches to the test user).
+# BENCH_RUNS sets the hyperfine runs per command (default 100).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+runs=${BENCH_RUNS:-100}
+user=${VESSEL_TEST_USER:-vtest}
+
+if [ -n "${1:-}" ]; then vessel=$1; else cargo build --release --quiet; vessel=$root/target/release/vessel; fi
+image=${2:-../shared/fixtures/sif/apptainer/images/busybox_amd64.sif}
+
+need=()
+for p in charliecloud-runtime hyperfine squashfs-tools; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 "${need[@]}" >/dev/null
+fi
+id "$user" >/dev/null 2>&1 || useradd -m -s /bin/bash "$user"
+
+work=$(mktemp -d /tmp/vessel-bench-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+install -m 0755 "$vessel" "$work/vessel"
+cp "$image" "$work/img.sif"
+primary=$("$work/vessel" sif list "$work/img.sif" | awk -F'|' '/\*System/ { print $1 + 0 }')
+"$work/vessel" sif dump "$primary" "$work/img.sif" > "$work/img.sqfs"
+unsquashfs -no-progress -no-xattrs -quiet -dest "$work/dir" "$work/img.sqfs" >/dev/null || true
+chown -R "$user": "$work"
+chmod 0755 "$work"
+
+as_user() {
+  setpriv --reuid="$user" --regid="$user" --init-groups \
+    env -i HOME="/home/$user" USER="$user" PATH=/usr/sbin:/usr/bin:/sbin:/bin TMPDIR=/tmp \
+    VESSEL_EXTRACT_DIR="$work/cache" "$@"
+}
+cd "$work"
+as_user ./vessel exec img.sif /bin/true 2>/dev/null   # warm the extract cache
+
+as_user hyperfine --style none --warmup 5 --runs "$runs" --export-json "$work/times.json" -N \
+  -n "unshare -Urm chroot DIR" "unshare -Urm chroot $work/dir /bin/true" \
+  -n "ch-run DIR" "ch-run $work/dir -- /bin/true" \
+  -n "ch-run IMG.sqfs" "ch-run $work/img.sqfs -- /bin/true" \
+  -n "vessel exec DIR (sandbox)" "$work/vessel exec $work/dir /bin/true" \
+  -n "vessel exec IMG.sif (warm cache)" "$work/vessel exec $work/img.sif /bin/true" \
+  >/dev/null
+
+# Peak RSS of the monitor (the vessel process itself, which the payload
+# replaces nothing of: it forks the payload and waits).
+rss() {
+  as_user python3 -c 'import resource, subprocess, sys
+subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' "$@"
+}
+rss_dir=$(rss "$work/vessel" exec "$work/dir" /bin/true)
+rss_sif=$(rss "$work/vessel" exec "$work/img.sif" /bin/true)
+
+# Cold cache: 16 ranks at once on a node that never saw the image.
+cold=$(as_user sh -c '
+  export VESSEL_EXTRACT_DIR=$1/cold; start=$(date +%s.%N)
+  for i in $(seq 16); do ./vessel exec img.sif /bin/true 2>>$1/cold.log & done; wait
+  end=$(date +%s.%N); echo "$start $end"' sh "$work")
+extractions=$(grep -c Extracting "$work/cold.log" || true)
+entries=$(find "$work/cold" -maxdepth 1 -name '????????????????????????????????????????????????????????????????' | wc -l)
+
+python3 - "$work/times.json" "$rss_dir" "$rss_sif" "$cold" "$extractions" "$entries" <<'PY'
+import json, sys
+results = json.load(open(sys.argv[1]))["results"]
+base = results[0]["median"]
+print(f"{'command':36} {'median ms':>10} {'mean ms':>9} {'± ms':>7} {'× unshare':>10}")
+for r in results:
+    print(f"{r['command']:36} {r['median']*1e3:10.2f} {r['mean']*1e3:9.2f} {r['stddev']*1e3:7.2f} {r['median']/base:10.2f}")
+start, end = map(float, sys.argv[4].split())
+print()
+print(f"monitor peak RSS: sandbox {int(sys.argv[2])/1024:.1f} MiB, SIF {int(sys.argv[3])/1024:.1f} MiB")
+print(f"16 concurrent first runs of one SIF on a cold cache: {end - start:.2f} s, "
+      f"{sys.argv[5]} extraction(s), {sys.argv[6]} cache entr{'y' if sys.argv[6] == '1' else 'ies'}")
+by = {r["command"]: r["median"] for r in results}
+print()
+print("targets: sandbox <= 2x unshare chroot: "
+      f"{by['vessel exec DIR (sandbox)']/base:.2f}x; warm SIF <= 2x: {by['vessel exec IMG.sif (warm cache)']/base:.2f}x; "
+      f"below ch-run IMG.sqfs: {by['vessel exec IMG.sif (warm cache)']*1e3:.2f} ms vs {by['ch-run IMG.sqfs']*1e3:.2f} ms")
+PY
