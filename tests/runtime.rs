@@ -803,3 +803,63 @@ fn debian_image() {
         test_user().name
     );
 }
+
+#[test]
+fn read_only_overlays_stack_on_the_image() {
+    let layer = user_dir();
+    mkdir_owned(&layer.path().join("opt"));
+    write_owned(&layer.path().join("opt/tool"), "from layer");
+    let spec = format!("{}:ro", layer.path().display());
+    assert_eq!(
+        sh(
+            &busybox(),
+            &["--overlay", &spec],
+            "cat /opt/tool; ls /bin/busybox",
+            &[]
+        ),
+        "from layer/bin/busybox\n"
+    );
+    let dir = user_dir();
+    let out = exec_in(
+        dir.path(),
+        &[
+            "exec",
+            "--overlay",
+            &spec,
+            busybox().to_str().unwrap(),
+            "touch",
+            "/opt/new",
+        ],
+        &[],
+    );
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "a read-only overlay keeps the container read-only"
+    );
+}
+
+/// The extract cache stays within its bound, dropping the least recently
+/// used image first.
+#[test]
+fn extract_cache_is_bounded() {
+    let dir = user_dir();
+    let cache = user_dir();
+    let c = cache.path().join("cache");
+    let c = c.to_str().unwrap();
+    let env = [("VESSEL_EXTRACT_DIR", c), ("VESSEL_EXTRACT_MAX_GIB", "0")];
+    for image in [busybox(), localimage()] {
+        let out = exec_in(dir.path(), &["exec", image.to_str().unwrap(), "true"], &env);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let entries: Vec<_> = std::fs::read_dir(c)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().len() == 64)
+        .collect();
+    assert_eq!(
+        entries.len(),
+        1,
+        "only the image in use is kept at a bound of 0"
+    );
+}

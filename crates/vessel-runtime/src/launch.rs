@@ -263,10 +263,16 @@ fn assemble_root(plan: &LaunchPlan, session: &Path) -> Result<PathBuf, LaunchErr
     for d in ["root", "upper", "work", "files", "dirs"] {
         fs::create_dir(session.join(d))?;
     }
+    let layers: Vec<PathBuf> = plan
+        .read_only_layers
+        .iter()
+        .chain([&plan.lower])
+        .cloned()
+        .collect();
     match &plan.root_mode {
         RootMode::Writable => m::bind(&plan.lower, &root, true)?,
         RootMode::ReadOnly | RootMode::WritableTmpfs => overlay(
-            &plan.lower,
+            &layers,
             &session.join("upper"),
             &session.join("work"),
             &root,
@@ -278,7 +284,7 @@ fn assemble_root(plan: &LaunchPlan, session: &Path) -> Result<PathBuf, LaunchErr
                 .map_err(|e| {
                     LaunchError::Image(format!("overlay directory {}: {e}", upper.display()))
                 })?;
-            overlay(&plan.lower, &u, &w, &root)?
+            overlay(&layers, &u, &w, &root)?
         }
     }
     let root_fd = open_dir(&root)?;
@@ -298,8 +304,15 @@ fn assemble_root(plan: &LaunchPlan, session: &Path) -> Result<PathBuf, LaunchErr
     Ok(root)
 }
 
-fn overlay(lower: &Path, upper: &Path, work: &Path, target: &Path) -> Result<(), LaunchError> {
-    for p in [lower, upper, work] {
+/// Mounts an overlay of `layers` (topmost first, the image last) with a
+/// writable `upper` at `target`.
+fn overlay(
+    layers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+) -> Result<(), LaunchError> {
+    for p in layers.iter().map(PathBuf::as_path).chain([upper, work]) {
         let s = p.to_string_lossy();
         if s.contains(',') || s.contains(':') {
             return Err(LaunchError::Image(format!(
@@ -307,9 +320,10 @@ fn overlay(lower: &Path, upper: &Path, work: &Path, target: &Path) -> Result<(),
             )));
         }
     }
+    let lowerdir: Vec<String> = layers.iter().map(|l| l.display().to_string()).collect();
     let options = format!(
         "lowerdir={},upperdir={},workdir={}",
-        lower.display(),
+        lowerdir.join(":"),
         upper.display(),
         work.display()
     );

@@ -62,6 +62,8 @@ pub enum Mount {
 pub struct LaunchPlan {
     /// The image's root file system on the host.
     pub lower: PathBuf,
+    /// Read-only overlay directories stacked on the image, topmost first.
+    pub read_only_layers: Vec<PathBuf>,
     pub root_mode: RootMode,
     pub namespaces: Namespaces,
     pub hostname: Option<String>,
@@ -369,6 +371,12 @@ pub fn build(
     };
     Ok(LaunchPlan {
         lower: lower.to_path_buf(),
+        read_only_layers: opts
+            .overlays
+            .iter()
+            .filter(|o| o.readonly)
+            .map(|o| o.dir.clone())
+            .collect(),
         root_mode,
         namespaces: Namespaces {
             user: true,
