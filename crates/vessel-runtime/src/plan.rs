@@ -483,3 +483,190 @@ fn env_scripts(root: &RootDir) -> Result<Vec<String>, PlanError> {
         .map(|n| format!("/.singularity.d/env/{n}"))
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bind::BindSpec;
+    use crate::options::OverlaySpec;
+
+    fn host() -> Host {
+        Host {
+            uid: 1000,
+            gid: 1000,
+            groups: vec![1000],
+            user: None,
+            group: None,
+            supplementary: vec![],
+            home: "/home/u".into(),
+            cwd: "/data/project".into(),
+            env: vec![],
+            tmpdir: "/tmp".into(),
+        }
+    }
+
+    fn image() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("bin")).unwrap();
+        std::fs::write(dir.path().join("bin/sh"), "").unwrap();
+        std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+        std::fs::write(dir.path().join("etc/passwd"), "root:x:0:0::/root:/bin/sh\n").unwrap();
+        dir
+    }
+
+    fn opts(action: Action) -> LaunchOptions {
+        LaunchOptions {
+            action: Some(action),
+            product: "Apptainer".into(),
+            ..LaunchOptions::default()
+        }
+    }
+
+    fn dsts(plan: &LaunchPlan) -> Vec<String> {
+        plan.mounts
+            .iter()
+            .map(|m| match m {
+                Mount::Bind { dst, .. }
+                | Mount::Tmpfs { dst, .. }
+                | Mount::SessionDir { dst, .. }
+                | Mount::SessionFile { dst, .. }
+                | Mount::Devpts { dst } => dst.display().to_string(),
+                Mount::Symlink { at, .. } => at.display().to_string(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn default_plan() {
+        let img = image();
+        let plan = build(
+            &opts(Action::Exec(vec!["true".into()])),
+            &host(),
+            img.path(),
+            Path::new("/i.sif"),
+            false,
+        )
+        .unwrap();
+        let d = dsts(&plan);
+        for want in [
+            "/proc",
+            "/sys",
+            "/dev",
+            "/tmp",
+            "/var/tmp",
+            "/home/u",
+            "/data/project",
+            "/etc/passwd",
+            "/etc/group",
+        ] {
+            assert!(d.contains(&want.to_string()), "{want} missing: {d:?}");
+        }
+        assert_eq!(plan.root_mode, RootMode::ReadOnly);
+        assert_eq!(plan.cwd, Path::new("/data/project"));
+        assert!(plan.namespaces.user && plan.namespaces.mount && !plan.namespaces.pid);
+        assert_eq!(plan.argv[0], "/bin/sh");
+        let passwd = plan.mounts.iter().find_map(|m| match m {
+            Mount::SessionFile { name, content, .. } if name == "passwd" => Some(content.clone()),
+            _ => None,
+        });
+        assert!(passwd.unwrap().contains("user1000:x:1000:1000::/home/u:"));
+    }
+
+    #[test]
+    fn contain_replaces_host_directories() {
+        let img = image();
+        let mut o = opts(Action::Exec(vec!["true".into()]));
+        o.contain = true;
+        let plan = build(&o, &host(), img.path(), Path::new("/i.sif"), false).unwrap();
+        assert!(plan.mounts.contains(&Mount::SessionDir {
+            name: "home".into(),
+            dst: "/home/u".into()
+        }));
+        assert!(plan.mounts.contains(&Mount::SessionDir {
+            name: "tmp".into(),
+            dst: "/tmp".into()
+        }));
+        assert!(plan.mounts.contains(&Mount::Devpts {
+            dst: "/dev/pts".into()
+        }));
+        assert!(
+            !dsts(&plan).contains(&"/data/project".to_string()),
+            "no cwd under --contain"
+        );
+        assert_eq!(plan.cwd, Path::new("/home/u"));
+    }
+
+    #[test]
+    fn user_binds_come_after_the_defaults() {
+        let img = image();
+        let src = tempfile::tempdir().unwrap();
+        let mut o = opts(Action::Run(vec![]));
+        o.binds = vec![BindSpec {
+            src: src.path().into(),
+            dst: "/home/u/data".into(),
+            readonly: true,
+        }];
+        let plan = build(&o, &host(), img.path(), Path::new("/i.sif"), false).unwrap();
+        let d = dsts(&plan);
+        let home = d.iter().position(|x| x == "/home/u").unwrap();
+        let data = d.iter().position(|x| x == "/home/u/data").unwrap();
+        assert!(home < data);
+        o.binds[0].src = "/nonexistent/source".into();
+        let err = build(&o, &host(), img.path(), Path::new("/i.sif"), false).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("/nonexistent/source doesn't exist"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn writable_needs_a_sandbox_and_excludes_overlays() {
+        let img = image();
+        let mut o = opts(Action::Shell(None));
+        o.writable = true;
+        assert!(build(&o, &host(), img.path(), Path::new("/i.sif"), false).is_err());
+        assert_eq!(
+            build(&o, &host(), img.path(), Path::new("/dir"), true)
+                .unwrap()
+                .root_mode,
+            RootMode::Writable
+        );
+        o.overlays = vec![OverlaySpec {
+            dir: "/ov".into(),
+            readonly: false,
+        }];
+        assert!(build(&o, &host(), img.path(), Path::new("/dir"), true).is_err());
+        o.writable = false;
+        assert_eq!(
+            build(&o, &host(), img.path(), Path::new("/dir"), true)
+                .unwrap()
+                .root_mode,
+            RootMode::Overlay {
+                upper: "/ov".into()
+            }
+        );
+    }
+
+    #[test]
+    fn images_without_a_shell() {
+        let img = tempfile::tempdir().unwrap();
+        let plan = build(
+            &opts(Action::Exec(vec!["/app".into()])),
+            &host(),
+            img.path(),
+            Path::new("/i.sif"),
+            false,
+        )
+        .unwrap();
+        assert_eq!(plan.argv, vec![std::ffi::OsString::from("/app")]);
+        assert!(build(
+            &opts(Action::Run(vec![])),
+            &host(),
+            img.path(),
+            Path::new("/i.sif"),
+            false
+        )
+        .is_err());
+    }
+}
