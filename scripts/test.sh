@@ -72,7 +72,8 @@ if [ "$fuzz_seconds" -gt 0 ]; then
 fi
 
 echo "==> start-up benchmark (informative; never fails the suite)"
-BENCH_RUNS=${BENCH_RUNS:-30} bench/startup.sh "$bin" || echo "benchmark did not complete"
+cargo build --release --quiet
+BENCH_RUNS=${BENCH_RUNS:-30} bench/startup.sh "$root/target/release/vessel" || echo "benchmark did not complete"
 
 # The closing line CI reads: the counts of the cargo and Slurm tests above.
 awk '/^test result:/ { p += $4; f += $6; i += $8 }
