@@ -86,8 +86,13 @@ srun vessel exec app.sif ./simulation"
     #[command(display_order = 20)]
     Build(NotYet),
     /// Download an image from a registry into a SIF file
-    #[command(display_order = 21)]
-    Pull(NotYet),
+    #[command(
+        display_order = 21,
+        after_help = "Examples:\n  vessel pull docker://ubuntu:24.04            writes ubuntu_24.04.sif\n  \
+vessel pull app.sif docker://registry.example.org/team/app:1.2\n  \
+vessel pull --no-https docker://127.0.0.1:5000/busybox:latest"
+    )]
+    Pull(PullArgs),
     /// Upload a SIF image to a registry
     #[command(display_order = 22)]
     Push(NotYet),
@@ -111,7 +116,7 @@ srun vessel exec app.sif ./simulation"
     Sif(SifArgs),
     /// List or clean the local image cache
     #[command(display_order = 29)]
-    Cache(NotYet),
+    Cache(CacheArgs),
 
     // --- Trust ---
     /// Add digital signatures to a SIF image
@@ -133,7 +138,7 @@ srun vessel exec app.sif ./simulation"
     Remote(NotYet),
     /// Manage login credentials for OCI registries
     #[command(display_order = 41)]
-    Registry(NotYet),
+    Registry(RegistryArgs),
     /// Manage the Linux capabilities granted to users and groups
     #[command(alias = "caps", display_order = 42)]
     Capability(NotYet),
@@ -194,6 +199,126 @@ impl Command {
             Command::Completion(_) => "completion",
         }
     }
+}
+
+/// How to reach registries, shared by the commands that pull.
+#[derive(Debug, Args, Clone)]
+pub struct RegistryOptions {
+    /// Use plain HTTP instead of HTTPS for the registry
+    #[arg(long = "no-https", visible_alias = "nohttps")]
+    pub no_https: bool,
+    /// Docker-style credentials file (default ~/.apptainer/docker-config.json, then ~/.docker/config.json)
+    #[arg(long, value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
+    /// Do not use or fill the cache
+    #[arg(long)]
+    pub disable_cache: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Overwrite an existing image file
+    #[arg(short = 'F', long)]
+    pub force: bool,
+    /// Architecture to pull from a multi-architecture image (amd64, arm64, …)
+    #[arg(long, value_name = "ARCH")]
+    pub arch: Option<String>,
+    /// Architecture variant (v7, v8, …)
+    #[arg(long, value_name = "VARIANT")]
+    pub arch_variant: Option<String>,
+    /// Directory to write the image to
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub registry: RegistryOptions,
+    /// [OUTPUT.sif] SOURCE, where SOURCE is docker://NAME[:TAG]
+    #[arg(value_name = "[OUTPUT] SOURCE", required = true, num_args = 1..=2)]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    #[command(subcommand)]
+    pub command: CacheCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// List what the cache holds
+    List {
+        /// Kinds to list: blob, oci (converted images), all
+        #[arg(
+            short = 'T',
+            long = "type",
+            value_delimiter = ',',
+            default_value = "all"
+        )]
+        kinds: Vec<String>,
+        /// One line per entry
+        #[arg(short = 'v', long)]
+        verbose: bool,
+    },
+    /// Remove cache entries
+    Clean {
+        /// Kinds to remove: blob, oci (converted images), all
+        #[arg(
+            short = 'T',
+            long = "type",
+            value_delimiter = ',',
+            default_value = "all"
+        )]
+        kinds: Vec<String>,
+        /// Only entries older than this many days
+        #[arg(short = 'D', long, value_name = "DAYS")]
+        days: Option<u64>,
+        /// Show what would be removed, remove nothing
+        #[arg(short = 'n', long)]
+        dry_run: bool,
+        /// Do not ask for confirmation
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RegistryArgs {
+    #[command(subcommand)]
+    pub command: RegistryCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegistryCommand {
+    /// Store credentials for a registry
+    Login {
+        /// User name
+        #[arg(short = 'u', long)]
+        username: Option<String>,
+        /// Password (prefer --password-stdin: command lines are visible to other users)
+        #[arg(short = 'p', long)]
+        password: Option<String>,
+        /// Read the password from standard input
+        #[arg(long)]
+        password_stdin: bool,
+        /// Credentials file to write
+        #[arg(long, value_name = "FILE")]
+        authfile: Option<PathBuf>,
+        /// The registry, as docker://HOST[:PORT] or HOST[:PORT]
+        registry: String,
+    },
+    /// Remove the credentials of a registry
+    Logout {
+        /// Credentials file to change
+        #[arg(long, value_name = "FILE")]
+        authfile: Option<PathBuf>,
+        /// The registry, as docker://HOST[:PORT] or HOST[:PORT]
+        registry: String,
+    },
+    /// List the registries with stored credentials
+    List {
+        /// Credentials file to read
+        #[arg(long, value_name = "FILE")]
+        authfile: Option<PathBuf>,
+    },
 }
 
 /// Options of `exec`, `run`, `shell` and `test`.
@@ -277,6 +402,8 @@ pub struct ActionArgs {
     /// Always use a user namespace (Vessel always does; accepted for compatibility)
     #[arg(short = 'u', long)]
     pub userns: bool,
+    #[command(flatten)]
+    pub registry: RegistryOptions,
     /// The image (SIF, SquashFS or sandbox directory), then the command and its arguments
     #[arg(
         value_name = "IMAGE [ARGS]...",

@@ -22,7 +22,19 @@ pub enum Verb {
 
 pub fn run(tool: Tool, verb: Verb, args: ActionArgs) -> Result<u8> {
     let host = Host::current();
-    let opts = options(tool, verb, args, &host)?;
+    let registry = args.registry.clone();
+    let mut opts = options(tool, verb, args, &host)?;
+    // `exec docker://…`: pull into the cache (or a temporary file), then run that.
+    let image_arg = opts.image.to_string_lossy().into_owned();
+    let _pulled = if super::pull::is_uri(&image_arg) {
+        let reference = super::pull::docker_reference(&image_arg)?;
+        let pull = super::pull::pull_options(tool, &registry, None, None)?;
+        let pulled = vessel_oci::pull_to_sif(reference, &pull).map_err(|e| anyhow!("{e}"))?;
+        opts.image = pulled.sif.clone();
+        Some(pulled)
+    } else {
+        None
+    };
     let status = vessel_runtime::launch(&opts, &host).map_err(|e| anyhow!("{e}"))?;
     Ok(u8::try_from(status).unwrap_or(255))
 }
@@ -63,7 +75,10 @@ fn options(tool: Tool, verb: Verb, a: ActionArgs, host: &Host) -> Result<LaunchO
             Action::Shell(shell.or_else(|| env_value(tool, vars::SHELL)))
         }
     };
-    let image = absolute(Path::new(&image), &host.cwd);
+    let image = match image.to_str() {
+        Some(uri) if super::pull::is_uri(uri) => PathBuf::from(uri),
+        _ => absolute(Path::new(&image), &host.cwd),
+    };
 
     let containall = a.containall || env_flag(tool, &[vars::CONTAINALL]);
     let mut binds = Vec::new();

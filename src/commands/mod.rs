@@ -1,7 +1,10 @@
 //! One module per command: each turns parsed flags into library calls.
 
 mod action;
+mod cache;
 mod inspect;
+mod pull;
+mod registry;
 mod sif;
 
 use std::io::Write;
@@ -52,6 +55,9 @@ pub fn run(cli: Cli, tool: Tool) -> Result<u8> {
         Command::Test(args) => action::run(tool, action::Verb::Test, args),
         Command::Shell(args) => action::run(tool, action::Verb::Shell(args.shell), args.action),
         Command::Inspect(args) => inspect::run(args),
+        Command::Pull(args) => pull::run(tool, args),
+        Command::Cache(args) => cache::run(tool, args),
+        Command::Registry(args) => registry::run(args),
         Command::Sif(args) => sif::run(args),
         other => bail!(
             "'{} {}' is not implemented yet in Vessel {VERSION}",

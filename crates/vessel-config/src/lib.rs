@@ -112,6 +112,39 @@ pub mod vars {
     pub const APP: EnvVar = EnvVar::new("APP", "SCIF app to run (like --app).");
     pub const SHELL: EnvVar = EnvVar::new("SHELL", "Shell for `shell` (like --shell).");
 
+    // Registries and the cache.
+    pub const CACHEDIR: EnvVar = EnvVar::new(
+        "CACHEDIR",
+        "Parent of the cache directory (default ~/.apptainer; the cache is its cache/).",
+    );
+    pub const DISABLE_CACHE: EnvVar = EnvVar::new(
+        "DISABLE_CACHE",
+        "Do not read or write the cache (like --disable-cache).",
+    );
+    pub const DOCKER_USERNAME: EnvVar = EnvVar::new("DOCKER_USERNAME", "Registry user name.");
+    pub const DOCKER_PASSWORD: EnvVar = EnvVar::new("DOCKER_PASSWORD", "Registry password.");
+    pub const NOHTTPS: EnvVar = EnvVar::new(
+        "NOHTTPS",
+        "Use plain HTTP for registries (like --no-https).",
+    );
+    pub const NO_HTTPS: EnvVar = EnvVar::new(
+        "NO_HTTPS",
+        "Use plain HTTP for registries (like --no-https).",
+    );
+    pub const AUTH_FILE: EnvVar = EnvVar::new(
+        "AUTH_FILE",
+        "Docker-style credentials file (like --authfile).",
+    );
+    pub const PULLDIR: EnvVar = EnvVar::new(
+        "PULLDIR",
+        "Directory that pull writes images to (like --dir).",
+    );
+    pub const PULL_ARCH: EnvVar = EnvVar::new("PULL_ARCH", "Architecture to pull (like --arch).");
+    pub const TMPDIR: EnvVar = EnvVar::new(
+        "TMPDIR",
+        "Directory for temporary files of pulls and builds.",
+    );
+
     /// Every variable, for documentation.
     pub const ALL: &[EnvVar] = &[
         DEBUG,

@@ -28,7 +28,7 @@ pub enum LaunchError {
     Extract(#[from] ExtractError),
     #[error("{0}")]
     Plan(#[from] PlanError),
-    #[error("{what}: {source}\n{hint}")]
+    #[error("{what}: {source} ({hint})")]
     Kernel {
         what: String,
         #[source]

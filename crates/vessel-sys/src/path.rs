@@ -206,3 +206,9 @@ pub fn open_host(path: &Path) -> Result<OwnedFd> {
     rustix::fs::open(path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
         .op(|| format!("opening {}", path.display()))
 }
+
+/// Bytes available to unprivileged users on the file system holding `path`.
+pub fn free_bytes(path: &Path) -> Result<u64> {
+    let st = rustix::fs::statvfs(path).op(|| format!("statvfs {}", path.display()))?;
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
+}

@@ -1,0 +1,463 @@
+//! `pull docker://…`: registry → blob cache → merged layers → SquashFS
+//! (through `tar2sqfs`, which keeps every file's owner and mode from the
+//! tar stream, so unprivileged pulls keep real ownership) → SIF with
+//! Apptainer's metadata, cached by manifest digest.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use vessel_sif::{
+    Arch, CreateOptions, DataType, FsType, Metadata, ObjectInput, PartType, Partition, Sif,
+};
+
+use crate::auth::{self, Credentials};
+use crate::cache::{Cache, Claim, Kind, Producer};
+use crate::layers::{self, Layer, LayerError};
+use crate::metadata::{self, Extra};
+use crate::registry::{parse_reference, Connection, Registry, RegistryError, ResolvedImage};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    #[error("{0}")]
+    Registry(#[from] RegistryError),
+    #[error("{0}")]
+    Cache(#[from] crate::cache::CacheError),
+    #[error("{0}")]
+    Layer(#[from] LayerError),
+    #[error("{0}")]
+    Auth(#[from] auth::AuthError),
+    #[error(
+        "tar2sqfs (from squashfs-tools-ng) is needed to convert images: install squashfs-tools-ng"
+    )]
+    NoTar2sqfs,
+    #[error("making the SquashFS image failed: {0}")]
+    Squashfs(String),
+    #[error("not enough free space in {dir}: the conversion needs about {need} MiB, {have} MiB are free (set APPTAINER_CACHEDIR or APPTAINER_TMPDIR elsewhere)")]
+    NoSpace { dir: PathBuf, need: u64, have: u64 },
+    #[error("the image config is not valid JSON: {0}")]
+    Config(String),
+    #[error("writing the SIF image: {0}")]
+    Sif(#[from] vessel_sif::Error),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> PullError + '_ {
+    move |source| PullError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// How to pull.
+#[derive(Clone, Debug)]
+pub struct PullOptions {
+    /// `os/arch[/variant]` to pick from an index.
+    pub platform: String,
+    pub no_https: bool,
+    pub ca_pem: Vec<Vec<u8>>,
+    /// Credentials given directly (variables or a prompt); else the auth files.
+    pub credentials: Option<Credentials>,
+    pub auth_files: Vec<PathBuf>,
+    /// The cache root (`$APPTAINER_CACHEDIR/cache`); `None` for `--disable-cache`.
+    pub cache_root: Option<PathBuf>,
+    /// Where temporary files go when the cache is disabled.
+    pub tmpdir: PathBuf,
+    /// Keep device nodes from layers (only meaningful as root).
+    pub keep_devices: bool,
+    /// When the image was built, for labels.
+    pub build_date: String,
+}
+
+/// A pulled image: a SIF in the cache (or a temporary file with the cache
+/// disabled, removed when this is dropped).
+pub struct Pulled {
+    pub sif: PathBuf,
+    pub digest: String,
+    _temp: Option<tempfile::TempDir>,
+}
+
+/// Pulls `reference` (as `name[:tag][@digest]`) into a runnable SIF.
+pub fn pull_to_sif(reference: &str, opts: &PullOptions) -> Result<Pulled, PullError> {
+    let reference = parse_reference(reference)?;
+    let registry_host = reference.resolve_registry().to_string();
+    let credentials = match &opts.credentials {
+        Some(c) => Some(c.clone()),
+        None => auth::lookup(&opts.auth_files, &registry_host)?,
+    };
+    let registry = Registry::new(&Connection {
+        no_https: opts.no_https,
+        ca_pem: opts.ca_pem.clone(),
+        platform: opts.platform.clone(),
+        credentials,
+        max_parallel: 4,
+    })?;
+    let image = registry.resolve(&reference, &opts.platform)?;
+    tracing::debug!("{} resolves to {}", reference.whole(), image.digest);
+
+    let cache = opts.cache_root.as_deref().map(Cache::new).transpose()?;
+    let (temp, work_dir) = match &cache {
+        Some(c) => (None, c.root().to_path_buf()),
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix("vessel-pull-")
+                .tempdir_in(&opts.tmpdir)
+                .map_err(io_err(&opts.tmpdir))?;
+            let d = t.path().to_path_buf();
+            (Some(t), d)
+        }
+    };
+    if let Some(c) = &cache {
+        // A warm cache needs nothing but the manifest.
+        match c.claim(Kind::Sif, &image.digest, false)? {
+            Claim::Ready(path) => {
+                return Ok(Pulled {
+                    sif: path,
+                    digest: image.digest,
+                    _temp: None,
+                })
+            }
+            Claim::Mine(producer) => {
+                build(
+                    &registry,
+                    &image,
+                    opts,
+                    Some(c),
+                    &work_dir,
+                    Output::Cache(producer),
+                )?;
+            }
+            Claim::Busy(busy) => {
+                tracing::info!(
+                    "Another process is pulling {}, waiting for it",
+                    reference.whole()
+                );
+                if let Claim::Mine(producer) = busy.wait(c)? {
+                    build(
+                        &registry,
+                        &image,
+                        opts,
+                        Some(c),
+                        &work_dir,
+                        Output::Cache(producer),
+                    )?;
+                }
+            }
+        }
+        let path = c.path(Kind::Sif, &image.digest);
+        return Ok(Pulled {
+            sif: path,
+            digest: image.digest,
+            _temp: None,
+        });
+    }
+    let out = work_dir.join("image.sif");
+    build(
+        &registry,
+        &image,
+        opts,
+        None,
+        &work_dir,
+        Output::Path(out.clone()),
+    )?;
+    Ok(Pulled {
+        sif: out,
+        digest: image.digest,
+        _temp: temp,
+    })
+}
+
+enum Output {
+    Cache(Producer),
+    Path(PathBuf),
+}
+
+fn build(
+    registry: &Registry,
+    image: &ResolvedImage,
+    opts: &PullOptions,
+    cache: Option<&Cache>,
+    work_dir: &Path,
+    output: Output,
+) -> Result<(), PullError> {
+    let whole = image.reference.whole();
+    let config_bytes = registry.fetch_small(&image.reference, &image.manifest.config)?;
+    let config: serde_json::Value =
+        serde_json::from_slice(&config_bytes).map_err(|e| PullError::Config(e.to_string()))?;
+    let arch_name = config
+        .get("architecture")
+        .and_then(|a| a.as_str())
+        .unwrap_or("")
+        .to_string();
+    let wanted_arch = opts.platform.split('/').nth(1).unwrap_or("");
+    if !arch_name.is_empty() && arch_name != wanted_arch {
+        tracing::warn!("{whole} is built for {arch_name}, not {wanted_arch}");
+    }
+
+    let total: u64 = image
+        .manifest
+        .layers
+        .iter()
+        .map(|l| l.size.max(0) as u64)
+        .sum();
+    // Compressed layers, then the SquashFS, which is usually smaller than
+    // the layers uncompressed: twice the download is a safe estimate.
+    let need = total.saturating_mul(3);
+    if let Ok(have) = vessel_sys::path::free_bytes(work_dir) {
+        if have < need {
+            return Err(PullError::NoSpace {
+                dir: work_dir.to_path_buf(),
+                need: need >> 20,
+                have: have >> 20,
+            });
+        }
+    }
+
+    let layers = fetch_layers(registry, image, cache, work_dir)?;
+    tracing::info!("Converting {whole} to a SIF image");
+    let plan = layers::plan(&layers, opts.keep_devices)?;
+    if plan.skipped_devices > 0 {
+        tracing::info!(
+            "Skipped {} device node(s): containers get /dev from the host",
+            plan.skipped_devices
+        );
+    }
+
+    let reference_text = whole.clone();
+    let deffile = format!("bootstrap: docker\nfrom: {reference_text}\n");
+    let runscript = metadata::runscript(&config);
+    let env_script = metadata::env_script(&config);
+    let labels = metadata::labels(
+        &config,
+        &reference_text,
+        &image.digest,
+        &arch_name,
+        &opts.build_date,
+    );
+    let labels_json = metadata::labels_json(&labels);
+    let extras = metadata::singularity_d(&runscript, &env_script, &labels_json, &deffile);
+
+    let squashfs = tempfile::Builder::new()
+        .prefix(".vessel-squashfs-")
+        .tempfile_in(work_dir)
+        .map_err(io_err(work_dir))?;
+    make_squashfs(&layers, &plan, &extras, squashfs.path())?;
+
+    let arch = Arch::from_go_name(&arch_name).unwrap_or_else(Arch::host);
+    let (file, commit): (File, Box<dyn FnOnce() -> Result<(), PullError>>) = match output {
+        Output::Cache(mut producer) => {
+            let f = producer.take_file();
+            (
+                f,
+                Box::new(move || producer.commit().map(drop).map_err(PullError::from)),
+            )
+        }
+        Output::Path(p) => {
+            let f = File::create(&p).map_err(io_err(&p))?;
+            (f, Box::new(|| Ok(())))
+        }
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let id = {
+        use sha2::Digest;
+        let h = sha2::Sha256::digest(format!("{}{now}{}", image.digest, std::process::id()));
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&h[..16]);
+        id[6] = (id[6] & 0x0f) | 0x40;
+        id[8] = (id[8] & 0x3f) | 0x80;
+        id
+    };
+    let mut create = CreateOptions::new(id, now);
+    create.launch_script = vessel_sif::APPTAINER_LAUNCH_SCRIPT.into();
+    let mut sif = Sif::create(file, &create)?;
+    let mut named = |data_type, name: &str, data: &[u8]| -> Result<(), PullError> {
+        let mut input = ObjectInput::new(data_type);
+        input.name = name.into();
+        sif.add_object(&input, &mut &data[..], now)?;
+        Ok(())
+    };
+    named(DataType::DEFFILE, "", deffile.as_bytes())?;
+    named(
+        DataType::GENERIC_JSON,
+        "inspect-metadata.json",
+        &metadata::inspect_metadata(&labels, &runscript, &env_script, &deffile),
+    )?;
+    named(DataType::GENERIC_JSON, "oci-config.json", &config_bytes)?;
+    let mut part = ObjectInput::new(DataType::PARTITION);
+    part.metadata = Metadata::Partition(Partition {
+        fs: FsType::SQUASHFS,
+        part: PartType::PRIMARY_SYSTEM,
+        arch,
+    });
+    let mut sq = File::open(squashfs.path()).map_err(io_err(squashfs.path()))?;
+    sif.add_object(&part, &mut sq, now)?;
+    sif.into_inner().sync_all().map_err(io_err(work_dir))?;
+    commit()
+}
+
+/// Every layer blob in the cache (or the work directory), downloading the
+/// missing ones in parallel. Blobs another process is downloading are waited
+/// for, so concurrent pulls share one download.
+fn fetch_layers(
+    registry: &Registry,
+    image: &ResolvedImage,
+    cache: Option<&Cache>,
+    work_dir: &Path,
+) -> Result<Vec<Layer>, PullError> {
+    let mut layers = Vec::new();
+    let mut mine = Vec::new();
+    let mut producers = Vec::new();
+    let mut busy = Vec::new();
+    for desc in &image.manifest.layers {
+        match cache {
+            Some(c) => match c.claim(Kind::Blob, &desc.digest, false)? {
+                Claim::Ready(path) => layers.push(Layer {
+                    digest: desc.digest.clone(),
+                    path,
+                }),
+                Claim::Mine(mut p) => {
+                    let f = p.file().try_clone().map_err(io_err(&p.tmp))?;
+                    mine.push((desc.clone(), f, p.tmp.clone()));
+                    producers.push(p);
+                    layers.push(Layer {
+                        digest: desc.digest.clone(),
+                        path: c.path(Kind::Blob, &desc.digest),
+                    });
+                }
+                Claim::Busy(b) => {
+                    busy.push((desc.clone(), b));
+                    layers.push(Layer {
+                        digest: desc.digest.clone(),
+                        path: c.path(Kind::Blob, &desc.digest),
+                    });
+                }
+            },
+            None => {
+                let path = work_dir.join(desc.digest.replace(':', "-"));
+                let f = File::create(&path).map_err(io_err(&path))?;
+                mine.push((desc.clone(), f, path.clone()));
+                layers.push(Layer {
+                    digest: desc.digest.clone(),
+                    path,
+                });
+            }
+        }
+    }
+    if !mine.is_empty() {
+        let bytes: i64 = mine.iter().map(|(d, _, _)| d.size).sum();
+        tracing::info!(
+            "Downloading {} layer(s), {:.1} MiB",
+            mine.len(),
+            bytes as f64 / 1048576.0
+        );
+    }
+    registry.download(&image.reference, mine)?;
+    for p in producers {
+        p.commit()?;
+    }
+    if let Some(c) = cache {
+        for (desc, b) in busy {
+            if let Claim::Mine(mut p) = b.wait(c)? {
+                // The other process failed: download it ourselves.
+                let f = p.file().try_clone().map_err(io_err(&p.tmp))?;
+                registry.download(&image.reference, vec![(desc, f, p.tmp.clone())])?;
+                p.commit()?;
+            }
+        }
+    }
+    Ok(layers)
+}
+
+/// Streams the merged layers and the metadata into `tar2sqfs`.
+fn make_squashfs(
+    layers: &[Layer],
+    plan: &layers::MergePlan,
+    extras: &[Extra],
+    out: &Path,
+) -> Result<(), PullError> {
+    let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut child = Command::new("tar2sqfs")
+        .args(["--quiet", "--force", "--compressor", "gzip", "--num-jobs"])
+        .arg(jobs.to_string())
+        .arg(out)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => PullError::NoTar2sqfs,
+            _ => PullError::Squashfs(e.to_string()),
+        })?;
+    let stdin = child.stdin.take().expect("stdin is piped");
+    let streamed = (|| -> Result<(), PullError> {
+        let mut builder = tar::Builder::new(io::BufWriter::with_capacity(1 << 20, stdin));
+        // The image's own metadata (an image Apptainer built and pushed) is
+        // replaced by the one made from its config.
+        let replaced = |p: &[u8]| {
+            p == b"singularity" || p == b".singularity.d" || p.starts_with(b".singularity.d/")
+        };
+        layers::write(layers, plan, replaced, &mut builder)?;
+        for extra in extras {
+            append_extra(&mut builder, extra).map_err(|e| PullError::Squashfs(e.to_string()))?;
+        }
+        let mut w = builder
+            .into_inner()
+            .map_err(|e| PullError::Squashfs(e.to_string()))?;
+        w.flush().map_err(|e| PullError::Squashfs(e.to_string()))?;
+        Ok(())
+    })();
+    let output = child
+        .wait_with_output()
+        .map_err(|e| PullError::Squashfs(e.to_string()))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(PullError::Squashfs(
+            stderr
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("tar2sqfs failed")
+                .to_string(),
+        ));
+    }
+    streamed
+}
+
+fn append_extra<W: Write>(b: &mut tar::Builder<W>, extra: &Extra) -> io::Result<()> {
+    let mut h = tar::Header::new_gnu();
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    match extra {
+        Extra::Dir { path } => {
+            h.set_entry_type(tar::EntryType::Directory);
+            h.set_mode(0o755);
+            h.set_size(0);
+            b.append_data(&mut h, path, io::empty())
+        }
+        Extra::File {
+            path,
+            mode,
+            content,
+        } => {
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_mode(*mode);
+            h.set_size(content.len() as u64);
+            b.append_data(&mut h, path, content.as_bytes())
+        }
+        Extra::Symlink { path, target } => {
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_mode(0o777);
+            h.set_size(0);
+            b.append_link(&mut h, path, target)
+        }
+    }
+}

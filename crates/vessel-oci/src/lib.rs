@@ -1,0 +1,9 @@
+pub mod auth;
+pub mod cache;
+pub mod convert;
+pub mod layers;
+pub mod metadata;
+pub mod registry;
+
+pub use cache::Cache;
+pub use convert::{pull_to_sif, PullError, PullOptions, Pulled};

@@ -1,0 +1,225 @@
+//! `pull`, and the `docker://` images of `exec`/`run`/`shell`/`test`:
+//! flags and variables turned into pull options.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use vessel_config::{lookup, lookup_bool, vars, EnvVar, Tool};
+use vessel_oci::auth::{self, Credentials};
+use vessel_oci::PullOptions;
+
+use crate::cli::{PullArgs, RegistryOptions};
+
+fn env_value(tool: Tool, var: EnvVar) -> Option<String> {
+    lookup(tool, var, |k| std::env::var(k).ok())
+        .value
+        .map(|v| v.value)
+}
+
+fn env_flag(tool: Tool, var: EnvVar) -> bool {
+    env_value(tool, var)
+        .as_deref()
+        .and_then(lookup_bool)
+        .unwrap_or(false)
+}
+
+pub fn home() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"))
+}
+
+/// `$APPTAINER_CACHEDIR/cache`, else `~/.apptainer/cache`.
+pub fn cache_root(tool: Tool) -> PathBuf {
+    match env_value(tool, vars::CACHEDIR).filter(|d| !d.is_empty()) {
+        Some(d) => PathBuf::from(d).join("cache"),
+        None => home().join(".apptainer/cache"),
+    }
+}
+
+/// The Go name of this machine's architecture (`amd64`, `arm64`, …).
+fn host_arch() -> String {
+    vessel_sif::Arch::host().to_string()
+}
+
+pub fn pull_options(
+    tool: Tool,
+    r: &RegistryOptions,
+    arch: Option<&str>,
+    variant: Option<&str>,
+) -> Result<PullOptions> {
+    let arch = arch
+        .map(String::from)
+        .or_else(|| env_value(tool, vars::PULL_ARCH))
+        .unwrap_or_else(host_arch);
+    let mut platform = format!("linux/{arch}");
+    if let Some(v) = variant {
+        platform.push('/');
+        platform.push_str(v);
+    }
+    let username =
+        env_value(tool, vars::DOCKER_USERNAME).or_else(|| std::env::var("DOCKER_USERNAME").ok());
+    let password =
+        env_value(tool, vars::DOCKER_PASSWORD).or_else(|| std::env::var("DOCKER_PASSWORD").ok());
+    let credentials = match (username, password) {
+        (Some(username), Some(password)) => Some(Credentials { username, password }),
+        _ => None,
+    };
+    let authfile = r
+        .authfile
+        .clone()
+        .or_else(|| env_value(tool, vars::AUTH_FILE).map(PathBuf::from));
+    let disable_cache = r.disable_cache || env_flag(tool, vars::DISABLE_CACHE);
+    let tmpdir = env_value(tool, vars::TMPDIR)
+        .or_else(|| std::env::var("TMPDIR").ok())
+        .filter(|t| !t.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    let now = time::OffsetDateTime::now_utc();
+    let date = now
+        .format(time::macros::format_description!(
+            "[weekday]_[day padding:none]_[month repr:long]_[year]_[hour padding:none]:[minute padding:none]:[second padding:none]_UTC"
+        ))
+        .unwrap_or_default();
+    Ok(PullOptions {
+        platform,
+        no_https: r.no_https || env_flag(tool, vars::NOHTTPS) || env_flag(tool, vars::NO_HTTPS),
+        ca_pem: Vec::new(),
+        credentials,
+        auth_files: auth::auth_files(authfile.as_deref(), &home()),
+        cache_root: (!disable_cache).then(|| cache_root(tool)),
+        tmpdir,
+        keep_devices: vessel_sys_is_root(),
+        build_date: date,
+    })
+}
+
+fn vessel_sys_is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// The reference inside a `docker://` URI; other transports are not there yet.
+pub fn docker_reference(uri: &str) -> Result<&str> {
+    if let Some(r) = uri.strip_prefix("docker://") {
+        return Ok(r);
+    }
+    for scheme in [
+        "oci:",
+        "oci-archive:",
+        "docker-archive:",
+        "oras://",
+        "library://",
+        "shub://",
+        "http://",
+        "https://",
+        "docker-daemon:",
+    ] {
+        if uri.starts_with(scheme) {
+            bail!("{scheme} sources are not implemented yet in Vessel (docker:// is)");
+        }
+    }
+    bail!("{uri:?} is not an image source: use docker://NAME[:TAG]")
+}
+
+/// Whether an image argument names a remote source rather than a file.
+pub fn is_uri(image: &str) -> bool {
+    image.contains("://")
+        || ["oci:", "oci-archive:", "docker-archive:", "docker-daemon:"]
+            .iter()
+            .any(|s| image.starts_with(s))
+}
+
+/// `name_tag.sif`, as Apptainer names pulled images.
+fn default_name(reference: &str) -> String {
+    let without_digest = reference.split('@').next().unwrap_or(reference);
+    let last = without_digest.rsplit('/').next().unwrap_or(without_digest);
+    let (name, tag) = match last.split_once(':') {
+        Some((n, t)) => (n, t),
+        None => (last, "latest"),
+    };
+    format!("{name}_{tag}.sif")
+}
+
+pub fn run(tool: Tool, args: PullArgs) -> Result<u8> {
+    let (out, source) = match args.args.as_slice() {
+        [source] => (None, source.clone()),
+        [out, source] => (Some(PathBuf::from(out)), source.clone()),
+        _ => unreachable!("clap takes one or two"),
+    };
+    let reference = docker_reference(&source)?;
+    let dir = args
+        .dir
+        .clone()
+        .or_else(|| env_value(tool, vars::PULLDIR).map(PathBuf::from));
+    let out = match (out, dir) {
+        (Some(o), _) => o,
+        (None, Some(d)) => d.join(default_name(reference)),
+        (None, None) => PathBuf::from(default_name(reference)),
+    };
+    if out.exists() && !args.force {
+        bail!(
+            "image file {} already exists: use --force to overwrite it",
+            out.display()
+        );
+    }
+    let opts = pull_options(
+        tool,
+        &args.registry,
+        args.arch.as_deref(),
+        args.arch_variant.as_deref(),
+    )?;
+    let pulled = vessel_oci::pull_to_sif(reference, &opts).map_err(|e| anyhow!("{e}"))?;
+    install(&pulled.sif, &out)?;
+    tracing::info!("Pulled {source} ({}) to {}", pulled.digest, out.display());
+    Ok(0)
+}
+
+/// Copies the pulled image to `out` under a temporary name and renames it
+/// into place: an existing file is replaced whole or not at all.
+fn install(sif: &Path, out: &Path) -> Result<()> {
+    let dir = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix(".vessel-pull-")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot write to {}", dir.display()))?;
+    std::fs::copy(sif, tmp.path())
+        .with_context(|| format!("copying the image to {}", dir.display()))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let f = std::fs::File::open(tmp.path())?;
+        f.set_permissions(std::fs::Permissions::from_mode(0o755))?;
+        f.sync_all()?;
+    }
+    tmp.persist(out)
+        .map_err(|e| anyhow!("could not write {}: {}", out.display(), e.error))?;
+    Ok(())
+}
+
+/// Prompts for a password on the terminal, or reads it from standard input.
+pub fn read_password(from_stdin: bool) -> Result<String> {
+    let mut line = String::new();
+    if !from_stdin && std::io::stdin().is_terminal() {
+        eprint!("Password / Token: ");
+    }
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the password")?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_names() {
+        assert_eq!(default_name("busybox"), "busybox_latest.sif");
+        assert_eq!(default_name("127.0.0.1:5000/team/app:1.2"), "app_1.2.sif");
+        assert_eq!(default_name("ubuntu:24.04@sha256:abc"), "ubuntu_24.04.sif");
+    }
+}

@@ -1,0 +1,62 @@
+//! `registry login|logout|list`: credentials in the Docker format.
+
+use anyhow::{anyhow, bail, Result};
+use vessel_oci::auth::{self, Credentials};
+
+use crate::cli::{RegistryArgs, RegistryCommand};
+use crate::commands::pull::{home, read_password};
+
+fn host(registry: &str) -> Result<String> {
+    let h = registry
+        .trim_start_matches("docker://")
+        .trim_start_matches("oras://");
+    let h = h.split('/').next().unwrap_or(h);
+    if h.is_empty() {
+        bail!("{registry:?} does not name a registry: use HOST[:PORT]");
+    }
+    Ok(h.to_string())
+}
+
+pub fn run(args: RegistryArgs) -> Result<u8> {
+    match args.command {
+        RegistryCommand::Login {
+            username,
+            password,
+            password_stdin,
+            authfile,
+            registry,
+        } => {
+            let host = host(&registry)?;
+            let username = username.ok_or_else(|| anyhow!("registry login needs --username"))?;
+            let password = match password {
+                Some(p) if !password_stdin => p,
+                _ => read_password(password_stdin)?,
+            };
+            if password.is_empty() {
+                bail!("the password is empty");
+            }
+            let file = auth::write_target(authfile.as_deref(), &home());
+            auth::store(&file, &host, Some(&Credentials { username, password }))
+                .map_err(|e| anyhow!("{e}"))?;
+            tracing::info!("Token stored in {}", file.display());
+        }
+        RegistryCommand::Logout { authfile, registry } => {
+            let host = host(&registry)?;
+            let file = auth::write_target(authfile.as_deref(), &home());
+            if !auth::store(&file, &host, None).map_err(|e| anyhow!("{e}"))? {
+                bail!("no credentials for {host} in {}", file.display());
+            }
+            tracing::info!("Logged out of {host}");
+        }
+        RegistryCommand::List { authfile } => {
+            let files = auth::auth_files(authfile.as_deref(), &home());
+            let entries = auth::list(&files).map_err(|e| anyhow!("{e}"))?;
+            let mut out = String::from("URI                              LOGIN\n");
+            for (h, u) in entries {
+                out.push_str(&format!("{:<32} {u}\n", format!("docker://{h}")));
+            }
+            super::write_stdout(out.as_bytes())?;
+        }
+    }
+    Ok(0)
+}
