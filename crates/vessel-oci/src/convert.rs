@@ -173,6 +173,15 @@ pub fn pull_to_sif(reference: &str, opts: &PullOptions) -> Result<Pulled, PullEr
     })
 }
 
+/// A file removed when dropped.
+struct TempPath(PathBuf);
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 enum Output {
     Cache(Producer),
     Path(PathBuf),
@@ -243,11 +252,13 @@ fn build(
     let labels_json = metadata::labels_json(&labels);
     let extras = metadata::singularity_d(&runscript, &env_script, &labels_json, &deffile);
 
-    let squashfs = tempfile::Builder::new()
-        .prefix(".vessel-squashfs-")
-        .tempfile_in(work_dir)
-        .map_err(io_err(work_dir))?;
-    make_squashfs(&layers, &plan, &extras, squashfs.path())?;
+    // Named after the SIF being made, so that the next producer of that SIF
+    // removes it if this process is killed.
+    let squashfs = TempPath(match &output {
+        Output::Cache(p) => PathBuf::from(format!("{}.sqfs", p.tmp.display())),
+        Output::Path(p) => p.with_extension("sqfs"),
+    });
+    make_squashfs(&layers, &plan, &extras, &squashfs.0)?;
 
     let arch = Arch::from_go_name(&arch_name).unwrap_or_else(Arch::host);
     let (file, commit): (File, Box<dyn FnOnce() -> Result<(), PullError>>) = match output {
@@ -297,7 +308,7 @@ fn build(
         part: PartType::PRIMARY_SYSTEM,
         arch,
     });
-    let mut sq = File::open(squashfs.path()).map_err(io_err(squashfs.path()))?;
+    let mut sq = File::open(&squashfs.0).map_err(io_err(&squashfs.0))?;
     sif.add_object(&part, &mut sq, now)?;
     sif.into_inner().sync_all().map_err(io_err(work_dir))?;
     commit()

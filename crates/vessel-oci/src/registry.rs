@@ -157,27 +157,17 @@ impl Registry {
                 .pull_image_manifest_and_list_digest(reference, &self.auth),
         );
         match result {
-            Ok((manifest, digest, _)) => Ok(ResolvedImage {
-                reference: reference.clone(),
-                manifest,
-                digest,
-            }),
-            Err(
-                oci_client::errors::OciDistributionError::ImageIndexParsingNoPlatformResolverError,
-            )
-            | Err(oci_client::errors::OciDistributionError::GenericError(_))
-                if self.index_platforms(reference).is_some() =>
-            {
-                Err(RegistryError::NoPlatform {
-                    image: reference.whole(),
-                    platform: platform.to_string(),
-                    available: self
-                        .index_platforms(reference)
-                        .unwrap_or_default()
-                        .join(", "),
-                })
-            }
-            Err(e) => Err(classify(reference, e)),
+            Ok((manifest, digest, _)) => Ok(ResolvedImage { reference: reference.clone(), manifest, digest }),
+            Err(e) => match self.index_platforms(reference) {
+                Some(available) if !available.iter().any(|p| platform.starts_with(p.as_str())) => {
+                    Err(RegistryError::NoPlatform {
+                        image: reference.whole(),
+                        platform: platform.to_string(),
+                        available: available.join(", "),
+                    })
+                }
+                _ => Err(classify(reference, e)),
+            },
         }
     }
 
