@@ -19,6 +19,9 @@ packages=(
   # Tests with real components: a Debian image made with debootstrap, and a
   # single-node Slurm cluster.
   debootstrap munge slurmctld slurmd slurm-client procps
+  # Pulls: tar2sqfs turns merged layers into SquashFS; local OCI registries
+  # and the tools that fill them for the tests.
+  squashfs-tools-ng docker-registry skopeo umoci apache2-utils openssl curl python3
 )
 
 missing=()

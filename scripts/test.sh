@@ -44,6 +44,14 @@ debian_sif=$tools/debian.sif
 chmod 0644 "$debian_sif"
 export VESSEL_TEST_DEBIAN_SIF=$debian_sif
 
+echo "==> OCI registries on 127.0.0.1 (plain HTTP, and HTTPS with auth) and test images"
+registry_state=/var/tmp/vessel-ci-registry
+mkdir -p "$registry_state" && chmod 0755 "$registry_state"
+.ci/registry.sh start "$registry_state"
+trap '.ci/registry.sh stop "$registry_state" >/dev/null 2>&1 || true; rm -rf "$tools"' EXIT
+tests/oci/make-images.sh "$registry_state"
+export VESSEL_TEST_REGISTRY=$registry_state
+
 echo "==> cargo test"
 cargo test --workspace --quiet 2>&1 | tee "$tools/test.log"
 status=${PIPESTATUS[0]}

@@ -395,8 +395,11 @@ fn make_squashfs(
     out: &Path,
 ) -> Result<(), PullError> {
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
+    // gzip, which every SquashFS reader has (Apptainer's default too), at
+    // level 6: measured here on a Debian image, 3.3 times faster than the
+    // default level 9 for an image 0.4 % larger.
     let mut child = Command::new("tar2sqfs")
-        .args(["--quiet", "--force", "--compressor", "gzip", "--num-jobs"])
+        .args(["--quiet", "--force", "--compressor", "gzip", "--comp-extra", "level=6", "--num-jobs"])
         .arg(jobs.to_string())
         .arg(out)
         .stdin(Stdio::piped())
