@@ -22,7 +22,10 @@ struct Registry {
 
 fn registry() -> Option<Registry> {
     let Some(state) = std::env::var_os("VESSEL_TEST_REGISTRY") else {
-        assert!(std::env::var_os("CI").is_none(), "VESSEL_TEST_REGISTRY must name the registry state directory in CI");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "VESSEL_TEST_REGISTRY must name the registry state directory in CI"
+        );
         eprintln!("skipping: VESSEL_TEST_REGISTRY is not set (see scripts/test.sh)");
         return None;
     };
@@ -63,11 +66,19 @@ impl Scratch {
         let cache = self.cache();
         let mut all: Vec<(&str, &str)> = vec![("APPTAINER_CACHEDIR", cache.as_str())];
         all.extend_from_slice(env);
-        user_vessel(args, &all, self.path()).stdin(Stdio::null()).output().unwrap()
+        user_vessel(args, &all, self.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
     }
     fn ok(&self, args: &[&str], env: &[(&str, &str)]) -> String {
         let out = self.run(args, env);
-        assert!(out.status.success(), "{args:?}: {}{}", stdout(&out), stderr(&out));
+        assert!(
+            out.status.success(),
+            "{args:?}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
         stdout(&out)
     }
 }
@@ -76,8 +87,19 @@ impl Scratch {
 fn listing(sif: &Path) -> String {
     let out = run(&["sif", "list", sif.to_str().unwrap()]);
     let list = stdout(&out);
-    let line = list.lines().find(|l| l.contains("*System")).expect("a primary partition");
-    let offset = line.split('|').nth(3).unwrap().split('-').next().unwrap().trim().to_string();
+    let line = list
+        .lines()
+        .find(|l| l.contains("*System"))
+        .expect("a primary partition");
+    let offset = line
+        .split('|')
+        .nth(3)
+        .unwrap()
+        .split('-')
+        .next()
+        .unwrap()
+        .trim()
+        .to_string();
     let out = std::process::Command::new("unsquashfs")
         .args(["-lln", "-offset", &offset])
         .arg(sif)
@@ -99,7 +121,10 @@ fn assert_failed(out: &Output, needles: &[&str]) {
 }
 
 fn entry<'a>(listing: &'a str, path: &str) -> Option<&'a str> {
-    listing.lines().find(|l| l.ends_with(&format!("squashfs-root{path}")) || l.contains(&format!("squashfs-root{path} -> ")))
+    listing.lines().find(|l| {
+        l.ends_with(&format!("squashfs-root{path}"))
+            || l.contains(&format!("squashfs-root{path} -> "))
+    })
 }
 
 #[test]
@@ -116,21 +141,50 @@ fn pull_inspect_and_run() {
     assert_failed(&out, &["already exists", "--force"]);
     let img = sif.to_str().unwrap();
     // The image's Env and CMD, as Docker would run them.
-    assert_eq!(s.ok(&["exec", img, "sh", "-c", "echo $FOO; echo $SPACED"], &[]), "bar\nhello world\n");
+    assert_eq!(
+        s.ok(&["exec", img, "sh", "-c", "echo $FOO; echo $SPACED"], &[]),
+        "bar\nhello world\n"
+    );
     // CMD is ["sh"]: arguments replace it, as with `docker run`.
-    assert_eq!(s.ok(&["run", img, "echo", "from-runscript"], &[]).trim(), "from-runscript");
+    assert_eq!(
+        s.ok(&["run", img, "echo", "from-runscript"], &[]).trim(),
+        "from-runscript"
+    );
     let labels = s.ok(&["inspect", img], &[]);
-    assert!(labels.contains(&format!("org.opencontainers.image.base.name: {}/busybox:latest", r.http)), "{labels}");
+    assert!(
+        labels.contains(&format!(
+            "org.opencontainers.image.base.name: {}/busybox:latest",
+            r.http
+        )),
+        "{labels}"
+    );
     assert!(labels.contains("org.vessel.ci.image: busybox"), "{labels}");
     let all = s.ok(&["inspect", "--all", img], &[]);
-    assert!(all.contains("10-docker2singularity.sh") && all.contains("\"deffile\": \"bootstrap: docker"), "{all}");
+    assert!(
+        all.contains("10-docker2singularity.sh")
+            && all.contains("\"deffile\": \"bootstrap: docker"),
+        "{all}"
+    );
     let list = s.ok(&["sif", "list", img], &[]);
     for want in ["Def.FILE", "JSON.Generic", "FS (Squashfs/*System/amd64)"] {
         assert!(list.contains(want), "{want} missing:\n{list}");
     }
     // exec docker://… pulls into the cache once, then reuses it.
-    let out = s.run(&["exec", "--no-https", &uri, "cat", "/etc/hostname-missing-ok"], &[]);
-    assert!(!stderr(&out).contains("Downloading"), "the layer is already cached: {}", stderr(&out));
+    let out = s.run(
+        &[
+            "exec",
+            "--no-https",
+            &uri,
+            "cat",
+            "/etc/hostname-missing-ok",
+        ],
+        &[],
+    );
+    assert!(
+        !stderr(&out).contains("Downloading"),
+        "the layer is already cached: {}",
+        stderr(&out)
+    );
     let out = s.run(&["exec", "--no-https", &uri, "echo", "cached"], &[]);
     assert_eq!(stdout(&out), "cached\n");
     assert!(!stderr(&out).contains("Converting"));
@@ -142,7 +196,15 @@ fn pull_inspect_and_run() {
 fn layers_merge_with_real_ownership() {
     let Some(r) = registry() else { return };
     let s = Scratch::new();
-    s.ok(&["pull", "--no-https", "out.sif", &format!("docker://{}/layers:latest", r.http)], &[]);
+    s.ok(
+        &[
+            "pull",
+            "--no-https",
+            "out.sif",
+            &format!("docker://{}/layers:latest", r.http),
+        ],
+        &[],
+    );
     let sif = s.path().join("out.sif");
     let l = listing(&sif);
     for (path, want) in [
@@ -157,7 +219,12 @@ fn layers_merge_with_real_ownership() {
         let line = entry(&l, path).unwrap_or_else(|| panic!("{path} missing:\n{l}"));
         assert!(line.starts_with(want), "{path}: {line}");
     }
-    for gone in ["/data/deleted.txt", "/data/deleted-dir", "/data/opaque/lower.txt", "/data/opaque/lower-sub"] {
+    for gone in [
+        "/data/deleted.txt",
+        "/data/deleted-dir",
+        "/data/opaque/lower.txt",
+        "/data/opaque/lower-sub",
+    ] {
         assert!(entry(&l, gone).is_none(), "{gone} should be gone:\n{l}");
     }
     assert!(!l.contains(".wh."), "whiteout files leaked into the image");
@@ -166,13 +233,27 @@ fn layers_merge_with_real_ownership() {
         &["exec", img, "sh", "-c", "cat /data/replaced.txt /data/kept.txt /data/opaque/upper.txt /data/type-change/inner.txt; stat -c %h /data/hardlink.txt; readlink /data/symlink; /data/exec.sh"],
         &[],
     );
-    assert_eq!(out, "v2\nkept from layer 1\nupper\nnow a directory\n2\nkept.txt\nexec-ok\n");
+    assert_eq!(
+        out,
+        "v2\nkept from layer 1\nupper\nnow a directory\n2\nkept.txt\nexec-ok\n"
+    );
     // The xattr survives into the SquashFS.
     let x = tempfile::tempdir().unwrap();
     let offset = {
         let list = stdout(&run(&["sif", "list", img]));
-        let line = list.lines().find(|l| l.contains("*System")).unwrap().to_string();
-        line.split('|').nth(3).unwrap().split('-').next().unwrap().trim().to_string()
+        let line = list
+            .lines()
+            .find(|l| l.contains("*System"))
+            .unwrap()
+            .to_string();
+        line.split('|')
+            .nth(3)
+            .unwrap()
+            .split('-')
+            .next()
+            .unwrap()
+            .trim()
+            .to_string()
     };
     let status = std::process::Command::new("unsquashfs")
         .args(["-no-progress", "-user-xattrs", "-offset", &offset, "-dest"])
@@ -184,7 +265,10 @@ fn layers_merge_with_real_ownership() {
         .unwrap();
     assert!(status.success());
     let py = std::process::Command::new("python3")
-        .args(["-c", "import os,sys; print(os.getxattr(sys.argv[1], 'user.vessel').decode())"])
+        .args([
+            "-c",
+            "import os,sys; print(os.getxattr(sys.argv[1], 'user.vessel').decode())",
+        ])
         .arg(x.path().join("r/data/xattr.txt"))
         .output()
         .unwrap();
@@ -197,10 +281,21 @@ fn multi_arch_index() {
     let s = Scratch::new();
     let uri = format!("docker://{}/multiarch:latest", r.http);
     s.ok(&["pull", "--no-https", "amd.sif", &uri], &[]);
-    assert_eq!(s.ok(&["exec", "amd.sif", "cat", "/arch.txt"], &[]).trim(), "amd64");
-    s.ok(&["pull", "--no-https", "--arch", "arm64", "arm.sif", &uri], &[]);
-    assert!(s.ok(&["sif", "list", "arm.sif"], &[]).contains("FS (Squashfs/*System/arm64)"));
-    let out = s.run(&["pull", "--no-https", "--arch", "s390x", "x.sif", &uri], &[]);
+    assert_eq!(
+        s.ok(&["exec", "amd.sif", "cat", "/arch.txt"], &[]).trim(),
+        "amd64"
+    );
+    s.ok(
+        &["pull", "--no-https", "--arch", "arm64", "arm.sif", &uri],
+        &[],
+    );
+    assert!(s
+        .ok(&["sif", "list", "arm.sif"], &[])
+        .contains("FS (Squashfs/*System/arm64)"));
+    let out = s.run(
+        &["pull", "--no-https", "--arch", "s390x", "x.sif", &uri],
+        &[],
+    );
     assert_failed(&out, &["s390x", "linux/amd64", "linux/arm64"]);
 }
 
@@ -211,37 +306,105 @@ fn tls_registry_with_authentication() {
     let uri = format!("docker://{}/private/busybox:latest", r.tls);
     let ca = [("SSL_CERT_FILE", r.ca.as_str())];
     // An untrusted certificate, then no credentials, then wrong ones.
-    assert_failed(&s.run(&["pull", "a.sif", &uri], &[]), &["certificate", "SSL_CERT_FILE"]);
-    assert_failed(&s.run(&["pull", "a.sif", &uri], &ca), &["refused access", "registry login"]);
-    let wrong = [ca[0], ("APPTAINER_DOCKER_USERNAME", r.user.as_str()), ("APPTAINER_DOCKER_PASSWORD", "wrong")];
-    assert_failed(&s.run(&["pull", "a.sif", &uri], &wrong), &["refused access"]);
-    let right = [ca[0], ("APPTAINER_DOCKER_USERNAME", r.user.as_str()), ("APPTAINER_DOCKER_PASSWORD", r.password.as_str())];
+    assert_failed(
+        &s.run(&["pull", "a.sif", &uri], &[]),
+        &["certificate", "SSL_CERT_FILE"],
+    );
+    assert_failed(
+        &s.run(&["pull", "a.sif", &uri], &ca),
+        &["refused access", "registry login"],
+    );
+    let wrong = [
+        ca[0],
+        ("APPTAINER_DOCKER_USERNAME", r.user.as_str()),
+        ("APPTAINER_DOCKER_PASSWORD", "wrong"),
+    ];
+    assert_failed(
+        &s.run(&["pull", "a.sif", &uri], &wrong),
+        &["refused access"],
+    );
+    let right = [
+        ca[0],
+        ("APPTAINER_DOCKER_USERNAME", r.user.as_str()),
+        ("APPTAINER_DOCKER_PASSWORD", r.password.as_str()),
+    ];
     s.ok(&["pull", "a.sif", &uri], &right);
     // registry login stores the credentials for later pulls; logout removes them.
     let authfile = s.path().join("auth.json");
     let a = authfile.to_str().unwrap();
-    let mut login = user_vessel(&["registry", "login", "--authfile", a, "-u", &r.user, "--password-stdin", &format!("docker://{}", r.tls)], &[], s.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut login = user_vessel(
+        &[
+            "registry",
+            "login",
+            "--authfile",
+            a,
+            "-u",
+            &r.user,
+            "--password-stdin",
+            &format!("docker://{}", r.tls),
+        ],
+        &[],
+        s.path(),
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     use std::io::Write;
-    login.stdin.take().unwrap().write_all(format!("{}\n", r.password).as_bytes()).unwrap();
+    login
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{}\n", r.password).as_bytes())
+        .unwrap();
     assert!(login.wait_with_output().unwrap().status.success());
-    assert!(s.ok(&["registry", "list", "--authfile", a], &[]).contains(&r.tls));
+    assert!(s
+        .ok(&["registry", "list", "--authfile", a], &[])
+        .contains(&r.tls));
     s.ok(&["pull", "--authfile", a, "b.sif", &uri], &ca);
     s.ok(&["registry", "logout", "--authfile", a, &r.tls], &[]);
-    assert_failed(&s.run(&["pull", "--disable-cache", "--authfile", a, "c.sif", &uri], &ca), &["refused access"]);
+    assert_failed(
+        &s.run(
+            &["pull", "--disable-cache", "--authfile", a, "c.sif", &uri],
+            &ca,
+        ),
+        &["refused access"],
+    );
 }
 
 #[test]
 fn clear_errors() {
     let Some(r) = registry() else { return };
     let s = Scratch::new();
-    assert_failed(&s.run(&["pull", "--no-https", "x.sif", &format!("docker://{}/busybox:no-such-tag", r.http)], &[]), &["not found"]);
-    assert_failed(&s.run(&["pull", "--no-https", "x.sif", "docker://127.0.0.1:1/busybox:latest"], &[]), &["cannot reach", "127.0.0.1:1"]);
-    assert_failed(&s.run(&["pull", "x.sif", "oci-archive:/tmp/x.tar"], &[]), &["not implemented yet"]);
+    assert_failed(
+        &s.run(
+            &[
+                "pull",
+                "--no-https",
+                "x.sif",
+                &format!("docker://{}/busybox:no-such-tag", r.http),
+            ],
+            &[],
+        ),
+        &["not found"],
+    );
+    assert_failed(
+        &s.run(
+            &[
+                "pull",
+                "--no-https",
+                "x.sif",
+                "docker://127.0.0.1:1/busybox:latest",
+            ],
+            &[],
+        ),
+        &["cannot reach", "127.0.0.1:1"],
+    );
+    assert_failed(
+        &s.run(&["pull", "x.sif", "oci-archive:/tmp/x.tar"], &[]),
+        &["not implemented yet"],
+    );
     assert!(!s.path().join("x.sif").exists(), "no partial image is left");
 }
 
@@ -259,15 +422,35 @@ fn hostile_layers() {
         ("hardlink-escape", "hard link"),
         ("hardlink-absolute", "hard link"),
     ] {
-        let out = s.run(&["pull", "--no-https", "h.sif", &format!("docker://{}/hostile/{case}:latest", r.http)], &[]);
+        let out = s.run(
+            &[
+                "pull",
+                "--no-https",
+                "h.sif",
+                &format!("docker://{}/hostile/{case}:latest", r.http),
+            ],
+            &[],
+        );
         assert_failed(&out, &["unsafe", needle]);
         assert!(!s.path().join("h.sif").exists());
     }
     assert!(!Path::new("/tmp/vessel-hostile-target").exists());
     assert!(!s.path().join("escape.txt").exists());
-    let out = s.run(&["pull", "--no-https", "dev.sif", &format!("docker://{}/hostile/chardev:latest", r.http)], &[]);
+    let out = s.run(
+        &[
+            "pull",
+            "--no-https",
+            "dev.sif",
+            &format!("docker://{}/hostile/chardev:latest", r.http),
+        ],
+        &[],
+    );
     assert!(out.status.success());
-    assert!(stderr(&out).contains("Skipped 1 device node"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Skipped 1 device node"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// 20 pulls of one image at once: one download, one conversion, 20 images.
@@ -279,11 +462,15 @@ fn concurrent_pulls_share_one_download() {
     let cache = s.cache();
     let children: Vec<_> = (0..20)
         .map(|i| {
-            user_vessel(&["pull", "--no-https", &format!("out{i}.sif"), &uri], &[("APPTAINER_CACHEDIR", &cache)], s.path())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
+            user_vessel(
+                &["pull", "--no-https", &format!("out{i}.sif"), &uri],
+                &[("APPTAINER_CACHEDIR", &cache)],
+                s.path(),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
         })
         .collect();
     let (mut downloads, mut conversions) = (0, 0);
@@ -306,11 +493,15 @@ fn killed_pull_recovers() {
     let s = Scratch::new();
     let uri = format!("docker://{}/debian:bookworm", r.http);
     let cache = s.cache();
-    let mut child = user_vessel(&["pull", "--no-https", "d.sif", &uri], &[("APPTAINER_CACHEDIR", &cache)], s.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = user_vessel(
+        &["pull", "--no-https", "d.sif", &uri],
+        &[("APPTAINER_CACHEDIR", &cache)],
+        s.path(),
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     // Kill it in the middle: once it is converting (or after a while).
     let deadline = Instant::now() + Duration::from_secs(60);
     let stderr_pipe = child.stderr.take().unwrap();
@@ -327,20 +518,39 @@ fn killed_pull_recovers() {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(300));
-    std::process::Command::new("kill").args(["-9", &child.id().to_string()]).status().unwrap();
+    std::process::Command::new("kill")
+        .args(["-9", &child.id().to_string()])
+        .status()
+        .unwrap();
     let _ = child.wait();
     assert!(!s.path().join("d.sif").exists());
     // The next pull succeeds and cleans up what the killed one left.
     s.ok(&["pull", "--no-https", "d.sif", &uri], &[]);
-    let leftovers: Vec<_> = walk(&PathBuf::from(&cache)).into_iter().filter(|p| p.to_string_lossy().contains(".tmp-")).collect();
+    let leftovers: Vec<_> = walk(&PathBuf::from(&cache))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(".tmp-"))
+        .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
     assert_eq!(
-        s.ok(&["exec", "d.sif", "python3", "-c", "import json, sqlite3; print('debian ok')"], &[]).trim(),
+        s.ok(
+            &[
+                "exec",
+                "d.sif",
+                "python3",
+                "-c",
+                "import json, sqlite3; print('debian ok')"
+            ],
+            &[]
+        )
+        .trim(),
         "debian ok"
     );
     let l = listing(&s.path().join("d.sif"));
     let shadow = entry(&l, "/etc/shadow").expect("/etc/shadow");
-    assert!(shadow.starts_with("-rw-r----- 0/42"), "real ownership kept: {shadow}");
+    assert!(
+        shadow.starts_with("-rw-r----- 0/42"),
+        "real ownership kept: {shadow}"
+    );
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
@@ -360,9 +570,20 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 fn cache_list_and_clean() {
     let Some(r) = registry() else { return };
     let s = Scratch::new();
-    s.ok(&["pull", "--no-https", "b.sif", &format!("docker://{}/busybox:latest", r.http)], &[]);
+    s.ok(
+        &[
+            "pull",
+            "--no-https",
+            "b.sif",
+            &format!("docker://{}/busybox:latest", r.http),
+        ],
+        &[],
+    );
     let list = s.ok(&["cache", "list"], &[]);
-    assert!(list.contains("There are 1 OCI images converted to SIF"), "{list}");
+    assert!(
+        list.contains("There are 1 OCI images converted to SIF"),
+        "{list}"
+    );
     assert!(list.contains("There are 1 blobs"), "{list}");
     let dry = s.ok(&["cache", "clean", "--dry-run"], &[]);
     assert_eq!(dry.matches("would remove").count(), 2, "{dry}");
@@ -370,11 +591,23 @@ fn cache_list_and_clean() {
     assert!(s.ok(&["cache", "list"], &[]).contains("There are 1 blobs"));
     s.ok(&["cache", "clean", "--force", "--type", "blob"], &[]);
     let after = s.ok(&["cache", "list"], &[]);
-    assert!(after.contains("There are 0 blobs") && after.contains("There are 1 OCI"), "{after}");
+    assert!(
+        after.contains("There are 0 blobs") && after.contains("There are 1 OCI"),
+        "{after}"
+    );
     s.ok(&["cache", "clean", "-f"], &[]);
     assert!(s.ok(&["cache", "list"], &[]).contains("There are 0 OCI"));
     // --disable-cache leaves the cache empty.
-    s.ok(&["pull", "--no-https", "--disable-cache", "c.sif", &format!("docker://{}/busybox:latest", r.http)], &[]);
+    s.ok(
+        &[
+            "pull",
+            "--no-https",
+            "--disable-cache",
+            "c.sif",
+            &format!("docker://{}/busybox:latest", r.http),
+        ],
+        &[],
+    );
     assert!(s.ok(&["cache", "list"], &[]).contains("There are 0 OCI"));
     let _ = r.state;
 }

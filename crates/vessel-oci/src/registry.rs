@@ -157,7 +157,11 @@ impl Registry {
                 .pull_image_manifest_and_list_digest(reference, &self.auth),
         );
         match result {
-            Ok((manifest, digest, _)) => Ok(ResolvedImage { reference: reference.clone(), manifest, digest }),
+            Ok((manifest, digest, _)) => Ok(ResolvedImage {
+                reference: reference.clone(),
+                manifest,
+                digest,
+            }),
             Err(e) => match self.index_platforms(reference) {
                 Some(available) if !available.iter().any(|p| platform.starts_with(p.as_str())) => {
                     Err(RegistryError::NoPlatform {

@@ -168,61 +168,30 @@ pub fn build(
     // Temporary directories.
     if !no_mount("tmp") {
         for (dst, sub) in [("/tmp", "tmp"), ("/var/tmp", "var_tmp")] {
-            if opts.contain {
-                match &opts.workdir {
-                    Some(w) => {
-                        let dir = w.join(sub);
-                        std::fs::create_dir_all(&dir).map_err(|e| PlanError::BindSource {
-                            path: dir.clone(),
-                            problem: format!("cannot be created: {e}"),
-                        })?;
-                        mounts.push(Mount::Bind {
-                            src: dir,
-                            dst: dst.into(),
-                            readonly: false,
-                            recursive: false,
-                        });
-                    }
-                    None => mounts.push(Mount::SessionDir {
-                        name: sub.into(),
-                        dst: dst.into(),
-                    }),
-                }
+            mounts.push(if opts.contain {
+                private_dir(opts.workdir.as_deref(), Path::new(sub), sub, Path::new(dst))?
             } else {
-                mounts.push(bind(dst, dst, false, false));
-            }
+                bind(dst, dst, false, false)
+            });
         }
     }
 
     // Home.
     let (home_src, home_dst) = match &opts.home {
-        Some((src, dst)) => (Some(src.clone()), dst.clone()),
-        None => (Some(host.home.clone()), host.home.clone()),
+        Some((src, dst)) => (src.clone(), dst.clone()),
+        None => (host.home.clone(), host.home.clone()),
     };
     if !opts.no_home && !no_mount("home") && home_dst != Path::new("/") {
         if opts.contain && opts.home.is_none() {
-            match &opts.workdir {
-                Some(w) => {
-                    let dir = w.join("home");
-                    std::fs::create_dir_all(&dir).map_err(|e| PlanError::BindSource {
-                        path: dir.clone(),
-                        problem: format!("cannot be created: {e}"),
-                    })?;
-                    mounts.push(Mount::Bind {
-                        src: dir,
-                        dst: home_dst.clone(),
-                        readonly: false,
-                        recursive: false,
-                    });
-                }
-                None => mounts.push(Mount::SessionDir {
-                    name: "home".into(),
-                    dst: home_dst.clone(),
-                }),
-            }
-        } else if let Some(src) = home_src {
+            mounts.push(private_dir(
+                opts.workdir.as_deref(),
+                Path::new("home"),
+                "home",
+                &home_dst,
+            )?);
+        } else {
             mounts.push(Mount::Bind {
-                src,
+                src: home_src,
                 dst: home_dst.clone(),
                 readonly: false,
                 recursive: true,
@@ -296,33 +265,22 @@ pub fn build(
         });
     }
     for (i, dst) in opts.scratch.iter().enumerate() {
-        match &opts.workdir {
-            Some(w) => {
-                let name = dst
-                    .to_string_lossy()
-                    .trim_start_matches('/')
-                    .replace('/', "_");
-                let dir = w.join("scratch").join(if name.is_empty() {
-                    format!("scratch{i}")
-                } else {
-                    name
-                });
-                std::fs::create_dir_all(&dir).map_err(|e| PlanError::BindSource {
-                    path: dir.clone(),
-                    problem: format!("cannot be created: {e}"),
-                })?;
-                mounts.push(Mount::Bind {
-                    src: dir,
-                    dst: dst.clone(),
-                    readonly: false,
-                    recursive: false,
-                });
-            }
-            None => mounts.push(Mount::SessionDir {
-                name: format!("scratch{i}"),
-                dst: dst.clone(),
-            }),
-        }
+        let name = dst
+            .to_string_lossy()
+            .trim_start_matches('/')
+            .replace('/', "_");
+        let name = if name.is_empty() {
+            format!("scratch{i}")
+        } else {
+            name
+        };
+        let session_name = format!("scratch{i}");
+        mounts.push(private_dir(
+            opts.workdir.as_deref(),
+            &Path::new("scratch").join(name),
+            &session_name,
+            dst,
+        )?);
     }
 
     // Environment and command.
@@ -397,6 +355,35 @@ pub fn build(
         warnings,
         loopback: opts.net,
     })
+}
+
+/// A private, initially empty directory at `dst`: `workdir/sub` on the host
+/// with `--workdir` (kept after the run), else a directory of the session.
+fn private_dir(
+    workdir: Option<&Path>,
+    sub: &Path,
+    session_name: &str,
+    dst: &Path,
+) -> Result<Mount, PlanError> {
+    match workdir {
+        Some(w) => {
+            let dir = w.join(sub);
+            std::fs::create_dir_all(&dir).map_err(|e| PlanError::BindSource {
+                path: dir.clone(),
+                problem: format!("cannot be created: {e}"),
+            })?;
+            Ok(Mount::Bind {
+                src: dir,
+                dst: dst.to_path_buf(),
+                readonly: false,
+                recursive: false,
+            })
+        }
+        None => Ok(Mount::SessionDir {
+            name: session_name.into(),
+            dst: dst.to_path_buf(),
+        }),
+    }
 }
 
 /// A bind source must exist and be readable by the user: binding what one

@@ -13,6 +13,13 @@ use crate::{Context, Result};
 /// kernel (`openat2` with `RESOLVE_IN_ROOT`), so a hostile image cannot
 /// steer the result outside. Returns an `O_PATH` descriptor.
 pub fn open_in_root(root: &impl AsFd, path: &Path) -> Result<OwnedFd> {
+    openat2_in_root(root, path, OFlags::PATH)
+        .op(|| format!("resolving {} inside the container", path.display()))
+}
+
+/// `openat2` of `path` below `root` with `RESOLVE_IN_ROOT`; `/` and the
+/// empty path name `root` itself.
+fn openat2_in_root(root: &impl AsFd, path: &Path, flags: OFlags) -> rustix::io::Result<OwnedFd> {
     let rel = path.strip_prefix("/").unwrap_or(path);
     let rel = if rel.as_os_str().is_empty() {
         Path::new(".")
@@ -22,11 +29,10 @@ pub fn open_in_root(root: &impl AsFd, path: &Path) -> Result<OwnedFd> {
     rustix::fs::openat2(
         root,
         rel,
-        OFlags::PATH | OFlags::CLOEXEC,
+        flags | OFlags::CLOEXEC,
         Mode::empty(),
         ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
     )
-    .op(|| format!("resolving {} inside the container", path.display()))
 }
 
 /// Opens a directory to use as a root for [`open_in_root`].
@@ -152,20 +158,8 @@ pub fn ensure_in_root(root: &impl AsFd, path: &Path, file: bool) -> Result<Owned
 /// Like [`open_in_root`], but a real directory descriptor (not `O_PATH`),
 /// usable with the `*at` calls that create entries.
 fn open_in_root_dir(root: &impl AsFd, path: &Path) -> Result<OwnedFd> {
-    let rel = path.strip_prefix("/").unwrap_or(path);
-    let rel = if rel.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        rel
-    };
-    rustix::fs::openat2(
-        root,
-        rel,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-    )
-    .op(|| format!("opening {} inside the container", path.display()))
+    openat2_in_root(root, path, OFlags::RDONLY | OFlags::DIRECTORY)
+        .op(|| format!("opening {} inside the container", path.display()))
 }
 
 /// Whether `fd` (from [`open_in_root`]) is a directory.
