@@ -17,7 +17,6 @@ struct Registry {
     user: String,
     password: String,
     ca: String,
-    state: PathBuf,
 }
 
 fn registry() -> Option<Registry> {
@@ -43,7 +42,6 @@ fn registry() -> Option<Registry> {
         user: get("REGISTRY_USER"),
         password: get("REGISTRY_PASSWORD"),
         ca: get("REGISTRY_CA"),
-        state,
     })
 }
 
@@ -609,5 +607,4 @@ fn cache_list_and_clean() {
         &[],
     );
     assert!(s.ok(&["cache", "list"], &[]).contains("There are 0 OCI"));
-    let _ = r.state;
 }
