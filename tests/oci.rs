@@ -17,6 +17,7 @@ struct Registry {
     user: String,
     password: String,
     ca: String,
+    state: PathBuf,
 }
 
 fn registry() -> Option<Registry> {
@@ -42,6 +43,7 @@ fn registry() -> Option<Registry> {
         user: get("REGISTRY_USER"),
         password: get("REGISTRY_PASSWORD"),
         ca: get("REGISTRY_CA"),
+        state,
     })
 }
 
