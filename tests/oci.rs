@@ -451,6 +451,45 @@ fn hostile_layers() {
         "{}",
         stderr(&out)
     );
+    digest_mismatch(&r);
+}
+
+/// A registry serving a blob that does not match its digest: the pull
+/// fails, says so, and leaves nothing. (Called from `hostile_layers`, which
+/// owns the image it corrupts for a moment.)
+fn digest_mismatch(r: &Registry) {
+    if !running_as_root() {
+        eprintln!("skipping the digest check: corrupting the registry's storage needs root");
+        return;
+    }
+    let raw = std::process::Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{}/hostile/chardev:latest", r.http))
+        .output()
+        .unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    let digest = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let hex = digest.trim_start_matches("sha256:");
+    let blob = r
+        .state
+        .join("http/data/docker/registry/v2/blobs/sha256")
+        .join(&hex[..2])
+        .join(hex)
+        .join("data");
+    let original = std::fs::read(&blob).unwrap();
+    let mut corrupt = original.clone();
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0xff;
+    std::fs::write(&blob, &corrupt).unwrap();
+    let fresh = Scratch::new();
+    let uri = format!("docker://{}/hostile/chardev:latest", r.http);
+    let out = fresh.run(&["pull", "--no-https", "bad.sif", &uri], &[]);
+    std::fs::write(&blob, &original).unwrap();
+    assert_failed(&out, &["does not match its digest", &digest]);
+    assert!(!fresh.path().join("bad.sif").exists());
 }
 
 /// 20 pulls of one image at once: one download, one conversion, 20 images.

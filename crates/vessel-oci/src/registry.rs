@@ -277,9 +277,26 @@ impl Registry {
             .map_err(|e| classify(reference, e))?;
         let mut hasher = Sha256::new();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| RegistryError::Other {
-                registry: reference.resolve_registry().to_string(),
-                detail: format!("downloading {}: {e}", desc.digest),
+            let chunk = chunk.map_err(|e| {
+                let text = e.to_string();
+                let registry = reference.resolve_registry().to_string();
+                // oci-client checks digests as it streams: report that as
+                // the digest mismatch it is.
+                match text
+                    .split("got ")
+                    .nth(1)
+                    .filter(|_| text.contains("digest"))
+                {
+                    Some(got) => RegistryError::DigestMismatch {
+                        registry,
+                        digest: desc.digest.clone(),
+                        got: got.trim().to_string(),
+                    },
+                    None => RegistryError::Other {
+                        registry,
+                        detail: format!("downloading {}: {text}", desc.digest),
+                    },
+                }
             })?;
             hasher.update(&chunk);
             file.write_all(&chunk).map_err(write_err)?;
