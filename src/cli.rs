@@ -84,7 +84,7 @@ srun vessel exec app.sif ./simulation"
     // --- Images ---
     /// Build a container image from a definition file, another image or a registry
     #[command(display_order = 20)]
-    Build(NotYet),
+    Build(BuildArgs),
     /// Download an image from a registry into a SIF file
     #[command(
         display_order = 21,
@@ -213,6 +213,9 @@ pub struct RegistryOptions {
     /// Do not use or fill the cache
     #[arg(long)]
     pub disable_cache: bool,
+    /// Ask for the registry user name and password
+    #[arg(long)]
+    pub docker_login: bool,
 }
 
 #[derive(Debug, Args)]
@@ -234,6 +237,27 @@ pub struct PullArgs {
     /// [OUTPUT.sif] SOURCE, where SOURCE is docker://NAME[:TAG]
     #[arg(value_name = "[OUTPUT] SOURCE", required = true, num_args = 1..=2)]
     pub args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Overwrite an existing image
+    #[arg(short = 'F', long)]
+    pub force: bool,
+    /// Build a sandbox directory instead of a SIF file
+    #[arg(short = 's', long)]
+    pub sandbox: bool,
+    /// Architecture to build for, from a multi-architecture source
+    #[arg(long, value_name = "ARCH")]
+    pub arch: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryOptions,
+    /// The image to write
+    #[arg(value_name = "IMAGE")]
+    pub output: std::path::PathBuf,
+    /// What to build from: docker://NAME[:TAG] (definition files come later)
+    #[arg(value_name = "SPEC")]
+    pub spec: String,
 }
 
 #[derive(Debug, Args)]

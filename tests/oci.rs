@@ -169,6 +169,12 @@ fn pull_inspect_and_run() {
     for want in ["Def.FILE", "JSON.Generic", "FS (Squashfs/*System/amd64)"] {
         assert!(list.contains(want), "{want} missing:\n{list}");
     }
+    // build IMAGE docker://… is the same conversion.
+    s.ok(&["build", "--no-https", "built.sif", &uri], &[]);
+    assert_eq!(
+        s.ok(&["exec", "built.sif", "echo", "built"], &[]),
+        "built\n"
+    );
     // exec docker://… pulls into the cache once, then reuses it.
     let out = s.run(
         &[

@@ -56,6 +56,7 @@ pub fn run(cli: Cli, tool: Tool) -> Result<u8> {
         Command::Shell(args) => action::run(tool, action::Verb::Shell(args.shell), args.action),
         Command::Inspect(args) => inspect::run(args),
         Command::Pull(args) => pull::run(tool, args),
+        Command::Build(args) => pull::build(tool, args),
         Command::Cache(args) => cache::run(tool, args),
         Command::Registry(args) => registry::run(args),
         Command::Sif(args) => sif::run(args),

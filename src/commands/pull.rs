@@ -64,6 +64,7 @@ pub fn pull_options(
         env_value(tool, vars::DOCKER_PASSWORD).or_else(|| std::env::var("DOCKER_PASSWORD").ok());
     let credentials = match (username, password) {
         (Some(username), Some(password)) => Some(Credentials { username, password }),
+        _ if r.docker_login => Some(prompt_login()?),
         _ => None,
     };
     let authfile = r
@@ -142,6 +143,28 @@ fn default_name(reference: &str) -> String {
     format!("{name}_{tag}.sif")
 }
 
+/// `build OUTPUT docker://…`: a pull to a chosen file.
+pub fn build(tool: Tool, args: crate::cli::BuildArgs) -> Result<u8> {
+    if args.spec.ends_with(".def") || Path::new(&args.spec).is_file() && !is_uri(&args.spec) {
+        bail!("building from a definition file or a local image is not implemented yet in Vessel (docker:// sources are)");
+    }
+    if args.sandbox {
+        bail!("build --sandbox is not implemented yet in Vessel (build a SIF, without --sandbox)");
+    }
+    let reference = docker_reference(&args.spec)?;
+    if args.output.exists() && !args.force {
+        bail!(
+            "{} already exists: use --force to overwrite it",
+            args.output.display()
+        );
+    }
+    let opts = pull_options(tool, &args.registry, args.arch.as_deref(), None)?;
+    let pulled = vessel_oci::pull_to_sif(reference, &opts).map_err(|e| anyhow!("{e}"))?;
+    install(&pulled.sif, &args.output)?;
+    tracing::info!("Build complete: {}", args.output.display());
+    Ok(0)
+}
+
 pub fn run(tool: Tool, args: PullArgs) -> Result<u8> {
     let (out, source) = match args.args.as_slice() {
         [source] => (None, source.clone()),
@@ -198,6 +221,21 @@ fn install(sif: &Path, out: &Path) -> Result<()> {
     tmp.persist(out)
         .map_err(|e| anyhow!("could not write {}: {}", out.display(), e.error))?;
     Ok(())
+}
+
+/// `--docker-login`: asks for the user name and password.
+fn prompt_login() -> Result<Credentials> {
+    if !std::io::stdin().is_terminal() {
+        bail!("--docker-login needs a terminal to ask on: set APPTAINER_DOCKER_USERNAME and APPTAINER_DOCKER_PASSWORD instead");
+    }
+    eprint!("Enter Docker Username: ");
+    let mut username = String::new();
+    std::io::stdin().read_line(&mut username)?;
+    let password = read_password(false)?;
+    Ok(Credentials {
+        username: username.trim().to_string(),
+        password,
+    })
 }
 
 /// Prompts for a password on the terminal, or reads it from standard input.
