@@ -94,8 +94,11 @@ vessel pull --no-https docker://127.0.0.1:5000/busybox:latest"
     )]
     Pull(PullArgs),
     /// Upload a SIF image to a registry
-    #[command(display_order = 22)]
-    Push(NotYet),
+    #[command(
+        display_order = 22,
+        after_help = "Examples:\n  vessel push app.sif oras://registry.example.org/team/app:1.2"
+    )]
+    Push(PushArgs),
     /// Delete an image from a registry
     #[command(display_order = 23)]
     Delete(NotYet),
@@ -237,6 +240,18 @@ pub struct PullArgs {
     /// [OUTPUT.sif] SOURCE, where SOURCE is docker://NAME[:TAG]
     #[arg(value_name = "[OUTPUT] SOURCE", required = true, num_args = 1..=2)]
     pub args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    #[command(flatten)]
+    pub registry: RegistryOptions,
+    /// The SIF image to upload
+    #[arg(value_name = "IMAGE")]
+    pub image: std::path::PathBuf,
+    /// Where to: oras://REGISTRY/NAME:TAG
+    #[arg(value_name = "URI")]
+    pub uri: String,
 }
 
 #[derive(Debug, Args)]

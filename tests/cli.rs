@@ -48,12 +48,12 @@ fn personas_answer_as_their_tool() {
             stdout(&out)
         );
         let out = std::process::Command::new(&bin)
-            .args(["push", "app.sif", "oras://host/app:1"])
+            .args(["sign", "app.sif"])
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(255));
         assert!(
-            stderr(&out).contains(&format!("'{name} push' is not implemented yet")),
+            stderr(&out).contains(&format!("'{name} sign' is not implemented yet")),
             "{}",
             stderr(&out)
         );
@@ -77,7 +77,7 @@ fn commands_not_implemented_yet_fail_clearly() {
         vec!["instance", "start", "app.sif", "web"],
         vec!["key", "list"],
         vec!["verify", "app.sif"],
-        vec!["push", "app.sif", "oras://host/app:1"],
+        vec!["sign", "app.sif"],
     ] {
         let out = run(&args);
         assert_fatal(&out, &["not implemented yet", args[0]]);

@@ -655,3 +655,62 @@ fn cache_list_and_clean() {
     );
     assert!(s.ok(&["cache", "list"], &[]).contains("There are 0 OCI"));
 }
+
+/// A SIF pushed to `oras://` and pulled back is the same file, and runs.
+#[test]
+fn oras_push_and_pull() {
+    let Some(r) = registry() else { return };
+    let s = Scratch::new();
+    s.ok(
+        &[
+            "pull",
+            "--no-https",
+            "b.sif",
+            &format!("docker://{}/busybox:latest", r.http),
+        ],
+        &[],
+    );
+    let uri = format!("oras://{}/sifs/busybox:{}", r.http, std::process::id());
+    s.ok(&["push", "--no-https", "b.sif", &uri], &[]);
+    s.ok(&["pull", "--no-https", "back.sif", &uri], &[]);
+    assert_eq!(
+        std::fs::read(s.path().join("back.sif")).unwrap(),
+        std::fs::read(s.path().join("b.sif")).unwrap()
+    );
+    assert_eq!(
+        s.ok(&["exec", "--no-https", &uri, "echo", "from oras"], &[]),
+        "from oras\n"
+    );
+    // An image that is not a SIF artifact, and one that does not exist.
+    let out = s.run(
+        &[
+            "pull",
+            "--no-https",
+            "x.sif",
+            &format!("oras://{}/busybox:latest", r.http),
+        ],
+        &[],
+    );
+    assert_failed(&out, &["not a SIF image", "docker://"]);
+    let out = s.run(
+        &[
+            "pull",
+            "--no-https",
+            "y.sif",
+            &format!("oras://{}/sifs/none:1", r.http),
+        ],
+        &[],
+    );
+    assert_failed(&out, &["not found"]);
+    // Pushing to the authenticated registry needs the credentials.
+    let tls = format!("oras://{}/private/sif:{}", r.tls, std::process::id());
+    let ca = ("SSL_CERT_FILE", r.ca.as_str());
+    assert_failed(&s.run(&["push", "b.sif", &tls], &[ca]), &["refused access"]);
+    let creds = [
+        ca,
+        ("APPTAINER_DOCKER_USERNAME", r.user.as_str()),
+        ("APPTAINER_DOCKER_PASSWORD", r.password.as_str()),
+    ];
+    s.ok(&["push", "b.sif", &tls], &creds);
+    s.ok(&["pull", "tls.sif", &tls], &creds);
+}

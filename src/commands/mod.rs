@@ -57,6 +57,7 @@ pub fn run(cli: Cli, tool: Tool) -> Result<u8> {
         Command::Inspect(args) => inspect::run(args),
         Command::Pull(args) => pull::run(tool, args),
         Command::Build(args) => pull::build(tool, args),
+        Command::Push(args) => pull::push(tool, args),
         Command::Cache(args) => cache::run(tool, args),
         Command::Registry(args) => registry::run(args),
         Command::Sif(args) => sif::run(args),

@@ -165,12 +165,74 @@ pub fn build(tool: Tool, args: crate::cli::BuildArgs) -> Result<u8> {
     Ok(0)
 }
 
+/// Registry settings for `oras://`.
+pub fn oras_options(tool: Tool, r: &RegistryOptions) -> Result<vessel_oci::oras::OrasOptions> {
+    let p = pull_options(tool, r, None, None)?;
+    Ok(vessel_oci::oras::OrasOptions {
+        no_https: p.no_https,
+        ca_pem: p.ca_pem,
+        credentials: p.credentials,
+        auth_files: p.auth_files,
+    })
+}
+
+/// Downloads an `oras://` SIF to `out`, whole or not at all.
+pub fn pull_oras(tool: Tool, r: &RegistryOptions, reference: &str, out: &Path) -> Result<String> {
+    let opts = oras_options(tool, r)?;
+    let dir = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".vessel-pull-")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot write to {}", dir.display()))?;
+    let digest =
+        vessel_oci::oras::pull(reference, tmp.as_file_mut(), &opts).map_err(|e| anyhow!("{e}"))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o755))?;
+        tmp.as_file().sync_all()?;
+    }
+    tmp.persist(out)
+        .map_err(|e| anyhow!("could not write {}: {}", out.display(), e.error))?;
+    Ok(digest)
+}
+
+pub fn push(tool: Tool, args: crate::cli::PushArgs) -> Result<u8> {
+    let Some(reference) = args.uri.strip_prefix("oras://") else {
+        bail!(
+            "{:?}: push supports oras:// destinations (library:// is not implemented)",
+            args.uri
+        );
+    };
+    vessel_image::open_sif(&args.image).map_err(|e| anyhow!("could not load {e}"))?;
+    let opts = oras_options(tool, &args.registry)?;
+    let digest =
+        vessel_oci::oras::push(&args.image, reference, &opts).map_err(|e| anyhow!("{e}"))?;
+    tracing::info!("Pushed {} to {} ({digest})", args.image.display(), args.uri);
+    Ok(0)
+}
+
 pub fn run(tool: Tool, args: PullArgs) -> Result<u8> {
     let (out, source) = match args.args.as_slice() {
         [source] => (None, source.clone()),
         [out, source] => (Some(PathBuf::from(out)), source.clone()),
         _ => unreachable!("clap takes one or two"),
     };
+    if let Some(reference) = source.strip_prefix("oras://") {
+        let out = out.unwrap_or_else(|| PathBuf::from(default_name(reference)));
+        if out.exists() && !args.force {
+            bail!(
+                "image file {} already exists: use --force to overwrite it",
+                out.display()
+            );
+        }
+        let digest = pull_oras(tool, &args.registry, reference, &out)?;
+        tracing::info!("Pulled {source} ({digest}) to {}", out.display());
+        return Ok(0);
+    }
     let reference = docker_reference(&source)?;
     let dir = args
         .dir

@@ -3,6 +3,7 @@ pub mod cache;
 pub mod convert;
 pub mod layers;
 pub mod metadata;
+pub mod oras;
 pub mod registry;
 
 pub use cache::Cache;

@@ -339,11 +339,19 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// Turns a client error into what the user needs to know.
-fn classify(reference: &Reference, e: oci_client::errors::OciDistributionError) -> RegistryError {
+pub(crate) fn classify(
+    reference: &Reference,
+    e: oci_client::errors::OciDistributionError,
+) -> RegistryError {
     use oci_client::errors::OciDistributionError as E;
     let registry = reference.resolve_registry().to_string();
     let image = reference.whole();
-    let text = e.to_string();
+    // Registry messages may carry newlines; errors stay on one line.
+    let text = e
+        .to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     match &e {
         E::AuthenticationFailure(_) | E::UnauthorizedError { .. } => RegistryError::Denied {
             registry,
