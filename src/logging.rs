@@ -71,8 +71,16 @@ const RED: &str = "\x1b[31m";
 const YELLOW: &str = "\x1b[33m";
 const BLUE: &str = "\x1b[34m";
 
+static PROGRESS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// Whether to draw progress bars: on a terminal, unless messages are quieted.
+pub fn show_progress() -> bool {
+    *PROGRESS.get().unwrap_or(&false)
+}
+
 /// Installs the renderer for library and CLI messages.
 pub fn init(level: MessageLevel, style: Style) {
+    let _ = PROGRESS.set(level >= MessageLevel::Normal && std::io::stderr().is_terminal());
     let _ = tracing_subscriber::fmt()
         .with_max_level(level.max_tracing_level())
         .with_writer(std::io::stderr)

@@ -714,3 +714,79 @@ fn oras_push_and_pull() {
     s.ok(&["push", "b.sif", &tls], &creds);
     s.ok(&["pull", "tls.sif", &tls], &creds);
 }
+
+/// Local image files: an OCI layout, an OCI archive and a `docker save`
+/// archive (made with skopeo from the registry's image).
+#[test]
+fn local_sources() {
+    let Some(r) = registry() else { return };
+    let s = Scratch::new();
+    let src = format!("docker://{}/busybox:latest", r.http);
+    let d = s.path();
+    for dest in [
+        format!("oci:{}:v1", d.join("layout").display()),
+        format!("oci-archive:{}:v1", d.join("image.oci.tar").display()),
+        format!(
+            "docker-archive:{}:busybox:v1",
+            d.join("image.docker.tar").display()
+        ),
+    ] {
+        let status = std::process::Command::new("skopeo")
+            .args(["copy", "-q", "--src-tls-verify=false", &src, &dest])
+            .status()
+            .expect("skopeo is needed for this test");
+        assert!(status.success(), "skopeo copy to {dest}");
+    }
+    if running_as_root() {
+        let u = test_user();
+        std::process::Command::new("chown")
+            .args(["-R", &format!("{}:{}", u.uid, u.gid)])
+            .arg(d)
+            .status()
+            .unwrap();
+    }
+    for (source, out) in [
+        (
+            format!("oci:{}:v1", d.join("layout").display()),
+            "layout.sif",
+        ),
+        (
+            format!("oci-archive:{}:v1", d.join("image.oci.tar").display()),
+            "ociarch.sif",
+        ),
+        (
+            format!("docker-archive:{}", d.join("image.docker.tar").display()),
+            "dockarch.sif",
+        ),
+    ] {
+        s.ok(&["pull", out, &source], &[]);
+        assert_eq!(
+            s.ok(&["exec", out, "sh", "-c", "echo $FOO"], &[]),
+            "bar\n",
+            "{source}"
+        );
+        let def = s.ok(&["inspect", "--deffile", out], &[]);
+        assert!(def.starts_with("bootstrap: "), "{def}");
+    }
+    let out = s.run(
+        &[
+            "pull",
+            "x.sif",
+            &format!("oci:{}:nope", d.join("layout").display()),
+        ],
+        &[],
+    );
+    assert_failed(&out, &["no image \"nope\"", "v1"]);
+    assert_eq!(
+        s.ok(
+            &[
+                "exec",
+                &format!("oci:{}:v1", d.join("layout").display()),
+                "echo",
+                "direct"
+            ],
+            &[]
+        ),
+        "direct\n"
+    );
+}

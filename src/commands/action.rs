@@ -26,22 +26,12 @@ pub fn run(tool: Tool, verb: Verb, args: ActionArgs) -> Result<u8> {
     let mut opts = options(tool, verb, args, &host)?;
     // `exec docker://…`: pull into the cache (or a temporary file), then run that.
     let image_arg = opts.image.to_string_lossy().into_owned();
-    let _oras_tmp;
-    let _pulled = if let Some(reference) = image_arg.strip_prefix("oras://") {
-        let dir = tempfile::Builder::new()
-            .prefix("vessel-oras-")
-            .tempdir_in(&host.tmpdir)?;
-        let path = dir.path().join("image.sif");
-        super::pull::pull_oras(tool, &registry, reference, &path)?;
-        opts.image = path;
-        _oras_tmp = Some(dir);
-        None
-    } else if super::pull::is_uri(&image_arg) {
-        let reference = super::pull::docker_reference(&image_arg)?;
-        let pull = super::pull::pull_options(tool, &registry, None, None)?;
-        let pulled = vessel_oci::pull_to_sif(reference, &pull).map_err(|e| anyhow!("{e}"))?;
-        opts.image = pulled.sif.clone();
-        Some(pulled)
+    // `exec docker://…` and the like: fetch into the cache (or a temporary
+    // file), then run that.
+    let _fetched = if super::pull::is_uri(&image_arg) {
+        let fetched = super::pull::fetch(tool, &registry, None, None, &image_arg)?;
+        opts.image = fetched.path().to_path_buf();
+        Some(fetched)
     } else {
         None
     };

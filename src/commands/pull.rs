@@ -93,7 +93,37 @@ pub fn pull_options(
         tmpdir,
         keep_devices: vessel_sys_is_root(),
         build_date: date,
+        progress: crate::logging::show_progress()
+            .then(|| vessel_oci::ProgressHook(std::sync::Arc::new(Bar::default()))),
     })
+}
+
+/// A download progress bar on the terminal.
+#[derive(Default)]
+struct Bar(std::sync::Mutex<Option<indicatif::ProgressBar>>);
+
+impl vessel_oci::Progress for Bar {
+    fn start(&self, total: u64) {
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bytes:>10} / {total_bytes:<10} [{bar:40}] {bytes_per_sec:>12} {eta}",
+            )
+            .expect("a valid template")
+            .progress_chars("=> "),
+        );
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar);
+    }
+    fn advance(&self, bytes: u64) {
+        if let Some(b) = self.0.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            b.inc(bytes);
+        }
+    }
+    fn finish(&self) {
+        if let Some(b) = self.0.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            b.finish_and_clear();
+        }
+    }
 }
 
 fn vessel_sys_is_root() -> bool {
@@ -101,16 +131,47 @@ fn vessel_sys_is_root() -> bool {
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
-/// The reference inside a `docker://` URI; other transports are not there yet.
-pub fn docker_reference(uri: &str) -> Result<&str> {
+/// Where an image comes from.
+pub enum Source {
+    Docker(String),
+    Oras(String),
+    OciDir(PathBuf, Option<String>),
+    OciArchive(PathBuf, Option<String>),
+    DockerArchive(PathBuf, Option<String>),
+}
+
+/// `PATH[:TAG]`: a tag is what follows the last ':' when it has no '/'.
+fn path_and_tag(rest: &str) -> (PathBuf, Option<String>) {
+    match rest.rsplit_once(':') {
+        Some((p, t)) if !t.contains('/') && !p.is_empty() => {
+            (PathBuf::from(p), Some(t.to_string()))
+        }
+        _ => (PathBuf::from(rest), None),
+    }
+}
+
+/// Parses an image source as Apptainer's transports name them.
+pub fn parse_source(uri: &str) -> Result<Source> {
     if let Some(r) = uri.strip_prefix("docker://") {
-        return Ok(r);
+        return Ok(Source::Docker(r.to_string()));
+    }
+    if let Some(r) = uri.strip_prefix("oras://") {
+        return Ok(Source::Oras(r.to_string()));
+    }
+    for (scheme, make) in [
+        (
+            "oci-archive:",
+            Source::OciArchive as fn(PathBuf, Option<String>) -> Source,
+        ),
+        ("docker-archive:", Source::DockerArchive),
+        ("oci:", Source::OciDir),
+    ] {
+        if let Some(rest) = uri.strip_prefix(scheme) {
+            let (p, t) = path_and_tag(rest);
+            return Ok(make(p, t));
+        }
     }
     for scheme in [
-        "oci:",
-        "oci-archive:",
-        "docker-archive:",
-        "oras://",
         "library://",
         "shub://",
         "http://",
@@ -118,10 +179,73 @@ pub fn docker_reference(uri: &str) -> Result<&str> {
         "docker-daemon:",
     ] {
         if uri.starts_with(scheme) {
-            bail!("{scheme} sources are not implemented yet in Vessel (docker:// is)");
+            bail!("{scheme} sources are not implemented yet in Vessel (docker://, oras://, oci:, oci-archive: and docker-archive: are)");
         }
     }
     bail!("{uri:?} is not an image source: use docker://NAME[:TAG]")
+}
+
+/// A fetched image: a SIF somewhere, kept as long as this lives.
+pub enum Fetched {
+    Pulled(vessel_oci::Pulled),
+    Temporary {
+        _dir: tempfile::TempDir,
+        path: PathBuf,
+        digest: String,
+    },
+}
+
+impl Fetched {
+    pub fn path(&self) -> &Path {
+        match self {
+            Fetched::Pulled(p) => &p.sif,
+            Fetched::Temporary { path, .. } => path,
+        }
+    }
+    pub fn digest(&self) -> &str {
+        match self {
+            Fetched::Pulled(p) => &p.digest,
+            Fetched::Temporary { digest, .. } => digest,
+        }
+    }
+}
+
+/// Fetches any source into a runnable SIF.
+pub fn fetch(
+    tool: Tool,
+    r: &RegistryOptions,
+    arch: Option<&str>,
+    variant: Option<&str>,
+    uri: &str,
+) -> Result<Fetched> {
+    let opts = pull_options(tool, r, arch, variant)?;
+    let e = |e: vessel_oci::PullError| anyhow!("{e}");
+    Ok(match parse_source(uri)? {
+        Source::Docker(reference) => {
+            Fetched::Pulled(vessel_oci::pull_to_sif(&reference, &opts).map_err(e)?)
+        }
+        Source::OciDir(dir, tag) => Fetched::Pulled(
+            vessel_oci::local::from_layout(&dir, tag.as_deref(), "oci", &opts).map_err(e)?,
+        ),
+        Source::OciArchive(f, tag) => Fetched::Pulled(
+            vessel_oci::local::from_oci_archive(&f, tag.as_deref(), &opts).map_err(e)?,
+        ),
+        Source::DockerArchive(f, tag) => Fetched::Pulled(
+            vessel_oci::local::from_docker_archive(&f, tag.as_deref(), &opts).map_err(e)?,
+        ),
+        Source::Oras(reference) => {
+            let dir = tempfile::Builder::new()
+                .prefix("vessel-oras-")
+                .tempdir_in(&opts.tmpdir)?;
+            let path = dir.path().join("image.sif");
+            let digest = pull_oras(tool, r, &reference, &path)?;
+            Fetched::Temporary {
+                _dir: dir,
+                path,
+                digest,
+            }
+        }
+    })
 }
 
 /// Whether an image argument names a remote source rather than a file.
@@ -133,7 +257,12 @@ pub fn is_uri(image: &str) -> bool {
 }
 
 /// `name_tag.sif`, as Apptainer names pulled images.
-fn default_name(reference: &str) -> String {
+fn default_name(source: &str) -> String {
+    let reference = source.split_once("://").map_or(source, |(_, r)| r);
+    let reference = reference
+        .split_once(':')
+        .filter(|(s, _)| s.starts_with("oci") || s.starts_with("docker-archive"))
+        .map_or(reference, |(_, r)| r);
     let without_digest = reference.split('@').next().unwrap_or(reference);
     let last = without_digest.rsplit('/').next().unwrap_or(without_digest);
     let (name, tag) = match last.split_once(':') {
@@ -151,16 +280,15 @@ pub fn build(tool: Tool, args: crate::cli::BuildArgs) -> Result<u8> {
     if args.sandbox {
         bail!("build --sandbox is not implemented yet in Vessel (build a SIF, without --sandbox)");
     }
-    let reference = docker_reference(&args.spec)?;
+    parse_source(&args.spec)?;
     if args.output.exists() && !args.force {
         bail!(
             "{} already exists: use --force to overwrite it",
             args.output.display()
         );
     }
-    let opts = pull_options(tool, &args.registry, args.arch.as_deref(), None)?;
-    let pulled = vessel_oci::pull_to_sif(reference, &opts).map_err(|e| anyhow!("{e}"))?;
-    install(&pulled.sif, &args.output)?;
+    let fetched = fetch(tool, &args.registry, args.arch.as_deref(), None, &args.spec)?;
+    install(fetched.path(), &args.output)?;
     tracing::info!("Build complete: {}", args.output.display());
     Ok(0)
 }
@@ -221,27 +349,14 @@ pub fn run(tool: Tool, args: PullArgs) -> Result<u8> {
         [out, source] => (Some(PathBuf::from(out)), source.clone()),
         _ => unreachable!("clap takes one or two"),
     };
-    if let Some(reference) = source.strip_prefix("oras://") {
-        let out = out.unwrap_or_else(|| PathBuf::from(default_name(reference)));
-        if out.exists() && !args.force {
-            bail!(
-                "image file {} already exists: use --force to overwrite it",
-                out.display()
-            );
-        }
-        let digest = pull_oras(tool, &args.registry, reference, &out)?;
-        tracing::info!("Pulled {source} ({digest}) to {}", out.display());
-        return Ok(0);
-    }
-    let reference = docker_reference(&source)?;
     let dir = args
         .dir
         .clone()
         .or_else(|| env_value(tool, vars::PULLDIR).map(PathBuf::from));
     let out = match (out, dir) {
         (Some(o), _) => o,
-        (None, Some(d)) => d.join(default_name(reference)),
-        (None, None) => PathBuf::from(default_name(reference)),
+        (None, Some(d)) => d.join(default_name(&source)),
+        (None, None) => PathBuf::from(default_name(&source)),
     };
     if out.exists() && !args.force {
         bail!(
@@ -249,15 +364,24 @@ pub fn run(tool: Tool, args: PullArgs) -> Result<u8> {
             out.display()
         );
     }
-    let opts = pull_options(
+    if let Some(reference) = source.strip_prefix("oras://") {
+        let digest = pull_oras(tool, &args.registry, reference, &out)?;
+        tracing::info!("Pulled {source} ({digest}) to {}", out.display());
+        return Ok(0);
+    }
+    let fetched = fetch(
         tool,
         &args.registry,
         args.arch.as_deref(),
         args.arch_variant.as_deref(),
+        &source,
     )?;
-    let pulled = vessel_oci::pull_to_sif(reference, &opts).map_err(|e| anyhow!("{e}"))?;
-    install(&pulled.sif, &out)?;
-    tracing::info!("Pulled {source} ({}) to {}", pulled.digest, out.display());
+    install(fetched.path(), &out)?;
+    tracing::info!(
+        "Pulled {source} ({}) to {}",
+        fetched.digest(),
+        out.display()
+    );
     Ok(0)
 }
 
@@ -321,5 +445,10 @@ mod tests {
         assert_eq!(default_name("busybox"), "busybox_latest.sif");
         assert_eq!(default_name("127.0.0.1:5000/team/app:1.2"), "app_1.2.sif");
         assert_eq!(default_name("ubuntu:24.04@sha256:abc"), "ubuntu_24.04.sif");
+        assert_eq!(
+            default_name("docker://127.0.0.1:5000/busybox:latest"),
+            "busybox_latest.sif"
+        );
+        assert_eq!(default_name("oci:/tmp/layout:v1"), "layout_v1.sif");
     }
 }

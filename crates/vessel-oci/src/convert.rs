@@ -16,7 +16,9 @@ use crate::auth::{self, Credentials};
 use crate::cache::{Cache, Claim, Kind, Producer};
 use crate::layers::{self, Layer, LayerError};
 use crate::metadata::{self, Extra};
-use crate::registry::{parse_reference, Connection, Registry, RegistryError, ResolvedImage};
+use crate::registry::{
+    parse_reference, Connection, Progress, Registry, RegistryError, ResolvedImage,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PullError {
@@ -73,6 +75,18 @@ pub struct PullOptions {
     pub keep_devices: bool,
     /// When the image was built, for labels.
     pub build_date: String,
+    /// Where to report download progress.
+    pub progress: Option<ProgressHook>,
+}
+
+/// A shared [`Progress`] reporter.
+#[derive(Clone)]
+pub struct ProgressHook(pub std::sync::Arc<dyn Progress>);
+
+impl std::fmt::Debug for ProgressHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressHook")
+    }
 }
 
 /// A pulled image: a SIF in the cache (or a temporary file with the cache
@@ -81,6 +95,16 @@ pub struct Pulled {
     pub sif: PathBuf,
     pub digest: String,
     _temp: Option<tempfile::TempDir>,
+}
+
+impl Pulled {
+    pub(crate) fn temporary(sif: PathBuf, digest: String, dir: tempfile::TempDir) -> Pulled {
+        Pulled {
+            sif,
+            digest,
+            _temp: Some(dir),
+        }
+    }
 }
 
 /// Pulls `reference` (as `name[:tag][@digest]`) into a runnable SIF.
@@ -167,7 +191,7 @@ impl Drop for TempPath {
     }
 }
 
-enum Output {
+pub(crate) enum Output {
     Cache(Producer),
     Path(PathBuf),
 }
@@ -182,8 +206,65 @@ fn build(
 ) -> Result<(), PullError> {
     let whole = image.reference.whole();
     let config_bytes = registry.fetch_small(&image.reference, &image.manifest.config)?;
+    let total: u64 = image
+        .manifest
+        .layers
+        .iter()
+        .map(|l| l.size.max(0) as u64)
+        .sum();
+    check_space(work_dir, total)?;
+    let progress = opts.progress.as_ref().map(|h| h.0.as_ref());
+    let layers = fetch_layers(registry, image, cache, work_dir, progress)?;
+    let source = Source {
+        reference: &whole,
+        bootstrap: "docker",
+        digest: &image.digest,
+        config: &config_bytes,
+    };
+    assemble(&source, &layers, opts, work_dir, output)
+}
+
+/// Refuses a conversion that would fill the disk: the compressed layers,
+/// then the SquashFS, which is usually smaller than the layers
+/// uncompressed; three times the layers is a safe estimate.
+pub(crate) fn check_space(dir: &Path, layer_bytes: u64) -> Result<(), PullError> {
+    let need = layer_bytes.saturating_mul(3);
+    if let Ok(have) = vessel_sys::path::free_bytes(dir) {
+        if have < need {
+            return Err(PullError::NoSpace {
+                dir: dir.to_path_buf(),
+                need: need >> 20,
+                have: have >> 20,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// What an image is, wherever it came from.
+pub(crate) struct Source<'a> {
+    /// How the user named it, for labels and the definition file.
+    pub reference: &'a str,
+    /// The definition file's `bootstrap:` agent.
+    pub bootstrap: &'a str,
+    /// The manifest digest (or image ID), for labels.
+    pub digest: &'a str,
+    /// The raw image config.
+    pub config: &'a [u8],
+}
+
+/// Builds the SIF from an image's config and layers.
+pub(crate) fn assemble(
+    source: &Source<'_>,
+    layers: &[Layer],
+    opts: &PullOptions,
+    work_dir: &Path,
+    output: Output,
+) -> Result<(), PullError> {
+    let whole = source.reference.to_string();
+    let config_bytes = source.config;
     let config: serde_json::Value =
-        serde_json::from_slice(&config_bytes).map_err(|e| PullError::Config(e.to_string()))?;
+        serde_json::from_slice(config_bytes).map_err(|e| PullError::Config(e.to_string()))?;
     let arch_name = config
         .get("architecture")
         .and_then(|a| a.as_str())
@@ -193,29 +274,8 @@ fn build(
     if !arch_name.is_empty() && arch_name != wanted_arch {
         tracing::warn!("{whole} is built for {arch_name}, not {wanted_arch}");
     }
-
-    let total: u64 = image
-        .manifest
-        .layers
-        .iter()
-        .map(|l| l.size.max(0) as u64)
-        .sum();
-    // Compressed layers, then the SquashFS, which is usually smaller than
-    // the layers uncompressed: twice the download is a safe estimate.
-    let need = total.saturating_mul(3);
-    if let Ok(have) = vessel_sys::path::free_bytes(work_dir) {
-        if have < need {
-            return Err(PullError::NoSpace {
-                dir: work_dir.to_path_buf(),
-                need: need >> 20,
-                have: have >> 20,
-            });
-        }
-    }
-
-    let layers = fetch_layers(registry, image, cache, work_dir)?;
     tracing::info!("Converting {whole} to a SIF image");
-    let plan = layers::plan(&layers, opts.keep_devices)?;
+    let plan = layers::plan(layers, opts.keep_devices)?;
     if plan.skipped_devices > 0 {
         tracing::info!(
             "Skipped {} device node(s): containers get /dev from the host",
@@ -224,13 +284,13 @@ fn build(
     }
 
     let reference_text = whole.clone();
-    let deffile = format!("bootstrap: docker\nfrom: {reference_text}\n");
+    let deffile = format!("bootstrap: {}\nfrom: {reference_text}\n", source.bootstrap);
     let runscript = metadata::runscript(&config);
     let env_script = metadata::env_script(&config);
     let labels = metadata::labels(
         &config,
         &reference_text,
-        &image.digest,
+        source.digest,
         &arch_name,
         &opts.build_date,
     );
@@ -243,7 +303,7 @@ fn build(
         Output::Cache(p) => PathBuf::from(format!("{}.sqfs", p.tmp.display())),
         Output::Path(p) => p.with_extension("sqfs"),
     });
-    make_squashfs(&layers, &plan, &extras, &squashfs.0)?;
+    make_squashfs(layers, &plan, &extras, &squashfs.0)?;
 
     let arch = Arch::from_go_name(&arch_name).unwrap_or_else(Arch::host);
     let (file, commit): (File, Box<dyn FnOnce() -> Result<(), PullError>>) = match output {
@@ -264,7 +324,7 @@ fn build(
         .map_or(0, |d| d.as_secs() as i64);
     let id = {
         use sha2::Digest;
-        let h = sha2::Sha256::digest(format!("{}{now}{}", image.digest, std::process::id()));
+        let h = sha2::Sha256::digest(format!("{}{now}{}", source.digest, std::process::id()));
         let mut id = [0u8; 16];
         id.copy_from_slice(&h[..16]);
         id[6] = (id[6] & 0x0f) | 0x40;
@@ -286,7 +346,7 @@ fn build(
         "inspect-metadata.json",
         &metadata::inspect_metadata(&labels, &runscript, &env_script, &deffile),
     )?;
-    named(DataType::GENERIC_JSON, "oci-config.json", &config_bytes)?;
+    named(DataType::GENERIC_JSON, "oci-config.json", config_bytes)?;
     let mut part = ObjectInput::new(DataType::PARTITION);
     part.metadata = Metadata::Partition(Partition {
         fs: FsType::SQUASHFS,
@@ -307,6 +367,7 @@ fn fetch_layers(
     image: &ResolvedImage,
     cache: Option<&Cache>,
     work_dir: &Path,
+    progress: Option<&dyn Progress>,
 ) -> Result<Vec<Layer>, PullError> {
     let mut layers = Vec::new();
     let mut mine = Vec::new();
@@ -355,7 +416,7 @@ fn fetch_layers(
             bytes as f64 / 1048576.0
         );
     }
-    registry.download(&image.reference, mine)?;
+    registry.download(&image.reference, mine, progress)?;
     for p in producers {
         p.commit()?;
     }
@@ -364,7 +425,7 @@ fn fetch_layers(
             if let Claim::Mine(mut p) = b.wait(c)? {
                 // The other process failed: download it ourselves.
                 let f = p.file().try_clone().map_err(io_err(&p.tmp))?;
-                registry.download(&image.reference, vec![(desc, f, p.tmp.clone())])?;
+                registry.download(&image.reference, vec![(desc, f, p.tmp.clone())], progress)?;
                 p.commit()?;
             }
         }

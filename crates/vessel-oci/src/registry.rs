@@ -77,6 +77,13 @@ pub struct ResolvedImage {
     pub digest: String,
 }
 
+/// Reports download progress (a progress bar on a terminal).
+pub trait Progress: Send + Sync {
+    fn start(&self, total_bytes: u64);
+    fn advance(&self, bytes: u64);
+    fn finish(&self);
+}
+
 pub struct Registry {
     rt: tokio::runtime::Runtime,
     client: Client,
@@ -210,10 +217,14 @@ impl Registry {
         &self,
         reference: &Reference,
         blobs: Vec<(OciDescriptor, File, PathBuf)>,
+        progress: Option<&dyn Progress>,
     ) -> Result<(), RegistryError> {
-        self.rt.block_on(async {
+        if let Some(p) = progress {
+            p.start(blobs.iter().map(|(d, _, _)| d.size.max(0) as u64).sum());
+        }
+        let result = self.rt.block_on(async {
             let results: Vec<Result<(), RegistryError>> = futures_util::stream::iter(blobs)
-                .map(|(desc, file, path)| self.download_one(reference, desc, file, path))
+                .map(|(desc, file, path)| self.download_one(reference, desc, file, path, progress))
                 .buffer_unordered(self.max_parallel)
                 .collect()
                 .await;
@@ -221,7 +232,11 @@ impl Registry {
                 .into_iter()
                 .collect::<Result<Vec<()>, _>>()
                 .map(drop)
-        })
+        });
+        if let Some(p) = progress {
+            p.finish();
+        }
+        result
     }
 
     async fn download_one(
@@ -230,11 +245,15 @@ impl Registry {
         desc: OciDescriptor,
         mut file: File,
         path: PathBuf,
+        progress: Option<&dyn Progress>,
     ) -> Result<(), RegistryError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.try_download(reference, &desc, &mut file, &path).await {
+            match self
+                .try_download(reference, &desc, &mut file, &path, progress)
+                .await
+            {
                 Ok(()) => return Ok(()),
                 Err(
                     e @ (RegistryError::Denied { .. }
@@ -265,6 +284,7 @@ impl Registry {
         desc: &OciDescriptor,
         file: &mut File,
         path: &std::path::Path,
+        progress: Option<&dyn Progress>,
     ) -> Result<(), RegistryError> {
         let write_err = |source| RegistryError::Write {
             path: path.to_path_buf(),
@@ -300,6 +320,9 @@ impl Registry {
             })?;
             hasher.update(&chunk);
             file.write_all(&chunk).map_err(write_err)?;
+            if let Some(p) = progress {
+                p.advance(chunk.len() as u64);
+            }
         }
         let got = format!("sha256:{}", hex(&hasher.finalize()));
         if desc.digest.starts_with("sha256:") && got != desc.digest {
