@@ -232,6 +232,9 @@ pub struct PullArgs {
     /// Architecture variant (v7, v8, …)
     #[arg(long, value_name = "VARIANT")]
     pub arch_variant: Option<String>,
+    /// Platform to pull from a multi-architecture image, as OS/ARCH[/VARIANT] (linux only)
+    #[arg(long, value_name = "PLATFORM", conflicts_with_all = ["arch", "arch_variant"])]
+    pub platform: Option<String>,
     /// Directory to write the image to
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
