@@ -544,6 +544,42 @@ fn sandboxes_and_writable() {
     );
 }
 
+/// A sandbox owned by root, shared read-only with users: mount points the
+/// overlay cannot create in root's directories go on a small tmpfs instead.
+#[test]
+fn sandbox_owned_by_another_user() {
+    if !running_as_root() {
+        eprintln!("skipping: needs root to make a root-owned sandbox");
+        return;
+    }
+    let dir = user_dir();
+    let root = dir.path().join("shared");
+    let out = std::process::Command::new("unsquashfs")
+        .args([
+            "-no-progress",
+            "-no-xattrs",
+            "-quiet",
+            "-offset",
+            "45056",
+            "-dest",
+        ])
+        .arg(&root)
+        .arg(busybox())
+        .output()
+        .unwrap();
+    assert!(out.status.success() || out.status.code() == Some(2));
+    std::process::Command::new("chown")
+        .args(["-R", "0:0"])
+        .arg(&root)
+        .status()
+        .unwrap();
+    let u = test_user();
+    assert_eq!(
+        sh(&root, &[], "id -u; echo $HOME; ls -d $HOME", &[]),
+        format!("{}\n{}\n{}\n", u.uid, u.home.display(), u.home.display())
+    );
+}
+
 /// Symlinks in the image never steer a bind or a mount point outside the
 /// container's root, even in a writable sandbox where mount points are
 /// created for real. The links point into the user's host home, which

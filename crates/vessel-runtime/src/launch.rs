@@ -331,6 +331,44 @@ fn overlay(
         .map_err(|e| kernel_hint("could not mount the container's root file system (overlayfs in a user namespace needs Linux 5.11 or newer)", e))
 }
 
+/// The mount point `dst` inside the root, created when missing. When the
+/// image's directory cannot take it (a sandbox owned by another user, whose
+/// directories the overlay cannot copy up into the user's namespace), an
+/// empty parent directory is covered with a small tmpfs to hold it, as
+/// nothing in it is hidden; a non-empty one is an error that says why.
+fn mount_point(root: &OwnedFd, dst: &Path, file: bool) -> Result<OwnedFd, LaunchError> {
+    match ensure_in_root(root, dst, file) {
+        Ok(fd) => Ok(fd),
+        Err(e) if matches!(e.raw_os_error(), Some(75 | 1 | 13 | 30)) => {
+            // EOVERFLOW, EPERM, EACCES, EROFS: the parent is not ours to change.
+            let parent = dst.parent().unwrap_or(Path::new("/"));
+            let pfd = open_in_root(root, parent).map_err(|_| LaunchError::Image(e.to_string()))?;
+            let host_parent = fs::read_link(fd_path(&pfd))?;
+            let empty = fs::read_dir(&host_parent)
+                .map(|mut d| d.next().is_none())
+                .unwrap_or(false);
+            if !empty || parent == Path::new("/") {
+                return Err(LaunchError::Image(format!(
+                    "cannot create the mount point {} in the image ({e}); the image may belong to another user: create the directory in the image, or use --no-mount or --no-home",
+                    dst.display()
+                )));
+            }
+            m::mount_fs(
+                "tmpfs",
+                &fd_path(&pfd),
+                FsFlags {
+                    nosuid: true,
+                    nodev: true,
+                    ..FsFlags::default()
+                },
+                "size=1m,mode=0755",
+            )?;
+            Ok(ensure_in_root(root, dst, file)?)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn apply(mount: &Mount, root: &OwnedFd, session: &Path) -> Result<(), LaunchError> {
     match mount {
         Mount::Bind {
@@ -340,7 +378,7 @@ fn apply(mount: &Mount, root: &OwnedFd, session: &Path) -> Result<(), LaunchErro
             recursive,
         } => {
             let src_fd = open_host(src)?;
-            let target = ensure_in_root(root, dst, !is_dir(&src_fd))?;
+            let target = mount_point(root, dst, !is_dir(&src_fd))?;
             m::bind(&fd_path(&src_fd), &fd_path(&target), *recursive)?;
             if *readonly {
                 let mounted = open_in_root(root, dst)?;
@@ -352,7 +390,7 @@ fn apply(mount: &Mount, root: &OwnedFd, session: &Path) -> Result<(), LaunchErro
             size_mib,
             mode,
         } => {
-            let target = ensure_in_root(root, dst, false)?;
+            let target = mount_point(root, dst, false)?;
             let mut options = format!("mode={mode:o}");
             if let Some(s) = size_mib {
                 options.push_str(&format!(",size={s}m"));
@@ -371,13 +409,13 @@ fn apply(mount: &Mount, root: &OwnedFd, session: &Path) -> Result<(), LaunchErro
         Mount::SessionDir { name, dst } => {
             let dir = session.join("dirs").join(name);
             fs::create_dir_all(&dir)?;
-            let target = ensure_in_root(root, dst, false)?;
+            let target = mount_point(root, dst, false)?;
             m::bind(&dir, &fd_path(&target), false)?;
         }
         Mount::SessionFile { name, content, dst } => {
             let file = session.join("files").join(name);
             fs::write(&file, content)?;
-            let target = ensure_in_root(root, dst, true)?;
+            let target = mount_point(root, dst, true)?;
             m::bind(&file, &fd_path(&target), false)?;
         }
         Mount::Symlink { target, at } => {
