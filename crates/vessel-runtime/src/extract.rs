@@ -59,7 +59,26 @@ impl ExtractCache {
             source,
         };
         fs::create_dir_all(dir.join("digests")).map_err(err)?;
-        // Private: other users must not plant trees here for us to run.
+        // Private: other users must not plant trees here for us to run. In
+        // a shared directory such as /var/tmp, someone else could have made
+        // our directory (or its parent) first: refuse to use it then.
+        let me = vessel_sys::process::getuid();
+        for d in [Some(dir), dir.parent()].into_iter().flatten() {
+            let m = fs::metadata(d).map_err(|source| ExtractError::Cache {
+                dir: d.to_path_buf(),
+                source,
+            })?;
+            let shared_parent = d != dir && m.permissions().mode() & 0o1000 != 0;
+            if m.uid() != me && !shared_parent && !(d != dir && m.uid() == 0) {
+                return Err(ExtractError::Cache {
+                    dir: d.to_path_buf(),
+                    source: io::Error::other(format!(
+                        "owned by uid {}, not by you: remove it or set VESSEL_EXTRACT_DIR elsewhere",
+                        m.uid()
+                    )),
+                });
+            }
+        }
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(err)?;
         Ok(ExtractCache {
             dir: dir.to_path_buf(),
