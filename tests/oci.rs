@@ -85,23 +85,8 @@ impl Scratch {
 
 /// `unsquashfs -lln` of a SIF's root file system: mode, owner and path per line.
 fn listing(sif: &Path) -> String {
-    let out = run(&["sif", "list", sif.to_str().unwrap()]);
-    let list = stdout(&out);
-    let line = list
-        .lines()
-        .find(|l| l.contains("*System"))
-        .expect("a primary partition");
-    let offset = line
-        .split('|')
-        .nth(3)
-        .unwrap()
-        .split('-')
-        .next()
-        .unwrap()
-        .trim()
-        .to_string();
     let out = std::process::Command::new("unsquashfs")
-        .args(["-lln", "-offset", &offset])
+        .args(["-lln", "-offset", &primary_offset(sif)])
         .arg(sif)
         .output()
         .unwrap();
@@ -245,31 +230,7 @@ fn layers_merge_with_real_ownership() {
     );
     // The xattr survives into the SquashFS.
     let x = tempfile::tempdir().unwrap();
-    let offset = {
-        let list = stdout(&run(&["sif", "list", img]));
-        let line = list
-            .lines()
-            .find(|l| l.contains("*System"))
-            .unwrap()
-            .to_string();
-        line.split('|')
-            .nth(3)
-            .unwrap()
-            .split('-')
-            .next()
-            .unwrap()
-            .trim()
-            .to_string()
-    };
-    let status = std::process::Command::new("unsquashfs")
-        .args(["-no-progress", "-user-xattrs", "-offset", &offset, "-dest"])
-        .arg(x.path().join("r"))
-        .arg(&sif)
-        .arg("/data/xattr.txt")
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    unsquash(&sif, &x.path().join("r"), &["/data/xattr.txt"]);
     let py = std::process::Command::new("python3")
         .args([
             "-c",

@@ -460,27 +460,10 @@ fn bind_errors() {
 /// Unpacks the busybox image into a sandbox directory the test user owns.
 fn busybox_sandbox(into: &Path) -> PathBuf {
     let root = into.join("sandbox");
-    let out = std::process::Command::new("unsquashfs")
-        .args([
-            "-no-progress",
-            "-no-xattrs",
-            "-quiet",
-            "-offset",
-            "45056",
-            "-dest",
-        ])
-        .arg(&root)
-        .arg(busybox())
-        .output()
-        .expect("unsquashfs (squashfs-tools) is needed");
-    assert!(out.status.success() || out.status.code() == Some(2));
+    unsquash(&busybox(), &root, &[]);
     if running_as_root() {
         let u = test_user();
-        std::process::Command::new("chown")
-            .args(["-R", &format!("{}:{}", u.uid, u.gid)])
-            .arg(&root)
-            .status()
-            .unwrap();
+        chown_tree(&root, u.uid, u.gid);
     }
     root
 }
@@ -554,25 +537,8 @@ fn sandbox_owned_by_another_user() {
     }
     let dir = user_dir();
     let root = dir.path().join("shared");
-    let out = std::process::Command::new("unsquashfs")
-        .args([
-            "-no-progress",
-            "-no-xattrs",
-            "-quiet",
-            "-offset",
-            "45056",
-            "-dest",
-        ])
-        .arg(&root)
-        .arg(busybox())
-        .output()
-        .unwrap();
-    assert!(out.status.success() || out.status.code() == Some(2));
-    std::process::Command::new("chown")
-        .args(["-R", "0:0"])
-        .arg(&root)
-        .status()
-        .unwrap();
+    unsquash(&busybox(), &root, &[]);
+    chown_tree(&root, 0, 0);
     let u = test_user();
     assert_eq!(
         sh(&root, &[], "id -u; echo $HOME; ls -d $HOME", &[]),

@@ -165,3 +165,56 @@ pub fn user_dir() -> tempfile::TempDir {
     }
     dir
 }
+
+/// The byte offset of a SIF's primary partition, from `vessel sif list`.
+pub fn primary_offset(image: &Path) -> String {
+    let out = run(&["sif", "list", image.to_str().unwrap()]);
+    let list = stdout(&out);
+    let line = list
+        .lines()
+        .find(|l| l.contains("*System"))
+        .unwrap_or_else(|| panic!("{} has no primary partition:\n{list}", image.display()));
+    line.split('|')
+        .nth(3)
+        .unwrap()
+        .split('-')
+        .next()
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// Unpacks a SIF's root file system (or only `paths` of it) to `dest` with
+/// `unsquashfs`, which the tests need.
+pub fn unsquash(image: &Path, dest: &Path, paths: &[&str]) {
+    let out = std::process::Command::new("unsquashfs")
+        .args([
+            "-no-progress",
+            "-quiet",
+            "-user-xattrs",
+            "-offset",
+            &primary_offset(image),
+            "-dest",
+        ])
+        .arg(dest)
+        .arg(image)
+        .args(paths)
+        .output()
+        .expect("unsquashfs (squashfs-tools) is needed for this test");
+    // Status 2: non-fatal errors, such as device nodes a user cannot make.
+    assert!(
+        out.status.success() || out.status.code() == Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Gives a tree to `uid:gid`.
+pub fn chown_tree(path: &Path, uid: u32, gid: u32) {
+    let status = std::process::Command::new("chown")
+        .args(["-R", &format!("{uid}:{gid}")])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}

@@ -6,14 +6,14 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
-use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
+use oci_client::client::ClientConfig;
 use oci_client::manifest::{OciDescriptor, OciImageManifest, OciManifest};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, RegistryOperation};
 use sha2::{Digest, Sha256};
 
 use crate::auth::{self, Credentials};
-use crate::registry::{hex, parse_reference, RegistryError};
+use crate::registry::{client_config, hex, parse_reference, registry_auth, runtime, RegistryError};
 
 pub const SIF_LAYER_MEDIA_TYPE: &str = "application/vnd.sylabs.sif.layer.v1.sif";
 pub const SIF_CONFIG_MEDIA_TYPE: &str = "application/vnd.sylabs.sif.config.v1+json";
@@ -61,34 +61,14 @@ fn session(reference: &oci_client::Reference, opts: &OrasOptions) -> Result<Sess
         None => auth::lookup(&opts.auth_files, reference.resolve_registry())?,
     };
     let config = ClientConfig {
-        protocol: if opts.no_https {
-            ClientProtocol::Http
-        } else {
-            ClientProtocol::Https
-        },
-        extra_root_certificates: opts
-            .ca_pem
-            .iter()
-            .map(|pem| Certificate {
-                encoding: CertificateEncoding::Pem,
-                data: pem.clone(),
-            })
-            .collect(),
         // One PUT of the whole stream, which every registry takes.
         use_monolithic_push: true,
-        ..ClientConfig::default()
+        ..client_config(opts.no_https, &opts.ca_pem)
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| OrasError::Other(e.to_string()))?;
     Ok(Session {
-        rt,
+        rt: runtime()?,
         client: Client::new(config),
-        auth: match creds {
-            Some(c) => RegistryAuth::Basic(c.username, c.password),
-            None => RegistryAuth::Anonymous,
-        },
+        auth: registry_auth(creds.as_ref()),
     })
 }
 

@@ -91,6 +91,46 @@ pub struct Registry {
     max_parallel: usize,
 }
 
+/// The client settings every registry connection shares: scheme, extra CAs
+/// and timeouts.
+pub(crate) fn client_config(no_https: bool, ca_pem: &[Vec<u8>]) -> ClientConfig {
+    ClientConfig {
+        protocol: if no_https {
+            ClientProtocol::Http
+        } else {
+            ClientProtocol::Https
+        },
+        extra_root_certificates: ca_pem
+            .iter()
+            .map(|pem| Certificate {
+                encoding: CertificateEncoding::Pem,
+                data: pem.clone(),
+            })
+            .collect(),
+        connect_timeout: Some(Duration::from_secs(15)),
+        read_timeout: Some(Duration::from_secs(120)),
+        ..ClientConfig::default()
+    }
+}
+
+/// The single-threaded runtime the blocking facade runs requests on.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, RegistryError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| RegistryError::Other {
+            registry: String::new(),
+            detail: e.to_string(),
+        })
+}
+
+pub(crate) fn registry_auth(creds: Option<&Credentials>) -> RegistryAuth {
+    match creds {
+        Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.clone()),
+        None => RegistryAuth::Anonymous,
+    }
+}
+
 /// Parses `name[:tag][@digest]` as Docker does (`docker.io/library/` implied).
 pub fn parse_reference(text: &str) -> Result<Reference, RegistryError> {
     text.parse::<Reference>()
@@ -116,35 +156,11 @@ impl Registry {
                 .map(|e| e.digest.clone())
         };
         let config = ClientConfig {
-            protocol: if conn.no_https {
-                ClientProtocol::Http
-            } else {
-                ClientProtocol::Https
-            },
-            extra_root_certificates: conn
-                .ca_pem
-                .iter()
-                .map(|pem| Certificate {
-                    encoding: CertificateEncoding::Pem,
-                    data: pem.clone(),
-                })
-                .collect(),
             platform_resolver: Some(Box::new(resolver)),
-            connect_timeout: Some(Duration::from_secs(15)),
-            read_timeout: Some(Duration::from_secs(120)),
-            ..ClientConfig::default()
+            ..client_config(conn.no_https, &conn.ca_pem)
         };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| RegistryError::Other {
-                registry: String::new(),
-                detail: e.to_string(),
-            })?;
-        let auth = match &conn.credentials {
-            Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.clone()),
-            None => RegistryAuth::Anonymous,
-        };
+        let rt = runtime()?;
+        let auth = registry_auth(conn.credentials.as_ref());
         Ok(Registry {
             rt,
             client: Client::new(config),
