@@ -369,8 +369,12 @@ fn clear_errors() {
         &["cannot reach", "127.0.0.1:1"],
     );
     assert_failed(
-        &s.run(&["pull", "x.sif", "oci-archive:/tmp/x.tar"], &[]),
+        &s.run(&["pull", "x.sif", "library://alpine:latest"], &[]),
         &["not implemented yet"],
+    );
+    assert_failed(
+        &s.run(&["pull", "x.sif", "oci-archive:/nonexistent/x.tar"], &[]),
+        &["/nonexistent/x.tar", "No such file"],
     );
     assert!(!s.path().join("x.sif").exists(), "no partial image is left");
 }
