@@ -53,7 +53,7 @@ tests/oci/make-images.sh "$registry_state"
 export VESSEL_TEST_REGISTRY=$registry_state
 
 echo "==> cargo test"
-cargo test --workspace --quiet 2>&1 | tee "$tools/test.log"
+cargo test --workspace --quiet --no-fail-fast 2>&1 | tee "$tools/test.log"
 status=${PIPESTATUS[0]}
 [ "$status" -eq 0 ] || exit "$status"
 
