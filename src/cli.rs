@@ -444,6 +444,9 @@ pub struct ActionArgs {
     /// Always use a user namespace (Vessel always does; accepted for compatibility)
     #[arg(short = 'u', long)]
     pub userns: bool,
+    /// Appear as root inside the container (root over its files, none on the host)
+    #[arg(short = 'f', long)]
+    pub fakeroot: bool,
     #[command(flatten)]
     pub registry: RegistryOptions,
     /// The image (SIF, SquashFS or sandbox directory), then the command and its arguments

@@ -591,6 +591,33 @@ fn symlinks_cannot_escape_the_root() {
 }
 
 #[test]
+fn fakeroot() {
+    let out = sh(
+        &busybox(),
+        &["--fakeroot"],
+        "id -u; id -g; echo $HOME; cat /proc/self/uid_map | tr -s ' '",
+        &[],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(&lines[..3], &["0", "0", "/root"]);
+    // Root only inside: uid 0 is the calling user outside.
+    assert_eq!(lines[3].trim(), format!("0 {} 1", test_user().uid));
+    let dir = user_dir();
+    let root = busybox_sandbox(dir.path());
+    sh(
+        &root,
+        &["--fakeroot", "--writable"],
+        "touch /by-root && chown 0:0 /by-root",
+        &[],
+    );
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(root.join("by-root")).unwrap().uid(),
+        test_user().uid
+    );
+}
+
+#[test]
 fn namespaces_on_request() {
     let b = busybox();
     // --pid: the payload is PID 2 under a small init that reaps orphans.

@@ -216,6 +216,7 @@ fn options(tool: Tool, verb: Verb, a: ActionArgs, host: &Host) -> Result<LaunchO
         env_files,
         env,
         no_eval: a.no_eval || env_flag(tool, &[vars::NO_EVAL]),
+        fakeroot: a.fakeroot || env_flag(tool, &[vars::FAKEROOT]),
         driver: Default::default(),
         extract_dir,
         extract_max_bytes,

@@ -111,6 +111,10 @@ pub mod vars {
     );
     pub const APP: EnvVar = EnvVar::new("APP", "SCIF app to run (like --app).");
     pub const SHELL: EnvVar = EnvVar::new("SHELL", "Shell for `shell` (like --shell).");
+    pub const FAKEROOT: EnvVar = EnvVar::new(
+        "FAKEROOT",
+        "Appear as root in the container (like --fakeroot).",
+    );
 
     // Registries and the cache.
     pub const CACHEDIR: EnvVar = EnvVar::new(
@@ -185,5 +189,6 @@ pub mod vars {
         NO_EVAL,
         APP,
         SHELL,
+        FAKEROOT,
     ];
 }

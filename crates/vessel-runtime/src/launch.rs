@@ -155,7 +155,12 @@ fn enter_namespaces(opts: &LaunchOptions, host: &Host) -> Result<tempfile::TempD
     vessel_sys::ns::unshare(ns)
         .map_err(|e| kernel_hint("could not create the container's namespaces", e))?;
     if ns.user {
-        vessel_sys::ns::write_id_maps(host.uid, host.gid, host.uid, host.gid)
+        let (inside_uid, inside_gid) = if opts.fakeroot {
+            (0, 0)
+        } else {
+            (host.uid, host.gid)
+        };
+        vessel_sys::ns::write_id_maps(host.uid, host.gid, inside_uid, inside_gid)
             .map_err(|e| kernel_hint("could not map your user into the container", e))?;
     }
     m::make_private_recursive()?;

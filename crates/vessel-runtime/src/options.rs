@@ -80,6 +80,9 @@ pub struct LaunchOptions {
     pub env_files: Vec<(PathBuf, String)>,
     pub env: Vec<(String, String)>,
     pub no_eval: bool,
+    /// Appear as root (uid 0) inside, through the user namespace mapping:
+    /// privileges over the container's files only, none on the host.
+    pub fakeroot: bool,
     pub driver: Driver,
     /// Where extracted images are cached (node-local).
     pub extract_dir: PathBuf,

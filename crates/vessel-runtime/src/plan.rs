@@ -177,8 +177,10 @@ pub fn build(
     }
 
     // Home.
+    // With --fakeroot the user is root inside, whose home is /root.
     let (home_src, home_dst) = match &opts.home {
         Some((src, dst)) => (src.clone(), dst.clone()),
+        None if opts.fakeroot => (host.home.clone(), PathBuf::from("/root")),
         None => (host.home.clone(), host.home.clone()),
     };
     if !opts.no_home && !no_mount("home") && home_dst != Path::new("/") {
@@ -235,16 +237,19 @@ pub fn build(
             .unwrap_or_default())
     };
     let home_text = home_dst.to_string_lossy().into_owned();
-    mounts.push(Mount::SessionFile {
-        name: "passwd".into(),
-        content: identity::passwd(&image_file("/etc/passwd")?, host, &home_text),
-        dst: "/etc/passwd".into(),
-    });
-    mounts.push(Mount::SessionFile {
-        name: "group".into(),
-        content: identity::group(&image_file("/etc/group")?, host),
-        dst: "/etc/group".into(),
-    });
+    // As fakeroot the user is the image's root: its own files stay as they are.
+    if !opts.fakeroot {
+        mounts.push(Mount::SessionFile {
+            name: "passwd".into(),
+            content: identity::passwd(&image_file("/etc/passwd")?, host, &home_text),
+            dst: "/etc/passwd".into(),
+        });
+        mounts.push(Mount::SessionFile {
+            name: "group".into(),
+            content: identity::group(&image_file("/etc/group")?, host),
+            dst: "/etc/group".into(),
+        });
+    }
     let hostname = opts.hostname.clone();
     if let Some(h) = &hostname {
         mounts.push(Mount::SessionFile {
