@@ -76,7 +76,7 @@ srun vessel exec app.sif ./simulation"
     Test(ActionArgs),
     /// Show the help text written by a container's author
     #[command(name = "run-help", display_order = 14)]
-    RunHelp(NotYet),
+    RunHelp(RunHelpArgs),
     /// Manage containers running in the background as services
     #[command(display_order = 15)]
     Instance(NotYet),
@@ -246,6 +246,15 @@ pub struct PullArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct RunHelpArgs {
+    /// Show the help of this SCIF app
+    #[arg(long, value_name = "NAME")]
+    pub app: Option<String>,
+    /// The image
+    pub image: PathBuf,
+}
+
+#[derive(Debug, Args)]
 pub struct PushArgs {
     #[command(flatten)]
     pub registry: RegistryOptions,
@@ -270,10 +279,22 @@ pub struct BuildArgs {
     pub arch: Option<String>,
     #[command(flatten)]
     pub registry: RegistryOptions,
+    /// Skip the definition's %test section
+    #[arg(short = 'T', long)]
+    pub notest: bool,
+    /// Set a {{ build argument }}: KEY=VALUE (repeatable)
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    pub build_arg: Vec<String>,
+    /// File of KEY=VALUE build arguments
+    #[arg(long = "build-arg-file", value_name = "FILE")]
+    pub build_arg_file: Option<std::path::PathBuf>,
+    /// Warn about build arguments the definition does not use, instead of failing
+    #[arg(long)]
+    pub warn_unused_build_args: bool,
     /// The image to write
     #[arg(value_name = "IMAGE")]
     pub output: std::path::PathBuf,
-    /// What to build from: docker://NAME[:TAG] (definition files come later)
+    /// What to build from: a definition file, or an image (docker://…, oras://…, oci:…, a SIF)
     #[arg(value_name = "SPEC")]
     pub spec: String,
 }

@@ -72,8 +72,7 @@ fn personas_answer_as_their_tool() {
 #[test]
 fn commands_not_implemented_yet_fail_clearly() {
     for args in [
-        vec!["build", "out.sif", "app.def"],
-        vec!["build", "--sandbox", "out", "docker://busybox"],
+        vec!["overlay", "create", "--size", "64", "o.img"],
         vec!["instance", "start", "app.sif", "web"],
         vec!["key", "list"],
         vec!["verify", "app.sif"],

@@ -30,3 +30,24 @@ pub fn run(args: InspectArgs) -> Result<u8> {
     super::write_stdout(text.as_bytes())?;
     Ok(0)
 }
+
+/// `run-help`: the author's help text (`%help`), or a note that there is none.
+pub fn run_help(args: crate::cli::RunHelpArgs) -> Result<u8> {
+    let req = Request {
+        helpfile: true,
+        app: args.app,
+        ..Request::default()
+    }
+    .normalized();
+    let mut image =
+        vessel_image::open_image(&args.image).map_err(|e| anyhow!("Failed to open image {e}"))?;
+    let meta = inspect::inspect(&mut image, &req)
+        .with_context(|| format!("could not read the help of {}", args.image.display()))?;
+    let text = inspect::render_text(&meta, &req);
+    if text.is_empty() {
+        super::write_stdout(b"No help sections were defined for this image\n")?;
+    } else {
+        super::write_stdout(text.as_bytes())?;
+    }
+    Ok(0)
+}

@@ -1,6 +1,7 @@
 //! One module per command: each turns parsed flags into library calls.
 
 mod action;
+mod build;
 mod cache;
 mod inspect;
 mod pull;
@@ -55,8 +56,9 @@ pub fn run(cli: Cli, tool: Tool) -> Result<u8> {
         Command::Test(args) => action::run(tool, action::Verb::Test, args),
         Command::Shell(args) => action::run(tool, action::Verb::Shell(args.shell), args.action),
         Command::Inspect(args) => inspect::run(args),
+        Command::RunHelp(args) => inspect::run_help(args),
         Command::Pull(args) => pull::run(tool, args),
-        Command::Build(args) => pull::build(tool, args),
+        Command::Build(args) => build::run(tool, args),
         Command::Push(args) => pull::push(tool, args),
         Command::Cache(args) => cache::run(tool, args),
         Command::Registry(args) => registry::run(args),

@@ -272,27 +272,6 @@ fn default_name(source: &str) -> String {
     format!("{name}_{tag}.sif")
 }
 
-/// `build OUTPUT docker://…`: a pull to a chosen file.
-pub fn build(tool: Tool, args: crate::cli::BuildArgs) -> Result<u8> {
-    if args.spec.ends_with(".def") || Path::new(&args.spec).is_file() && !is_uri(&args.spec) {
-        bail!("building from a definition file or a local image is not implemented yet in Vessel (docker:// sources are)");
-    }
-    if args.sandbox {
-        bail!("build --sandbox is not implemented yet in Vessel (build a SIF, without --sandbox)");
-    }
-    parse_source(&args.spec)?;
-    if args.output.exists() && !args.force {
-        bail!(
-            "{} already exists: use --force to overwrite it",
-            args.output.display()
-        );
-    }
-    let fetched = fetch(tool, &args.registry, args.arch.as_deref(), None, &args.spec)?;
-    install(fetched.path(), &args.output)?;
-    tracing::info!("Build complete: {}", args.output.display());
-    Ok(0)
-}
-
 /// Registry settings for `oras://`.
 pub fn oras_options(tool: Tool, r: &RegistryOptions) -> Result<vessel_oci::oras::OrasOptions> {
     let p = pull_options(tool, r, None, None)?;
@@ -387,7 +366,7 @@ pub fn run(tool: Tool, args: PullArgs) -> Result<u8> {
 
 /// Copies the pulled image to `out` under a temporary name and renames it
 /// into place: an existing file is replaced whole or not at all.
-fn install(sif: &Path, out: &Path) -> Result<()> {
+pub fn install(sif: &Path, out: &Path) -> Result<()> {
     let dir = match out.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),

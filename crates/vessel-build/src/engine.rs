@@ -1,0 +1,427 @@
+//! The build engine: a definition file's single stage turned into a SIF (or
+//! a sandbox), unprivileged. The bootstrap source is unpacked into a
+//! private root file system; `%setup` runs on the host, `%files` are copied
+//! in (resolved inside the root), `%post` runs in the container as fake
+//! root (`vessel exec --fakeroot --writable`, a root-mapped user
+//! namespace), the `/.singularity.d` metadata is written, `%test` runs, and
+//! the tree is packed with the files' owners seen from inside (the user's
+//! own files as root's), so that a failed build leaves nothing behind.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::def::{Definition, Stage};
+
+/// How to run the pieces the engine does not own: `vessel` itself (for
+/// `%post` and `%test` in a container) and the fetch of a bootstrap source
+/// into a SIF.
+pub struct Tools<'a> {
+    pub vessel: PathBuf,
+    /// Fetches `docker://…`-style sources into a SIF; returns its path.
+    pub fetch: &'a dyn Fn(&str) -> Result<PathBuf, String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct BuildOptions {
+    pub output: PathBuf,
+    pub sandbox: bool,
+    pub notest: bool,
+    pub tmpdir: PathBuf,
+    pub product: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("{0}")]
+    Failed(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
+    move |source| BuildError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Builds the definition's last stage (multi-stage builds come later).
+pub fn build(def: &Definition, opts: &BuildOptions, tools: &Tools<'_>) -> Result<(), BuildError> {
+    if def.stages.len() > 1 {
+        return Err(BuildError::Unsupported(
+            "multi-stage builds are not implemented yet in Vessel".into(),
+        ));
+    }
+    let stage = def.final_stage();
+    let work = tempfile::Builder::new()
+        .prefix("vessel-build-")
+        .tempdir_in(&opts.tmpdir)
+        .map_err(io(&opts.tmpdir))?;
+    let rootfs = work.path().join("rootfs");
+    bootstrap(stage, &rootfs, tools)?;
+    run_setup(stage, &rootfs)?;
+    copy_files(stage, &rootfs)?;
+    write_metadata(def, stage, &rootfs, &opts.product)?;
+    if !stage.sections.post.is_empty() {
+        tracing::info!("Running %post as fake root (a root-mapped user namespace)");
+        run_in(
+            tools,
+            &rootfs,
+            &["--fakeroot", "--writable", "--cleanenv", "--no-home"],
+            &stage.sections.post,
+            work.path(),
+            "post",
+        )?;
+    }
+    if !opts.notest && !stage.sections.test.is_empty() {
+        tracing::info!("Running %test");
+        let status = Command::new(&tools.vessel)
+            .args(["-s", "test", "--no-home"])
+            .arg(&rootfs)
+            .status()
+            .map_err(io(&tools.vessel))?;
+        if !status.success() {
+            return Err(BuildError::Failed(format!(
+                "%test failed ({status}): the image was not written (use --notest to skip it)"
+            )));
+        }
+    }
+    if opts.sandbox {
+        std::fs::rename(&rootfs, &opts.output).map_err(io(&opts.output))?;
+        return Ok(());
+    }
+    crate::pack::sif_from_dir(&rootfs, def, &opts.output, work.path()).map_err(BuildError::Failed)
+}
+
+/// Unpacks the stage's base image into `rootfs`.
+fn bootstrap(stage: &Stage, rootfs: &Path, tools: &Tools<'_>) -> Result<(), BuildError> {
+    let from = stage.from().unwrap_or("").trim();
+    let agent = stage.bootstrap.to_ascii_lowercase();
+    let source = match agent.as_str() {
+        "scratch" => {
+            std::fs::create_dir_all(rootfs).map_err(io(rootfs))?;
+            return Ok(());
+        }
+        "localimage" => {
+            let p = Path::new(from);
+            if p.is_dir() {
+                copy_tree(p, rootfs)?;
+                return Ok(());
+            }
+            p.to_path_buf()
+        }
+        "docker" | "oras" => (tools.fetch)(&format!("{agent}://{from}")).map_err(BuildError::Failed)?,
+        "oci" | "oci-archive" | "docker-archive" => (tools.fetch)(&format!("{agent}:{from}")).map_err(BuildError::Failed)?,
+        other => {
+            return Err(BuildError::Unsupported(format!(
+                "the {other} bootstrap agent is not supported yet (supported: docker, oras, oci, oci-archive, docker-archive, localimage, scratch)"
+            )))
+        }
+    };
+    unpack_sif(&source, rootfs)
+}
+
+/// `build --sandbox DIR IMAGE`: an image's root file system as a directory.
+pub fn unpack_to_sandbox(image: &Path, dest: &Path) -> Result<(), BuildError> {
+    unpack_sif(image, dest)
+}
+
+/// Unpacks a SIF's (or SquashFS file's) root file system with unsquashfs.
+fn unpack_sif(image: &Path, rootfs: &Path) -> Result<(), BuildError> {
+    let offset = primary_offset(image)?;
+    let out = Command::new("unsquashfs")
+        .args([
+            "-no-progress",
+            "-quiet",
+            "-no-xattrs",
+            "-offset",
+            &offset.to_string(),
+            "-dest",
+        ])
+        .arg(rootfs)
+        .arg(image)
+        .output()
+        .map_err(|e| BuildError::Failed(format!("unsquashfs (squashfs-tools) is needed: {e}")))?;
+    if !(out.status.success() || out.status.code() == Some(2)) || !rootfs.is_dir() {
+        return Err(BuildError::Failed(format!(
+            "unpacking {} failed: {}",
+            image.display(),
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        )));
+    }
+    Ok(())
+}
+
+fn primary_offset(image: &Path) -> Result<u64, BuildError> {
+    let mut head = [0u8; 42];
+    use std::io::Read;
+    let mut f = std::fs::File::open(image).map_err(io(image))?;
+    if f.read_exact(&mut head).is_ok() && &head[32..42] == b"SIF_MAGIC\0" {
+        let sif = vessel_sif::Sif::load(std::fs::File::open(image).map_err(io(image))?)
+            .map_err(|e| BuildError::Failed(format!("{}: {e}", image.display())))?;
+        let part = sif.primary_partition().ok_or_else(|| {
+            BuildError::Failed(format!("{} has no root file system", image.display()))
+        })?;
+        return Ok(part.offset as u64);
+    }
+    Ok(0)
+}
+
+fn copy_tree(src: &Path, dst: &Path) -> Result<(), BuildError> {
+    let status = Command::new("cp")
+        .args(["-a", "--no-preserve=ownership"])
+        .arg(src)
+        .arg(dst)
+        .status()
+        .map_err(io(src))?;
+    if !status.success() {
+        return Err(BuildError::Failed(format!(
+            "copying {} failed",
+            src.display()
+        )));
+    }
+    Ok(())
+}
+
+/// `%setup`: on the host, with `$APPTAINER_ROOTFS` naming the root.
+fn run_setup(stage: &Stage, rootfs: &Path) -> Result<(), BuildError> {
+    let s = &stage.sections.setup;
+    if s.is_empty() {
+        return Ok(());
+    }
+    tracing::info!("Running %setup on the host");
+    let shell = s.interpreter.clone().unwrap_or_else(|| "/bin/sh".into());
+    let status = Command::new(&shell)
+        .args(["-e", "-c", &s.body])
+        .env("APPTAINER_ROOTFS", rootfs)
+        .env("SINGULARITY_ROOTFS", rootfs)
+        .status()
+        .map_err(io(Path::new(&shell)))?;
+    if !status.success() {
+        return Err(BuildError::Failed(format!("%setup failed ({status})")));
+    }
+    Ok(())
+}
+
+/// `%files`: host paths (globs) copied to paths resolved inside the root,
+/// so that a symlink in the image cannot send them elsewhere.
+fn copy_files(stage: &Stage, rootfs: &Path) -> Result<(), BuildError> {
+    let root = vessel_image::RootDir::new(rootfs);
+    for block in &stage.sections.files {
+        if let Some(from) = &block.from {
+            return Err(BuildError::Unsupported(format!(
+                "%files from {from}: multi-stage builds are not implemented yet in Vessel"
+            )));
+        }
+        for (src, dst) in &block.entries {
+            let matches = glob(src)?;
+            if matches.is_empty() {
+                return Err(BuildError::Failed(format!(
+                    "%files: {src} matches nothing on the host"
+                )));
+            }
+            for m in matches {
+                let dest = dst
+                    .clone()
+                    .unwrap_or_else(|| m.to_string_lossy().into_owned());
+                let parent = Path::new(&dest)
+                    .parent()
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "/".into());
+                let parent = if parent.is_empty() {
+                    "/".to_string()
+                } else {
+                    parent
+                };
+                // Make the parent inside the root, then resolve it there.
+                let host_parent = match root.resolve(&parent).map_err(io(rootfs))? {
+                    Some(p) => p,
+                    None => {
+                        let p = rootfs.join(parent.trim_start_matches('/'));
+                        std::fs::create_dir_all(&p).map_err(io(&p))?;
+                        root.resolve(&parent).map_err(io(rootfs))?.unwrap_or(p)
+                    }
+                };
+                if !host_parent.starts_with(rootfs) {
+                    return Err(BuildError::Failed(format!(
+                        "%files: {dest} resolves outside the image"
+                    )));
+                }
+                let name = Path::new(&dest)
+                    .file_name()
+                    .map(PathBuf::from)
+                    .unwrap_or_default();
+                let target = if name.as_os_str().is_empty() {
+                    host_parent
+                } else {
+                    host_parent.join(name)
+                };
+                let target = if target.is_dir() {
+                    target.join(m.file_name().unwrap_or_default())
+                } else {
+                    target
+                };
+                copy_tree(&m, &target)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Expands a `%files` source: `*`, `?` and `[…]` in the last component.
+fn glob(pattern: &str) -> Result<Vec<PathBuf>, BuildError> {
+    if !pattern.contains(['*', '?', '[']) {
+        let p = PathBuf::from(pattern);
+        return Ok(if p.exists() || p.is_symlink() {
+            vec![p]
+        } else {
+            vec![]
+        });
+    }
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            "for f in $1; do [ -e \"$f\" ] && printf '%s\\n' \"$f\"; done",
+            "glob",
+            pattern,
+        ])
+        .output()
+        .map_err(io(Path::new("sh")))?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(PathBuf::from)
+        .collect())
+}
+
+/// Runs a section in the container: `vessel exec FLAGS ROOTFS SHELL -e -c BODY`.
+fn run_in(
+    tools: &Tools<'_>,
+    rootfs: &Path,
+    flags: &[&str],
+    script: &crate::def::Script,
+    work: &Path,
+    name: &str,
+) -> Result<(), BuildError> {
+    let shell = script
+        .interpreter
+        .clone()
+        .unwrap_or_else(|| "/bin/sh".into());
+    let file = work.join(format!("{name}.script"));
+    std::fs::write(&file, &script.body).map_err(io(&file))?;
+    let inside = format!("/.{name}.script");
+    std::fs::copy(&file, rootfs.join(inside.trim_start_matches('/'))).map_err(io(&file))?;
+    let status = Command::new(&tools.vessel)
+        .arg("exec")
+        .args(flags)
+        .args([
+            "--env",
+            "APPTAINER_ENVIRONMENT=/.singularity.d/env/91-environment.sh",
+            "--pwd",
+            "/",
+        ])
+        .arg(rootfs)
+        .args([shell.as_str(), "-e", inside.as_str()])
+        .status()
+        .map_err(io(&tools.vessel))?;
+    let _ = std::fs::remove_file(rootfs.join(inside.trim_start_matches('/')));
+    if !status.success() {
+        return Err(BuildError::Failed(format!(
+            "%{name} failed ({status}): the image was not written"
+        )));
+    }
+    Ok(())
+}
+
+/// The `/.singularity.d` layout, from the definition's sections.
+fn write_metadata(
+    def: &Definition,
+    stage: &Stage,
+    rootfs: &Path,
+    _product: &str,
+) -> Result<(), BuildError> {
+    let sd = rootfs.join(".singularity.d");
+    for d in ["", "env", "actions", "libs"] {
+        std::fs::create_dir_all(sd.join(d)).map_err(io(&sd))?;
+    }
+    let write = |rel: &str, text: &str, mode: u32| -> Result<(), BuildError> {
+        use std::os::unix::fs::PermissionsExt;
+        let p = sd.join(rel);
+        std::fs::write(&p, text).map_err(io(&p))?;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).map_err(io(&p))
+    };
+    let script = |s: &crate::def::Script, default: &str| -> String {
+        if s.is_empty() {
+            return default.to_string();
+        }
+        let shebang = s.interpreter.clone().unwrap_or_else(|| "/bin/sh".into());
+        format!("#!{shebang}\n\n{}\n", s.body.trim_end_matches('\n'))
+    };
+    let s = &stage.sections;
+    write(
+        "runscript",
+        &script(
+            &s.runscript,
+            "#!/bin/sh\n\necho \"There is no runscript defined for this container\\n\";\n",
+        ),
+        0o755,
+    )?;
+    write("startscript", &script(&s.startscript, "#!/bin/sh\n"), 0o755)?;
+    if !s.test.is_empty() {
+        write("test", &script(&s.test, ""), 0o755)?;
+    }
+    if !s.help.trim().is_empty() {
+        write(
+            "runscript.help",
+            &format!("{}\n", s.help.trim_end_matches('\n')),
+            0o644,
+        )?;
+    }
+    let env_existing = std::fs::read_to_string(sd.join("env/90-environment.sh"))
+        .unwrap_or_else(|_| "#!/bin/sh\n# Custom environment shell code should follow\n\n".into());
+    write(
+        "env/90-environment.sh",
+        &format!("{env_existing}{}\n", s.environment.trim_end_matches('\n')),
+        0o755,
+    )?;
+    if !sd.join("env/01-base.sh").exists() {
+        write("env/01-base.sh", "#!/bin/sh\n", 0o755)?;
+    }
+    let mut labels: BTreeMap<String, String> = std::fs::read_to_string(sd.join("labels.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    for (k, v) in &s.labels {
+        labels.insert(k.clone(), v.clone());
+    }
+    labels.insert("org.label-schema.schema-version".into(), "1.0".into());
+    labels.insert(
+        "org.label-schema.usage.singularity.deffile.bootstrap".into(),
+        stage.bootstrap.clone(),
+    );
+    if let Some(from) = stage.from() {
+        labels.insert(
+            "org.label-schema.usage.singularity.deffile.from".into(),
+            from.to_string(),
+        );
+    }
+    let mut buf = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(
+        &mut buf,
+        serde_json::ser::PrettyFormatter::with_indent(b"\t"),
+    );
+    serde::Serialize::serialize(&labels, &mut ser)
+        .map_err(|e| BuildError::Failed(e.to_string()))?;
+    write("labels.json", &String::from_utf8_lossy(&buf), 0o644)?;
+    write("Singularity", &def.raw, 0o644)?;
+    Ok(())
+}

@@ -1,0 +1,105 @@
+//! `build`: from a definition file (through `vessel-build`), or from an
+//! image source (a pull to a chosen file).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+use vessel_config::Tool;
+
+use crate::cli::BuildArgs;
+use crate::commands::pull::{fetch, install, is_uri, parse_source};
+
+pub fn run(tool: Tool, args: BuildArgs) -> Result<u8> {
+    if args.output.exists() && !args.force {
+        bail!(
+            "{} already exists: use --force to overwrite it",
+            args.output.display()
+        );
+    }
+    if args.sandbox && args.output.exists() {
+        std::fs::remove_dir_all(&args.output)
+            .with_context(|| format!("could not replace {}", args.output.display()))?;
+    }
+    let spec = Path::new(&args.spec);
+    if !is_uri(&args.spec) && spec.is_file() && !looks_like_image(spec) {
+        return from_definition(tool, &args);
+    }
+    parse_source(&args.spec).or_else(|e| {
+        if spec.exists() {
+            Ok(crate::commands::pull::Source::OciDir(
+                spec.to_path_buf(),
+                None,
+            ))
+        } else {
+            Err(e)
+        }
+    })?;
+    let fetched = fetch(tool, &args.registry, args.arch.as_deref(), None, &args.spec)?;
+    if args.sandbox {
+        vessel_build::engine::unpack_to_sandbox(fetched.path(), &args.output)
+            .map_err(|e| anyhow!("{e}"))?;
+    } else {
+        install(fetched.path(), &args.output)?;
+    }
+    tracing::info!("Build complete: {}", args.output.display());
+    Ok(0)
+}
+
+/// A SIF or SquashFS file given as the spec (a local image to convert).
+fn looks_like_image(path: &Path) -> bool {
+    vessel_image::open_image(path).is_ok()
+}
+
+fn from_definition(tool: Tool, args: &BuildArgs) -> Result<u8> {
+    let spec = Path::new(&args.spec);
+    let text = std::fs::read_to_string(spec)
+        .with_context(|| format!("could not read {}", spec.display()))?;
+    let mut build_args = BTreeMap::new();
+    if let Some(f) = &args.build_arg_file {
+        let t = std::fs::read_to_string(f)
+            .with_context(|| format!("could not read {}", f.display()))?;
+        build_args.extend(vessel_build::parse_build_arg_file(&t).map_err(|e| anyhow!("{e}"))?);
+    }
+    for kv in &args.build_arg {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--build-arg {kv:?}: expected KEY=VALUE"))?;
+        build_args.insert(k.to_string(), v.to_string());
+    }
+    let name = spec.display().to_string();
+    let (text, warnings) =
+        vessel_build::apply_build_args_in(&name, &text, &build_args, args.warn_unused_build_args)
+            .map_err(|e| anyhow!("{e}"))?;
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    let def = vessel_build::parse(&name, &text).map_err(|e| anyhow!("{e}"))?;
+    // Fetched images (temporary ones included) live until the build ends.
+    let kept = std::cell::RefCell::new(Vec::new());
+    let fetch_source = |uri: &str| -> Result<std::path::PathBuf, String> {
+        let fetched = fetch(tool, &args.registry, args.arch.as_deref(), None, uri)
+            .map_err(|e| format!("{e:#}"))?;
+        let path = fetched.path().to_path_buf();
+        kept.borrow_mut().push(fetched);
+        Ok(path)
+    };
+    let tmpdir = std::env::var_os("APPTAINER_TMPDIR")
+        .or_else(|| std::env::var_os("TMPDIR"))
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "/tmp".into());
+    let opts = vessel_build::engine::BuildOptions {
+        output: args.output.clone(),
+        sandbox: args.sandbox,
+        notest: args.notest,
+        tmpdir,
+        product: tool.product().to_string(),
+    };
+    let tools = vessel_build::engine::Tools {
+        vessel: std::env::current_exe().context("cannot find the vessel executable")?,
+        fetch: &fetch_source,
+    };
+    vessel_build::engine::build(&def, &opts, &tools).map_err(|e| anyhow!("{e}"))?;
+    tracing::info!("Build complete: {}", args.output.display());
+    Ok(0)
+}

@@ -1,0 +1,268 @@
+//! `build` from definition files, as an unprivileged user: bootstrap from a
+//! local image (SIF or sandbox), scratch or a registry, `%setup`, `%files`,
+//! `%post` as fake root, metadata, `%test`, SIF and sandbox outputs, build
+//! arguments, and clear errors for malformed files.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Output, Stdio};
+
+use common::*;
+
+fn busybox() -> std::path::PathBuf {
+    sif_fixtures().join("apptainer/images/busybox_amd64.sif")
+}
+
+fn run_in(dir: &Path, args: &[&str]) -> Output {
+    user_vessel(args, &[], dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = run_in(dir, args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    if running_as_root() {
+        let u = test_user();
+        std::os::unix::fs::chown(&p, Some(u.uid), Some(u.gid)).unwrap();
+    }
+    p.display().to_string()
+}
+
+/// The last line of a failure: a `FATAL:` naming every needle.
+fn failed(out: &Output, needles: &[&str]) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(last.starts_with("FATAL:   "), "{err}");
+    for n in needles {
+        assert!(last.contains(n), "{n:?} missing from: {last}");
+    }
+}
+
+#[test]
+fn every_section_from_a_local_image() {
+    let dir = user_dir();
+    let d = dir.path();
+    write(d, "data.txt", "from the host\n");
+    let def = write(
+        d,
+        "app.def",
+        &format!(
+            "Bootstrap: localimage\nFrom: {}\n\n%setup\n    echo setup > $APPTAINER_ROOTFS/setup.txt\n\n%files\n    {}/data.txt /opt/data.txt\n\n%environment\n    export GREETING=hello\n\n%post\n    echo built > /built.txt\n    id -u > /post-uid\n    echo 'export FROM_POST=yes' >> $APPTAINER_ENVIRONMENT\n\n%runscript\n    echo \"run: $GREETING $FROM_POST $*\"\n\n%test\n    test -f /built.txt\n\n%labels\n    Author vessel-test\n    Version 1.0\n\n%help\n    How to use this image.\n",
+            busybox().display(),
+            d.display()
+        ),
+    );
+    ok(d, &["build", "app.sif", &def]);
+    assert_eq!(ok(d, &["run", "app.sif", "a", "b"]), "run: hello yes a b\n");
+    ok(d, &["test", "app.sif"]);
+    assert_eq!(
+        ok(
+            d,
+            &[
+                "exec",
+                "app.sif",
+                "cat",
+                "/setup.txt",
+                "/opt/data.txt",
+                "/post-uid"
+            ]
+        ),
+        "setup\nfrom the host\n0\n"
+    );
+    let labels = ok(d, &["inspect", "app.sif"]);
+    assert!(
+        labels.contains("Author: vessel-test") && labels.contains("Version: 1.0"),
+        "{labels}"
+    );
+    assert!(ok(d, &["run-help", "app.sif"]).contains("How to use this image."));
+    assert!(ok(d, &["inspect", "--deffile", "app.sif"]).contains("%post"));
+    // What %post made belongs to root in the image.
+    let out = std::process::Command::new("unsquashfs")
+        .args(["-lln", "-offset", &primary_offset(&d.join("app.sif"))])
+        .arg(d.join("app.sif"))
+        .arg("/built.txt")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("-rw-r--r-- 0/0"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let list = ok(d, &["sif", "list", "app.sif"]);
+    assert!(
+        list.contains("Def.FILE") && list.contains("JSON.Generic") && list.contains("*System"),
+        "{list}"
+    );
+}
+
+#[test]
+fn sandbox_output_and_build_args() {
+    let dir = user_dir();
+    let d = dir.path();
+    let def = write(
+        d,
+        "args.def",
+        &format!(
+            "Bootstrap: localimage\nFrom: {}\n\n%arguments\n    NAME=default\n\n%post\n    echo {{{{ NAME }}}} > /name.txt\n",
+            busybox().display()
+        ),
+    );
+    ok(d, &["build", "--sandbox", "box", &def]);
+    assert_eq!(
+        std::fs::read_to_string(d.join("box/name.txt")).unwrap(),
+        "default\n"
+    );
+    ok(d, &["build", "--build-arg", "NAME=given", "args.sif", &def]);
+    assert_eq!(ok(d, &["exec", "args.sif", "cat", "/name.txt"]), "given\n");
+    // An argument the file does not use is an error, or a warning when asked.
+    failed(
+        &run_in(d, &["build", "--build-arg", "OTHER=1", "x.sif", &def]),
+        &["OTHER"],
+    );
+    let out = run_in(
+        d,
+        &[
+            "build",
+            "--warn-unused-build-args",
+            "--build-arg",
+            "OTHER=1",
+            "y.sif",
+            &def,
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A sandbox can itself be the base of another build.
+    let def2 = write(
+        d,
+        "from-sandbox.def",
+        &format!(
+            "Bootstrap: localimage\nFrom: {}\n\n%post\n    cat /name.txt > /copied.txt\n",
+            d.join("box").display()
+        ),
+    );
+    ok(d, &["build", "copy.sif", &def2]);
+    assert_eq!(
+        ok(d, &["exec", "copy.sif", "cat", "/copied.txt"]),
+        "default\n"
+    );
+}
+
+#[test]
+fn failures_leave_no_image() {
+    let dir = user_dir();
+    let d = dir.path();
+    let post = write(
+        d,
+        "post.def",
+        &format!(
+            "Bootstrap: localimage\nFrom: {}\n\n%post\n    exit 3\n",
+            busybox().display()
+        ),
+    );
+    failed(&run_in(d, &["build", "p.sif", &post]), &["%post failed"]);
+    assert!(!d.join("p.sif").exists());
+    let test = write(
+        d,
+        "test.def",
+        &format!(
+            "Bootstrap: localimage\nFrom: {}\n\n%test\n    false\n",
+            busybox().display()
+        ),
+    );
+    failed(
+        &run_in(d, &["build", "t.sif", &test]),
+        &["%test failed", "--notest"],
+    );
+    assert!(!d.join("t.sif").exists());
+    ok(d, &["build", "--notest", "t.sif", &test]);
+    // Refuses to overwrite without --force.
+    failed(
+        &run_in(d, &["build", "t.sif", &test]),
+        &["already exists", "--force"],
+    );
+}
+
+#[test]
+fn malformed_definitions_name_the_line() {
+    let dir = user_dir();
+    let d = dir.path();
+    let unknown = write(d, "unknown.def", "Bootstrap: scratch\n\n%postt\n    true\n");
+    failed(
+        &run_in(d, &["build", "x.sif", &unknown]),
+        &["unknown.def:3", "%postt"],
+    );
+    let missing = write(d, "missing.def", "From: busybox\n\n%post\n    true\n");
+    failed(
+        &run_in(d, &["build", "x.sif", &missing]),
+        &["missing.def", "Bootstrap"],
+    );
+    let braces = write(
+        d,
+        "braces.def",
+        "Bootstrap: scratch\n\n%post\n    echo {{ NAME\n",
+    );
+    failed(
+        &run_in(d, &["build", "x.sif", &braces]),
+        &["braces.def:4", "{{"],
+    );
+    let agent = write(d, "agent.def", "Bootstrap: yum\nOSVersion: 9\n");
+    failed(
+        &run_in(d, &["build", "x.sif", &agent]),
+        &["yum", "not supported"],
+    );
+}
+
+#[test]
+fn scratch_with_files() {
+    let dir = user_dir();
+    let d = dir.path();
+    let sh = Path::new("/bin/busybox");
+    if !sh.exists() {
+        eprintln!("skipping: needs busybox-static on the host");
+        return;
+    }
+    let def = write(d, "scratch.def", "Bootstrap: scratch\n\n%files\n    /bin/busybox /bin/busybox\n\n%runscript\n    echo from scratch\n");
+    ok(d, &["build", "--notest", "scratch.sif", &def]);
+    let list = ok(d, &["sif", "list", "scratch.sif"]);
+    assert!(list.contains("*System"), "{list}");
+}
+
+/// Every definition file of the shared fixtures that can build offline
+/// here: the ones bootstrapping from a local image built by this test.
+#[test]
+fn docker_bootstrap_from_the_local_registry() {
+    let Some(state) = std::env::var_os("VESSEL_TEST_REGISTRY") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "VESSEL_TEST_REGISTRY must be set in CI"
+        );
+        return;
+    };
+    let env = std::fs::read_to_string(Path::new(&state).join("env")).unwrap();
+    let http = env
+        .lines()
+        .find_map(|l| l.strip_prefix("REGISTRY_HTTP="))
+        .unwrap()
+        .trim_matches('"')
+        .to_string();
+    let dir = user_dir();
+    let d = dir.path();
+    let def = write(d, "docker.def", &format!("Bootstrap: docker\nFrom: {http}/busybox:latest\n\n%post\n    echo from-docker > /marker\n\n%runscript\n    cat /marker\n"));
+    ok(d, &["build", "--no-https", "d.sif", &def]);
+    assert_eq!(ok(d, &["run", "d.sif"]), "from-docker\n");
+}
