@@ -266,3 +266,21 @@ fn docker_bootstrap_from_the_local_registry() {
     ok(d, &["build", "--no-https", "d.sif", &def]);
     assert_eq!(ok(d, &["run", "d.sif"]), "from-docker\n");
 }
+
+/// SIF → sandbox → SIF, keeping the runscript and the definition file.
+#[test]
+fn conversions() {
+    let dir = user_dir();
+    let d = dir.path();
+    let img = busybox();
+    ok(d, &["build", "--sandbox", "sb", img.to_str().unwrap()]);
+    assert!(d.join("sb/bin/busybox").exists());
+    ok(d, &["build", "back.sif", "sb"]);
+    assert_eq!(
+        ok(d, &["exec", "back.sif", "echo", "converted"]),
+        "converted\n"
+    );
+    assert!(ok(d, &["inspect", "--deffile", "back.sif"]).contains("busybox"));
+    ok(d, &["build", "copy.sif", img.to_str().unwrap()]);
+    assert_eq!(ok(d, &["exec", "copy.sif", "echo", "copied"]), "copied\n");
+}

@@ -25,16 +25,24 @@ pub fn run(tool: Tool, args: BuildArgs) -> Result<u8> {
     if !is_uri(&args.spec) && spec.is_file() && !looks_like_image(spec) {
         return from_definition(tool, &args);
     }
-    parse_source(&args.spec).or_else(|e| {
-        if spec.exists() {
-            Ok(crate::commands::pull::Source::OciDir(
-                spec.to_path_buf(),
-                None,
-            ))
+    // A local image: a SIF or SquashFS file, or a sandbox directory.
+    if !is_uri(&args.spec) && spec.exists() {
+        if spec.is_dir() {
+            if args.sandbox {
+                bail!("{} is already a sandbox directory", spec.display());
+            }
+            vessel_build::engine::pack_sandbox(spec, &args.output, &tmpdir())
+                .map_err(|e| anyhow!("{e}"))?;
+        } else if args.sandbox {
+            vessel_build::engine::unpack_to_sandbox(spec, &args.output)
+                .map_err(|e| anyhow!("{e}"))?;
         } else {
-            Err(e)
+            install(spec, &args.output)?;
         }
-    })?;
+        tracing::info!("Build complete: {}", args.output.display());
+        return Ok(0);
+    }
+    parse_source(&args.spec)?;
     let fetched = fetch(tool, &args.registry, args.arch.as_deref(), None, &args.spec)?;
     if args.sandbox {
         vessel_build::engine::unpack_to_sandbox(fetched.path(), &args.output)
@@ -44,6 +52,15 @@ pub fn run(tool: Tool, args: BuildArgs) -> Result<u8> {
     }
     tracing::info!("Build complete: {}", args.output.display());
     Ok(0)
+}
+
+/// Where builds keep their temporary trees.
+fn tmpdir() -> std::path::PathBuf {
+    std::env::var_os("APPTAINER_TMPDIR")
+        .or_else(|| std::env::var_os("TMPDIR"))
+        .filter(|t| !t.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "/tmp".into())
 }
 
 /// A SIF or SquashFS file given as the spec (a local image to convert).
@@ -84,10 +101,7 @@ fn from_definition(tool: Tool, args: &BuildArgs) -> Result<u8> {
         kept.borrow_mut().push(fetched);
         Ok(path)
     };
-    let tmpdir = std::env::var_os("APPTAINER_TMPDIR")
-        .or_else(|| std::env::var_os("TMPDIR"))
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| "/tmp".into());
+    let tmpdir = tmpdir();
     let opts = vessel_build::engine::BuildOptions {
         output: args.output.clone(),
         sandbox: args.sandbox,

@@ -128,6 +128,22 @@ fn bootstrap(stage: &Stage, rootfs: &Path, tools: &Tools<'_>) -> Result<(), Buil
     unpack_sif(&source, rootfs)
 }
 
+/// `build IMAGE.sif SANDBOX`: a sandbox directory packed into a SIF, its
+/// definition file taken from its `/.singularity.d/Singularity`.
+pub fn pack_sandbox(dir: &Path, output: &Path, tmpdir: &Path) -> Result<(), BuildError> {
+    let work = tempfile::Builder::new()
+        .prefix("vessel-build-")
+        .tempdir_in(tmpdir)
+        .map_err(io(tmpdir))?;
+    let deffile = vessel_image::RootDir::new(dir)
+        .read_file("/.singularity.d/Singularity", 16 << 20)
+        .ok()
+        .flatten()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    crate::pack::sif_from_tree(dir, &deffile, output, work.path()).map_err(BuildError::Failed)
+}
+
 /// `build --sandbox DIR IMAGE`: an image's root file system as a directory.
 pub fn unpack_to_sandbox(image: &Path, dest: &Path) -> Result<(), BuildError> {
     unpack_sif(image, dest)

@@ -74,6 +74,11 @@ pub fn sif_from_dir(
     output: &Path,
     work: &Path,
 ) -> Result<(), String> {
+    sif_from_tree(root, &def.raw, output, work)
+}
+
+/// Makes `output` from `root`, recording `deffile` as its definition.
+pub fn sif_from_tree(root: &Path, deffile: &str, output: &Path, work: &Path) -> Result<(), String> {
     let squashfs = work.join("rootfs.sqfs");
     let me = {
         let m = fs::metadata(work).map_err(|e| e.to_string())?;
@@ -154,7 +159,9 @@ pub fn sif_from_dir(
             .map(drop)
             .map_err(|e| e.to_string())
     };
-    named(DataType::DEFFILE, "", def.raw.as_bytes())?;
+    if !deffile.is_empty() {
+        named(DataType::DEFFILE, "", deffile.as_bytes())?;
+    }
     named(DataType::GENERIC_JSON, "inspect-metadata.json", &meta_json)?;
     let mut part = ObjectInput::new(DataType::PARTITION);
     part.metadata = Metadata::Partition(Partition {
