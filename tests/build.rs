@@ -284,3 +284,27 @@ fn conversions() {
     ok(d, &["build", "copy.sif", img.to_str().unwrap()]);
     assert_eq!(ok(d, &["exec", "copy.sif", "echo", "copied"]), "copied\n");
 }
+
+/// What `%post` makes unreadable (as root may) still goes into the image.
+#[test]
+fn unreadable_files_made_in_post() {
+    let dir = user_dir();
+    let d = dir.path();
+    let def = write(d, "mode0.def", &format!("Bootstrap: localimage\nFrom: {}\n\n%post\n    mkdir -m 0 /etc/denied\n    echo s > /secret && chmod 0 /secret\n", busybox().display()));
+    ok(d, &["build", "m.sif", &def]);
+    assert_eq!(
+        ok(
+            d,
+            &[
+                "exec",
+                "m.sif",
+                "stat",
+                "-c",
+                "%a",
+                "/etc/denied",
+                "/secret"
+            ]
+        ),
+        "0\n0\n"
+    );
+}

@@ -17,6 +17,27 @@ use vessel_sif::{
 
 use crate::def::Definition;
 
+/// Runs `read` on a file or directory of the build that its own mode keeps
+/// the user from reading (`mkdir -m 0` in `%post`: root could read it
+/// inside), by giving the owner access for that moment. The tar header has
+/// already recorded the real mode.
+fn readable<T>(
+    path: &Path,
+    meta: &fs::Metadata,
+    read: impl FnOnce() -> io::Result<T>,
+) -> io::Result<T> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = meta.permissions().mode();
+    let needed = if meta.is_dir() { 0o500 } else { 0o400 };
+    if mode & needed == needed {
+        return read();
+    }
+    fs::set_permissions(path, fs::Permissions::from_mode(mode | needed))?;
+    let result = read();
+    fs::set_permissions(path, fs::Permissions::from_mode(mode & 0o7777))?;
+    result
+}
+
 /// Streams `root` as tar, owners mapped from `me` to root.
 fn stream_tree<W: Write>(root: &Path, me: (u32, u32), out: &mut tar::Builder<W>) -> io::Result<()> {
     let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
@@ -38,9 +59,11 @@ fn stream_tree<W: Write>(root: &Path, me: (u32, u32), out: &mut tar::Builder<W>)
         if ft.is_dir() {
             h.set_size(0);
             out.append_data(&mut h, &name, io::empty())?;
-            let mut children: Vec<PathBuf> = fs::read_dir(&path)?
-                .map(|e| e.map(|e| rel.join(e.file_name())))
-                .collect::<io::Result<_>>()?;
+            let mut children: Vec<PathBuf> = readable(&path, &meta, || {
+                fs::read_dir(&path)?
+                    .map(|e| e.map(|e| rel.join(e.file_name())))
+                    .collect::<io::Result<_>>()
+            })?;
             children.sort();
             children.reverse();
             stack.extend(children);
@@ -57,7 +80,8 @@ fn stream_tree<W: Write>(root: &Path, me: (u32, u32), out: &mut tar::Builder<W>)
                 }
                 links.insert((meta.dev(), meta.ino()), name.clone());
             }
-            out.append_data(&mut h, &name, fs::File::open(&path)?)?;
+            let file = readable(&path, &meta, || fs::File::open(&path))?;
+            out.append_data(&mut h, &name, file)?;
         } else {
             // FIFOs and device nodes: metadata only.
             h.set_size(0);
