@@ -308,3 +308,45 @@ fn unreadable_files_made_in_post() {
         "0\n0\n"
     );
 }
+
+/// Multi-stage: `%files from NAME` copies out of an earlier stage, resolving
+/// its symlinks inside that stage; only the last stage becomes the image.
+#[test]
+fn files_from_an_earlier_stage() {
+    let dir = user_dir();
+    let d = dir.path();
+    let img = busybox().display().to_string();
+    let def = write(
+        d,
+        "stages.def",
+        &format!(
+            "Bootstrap: localimage\nFrom: {img}\nStage: builder\n\n%post\n    mkdir /out\n    echo built > /out/result.txt\n    echo a > /out/a.bin\n    echo b > /out/b.bin\n    echo inside > /etc/vessel-stage-only\n    ln -s /etc /hop\n\n\
+             Bootstrap: localimage\nFrom: {img}\nStage: final\n\n%files from builder\n    /out/result.txt /result.txt\n    /out/*.bin\n    /hop/vessel-stage-only /via-link\n\n%runscript\n    cat /result.txt /out/a.bin /out/b.bin /via-link\n"
+        ),
+    );
+    ok(d, &["build", "s.sif", &def]);
+    assert_eq!(ok(d, &["run", "s.sif"]), "built\na\nb\ninside\n");
+    assert_eq!(
+        ok(
+            d,
+            &[
+                "exec",
+                "s.sif",
+                "sh",
+                "-c",
+                "test -e /out/result.txt || echo only-what-was-asked"
+            ]
+        ),
+        "only-what-was-asked\n"
+    );
+    let missing = write(
+        d,
+        "missing.def",
+        &format!("Bootstrap: localimage\nFrom: {img}\nStage: one\n\nBootstrap: localimage\nFrom: {img}\n\n%files from one\n    /nowhere\n"),
+    );
+    failed(
+        &run_in(d, &["build", "m.sif", &missing]),
+        &["/nowhere", "stage one"],
+    );
+    assert!(!d.join("m.sif").exists());
+}

@@ -52,31 +52,63 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
     }
 }
 
-/// Builds the definition's last stage (multi-stage builds come later).
+/// Builds every stage in order, each in its own root, and writes the last
+/// one; `%files from NAME` copies out of an earlier stage's root.
 pub fn build(def: &Definition, opts: &BuildOptions, tools: &Tools<'_>) -> Result<(), BuildError> {
-    if def.stages.len() > 1 {
-        return Err(BuildError::Unsupported(
-            "multi-stage builds are not implemented yet in Vessel".into(),
-        ));
-    }
-    let stage = def.final_stage();
     let work = tempfile::Builder::new()
         .prefix("vessel-build-")
         .tempdir_in(&opts.tmpdir)
         .map_err(io(&opts.tmpdir))?;
-    let rootfs = work.path().join("rootfs");
-    bootstrap(stage, &rootfs, tools)?;
-    run_setup(stage, &rootfs)?;
-    copy_files(stage, &rootfs)?;
-    write_metadata(def, stage, &rootfs, &opts.product)?;
+    let mut built: Vec<(Option<&str>, PathBuf)> = Vec::new();
+    for (i, stage) in def.stages.iter().enumerate() {
+        if def.stages.len() > 1 {
+            tracing::info!(
+                "Building stage {} of {}{}",
+                i + 1,
+                def.stages.len(),
+                stage
+                    .name
+                    .as_deref()
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default()
+            );
+        }
+        let stage_dir = work.path().join(format!("stage-{i}"));
+        std::fs::create_dir(&stage_dir).map_err(io(&stage_dir))?;
+        let rootfs = stage_dir.join("rootfs");
+        build_stage(def, stage, &rootfs, &built, opts, tools, &stage_dir)?;
+        built.push((stage.name.as_deref(), rootfs));
+    }
+    let (_, rootfs) = built.pop().expect("a parsed definition has a stage");
+    if opts.sandbox {
+        std::fs::rename(&rootfs, &opts.output).map_err(io(&opts.output))?;
+        return Ok(());
+    }
+    crate::pack::sif_from_dir(&rootfs, def, &opts.output, work.path()).map_err(BuildError::Failed)
+}
+
+/// One stage: base image, `%setup`, `%files`, metadata, `%post`, `%test`.
+fn build_stage(
+    def: &Definition,
+    stage: &Stage,
+    rootfs: &Path,
+    built: &[(Option<&str>, PathBuf)],
+    opts: &BuildOptions,
+    tools: &Tools<'_>,
+    work: &Path,
+) -> Result<(), BuildError> {
+    bootstrap(stage, rootfs, tools)?;
+    run_setup(stage, rootfs)?;
+    copy_files(stage, rootfs, built)?;
+    write_metadata(def, stage, rootfs, &opts.product)?;
     if !stage.sections.post.is_empty() {
         tracing::info!("Running %post as fake root (a root-mapped user namespace)");
         run_in(
             tools,
-            &rootfs,
+            rootfs,
             &["--fakeroot", "--writable", "--cleanenv", "--no-home"],
             &stage.sections.post,
-            work.path(),
+            work,
             "post",
         )?;
     }
@@ -84,7 +116,7 @@ pub fn build(def: &Definition, opts: &BuildOptions, tools: &Tools<'_>) -> Result
         tracing::info!("Running %test");
         let status = Command::new(&tools.vessel)
             .args(["-s", "test", "--no-home"])
-            .arg(&rootfs)
+            .arg(rootfs)
             .status()
             .map_err(io(&tools.vessel))?;
         if !status.success() {
@@ -93,11 +125,7 @@ pub fn build(def: &Definition, opts: &BuildOptions, tools: &Tools<'_>) -> Result
             )));
         }
     }
-    if opts.sandbox {
-        std::fs::rename(&rootfs, &opts.output).map_err(io(&opts.output))?;
-        return Ok(());
-    }
-    crate::pack::sif_from_dir(&rootfs, def, &opts.output, work.path()).map_err(BuildError::Failed)
+    Ok(())
 }
 
 /// Unpacks the stage's base image into `rootfs`.
@@ -229,27 +257,52 @@ fn run_setup(stage: &Stage, rootfs: &Path) -> Result<(), BuildError> {
     Ok(())
 }
 
-/// `%files`: host paths (globs) copied to paths resolved inside the root,
-/// so that a symlink in the image cannot send them elsewhere.
-fn copy_files(stage: &Stage, rootfs: &Path) -> Result<(), BuildError> {
+/// `%files`: host paths (globs), or paths inside an earlier stage for
+/// `%files from NAME`, copied to paths resolved inside the root, so that a
+/// symlink in either image cannot send them elsewhere.
+fn copy_files(
+    stage: &Stage,
+    rootfs: &Path,
+    built: &[(Option<&str>, PathBuf)],
+) -> Result<(), BuildError> {
     let root = vessel_image::RootDir::new(rootfs);
     for block in &stage.sections.files {
-        if let Some(from) = &block.from {
-            return Err(BuildError::Unsupported(format!(
-                "%files from {from}: multi-stage builds are not implemented yet in Vessel"
-            )));
-        }
+        let source_root = match &block.from {
+            None => None,
+            Some(name) => Some(
+                built
+                    .iter()
+                    .find(|(n, _)| *n == Some(name.as_str()))
+                    .map(|(_, p)| p.as_path())
+                    .ok_or_else(|| {
+                        BuildError::Failed(format!(
+                            "%files from {name}: no earlier stage is named {name}"
+                        ))
+                    })?,
+            ),
+        };
         for (src, dst) in &block.entries {
-            let matches = glob(src)?;
+            let matches = match source_root {
+                None => glob(src)?
+                    .into_iter()
+                    .map(|m| {
+                        let shown = m.to_string_lossy().into_owned();
+                        (m, shown)
+                    })
+                    .collect(),
+                Some(from) => glob_in_stage(from, src)?,
+            };
             if matches.is_empty() {
+                let place = match &block.from {
+                    None => "on the host".to_string(),
+                    Some(name) => format!("in stage {name}"),
+                };
                 return Err(BuildError::Failed(format!(
-                    "%files: {src} matches nothing on the host"
+                    "%files: {src} matches nothing {place}"
                 )));
             }
-            for m in matches {
-                let dest = dst
-                    .clone()
-                    .unwrap_or_else(|| m.to_string_lossy().into_owned());
+            for (m, default_dest) in matches {
+                let dest = dst.clone().unwrap_or(default_dest);
                 let parent = Path::new(&dest)
                     .parent()
                     .map(|p| p.to_string_lossy().into_owned())
@@ -292,6 +345,53 @@ fn copy_files(stage: &Stage, rootfs: &Path) -> Result<(), BuildError> {
         }
     }
     Ok(())
+}
+
+/// Expands a `%files from` source inside an earlier stage's root: the
+/// directory part is resolved as that container would see it (a symlink
+/// cannot lead out to the host), the last component may hold a pattern.
+/// Gives each match's host path and its path inside the stage.
+fn glob_in_stage(stage_root: &Path, pattern: &str) -> Result<Vec<(PathBuf, String)>, BuildError> {
+    let in_image = format!("/{}", pattern.trim_start_matches('/'));
+    let (parent, last) = in_image.rsplit_once('/').unwrap_or(("", &in_image));
+    let parent = if parent.is_empty() { "/" } else { parent };
+    let root = vessel_image::RootDir::new(stage_root);
+    let Some(host_parent) = root.resolve(parent).map_err(io(stage_root))? else {
+        return Ok(vec![]);
+    };
+    let in_parent = |name: &str| {
+        if parent == "/" {
+            format!("/{name}")
+        } else {
+            format!("{parent}/{name}")
+        }
+    };
+    if last.is_empty() {
+        return Ok(vec![(host_parent, parent.to_string())]);
+    }
+    if !last.contains(['*', '?', '[']) {
+        let host = host_parent.join(last);
+        return Ok(if host.symlink_metadata().is_ok() {
+            vec![(host, in_parent(last))]
+        } else {
+            vec![]
+        });
+    }
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            "cd \"$1\" && for f in $2; do [ -e \"$f\" ] || [ -L \"$f\" ] && printf '%s\\n' \"$f\"; done",
+            "glob",
+        ])
+        .arg(&host_parent)
+        .arg(last)
+        .output()
+        .map_err(io(Path::new("sh")))?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|name| !name.contains('/'))
+        .map(|name| (host_parent.join(name), in_parent(name)))
+        .collect())
 }
 
 /// Expands a `%files` source: `*`, `?` and `[…]` in the last component.
