@@ -350,3 +350,67 @@ fn files_from_an_earlier_stage() {
     );
     assert!(!d.join("m.sif").exists());
 }
+
+/// SCIF apps: the `/scif` layout, `%appinstall` after `%post`, and
+/// `run`/`exec`/`test`/`inspect` with `--app`.
+#[test]
+fn scif_apps() {
+    let dir = user_dir();
+    let d = dir.path();
+    write(d, "tool.txt", "app file\n");
+    let def = write(
+        d,
+        "apps.def",
+        &format!(
+            "Bootstrap: localimage\nFrom: {}\n\n%post\n    echo global > /post-ran\n\n\
+             %appinstall foo\n    test -e /post-ran\n    printf '#!/bin/sh\\necho foo-bin $SCIF_APPNAME \"$@\"\\n' > bin/foo-bin\n    chmod +x bin/foo-bin\n\n\
+             %appenv foo\n    FOO_SETTING=on\n    export FOO_SETTING\n\n\
+             %apprun foo\n    foo-bin \"$@\" $FOO_SETTING\n\n\
+             %appfiles foo\n    {}/tool.txt share/tool.txt\n\n\
+             %applabels foo\n    Owner team-a\n\n\
+             %apphelp foo\n    foo does things\n\n\
+             %apptest foo\n    test -e $SCIF_APPROOT/share/tool.txt\n\n\
+             %apprun bar\n    echo bar $SCIF_APPDATA\n",
+            busybox().display(),
+            d.display()
+        ),
+    );
+    ok(d, &["build", "a.sif", &def]);
+    assert_eq!(ok(d, &["inspect", "--list-apps", "a.sif"]), "bar\nfoo\n");
+    assert_eq!(
+        ok(d, &["run", "--app", "foo", "a.sif", "x"]),
+        "foo-bin foo x on\n"
+    );
+    assert_eq!(
+        ok(d, &["run", "--app", "bar", "a.sif"]),
+        "bar /scif/data/bar\n"
+    );
+    assert_eq!(
+        ok(
+            d,
+            &[
+                "exec",
+                "--app",
+                "foo",
+                "a.sif",
+                "cat",
+                "/scif/apps/foo/share/tool.txt"
+            ]
+        ),
+        "app file\n"
+    );
+    assert_eq!(
+        ok(d, &["exec", "a.sif", "sh", "-c", "echo $SCIF_APPRUN_bar"]),
+        "/scif/apps/bar/scif/runscript\n"
+    );
+    ok(d, &["test", "--app", "foo", "a.sif"]);
+    let labels = ok(d, &["inspect", "--app", "foo", "--labels", "a.sif"]);
+    assert!(
+        labels.contains("team-a") && labels.contains("SCIF_APP_NAME"),
+        "{labels}"
+    );
+    failed(
+        &run_in(d, &["run", "--app", "nope", "a.sif"]),
+        &["nope", "--list-apps"],
+    );
+}

@@ -45,7 +45,7 @@ pub enum BuildError {
     },
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
     move |source| BuildError::Io {
         path: path.to_path_buf(),
         source,
@@ -97,10 +97,12 @@ fn build_stage(
     tools: &Tools<'_>,
     work: &Path,
 ) -> Result<(), BuildError> {
+    crate::apps::check_names(stage)?;
     bootstrap(stage, rootfs, tools)?;
     run_setup(stage, rootfs)?;
     copy_files(stage, rootfs, built)?;
     write_metadata(def, stage, rootfs, &opts.product)?;
+    crate::apps::lay_out(stage, rootfs)?;
     if !stage.sections.post.is_empty() {
         tracing::info!("Running %post as fake root (a root-mapped user namespace)");
         run_in(
@@ -110,6 +112,17 @@ fn build_stage(
             &stage.sections.post,
             work,
             "post",
+        )?;
+    }
+    if let Some(install) = crate::apps::install_script(stage) {
+        tracing::info!("Running %appinstall as fake root");
+        run_in(
+            tools,
+            rootfs,
+            &["--fakeroot", "--writable", "--cleanenv", "--no-home"],
+            &install,
+            work,
+            "appinstall",
         )?;
     }
     if !opts.notest && !stage.sections.test.is_empty() {
@@ -303,48 +316,59 @@ fn copy_files(
             }
             for (m, default_dest) in matches {
                 let dest = dst.clone().unwrap_or(default_dest);
-                let parent = Path::new(&dest)
-                    .parent()
-                    .map(|p| p.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "/".into());
-                let parent = if parent.is_empty() {
-                    "/".to_string()
-                } else {
-                    parent
-                };
-                // Make the parent inside the root, then resolve it there.
-                let host_parent = match root.resolve(&parent).map_err(io(rootfs))? {
-                    Some(p) => p,
-                    None => {
-                        let p = rootfs.join(parent.trim_start_matches('/'));
-                        std::fs::create_dir_all(&p).map_err(io(&p))?;
-                        root.resolve(&parent).map_err(io(rootfs))?.unwrap_or(p)
-                    }
-                };
-                if !host_parent.starts_with(rootfs) {
-                    return Err(BuildError::Failed(format!(
-                        "%files: {dest} resolves outside the image"
-                    )));
-                }
-                let name = Path::new(&dest)
-                    .file_name()
-                    .map(PathBuf::from)
-                    .unwrap_or_default();
-                let target = if name.as_os_str().is_empty() {
-                    host_parent
-                } else {
-                    host_parent.join(name)
-                };
-                let target = if target.is_dir() {
-                    target.join(m.file_name().unwrap_or_default())
-                } else {
-                    target
-                };
-                copy_tree(&m, &target)?;
+                copy_into_root(&root, rootfs, &m, &dest)?;
             }
         }
     }
     Ok(())
+}
+
+/// Copies host path `src` to container path `dest`, whose parent is made and
+/// resolved inside the root; an existing directory there receives `src`.
+pub(crate) fn copy_into_root(
+    root: &vessel_image::RootDir,
+    rootfs: &Path,
+    src: &Path,
+    dest: &str,
+) -> Result<(), BuildError> {
+    let parent = Path::new(&dest)
+        .parent()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "/".into());
+    let parent = if parent.is_empty() {
+        "/".to_string()
+    } else {
+        parent
+    };
+    // Make the parent inside the root, then resolve it there.
+    let host_parent = match root.resolve(&parent).map_err(io(rootfs))? {
+        Some(p) => p,
+        None => {
+            let p = rootfs.join(parent.trim_start_matches('/'));
+            std::fs::create_dir_all(&p).map_err(io(&p))?;
+            root.resolve(&parent).map_err(io(rootfs))?.unwrap_or(p)
+        }
+    };
+    if !host_parent.starts_with(rootfs) {
+        return Err(BuildError::Failed(format!(
+            "%files: {dest} resolves outside the image"
+        )));
+    }
+    let name = Path::new(&dest)
+        .file_name()
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let target = if name.as_os_str().is_empty() {
+        host_parent
+    } else {
+        host_parent.join(name)
+    };
+    let target = if target.is_dir() {
+        target.join(src.file_name().unwrap_or_default())
+    } else {
+        target
+    };
+    copy_tree(src, &target)
 }
 
 /// Expands a `%files from` source inside an earlier stage's root: the
@@ -395,7 +419,7 @@ fn glob_in_stage(stage_root: &Path, pattern: &str) -> Result<Vec<(PathBuf, Strin
 }
 
 /// Expands a `%files` source: `*`, `?` and `[…]` in the last component.
-fn glob(pattern: &str) -> Result<Vec<PathBuf>, BuildError> {
+pub(crate) fn glob(pattern: &str) -> Result<Vec<PathBuf>, BuildError> {
     if !pattern.contains(['*', '?', '[']) {
         let p = PathBuf::from(pattern);
         return Ok(if p.exists() || p.is_symlink() {

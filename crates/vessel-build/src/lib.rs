@@ -17,6 +17,7 @@
 //! assert_eq!(def.stages[0].get("from"), Some("alpine:3.19"));
 //! assert_eq!(def.stages[0].sections.post.interpreter.as_deref(), Some("/bin/bash"));
 //! ```
+mod apps;
 pub mod buildargs;
 pub mod def;
 pub mod engine;

@@ -241,6 +241,14 @@ pub fn container_env(input: &EnvInput<'_>) -> ContainerEnv {
             single_quoted(script.as_bytes())
         ));
     }
+    if !app.is_empty() {
+        // The app's own programs and libraries come first (SCIF's layout).
+        let root = single_quoted(format!("/scif/apps/{app}").as_bytes());
+        s.push_str(&format!(
+            "PATH={root}/bin:\"$PATH\"; export PATH\n\
+             LD_LIBRARY_PATH={root}/lib${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}; export LD_LIBRARY_PATH\n"
+        ));
+    }
     let mut path_override = None;
     let (mut prepend, mut append) = (None, None);
     for (k, v) in &overrides {

@@ -289,7 +289,7 @@ pub fn build(
     }
 
     // Environment and command.
-    let env_scripts = env_scripts(&image_root)?;
+    let env_scripts = env_scripts(&image_root, opts.app.as_deref())?;
     let image_text = image_path.to_string_lossy().into_owned();
     let env = container_env(&EnvInput {
         host: &host.env,
@@ -466,14 +466,33 @@ fn minimal_dev(mounts: &mut Vec<Mount>) {
 }
 
 /// The image's environment scripts in the order Apptainer sources them:
-/// byte order of their names.
-fn env_scripts(root: &RootDir) -> Result<Vec<String>, PlanError> {
+/// byte order of their names, then those of the SCIF app, if one is asked
+/// for (which must exist).
+fn env_scripts(root: &RootDir, app: Option<&str>) -> Result<Vec<String>, PlanError> {
     let names = root.list_dir("/.singularity.d/env")?;
-    Ok(names
+    let mut scripts: Vec<String> = names
         .into_iter()
         .filter(|n| n.ends_with(".sh"))
         .map(|n| format!("/.singularity.d/env/{n}"))
-        .collect())
+        .collect();
+    if let Some(app) = app.filter(|a| !a.is_empty()) {
+        let meta = format!("/scif/apps/{app}/scif");
+        if app.contains('/') || !root.is_dir(&meta)? {
+            return Err(PlanError::Invalid(format!(
+                "the image has no SCIF app named {app:?} (`inspect --list-apps IMAGE` lists them)"
+            )));
+        }
+        let env_dir = format!("{meta}/env");
+        if root.is_dir(&env_dir)? {
+            scripts.extend(
+                root.list_dir(&env_dir)?
+                    .into_iter()
+                    .filter(|n| n.ends_with(".sh"))
+                    .map(|n| format!("{env_dir}/{n}")),
+            );
+        }
+    }
+    Ok(scripts)
 }
 
 #[cfg(test)]

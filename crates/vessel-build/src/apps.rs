@@ -1,0 +1,179 @@
+//! SCIF apps (`%appinstall NAME`, `%apprun NAME`, …): the `/scif` layout
+//! Apptainer's apps plugin writes, so `run --app NAME`, `inspect --app` and
+//! images built by either tool agree.
+//!
+//! Per app: `/scif/apps/NAME/{bin,lib,scif/env}` and
+//! `/scif/data/NAME/{input,output}`; `scif/env/01-base.sh` sets the
+//! `SCIF_APP*` variables, `%appenv` becomes `scif/env/90-environment.sh`,
+//! `%apprun` `scif/runscript`, `%apptest` `scif/test`, `%apphelp`
+//! `scif/runscript.help`, `%applabels` `scif/labels.json` (with
+//! `SCIF_APP_NAME`), `%appfiles` are copied under the app's directory, and
+//! `/.singularity.d/env/94-appsbase.sh` exports every app's locations.
+//! `%appinstall` runs after `%post`, in the app's directory.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::def::{Script, Stage};
+use crate::engine::{copy_into_root, glob, io, BuildError};
+
+/// Refuses app names that would not stay one directory under `/scif/apps`.
+pub(crate) fn check_names(stage: &Stage) -> Result<(), BuildError> {
+    for name in &stage.app_order {
+        if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\0']) {
+            return Err(BuildError::Failed(format!(
+                "SCIF app name {name:?} is not usable as a directory name under /scif/apps"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Writes every app's directories, metadata and files into `rootfs`.
+pub(crate) fn lay_out(stage: &Stage, rootfs: &Path) -> Result<(), BuildError> {
+    if stage.app_order.is_empty() {
+        return Ok(());
+    }
+    check_names(stage)?;
+    let root = vessel_image::RootDir::new(rootfs);
+    let mut global = String::new();
+    for name in &stage.app_order {
+        let Some(app) = stage.apps.get(name) else {
+            continue;
+        };
+        let base = rootfs.join("scif/apps").join(name);
+        let meta = base.join("scif");
+        let data = rootfs.join("scif/data").join(name);
+        for d in [
+            base.join("bin"),
+            base.join("lib"),
+            meta.join("env"),
+            data.join("input"),
+            data.join("output"),
+        ] {
+            std::fs::create_dir_all(&d).map_err(io(&d))?;
+        }
+        let write = |rel: &str, text: &str, mode: u32| -> Result<(), BuildError> {
+            use std::os::unix::fs::PermissionsExt;
+            let p = meta.join(rel);
+            std::fs::write(&p, text).map_err(io(&p))?;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).map_err(io(&p))
+        };
+        write("env/01-base.sh", &base_env(name), 0o755)?;
+        if !app.env.is_empty() {
+            write("env/90-environment.sh", &app.env, 0o755)?;
+        }
+        if !app.run.is_empty() {
+            write("runscript", &format!("#!/bin/sh\n\n{}\n", app.run), 0o755)?;
+        }
+        if !app.test.is_empty() {
+            write("test", &format!("#!/bin/sh\n\n{}\n", app.test), 0o755)?;
+        }
+        if !app.help.is_empty() {
+            write("runscript.help", &app.help, 0o644)?;
+        }
+        let mut labels: BTreeMap<&str, &str> = BTreeMap::new();
+        labels.insert("SCIF_APP_NAME", name);
+        for (k, v) in &app.labels {
+            labels.insert(k, v);
+        }
+        write("labels.json", &tab_indented_json(&labels)?, 0o644)?;
+        for (src, dst) in &app.files {
+            let matches = glob(src)?;
+            if matches.is_empty() {
+                return Err(BuildError::Failed(format!(
+                    "%appfiles {name}: {src} matches nothing on the host"
+                )));
+            }
+            let rel = dst.as_deref().unwrap_or(src).trim_start_matches('/');
+            let dest = format!("/scif/apps/{name}/{rel}");
+            for m in matches {
+                copy_into_root(&root, rootfs, &m, &dest)?;
+            }
+        }
+        global.push_str(&global_env(name, &meta));
+    }
+    let p = rootfs.join(".singularity.d/env/94-appsbase.sh");
+    std::fs::write(&p, global).map_err(io(&p))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).map_err(io(&p))
+}
+
+/// One script running every `%appinstall` in app order, each in its app's
+/// directory with its `SCIF_APP*` variables; `None` when there is none.
+pub(crate) fn install_script(stage: &Stage) -> Option<Script> {
+    let mut body = String::new();
+    for name in &stage.app_order {
+        let Some(app) = stage.apps.get(name).filter(|a| !a.install.is_empty()) else {
+            continue;
+        };
+        body.push_str(&format!(
+            "(\n. /scif/apps/{name}/scif/env/01-base.sh\ncd /scif/apps/{name}\n{}\n)\n",
+            app.install.trim_end_matches('\n')
+        ));
+    }
+    (!body.is_empty()).then(|| Script {
+        body,
+        ..Script::default()
+    })
+}
+
+fn base_env(name: &str) -> String {
+    format!(
+        "#!/bin/sh\n\n\
+         SCIF_APPNAME={name}\n\
+         SCIF_APPROOT=\"/scif/apps/{name}\"\n\
+         SCIF_APPMETA=\"/scif/apps/{name}/scif\"\n\
+         SCIF_DATA=\"/scif/data\"\n\
+         SCIF_APPDATA=\"/scif/data/{name}\"\n\
+         SCIF_APPINPUT=\"/scif/data/{name}/input\"\n\
+         SCIF_APPOUTPUT=\"/scif/data/{name}/output\"\n\
+         export SCIF_APPDATA SCIF_APPNAME SCIF_APPROOT SCIF_APPMETA SCIF_APPINPUT SCIF_APPOUTPUT SCIF_DATA\n"
+    )
+}
+
+/// Every app's locations as `SCIF_*_NAME` variables, with the name made a
+/// valid shell identifier.
+fn global_env(name: &str, meta: &Path) -> String {
+    let var: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut s = format!(
+        "## App Global Exports For: {var}\n\n\
+         SCIF_APPDATA_{var}=/scif/data/{name}\n\
+         SCIF_APPMETA_{var}=/scif/apps/{name}/scif\n\
+         SCIF_APPROOT_{var}=/scif/apps/{name}\n\
+         SCIF_APPBIN_{var}=/scif/apps/{name}/bin\n\
+         SCIF_APPLIB_{var}=/scif/apps/{name}/lib\n\n\
+         export SCIF_APPDATA_{var} SCIF_APPMETA_{var} SCIF_APPROOT_{var} SCIF_APPBIN_{var} SCIF_APPLIB_{var}\n"
+    );
+    for (file, kind) in [
+        ("env/90-environment.sh", "APPENV"),
+        ("labels.json", "APPLABELS"),
+        ("runscript", "APPRUN"),
+    ] {
+        if meta.join(file).exists() {
+            s.push_str(&format!(
+                "export SCIF_{kind}_{var}=\"/scif/apps/{name}/scif/{file}\"\n"
+            ));
+        }
+    }
+    s
+}
+
+fn tab_indented_json(map: &BTreeMap<&str, &str>) -> Result<String, BuildError> {
+    let mut buf = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(
+        &mut buf,
+        serde_json::ser::PrettyFormatter::with_indent(b"\t"),
+    );
+    serde::Serialize::serialize(map, &mut ser).map_err(|e| BuildError::Failed(e.to_string()))?;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
