@@ -282,6 +282,12 @@ pub struct BuildArgs {
     /// Skip the definition's %test section
     #[arg(short = 'T', long)]
     pub notest: bool,
+    /// Run the definition over an existing sandbox (no bootstrap)
+    #[arg(short = 'u', long)]
+    pub update: bool,
+    /// Only run these sections: setup, files, post, environment, labels, runscript, test, none, all
+    #[arg(long, value_name = "SECTION", value_delimiter = ',')]
+    pub section: Vec<String>,
     /// Set a {{ build argument }}: KEY=VALUE (repeatable)
     #[arg(long = "build-arg", value_name = "KEY=VALUE")]
     pub build_arg: Vec<String>,

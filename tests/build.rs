@@ -414,3 +414,61 @@ fn scif_apps() {
         &["nope", "--list-apps"],
     );
 }
+
+/// `--update` runs a definition over an existing sandbox without
+/// bootstrapping; `--section` limits which sections run.
+#[test]
+fn update_a_sandbox_with_chosen_sections() {
+    let dir = user_dir();
+    let d = dir.path();
+    let first = write(
+        d,
+        "first.def",
+        &format!(
+            "Bootstrap: localimage\nFrom: {}\n\n%post\n    echo one > /first\n\n%runscript\n    cat /first /second\n",
+            busybox().display()
+        ),
+    );
+    ok(d, &["build", "--sandbox", "sb", &first]);
+    let second = write(
+        d,
+        "second.def",
+        "Bootstrap: localimage\nFrom: /nonexistent.sif\n\n%post\n    echo two > /second\n\n%environment\n    export SKIPPED=yes\n",
+    );
+    ok(
+        d,
+        &[
+            "build",
+            "--update",
+            "--sandbox",
+            "--section",
+            "post",
+            "sb",
+            &second,
+        ],
+    );
+    assert_eq!(ok(d, &["run", "sb"]), "one\ntwo\n");
+    assert_eq!(
+        ok(d, &["exec", "sb", "sh", "-c", "echo ${SKIPPED:-not-set}"]),
+        "not-set\n"
+    );
+    failed(
+        &run_in(d, &["build", "--update", "x.sif", &second]),
+        &["--update", "sandbox"],
+    );
+    failed(
+        &run_in(
+            d,
+            &[
+                "build",
+                "--sandbox",
+                "--update",
+                "--section",
+                "bogus",
+                "sb",
+                &second,
+            ],
+        ),
+        &["--section bogus"],
+    );
+}

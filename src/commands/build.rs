@@ -11,6 +11,36 @@ use crate::cli::BuildArgs;
 use crate::commands::pull::{fetch, install, is_uri, parse_source};
 
 pub fn run(tool: Tool, args: BuildArgs) -> Result<u8> {
+    const SECTIONS: [&str; 9] = [
+        "setup",
+        "files",
+        "post",
+        "environment",
+        "labels",
+        "runscript",
+        "test",
+        "none",
+        "all",
+    ];
+    if let Some(bad) = args
+        .section
+        .iter()
+        .find(|s| !SECTIONS.contains(&s.as_str()))
+    {
+        bail!(
+            "--section {bad}: not a section that can be selected (use {})",
+            SECTIONS.join(", ")
+        );
+    }
+    if args.update {
+        if !args.sandbox || !args.output.is_dir() {
+            bail!(
+                "--update runs a definition over an existing sandbox: use --sandbox with a directory ({} is not one)",
+                args.output.display()
+            );
+        }
+        return from_definition(tool, &args);
+    }
     if args.output.exists() && !args.force {
         bail!(
             "{} already exists: use --force to overwrite it",
@@ -106,6 +136,8 @@ fn from_definition(tool: Tool, args: &BuildArgs) -> Result<u8> {
         output: args.output.clone(),
         sandbox: args.sandbox,
         notest: args.notest,
+        update: args.update,
+        sections: args.section.clone(),
         tmpdir,
         product: tool.product().to_string(),
     };

@@ -27,6 +27,13 @@ pub struct BuildOptions {
     pub output: PathBuf,
     pub sandbox: bool,
     pub notest: bool,
+    /// `--update`: run the definition over the existing sandbox `output`,
+    /// without bootstrapping.
+    pub update: bool,
+    /// `--section`: the sections to run (`setup`, `files`, `post`,
+    /// `environment`, `labels`, `runscript`, `test`, `none`); empty or
+    /// `all` means every one.
+    pub sections: Vec<String>,
     pub tmpdir: PathBuf,
     pub product: String,
 }
@@ -59,6 +66,9 @@ pub fn build(def: &Definition, opts: &BuildOptions, tools: &Tools<'_>) -> Result
         .prefix("vessel-build-")
         .tempdir_in(&opts.tmpdir)
         .map_err(io(&opts.tmpdir))?;
+    if opts.update {
+        return update_sandbox(def, opts, tools, work.path());
+    }
     let mut built: Vec<(Option<&str>, PathBuf)> = Vec::new();
     for (i, stage) in def.stages.iter().enumerate() {
         if def.stages.len() > 1 {
@@ -87,6 +97,34 @@ pub fn build(def: &Definition, opts: &BuildOptions, tools: &Tools<'_>) -> Result
     crate::pack::sif_from_dir(&rootfs, def, &opts.output, work.path()).map_err(BuildError::Failed)
 }
 
+/// `--update`: the last stage's sections over an existing sandbox, in place.
+fn update_sandbox(
+    def: &Definition,
+    opts: &BuildOptions,
+    tools: &Tools<'_>,
+    work: &Path,
+) -> Result<(), BuildError> {
+    if !opts.sandbox || !opts.output.is_dir() {
+        return Err(BuildError::Failed(format!(
+            "--update runs a definition over an existing sandbox: use --sandbox with a directory ({} is not one)",
+            opts.output.display()
+        )));
+    }
+    if def.stages.len() > 1 {
+        return Err(BuildError::Unsupported(
+            "--update works with single-stage definitions".into(),
+        ));
+    }
+    tracing::info!("Updating sandbox {} (no bootstrap)", opts.output.display());
+    let rootfs = opts.output.canonicalize().map_err(io(&opts.output))?;
+    sections_of_stage(def, def.final_stage(), &rootfs, &[], opts, tools, work)
+}
+
+/// Whether `--section` lets section `name` run.
+fn runs(opts: &BuildOptions, name: &str) -> bool {
+    opts.sections.is_empty() || opts.sections.iter().any(|s| s == name || s == "all")
+}
+
 /// One stage: base image, `%setup`, `%files`, metadata, `%post`, `%test`.
 fn build_stage(
     def: &Definition,
@@ -99,11 +137,30 @@ fn build_stage(
 ) -> Result<(), BuildError> {
     crate::apps::check_names(stage)?;
     bootstrap(stage, rootfs, tools)?;
-    run_setup(stage, rootfs)?;
-    copy_files(stage, rootfs, built)?;
-    write_metadata(def, stage, rootfs, &opts.product)?;
-    crate::apps::lay_out(stage, rootfs)?;
-    if !stage.sections.post.is_empty() {
+    sections_of_stage(def, stage, rootfs, built, opts, tools, work)
+}
+
+/// A stage's sections over a root that exists, as `--section` allows.
+fn sections_of_stage(
+    def: &Definition,
+    stage: &Stage,
+    rootfs: &Path,
+    built: &[(Option<&str>, PathBuf)],
+    opts: &BuildOptions,
+    tools: &Tools<'_>,
+    work: &Path,
+) -> Result<(), BuildError> {
+    if runs(opts, "setup") {
+        run_setup(stage, rootfs)?;
+    }
+    if runs(opts, "files") {
+        copy_files(stage, rootfs, built)?;
+    }
+    write_metadata(def, stage, rootfs, opts)?;
+    if runs(opts, "files") {
+        crate::apps::lay_out(stage, rootfs)?;
+    }
+    if runs(opts, "post") && !stage.sections.post.is_empty() {
         tracing::info!("Running %post as fake root (a root-mapped user namespace)");
         run_in(
             tools,
@@ -114,7 +171,7 @@ fn build_stage(
             "post",
         )?;
     }
-    if let Some(install) = crate::apps::install_script(stage) {
+    if let Some(install) = crate::apps::install_script(stage).filter(|_| runs(opts, "post")) {
         tracing::info!("Running %appinstall as fake root");
         run_in(
             tools,
@@ -125,7 +182,7 @@ fn build_stage(
             "appinstall",
         )?;
     }
-    if !opts.notest && !stage.sections.test.is_empty() {
+    if !opts.notest && runs(opts, "test") && !stage.sections.test.is_empty() {
         tracing::info!("Running %test");
         let status = Command::new(&tools.vessel)
             .args(["-s", "test", "--no-home"])
@@ -487,7 +544,7 @@ fn write_metadata(
     def: &Definition,
     stage: &Stage,
     rootfs: &Path,
-    _product: &str,
+    opts: &BuildOptions,
 ) -> Result<(), BuildError> {
     let sd = rootfs.join(".singularity.d");
     for d in ["", "env", "actions", "libs"] {
@@ -507,61 +564,72 @@ fn write_metadata(
         format!("#!{shebang}\n\n{}\n", s.body.trim_end_matches('\n'))
     };
     let s = &stage.sections;
-    write(
-        "runscript",
-        &script(
-            &s.runscript,
-            "#!/bin/sh\n\necho \"There is no runscript defined for this container\\n\";\n",
-        ),
-        0o755,
-    )?;
-    write("startscript", &script(&s.startscript, "#!/bin/sh\n"), 0o755)?;
-    if !s.test.is_empty() {
-        write("test", &script(&s.test, ""), 0o755)?;
+    // An update keeps the sandbox's scripts unless the definition has its own.
+    if runs(opts, "runscript") && !(opts.update && s.runscript.is_empty()) {
+        write(
+            "runscript",
+            &script(
+                &s.runscript,
+                "#!/bin/sh\n\necho \"There is no runscript defined for this container\\n\";\n",
+            ),
+            0o755,
+        )?;
     }
-    if !s.help.trim().is_empty() {
+    if runs(opts, "runscript") && !(opts.update && s.startscript.is_empty()) {
+        write("startscript", &script(&s.startscript, "#!/bin/sh\n"), 0o755)?;
+    }
+    if runs(opts, "runscript") && !s.help.trim().is_empty() {
         write(
             "runscript.help",
             &format!("{}\n", s.help.trim_end_matches('\n')),
             0o644,
         )?;
     }
-    let env_existing = std::fs::read_to_string(sd.join("env/90-environment.sh"))
-        .unwrap_or_else(|_| "#!/bin/sh\n# Custom environment shell code should follow\n\n".into());
-    write(
-        "env/90-environment.sh",
-        &format!("{env_existing}{}\n", s.environment.trim_end_matches('\n')),
-        0o755,
-    )?;
-    if !sd.join("env/01-base.sh").exists() {
-        write("env/01-base.sh", "#!/bin/sh\n", 0o755)?;
+    if runs(opts, "test") && !s.test.is_empty() {
+        write("test", &script(&s.test, ""), 0o755)?;
     }
-    let mut labels: BTreeMap<String, String> = std::fs::read_to_string(sd.join("labels.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default();
-    for (k, v) in &s.labels {
-        labels.insert(k.clone(), v.clone());
+    if runs(opts, "environment") {
+        let env_existing = std::fs::read_to_string(sd.join("env/90-environment.sh"))
+            .unwrap_or_else(|_| {
+                "#!/bin/sh\n# Custom environment shell code should follow\n\n".into()
+            });
+        write(
+            "env/90-environment.sh",
+            &format!("{env_existing}{}\n", s.environment.trim_end_matches('\n')),
+            0o755,
+        )?;
+        if !sd.join("env/01-base.sh").exists() {
+            write("env/01-base.sh", "#!/bin/sh\n", 0o755)?;
+        }
     }
-    labels.insert("org.label-schema.schema-version".into(), "1.0".into());
-    labels.insert(
-        "org.label-schema.usage.singularity.deffile.bootstrap".into(),
-        stage.bootstrap.clone(),
-    );
-    if let Some(from) = stage.from() {
+    if runs(opts, "labels") {
+        let mut labels: BTreeMap<String, String> = std::fs::read_to_string(sd.join("labels.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        for (k, v) in &s.labels {
+            labels.insert(k.clone(), v.clone());
+        }
+        labels.insert("org.label-schema.schema-version".into(), "1.0".into());
         labels.insert(
-            "org.label-schema.usage.singularity.deffile.from".into(),
-            from.to_string(),
+            "org.label-schema.usage.singularity.deffile.bootstrap".into(),
+            stage.bootstrap.clone(),
         );
+        if let Some(from) = stage.from() {
+            labels.insert(
+                "org.label-schema.usage.singularity.deffile.from".into(),
+                from.to_string(),
+            );
+        }
+        let mut buf = Vec::new();
+        let mut ser = serde_json::Serializer::with_formatter(
+            &mut buf,
+            serde_json::ser::PrettyFormatter::with_indent(b"\t"),
+        );
+        serde::Serialize::serialize(&labels, &mut ser)
+            .map_err(|e| BuildError::Failed(e.to_string()))?;
+        write("labels.json", &String::from_utf8_lossy(&buf), 0o644)?;
     }
-    let mut buf = Vec::new();
-    let mut ser = serde_json::Serializer::with_formatter(
-        &mut buf,
-        serde_json::ser::PrettyFormatter::with_indent(b"\t"),
-    );
-    serde::Serialize::serialize(&labels, &mut ser)
-        .map_err(|e| BuildError::Failed(e.to_string()))?;
-    write("labels.json", &String::from_utf8_lossy(&buf), 0o644)?;
     write("Singularity", &def.raw, 0o644)?;
     Ok(())
 }
