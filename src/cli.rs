@@ -282,6 +282,9 @@ pub struct BuildArgs {
     /// Skip the definition's %test section
     #[arg(short = 'T', long)]
     pub notest: bool,
+    /// Give the owner read/write on everything in the image (for sandboxes the user must change or delete)
+    #[arg(long)]
+    pub fix_perms: bool,
     /// Run the definition over an existing sandbox (no bootstrap)
     #[arg(short = 'u', long)]
     pub update: bool,

@@ -307,6 +307,13 @@ fn unreadable_files_made_in_post() {
         ),
         "0\n0\n"
     );
+    // --fix-perms gives the owner access again in a sandbox of it.
+    ok(d, &["build", "--sandbox", "--fix-perms", "fixed", "m.sif"]);
+    assert_eq!(ok(d, &["exec", "fixed", "cat", "/secret"]), "s\n");
+    assert_eq!(
+        ok(d, &["exec", "fixed", "stat", "-c", "%a", "/etc/denied"]),
+        "700\n"
+    );
 }
 
 /// Multi-stage: `%files from NAME` copies out of an earlier stage, resolving

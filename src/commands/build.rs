@@ -66,6 +66,7 @@ pub fn run(tool: Tool, args: BuildArgs) -> Result<u8> {
         } else if args.sandbox {
             vessel_build::engine::unpack_to_sandbox(spec, &args.output)
                 .map_err(|e| anyhow!("{e}"))?;
+            fix_perms_if_asked(&args)?;
         } else {
             install(spec, &args.output)?;
         }
@@ -77,11 +78,19 @@ pub fn run(tool: Tool, args: BuildArgs) -> Result<u8> {
     if args.sandbox {
         vessel_build::engine::unpack_to_sandbox(fetched.path(), &args.output)
             .map_err(|e| anyhow!("{e}"))?;
+        fix_perms_if_asked(&args)?;
     } else {
         install(fetched.path(), &args.output)?;
     }
     tracing::info!("Build complete: {}", args.output.display());
     Ok(0)
+}
+
+fn fix_perms_if_asked(args: &BuildArgs) -> Result<()> {
+    if args.fix_perms {
+        vessel_build::engine::fix_perms(&args.output).map_err(|e| anyhow!("{e}"))?;
+    }
+    Ok(())
 }
 
 /// Where builds keep their temporary trees.
@@ -138,6 +147,7 @@ fn from_definition(tool: Tool, args: &BuildArgs) -> Result<u8> {
         notest: args.notest,
         update: args.update,
         sections: args.section.clone(),
+        fix_perms: args.fix_perms,
         tmpdir,
         product: tool.product().to_string(),
     };

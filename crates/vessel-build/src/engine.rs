@@ -34,6 +34,8 @@ pub struct BuildOptions {
     /// `environment`, `labels`, `runscript`, `test`, `none`); empty or
     /// `all` means every one.
     pub sections: Vec<String>,
+    /// `--fix-perms`: give the owner rwX on everything the base image holds.
+    pub fix_perms: bool,
     pub tmpdir: PathBuf,
     pub product: String,
 }
@@ -137,6 +139,9 @@ fn build_stage(
 ) -> Result<(), BuildError> {
     crate::apps::check_names(stage)?;
     bootstrap(stage, rootfs, tools)?;
+    if opts.fix_perms {
+        fix_perms(rootfs)?;
+    }
     sections_of_stage(def, stage, rootfs, built, opts, tools, work)
 }
 
@@ -224,6 +229,25 @@ fn bootstrap(stage: &Stage, rootfs: &Path, tools: &Tools<'_>) -> Result<(), Buil
         }
     };
     unpack_sif(&source, rootfs)
+}
+
+/// `--fix-perms`: owner read/write (and search on directories) everywhere,
+/// so that a sandbox of an image with read-only files can be changed and
+/// deleted by the user. Symlinks are left alone (`chmod -R` does not follow
+/// them).
+pub fn fix_perms(dir: &Path) -> Result<(), BuildError> {
+    let status = Command::new("chmod")
+        .args(["-R", "u+rwX"])
+        .arg(dir)
+        .status()
+        .map_err(io(dir))?;
+    if !status.success() {
+        return Err(BuildError::Failed(format!(
+            "--fix-perms: chmod of {} failed",
+            dir.display()
+        )));
+    }
+    Ok(())
 }
 
 /// `build IMAGE.sif SANDBOX`: a sandbox directory packed into a SIF, its
