@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::def::{Script, Stage};
-use crate::engine::{copy_into_root, glob, io, BuildError};
+use crate::engine::{copy_into_root, glob, io, tab_indented_json, write_file, BuildError};
 
 /// Refuses app names that would not stay one directory under `/scif/apps`.
 pub(crate) fn check_names(stage: &Stage) -> Result<(), BuildError> {
@@ -53,12 +53,7 @@ pub(crate) fn lay_out(stage: &Stage, rootfs: &Path) -> Result<(), BuildError> {
         ] {
             std::fs::create_dir_all(&d).map_err(io(&d))?;
         }
-        let write = |rel: &str, text: &str, mode: u32| -> Result<(), BuildError> {
-            use std::os::unix::fs::PermissionsExt;
-            let p = meta.join(rel);
-            std::fs::write(&p, text).map_err(io(&p))?;
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).map_err(io(&p))
-        };
+        let write = |rel: &str, text: &str, mode: u32| write_file(&meta.join(rel), text, mode);
         write("env/01-base.sh", &base_env(name), 0o755)?;
         if !app.env.is_empty() {
             write("env/90-environment.sh", &app.env, 0o755)?;
@@ -93,10 +88,11 @@ pub(crate) fn lay_out(stage: &Stage, rootfs: &Path) -> Result<(), BuildError> {
         }
         global.push_str(&global_env(name, &meta));
     }
-    let p = rootfs.join(".singularity.d/env/94-appsbase.sh");
-    std::fs::write(&p, global).map_err(io(&p))?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).map_err(io(&p))
+    write_file(
+        &rootfs.join(".singularity.d/env/94-appsbase.sh"),
+        &global,
+        0o755,
+    )
 }
 
 /// One script running every `%appinstall` in app order, each in its app's
@@ -166,14 +162,4 @@ fn global_env(name: &str, meta: &Path) -> String {
         }
     }
     s
-}
-
-fn tab_indented_json(map: &BTreeMap<&str, &str>) -> Result<String, BuildError> {
-    let mut buf = Vec::new();
-    let mut ser = serde_json::Serializer::with_formatter(
-        &mut buf,
-        serde_json::ser::PrettyFormatter::with_indent(b"\t"),
-    );
-    serde::Serialize::serialize(map, &mut ser).map_err(|e| BuildError::Failed(e.to_string()))?;
-    Ok(String::from_utf8_lossy(&buf).into_owned())
 }

@@ -236,16 +236,22 @@ fn bootstrap(stage: &Stage, rootfs: &Path, tools: &Tools<'_>) -> Result<(), Buil
 /// deleted by the user. Symlinks are left alone (`chmod -R` does not follow
 /// them).
 pub fn fix_perms(dir: &Path) -> Result<(), BuildError> {
-    let status = Command::new("chmod")
-        .args(["-R", "u+rwX"])
-        .arg(dir)
-        .status()
-        .map_err(io(dir))?;
+    run_checked(
+        Command::new("chmod").args(["-R", "u+rwX"]).arg(dir),
+        dir,
+        || format!("--fix-perms: chmod of {} failed", dir.display()),
+    )
+}
+
+/// Runs a host tool to completion; `failed` words a non-zero exit.
+fn run_checked(
+    cmd: &mut Command,
+    subject: &Path,
+    failed: impl FnOnce() -> String,
+) -> Result<(), BuildError> {
+    let status = cmd.status().map_err(io(subject))?;
     if !status.success() {
-        return Err(BuildError::Failed(format!(
-            "--fix-perms: chmod of {} failed",
-            dir.display()
-        )));
+        return Err(BuildError::Failed(failed()));
     }
     Ok(())
 }
@@ -316,19 +322,14 @@ fn primary_offset(image: &Path) -> Result<u64, BuildError> {
 }
 
 fn copy_tree(src: &Path, dst: &Path) -> Result<(), BuildError> {
-    let status = Command::new("cp")
-        .args(["-a", "--no-preserve=ownership"])
-        .arg(src)
-        .arg(dst)
-        .status()
-        .map_err(io(src))?;
-    if !status.success() {
-        return Err(BuildError::Failed(format!(
-            "copying {} failed",
-            src.display()
-        )));
-    }
-    Ok(())
+    run_checked(
+        Command::new("cp")
+            .args(["-a", "--no-preserve=ownership"])
+            .arg(src)
+            .arg(dst),
+        src,
+        || format!("copying {} failed", src.display()),
+    )
 }
 
 /// `%setup`: on the host, with `$APPTAINER_ROOTFS` naming the root.
@@ -563,6 +564,26 @@ fn run_in(
     Ok(())
 }
 
+/// Writes a file with exactly `mode` (not filtered by the umask).
+pub(crate) fn write_file(path: &Path, text: &str, mode: u32) -> Result<(), BuildError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).map_err(io(path))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io(path))
+}
+
+/// JSON indented with tabs, as Apptainer writes `labels.json`.
+pub(crate) fn tab_indented_json(value: &impl serde::Serialize) -> Result<String, BuildError> {
+    let mut buf = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(
+        &mut buf,
+        serde_json::ser::PrettyFormatter::with_indent(b"\t"),
+    );
+    value
+        .serialize(&mut ser)
+        .map_err(|e| BuildError::Failed(e.to_string()))?;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
 /// The `/.singularity.d` layout, from the definition's sections.
 fn write_metadata(
     def: &Definition,
@@ -574,12 +595,7 @@ fn write_metadata(
     for d in ["", "env", "actions", "libs"] {
         std::fs::create_dir_all(sd.join(d)).map_err(io(&sd))?;
     }
-    let write = |rel: &str, text: &str, mode: u32| -> Result<(), BuildError> {
-        use std::os::unix::fs::PermissionsExt;
-        let p = sd.join(rel);
-        std::fs::write(&p, text).map_err(io(&p))?;
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).map_err(io(&p))
-    };
+    let write = |rel: &str, text: &str, mode: u32| write_file(&sd.join(rel), text, mode);
     let script = |s: &crate::def::Script, default: &str| -> String {
         if s.is_empty() {
             return default.to_string();
@@ -645,14 +661,7 @@ fn write_metadata(
                 from.to_string(),
             );
         }
-        let mut buf = Vec::new();
-        let mut ser = serde_json::Serializer::with_formatter(
-            &mut buf,
-            serde_json::ser::PrettyFormatter::with_indent(b"\t"),
-        );
-        serde::Serialize::serialize(&labels, &mut ser)
-            .map_err(|e| BuildError::Failed(e.to_string()))?;
-        write("labels.json", &String::from_utf8_lossy(&buf), 0o644)?;
+        write("labels.json", &tab_indented_json(&labels)?, 0o644)?;
     }
     write("Singularity", &def.raw, 0o644)?;
     Ok(())
