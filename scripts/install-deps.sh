@@ -19,6 +19,8 @@ packages=(
   # Tests with real components: a Debian image made with debootstrap, and a
   # single-node Slurm cluster.
   debootstrap munge slurmctld slurmd slurm-client procps
+  # Fake-root builds with the user's subordinate ids (newuidmap/newgidmap).
+  uidmap
   # Pulls: tar2sqfs turns merged layers into SquashFS; local OCI registries
   # and the tools that fill them for the tests.
   squashfs-tools-ng docker-registry skopeo umoci apache2-utils openssl curl python3

@@ -27,27 +27,8 @@ for c in debootstrap mksquashfs; do
   command -v "$c" >/dev/null || { echo "$0: $c missing (apt-get install -y debootstrap squashfs-tools)" >&2; exit 1; }
 done
 
-# shellcheck source=/dev/null
-. /etc/os-release
-suite=${VERSION_CODENAME:?no VERSION_CODENAME in /etc/os-release}
-# Only the mirror the host's apt uses is reachable from CI machines: take the
-# first entry that serves the plain suite (not -updates/-security).
-mirror=$(
-  {
-    # deb822 .sources: one stanza per paragraph (and per file).
-    awk -v s="$suite" '
-      function flush() { if (deb && ok && uri) print uri; deb = ok = 0; uri = "" }
-      FNR == 1 || /^[ \t]*$/ { flush() }
-      tolower($1) == "types:" && / deb( |$)/ { deb = 1 }
-      tolower($1) == "uris:" { uri = $2 }
-      tolower($1) == "suites:" { for (i = 2; i <= NF; i++) if ($i == s) ok = 1 }
-      END { flush() }' /etc/apt/sources.list.d/*.sources 2>/dev/null || true
-    # One-line format: deb [options] URI SUITE COMPONENTS...
-    awk -v s="$suite" '{ sub(/\[[^]]*\]/, ""); if ($1 == "deb" && $3 == s) print $2 }' \
-      /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null || true
-  } | head -n 1
-)
-[ -n "$mirror" ] || { echo "$0: no apt source for suite $suite found" >&2; exit 1; }
+read -r suite mirror < <("$(dirname "$0")/debian-mirror.sh") || true
+[ -n "${mirror:-}" ] || exit 1
 
 mkdir -p "$out"
 # Temporaries live next to the outputs so the final renames are atomic.

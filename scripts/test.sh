@@ -34,6 +34,13 @@ install -m 0755 target/debug/vessel "$bin"
 chmod 0755 "$tools"
 # The unprivileged user the container tests run as.
 id vtest >/dev/null 2>&1 || useradd -m -s /bin/bash vtest
+# Subordinate ids, as sites configure them for fakeroot builds (apt-get in
+# %post switches to the _apt user). Debian's useradd adds them; others may not.
+grep -q '^vtest:' /etc/subuid 2>/dev/null || usermod --add-subuids 100000-165535 vtest
+grep -q '^vtest:' /etc/subgid 2>/dev/null || usermod --add-subgids 100000-165535 vtest
+# The Debian mirror the debootstrap build tests use (the host's own).
+read -r VESSEL_TEST_DEBIAN_SUITE VESSEL_TEST_DEBIAN_MIRROR < <(scripts/debian-mirror.sh) || true
+export VESSEL_TEST_DEBIAN_SUITE VESSEL_TEST_DEBIAN_MIRROR
 
 echo "==> a Debian image (debootstrap, cached in ${VESSEL_CI_CACHE:=/var/cache/vessel-ci})"
 scripts/make-debian-image.sh "$VESSEL_CI_CACHE/debian"

@@ -165,6 +165,10 @@ vessel pull --no-https docker://127.0.0.1:5000/busybox:latest"
     /// Print a shell completion script
     #[command(display_order = 51)]
     Completion(CompletionArgs),
+
+    /// Internal: run a host command as fake root (used by `build`)
+    #[command(name = "__fakeroot", hide = true)]
+    FakerootRun(FakerootRunArgs),
 }
 
 impl Command {
@@ -200,6 +204,7 @@ impl Command {
             Command::Checkpoint(_) => "checkpoint",
             Command::Version => "version",
             Command::Completion(_) => "completion",
+            Command::FakerootRun(_) => "__fakeroot",
         }
     }
 }
@@ -300,6 +305,12 @@ pub struct BuildArgs {
     /// Warn about build arguments the definition does not use, instead of failing
     #[arg(long)]
     pub warn_unused_build_args: bool,
+    /// Extra mksquashfs options for the image, e.g. "-comp zstd" (gzip is the default)
+    #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
+    pub mksquashfs_args: Option<String>,
+    /// Build as fake root (what unprivileged builds always do; accepted for compatibility)
+    #[arg(short = 'f', long)]
+    pub fakeroot: bool,
     /// The image to write
     #[arg(value_name = "IMAGE")]
     pub output: std::path::PathBuf,
@@ -497,6 +508,14 @@ pub struct ShellArgs {
     pub shell: Option<String>,
     #[command(flatten)]
     pub action: ActionArgs,
+}
+
+/// `vessel __fakeroot CMD ARGS…`: the command, on the host, in new user
+/// (fake root), mount and PID namespaces.
+#[derive(Debug, Args)]
+pub struct FakerootRunArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    pub command: Vec<OsString>,
 }
 
 /// Arguments of a command that Vessel does not implement yet: taken as

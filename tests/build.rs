@@ -479,3 +479,98 @@ fn update_a_sandbox_with_chosen_sections() {
         &["--section bogus"],
     );
 }
+
+/// `Bootstrap: debootstrap` from the host's Debian mirror, built by the
+/// unprivileged user, with real `apt-get install` in `%post` (fake root
+/// with the user's subordinate ids: apt switches to `_apt`), then `run`,
+/// `test`, `inspect` and `run-help` on the result, owners kept in the image.
+#[test]
+fn debootstrap_with_apt_get_as_fake_root() {
+    let (Ok(suite), Ok(mirror)) = (
+        std::env::var("VESSEL_TEST_DEBIAN_SUITE"),
+        std::env::var("VESSEL_TEST_DEBIAN_MIRROR"),
+    ) else {
+        eprintln!("skipped: VESSEL_TEST_DEBIAN_SUITE/MIRROR not set (scripts/test.sh sets them)");
+        return;
+    };
+    let dir = user_dir();
+    let d = dir.path();
+    let def = write(
+        d,
+        "deb.def",
+        &format!(
+            "Bootstrap: debootstrap\nOSVersion: {suite}\nMirrorURL: {mirror}\n\n\
+             %post\n    apt-get update -q\n    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends hello\n    \
+             useradd -u 2000 -m builder\n    rm -rf /var/lib/apt/lists/*\n\n\
+             %environment\n    export GREETING=\"from debootstrap\"\n\n\
+             %runscript\n    hello -g \"$GREETING $*\"\n\n\
+             %test\n    hello | grep -q 'Hello, world'\n\n\
+             %labels\n    Maintainer vessel-tests\n\n\
+             %help\n    Prints a greeting with GNU hello.\n"
+        ),
+    );
+    let tmp = d.join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    if running_as_root() {
+        let u = test_user();
+        std::os::unix::fs::chown(&tmp, Some(u.uid), Some(u.gid)).unwrap();
+    }
+    let out = user_vessel(
+        &["build", "deb.sif", &def],
+        &[("APPTAINER_TMPDIR", tmp.to_str().unwrap())],
+        d,
+    )
+    .stdin(Stdio::null())
+    .output()
+    .unwrap();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{}{err}", stdout(&out));
+    assert!(
+        err.contains("Fake root: root-mapped user namespace with your subordinate ids"),
+        "{err}"
+    );
+    assert_eq!(ok(d, &["run", "deb.sif", "x"]), "from debootstrap x\n");
+    ok(d, &["test", "deb.sif"]);
+    assert!(ok(d, &["inspect", "deb.sif"]).contains("Maintainer: vessel-tests"));
+    assert!(ok(d, &["inspect", "--deffile", "deb.sif"]).contains("Bootstrap: debootstrap"));
+    assert_eq!(
+        ok(d, &["run-help", "deb.sif"]).trim(),
+        "Prints a greeting with GNU hello."
+    );
+    // Owners as they were inside the build: apt's _apt directory, the new
+    // user's home, root's files.
+    let sif = d.join("deb.sif");
+    let listing = std::process::Command::new("unsquashfs")
+        .args(["-lln", "-offset", &primary_offset(&sif)])
+        .arg(&sif)
+        .output()
+        .expect("unsquashfs (squashfs-tools) is needed for this test");
+    let owner = |path: &str| -> String {
+        let text = String::from_utf8_lossy(&listing.stdout);
+        let line = text
+            .lines()
+            .find(|l| l.ends_with(&format!("squashfs-root{path}")))
+            .unwrap_or_else(|| panic!("{path} not in the image"));
+        line.split_whitespace().nth(1).unwrap().to_string()
+    };
+    let passwd = ok(d, &["exec", "deb.sif", "cat", "/etc/passwd"]);
+    let apt_uid = passwd
+        .lines()
+        .find(|l| l.starts_with("_apt:"))
+        .and_then(|l| l.split(':').nth(2))
+        .expect("_apt in /etc/passwd")
+        .to_string();
+    assert_eq!(
+        owner("/var/cache/apt/archives/partial"),
+        format!("{apt_uid}/0")
+    );
+    assert_eq!(owner("/home/builder"), "2000/2000");
+    assert_eq!(owner("/usr/bin/hello"), "0/0");
+    // Nothing of the build is left behind in the temporary directory.
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -61,8 +61,15 @@ pub fn run(tool: Tool, args: BuildArgs) -> Result<u8> {
             if args.sandbox {
                 bail!("{} is already a sandbox directory", spec.display());
             }
-            vessel_build::engine::pack_sandbox(spec, &args.output, &tmpdir())
-                .map_err(|e| anyhow!("{e}"))?;
+            let vessel = std::env::current_exe().context("cannot find the vessel executable")?;
+            vessel_build::engine::pack_sandbox(
+                spec,
+                &args.output,
+                &tmpdir(),
+                &vessel,
+                &squash_options(&args)?,
+            )
+            .map_err(|e| anyhow!("{e}"))?;
         } else if args.sandbox {
             vessel_build::engine::unpack_to_sandbox(spec, &args.output)
                 .map_err(|e| anyhow!("{e}"))?;
@@ -91,6 +98,14 @@ fn fix_perms_if_asked(args: &BuildArgs) -> Result<()> {
         vessel_build::engine::fix_perms(&args.output).map_err(|e| anyhow!("{e}"))?;
     }
     Ok(())
+}
+
+fn squash_options(args: &BuildArgs) -> Result<vessel_build::engine::SquashOptions> {
+    let mksquashfs_args = match &args.mksquashfs_args {
+        Some(text) => vessel_build::engine::split_mksquashfs_args(text).map_err(|e| anyhow!(e))?,
+        None => Vec::new(),
+    };
+    Ok(vessel_build::engine::SquashOptions { mksquashfs_args })
 }
 
 /// Where builds keep their temporary trees.
@@ -148,6 +163,7 @@ fn from_definition(tool: Tool, args: &BuildArgs) -> Result<u8> {
         update: args.update,
         sections: args.section.clone(),
         fix_perms: args.fix_perms,
+        squash: squash_options(args)?,
         tmpdir,
         product: tool.product().to_string(),
     };

@@ -3,6 +3,7 @@
 mod action;
 mod build;
 mod cache;
+mod fakeroot;
 mod inspect;
 mod pull;
 mod registry;
@@ -63,6 +64,7 @@ pub fn run(cli: Cli, tool: Tool) -> Result<u8> {
         Command::Cache(args) => cache::run(tool, args),
         Command::Registry(args) => registry::run(args),
         Command::Sif(args) => sif::run(args),
+        Command::FakerootRun(args) => fakeroot::run(args),
         other => bail!(
             "'{} {}' is not implemented yet in Vessel {VERSION}",
             tool.command(),

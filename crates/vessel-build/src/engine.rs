@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::def::{Definition, Stage};
+use crate::hostroot::HostRoot;
+pub use crate::pack::{split_mksquashfs_args, SquashOptions};
 
 /// How to run the pieces the engine does not own: `vessel` itself (for
 /// `%post` and `%test` in a container) and the fetch of a bootstrap source
@@ -36,6 +38,8 @@ pub struct BuildOptions {
     pub sections: Vec<String>,
     /// `--fix-perms`: give the owner rwX on everything the base image holds.
     pub fix_perms: bool,
+    /// How the SquashFS is made (`--mksquashfs-args`).
+    pub squash: SquashOptions,
     pub tmpdir: PathBuf,
     pub product: String,
 }
@@ -68,9 +72,32 @@ pub fn build(def: &Definition, opts: &BuildOptions, tools: &Tools<'_>) -> Result
         .prefix("vessel-build-")
         .tempdir_in(&opts.tmpdir)
         .map_err(io(&opts.tmpdir))?;
-    if opts.update {
-        return update_sandbox(def, opts, tools, work.path());
-    }
+    let host = HostRoot::new(&tools.vessel);
+    tracing::info!("{}", capitalized(&host.describe()));
+    let result = if opts.update {
+        update_sandbox(def, opts, tools, work.path())
+    } else {
+        build_stages(def, opts, tools, &host, work.path())
+    };
+    // Files of the user's subordinate ids can only go from inside.
+    host.remove_tree(work.path());
+    result
+}
+
+fn capitalized(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+fn build_stages(
+    def: &Definition,
+    opts: &BuildOptions,
+    tools: &Tools<'_>,
+    host: &HostRoot,
+    work: &Path,
+) -> Result<(), BuildError> {
     let mut built: Vec<(Option<&str>, PathBuf)> = Vec::new();
     for (i, stage) in def.stages.iter().enumerate() {
         if def.stages.len() > 1 {
@@ -85,10 +112,10 @@ pub fn build(def: &Definition, opts: &BuildOptions, tools: &Tools<'_>) -> Result
                     .unwrap_or_default()
             );
         }
-        let stage_dir = work.path().join(format!("stage-{i}"));
+        let stage_dir = work.join(format!("stage-{i}"));
         std::fs::create_dir(&stage_dir).map_err(io(&stage_dir))?;
         let rootfs = stage_dir.join("rootfs");
-        build_stage(def, stage, &rootfs, &built, opts, tools, &stage_dir)?;
+        build_stage(def, stage, &rootfs, &built, opts, tools, host, &stage_dir)?;
         built.push((stage.name.as_deref(), rootfs));
     }
     let (_, rootfs) = built.pop().expect("a parsed definition has a stage");
@@ -96,7 +123,8 @@ pub fn build(def: &Definition, opts: &BuildOptions, tools: &Tools<'_>) -> Result
         std::fs::rename(&rootfs, &opts.output).map_err(io(&opts.output))?;
         return Ok(());
     }
-    crate::pack::sif_from_dir(&rootfs, def, &opts.output, work.path()).map_err(BuildError::Failed)
+    crate::pack::sif_from_dir(&rootfs, def, &opts.output, work, host, &opts.squash)
+        .map_err(BuildError::Failed)
 }
 
 /// `--update`: the last stage's sections over an existing sandbox, in place.
@@ -128,6 +156,7 @@ fn runs(opts: &BuildOptions, name: &str) -> bool {
 }
 
 /// One stage: base image, `%setup`, `%files`, metadata, `%post`, `%test`.
+#[allow(clippy::too_many_arguments)]
 fn build_stage(
     def: &Definition,
     stage: &Stage,
@@ -135,10 +164,11 @@ fn build_stage(
     built: &[(Option<&str>, PathBuf)],
     opts: &BuildOptions,
     tools: &Tools<'_>,
+    host: &HostRoot,
     work: &Path,
 ) -> Result<(), BuildError> {
     crate::apps::check_names(stage)?;
-    bootstrap(stage, rootfs, tools)?;
+    bootstrap(stage, rootfs, tools, host)?;
     if opts.fix_perms {
         fix_perms(rootfs)?;
     }
@@ -204,7 +234,12 @@ fn sections_of_stage(
 }
 
 /// Unpacks the stage's base image into `rootfs`.
-fn bootstrap(stage: &Stage, rootfs: &Path, tools: &Tools<'_>) -> Result<(), BuildError> {
+fn bootstrap(
+    stage: &Stage,
+    rootfs: &Path,
+    tools: &Tools<'_>,
+    host: &HostRoot,
+) -> Result<(), BuildError> {
     let from = stage.from().unwrap_or("").trim();
     let agent = stage.bootstrap.to_ascii_lowercase();
     let source = match agent.as_str() {
@@ -220,15 +255,23 @@ fn bootstrap(stage: &Stage, rootfs: &Path, tools: &Tools<'_>) -> Result<(), Buil
             }
             p.to_path_buf()
         }
+        "debootstrap" => return crate::debootstrap::bootstrap(stage, rootfs, host),
         "docker" | "oras" => (tools.fetch)(&format!("{agent}://{from}")).map_err(BuildError::Failed)?,
         "oci" | "oci-archive" | "docker-archive" => (tools.fetch)(&format!("{agent}:{from}")).map_err(BuildError::Failed)?,
         other => {
             return Err(BuildError::Unsupported(format!(
-                "the {other} bootstrap agent is not supported yet (supported: docker, oras, oci, oci-archive, docker-archive, localimage, scratch)"
+                "the {other} bootstrap agent is not supported yet (supported: docker, oras, oci, oci-archive, docker-archive, localimage, debootstrap, scratch)"
             )))
         }
     };
-    unpack_sif(&source, rootfs)
+    // As fake root with subordinate ids, unsquashfs keeps the image's
+    // owners; otherwise every file becomes the user's (root inside).
+    let unsquashfs = if host.has_subordinate_ids() {
+        host.command("unsquashfs")
+    } else {
+        Command::new("unsquashfs")
+    };
+    unpack_sif(&source, rootfs, unsquashfs)
 }
 
 /// `--fix-perms`: owner read/write (and search on directories) everywhere,
@@ -258,7 +301,13 @@ fn run_checked(
 
 /// `build IMAGE.sif SANDBOX`: a sandbox directory packed into a SIF, its
 /// definition file taken from its `/.singularity.d/Singularity`.
-pub fn pack_sandbox(dir: &Path, output: &Path, tmpdir: &Path) -> Result<(), BuildError> {
+pub fn pack_sandbox(
+    dir: &Path,
+    output: &Path,
+    tmpdir: &Path,
+    vessel: &Path,
+    squash: &SquashOptions,
+) -> Result<(), BuildError> {
     let work = tempfile::Builder::new()
         .prefix("vessel-build-")
         .tempdir_in(tmpdir)
@@ -269,18 +318,20 @@ pub fn pack_sandbox(dir: &Path, output: &Path, tmpdir: &Path) -> Result<(), Buil
         .flatten()
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
-    crate::pack::sif_from_tree(dir, &deffile, output, work.path()).map_err(BuildError::Failed)
+    let host = HostRoot::new(vessel);
+    crate::pack::sif_from_tree(dir, &deffile, output, work.path(), &host, squash)
+        .map_err(BuildError::Failed)
 }
 
 /// `build --sandbox DIR IMAGE`: an image's root file system as a directory.
 pub fn unpack_to_sandbox(image: &Path, dest: &Path) -> Result<(), BuildError> {
-    unpack_sif(image, dest)
+    unpack_sif(image, dest, Command::new("unsquashfs"))
 }
 
 /// Unpacks a SIF's (or SquashFS file's) root file system with unsquashfs.
-fn unpack_sif(image: &Path, rootfs: &Path) -> Result<(), BuildError> {
+fn unpack_sif(image: &Path, rootfs: &Path, mut unsquashfs: Command) -> Result<(), BuildError> {
     let offset = primary_offset(image)?;
-    let out = Command::new("unsquashfs")
+    let out = unsquashfs
         .args([
             "-no-progress",
             "-quiet",

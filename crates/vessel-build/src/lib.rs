@@ -19,9 +19,11 @@
 //! ```
 mod apps;
 pub mod buildargs;
+mod debootstrap;
 pub mod def;
 pub mod engine;
 mod error;
+mod hostroot;
 mod pack;
 
 pub use buildargs::{

@@ -1,94 +1,77 @@
-//! Packing a built root file system into a SIF: the tree is streamed as tar
-//! into `tar2sqfs`, with the building user's own files given to root (they
-//! were root's inside the fake-root build), then wrapped with the definition
-//! file and the inspect metadata. Written under a temporary name and renamed,
-//! so a failure leaves no partial image.
+//! Packing a built root file system into a SIF: `mksquashfs` reads the
+//! tree as fake root (so the user's own files are root's, files of the
+//! user's subordinate ids keep their ids from inside, and files the user
+//! may not read are read all the same), then the SquashFS is wrapped with
+//! the definition file and the inspect metadata. Written under a temporary
+//! name and renamed, so a failure leaves no partial image.
 
-use std::collections::HashMap;
 use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 
 use vessel_sif::{
     Arch, CreateOptions, DataType, FsType, Metadata, ObjectInput, PartType, Partition, Sif,
 };
 
 use crate::def::Definition;
+use crate::hostroot::HostRoot;
 
-/// Runs `read` on a file or directory of the build that its own mode keeps
-/// the user from reading (`mkdir -m 0` in `%post`: root could read it
-/// inside), by giving the owner access for that moment. The tar header has
-/// already recorded the real mode.
-fn readable<T>(
-    path: &Path,
-    meta: &fs::Metadata,
-    read: impl FnOnce() -> io::Result<T>,
-) -> io::Result<T> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = meta.permissions().mode();
-    let needed = if meta.is_dir() { 0o500 } else { 0o400 };
-    if mode & needed == needed {
-        return read();
-    }
-    fs::set_permissions(path, fs::Permissions::from_mode(mode | needed))?;
-    let result = read();
-    fs::set_permissions(path, fs::Permissions::from_mode(mode & 0o7777))?;
-    result
+/// How the SquashFS is made.
+#[derive(Clone, Debug, Default)]
+pub struct SquashOptions {
+    /// `--mksquashfs-args`: extra `mksquashfs` options (`-comp zstd`, …).
+    pub mksquashfs_args: Vec<String>,
 }
 
-/// Streams `root` as tar, owners mapped from `me` to root.
-fn stream_tree<W: Write>(root: &Path, me: (u32, u32), out: &mut tar::Builder<W>) -> io::Result<()> {
-    let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
-    let mut stack = vec![PathBuf::new()];
-    while let Some(rel) = stack.pop() {
-        let path = root.join(&rel);
-        let meta = fs::symlink_metadata(&path)?;
-        let ft = meta.file_type();
-        let mut h = tar::Header::new_gnu();
-        h.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
-        let map = |id: u32, mine: u32| if id == mine { 0 } else { id };
-        h.set_uid(map(meta.uid(), me.0) as u64);
-        h.set_gid(map(meta.gid(), me.1) as u64);
-        let name = if rel.as_os_str().is_empty() {
-            PathBuf::from(".")
-        } else {
-            rel.clone()
-        };
-        if ft.is_dir() {
-            h.set_size(0);
-            out.append_data(&mut h, &name, io::empty())?;
-            let mut children: Vec<PathBuf> = readable(&path, &meta, || {
-                fs::read_dir(&path)?
-                    .map(|e| e.map(|e| rel.join(e.file_name())))
-                    .collect::<io::Result<_>>()
-            })?;
-            children.sort();
-            children.reverse();
-            stack.extend(children);
-        } else if ft.is_symlink() {
-            h.set_size(0);
-            out.append_link(&mut h, &name, fs::read_link(&path)?)?;
-        } else if ft.is_file() {
-            if meta.nlink() > 1 {
-                if let Some(first) = links.get(&(meta.dev(), meta.ino())) {
-                    h.set_entry_type(tar::EntryType::Link);
-                    h.set_size(0);
-                    out.append_link(&mut h, &name, first)?;
-                    continue;
-                }
-                links.insert((meta.dev(), meta.ino()), name.clone());
+impl SquashOptions {
+    /// The mksquashfs command line after its source and destination: gzip
+    /// unless the user chose a compressor (images must open everywhere, and
+    /// gzip is what every kernel and Apptainer release reads).
+    fn args(&self) -> Vec<String> {
+        let mut args: Vec<String> =
+            vec!["-noappend".into(), "-quiet".into(), "-no-progress".into()];
+        if !self.mksquashfs_args.iter().any(|a| a == "-comp") {
+            args.extend(["-comp".into(), "gzip".into()]);
+        }
+        args.extend(self.mksquashfs_args.iter().cloned());
+        args
+    }
+}
+
+/// `--mksquashfs-args "-comp zstd -b 1M"`: split as a shell would split
+/// plain words (quotes group words; no expansions).
+pub fn split_mksquashfs_args(text: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut quote: Option<char> = None;
+    for c in text.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => cur.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                in_word = true;
             }
-            let file = readable(&path, &meta, || fs::File::open(&path))?;
-            out.append_data(&mut h, &name, file)?;
-        } else {
-            // FIFOs and device nodes: metadata only.
-            h.set_size(0);
-            out.append_data(&mut h, &name, io::empty())?;
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    out.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            (None, c) => {
+                cur.push(c);
+                in_word = true;
+            }
         }
     }
-    Ok(())
+    if quote.is_some() {
+        return Err(format!("--mksquashfs-args {text:?}: unterminated quote"));
+    }
+    if in_word {
+        out.push(cur);
+    }
+    Ok(out)
 }
 
 /// Makes `output` (a SIF) from the root file system at `root`.
@@ -97,49 +80,37 @@ pub fn sif_from_dir(
     def: &Definition,
     output: &Path,
     work: &Path,
+    host: &HostRoot,
+    squash: &SquashOptions,
 ) -> Result<(), String> {
-    sif_from_tree(root, &def.raw, output, work)
+    sif_from_tree(root, &def.raw, output, work, host, squash)
 }
 
 /// Makes `output` from `root`, recording `deffile` as its definition.
-pub fn sif_from_tree(root: &Path, deffile: &str, output: &Path, work: &Path) -> Result<(), String> {
+pub fn sif_from_tree(
+    root: &Path,
+    deffile: &str,
+    output: &Path,
+    work: &Path,
+    host: &HostRoot,
+    squash: &SquashOptions,
+) -> Result<(), String> {
     let squashfs = work.join("rootfs.sqfs");
-    let me = {
-        let m = fs::metadata(work).map_err(|e| e.to_string())?;
-        (m.uid(), m.gid())
-    };
-    let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let mut child = Command::new("tar2sqfs")
-        .args([
-            "--quiet",
-            "--force",
-            "--compressor",
-            "gzip",
-            "--comp-extra",
-            "level=6",
-            "--num-jobs",
-        ])
-        .arg(jobs.to_string())
+    let out = host
+        .command("mksquashfs")
+        .arg(root)
         .arg(&squashfs)
-        .stdin(Stdio::piped())
+        .args(squash.args())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("tar2sqfs (squashfs-tools-ng) is needed to write the image: {e}"))?;
-    let stdin = child.stdin.take().expect("piped");
-    let streamed = (|| -> io::Result<()> {
-        let mut b = tar::Builder::new(io::BufWriter::with_capacity(1 << 20, stdin));
-        stream_tree(root, me, &mut b)?;
-        b.into_inner()?.flush()
-    })();
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+        .output()
+        .map_err(|e| format!("mksquashfs (squashfs-tools) is needed to write the image: {e}"))?;
     if !out.status.success() {
         return Err(format!(
             "making the SquashFS image failed: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         ));
     }
-    streamed.map_err(|e| format!("reading the built root file system: {e}"))?;
 
     let mut image = vessel_image::Image::Sandbox {
         path: root.to_path_buf(),
@@ -205,4 +176,25 @@ pub fn sif_from_tree(root: &Path, deffile: &str, output: &Path, work: &Path) -> 
     tmp.persist(output)
         .map_err(|e| format!("could not write {}: {}", output.display(), e.error))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mksquashfs_args_split_and_default_to_gzip() {
+        assert_eq!(
+            split_mksquashfs_args(" -comp zstd  -Xcompression-level '19' -e \"a b\"").unwrap(),
+            ["-comp", "zstd", "-Xcompression-level", "19", "-e", "a b"]
+        );
+        assert!(split_mksquashfs_args("-e 'x").is_err());
+        let default = SquashOptions::default().args();
+        assert!(default.windows(2).any(|w| w == ["-comp", "gzip"]));
+        let zstd = SquashOptions {
+            mksquashfs_args: vec!["-comp".into(), "zstd".into()],
+        }
+        .args();
+        assert!(!zstd.iter().any(|a| a == "gzip"));
+    }
 }

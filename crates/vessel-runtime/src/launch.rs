@@ -15,6 +15,7 @@ use vessel_sys::signal::{SignalMask, SIGCHLD};
 use vessel_sys::SysError;
 
 use crate::extract::{ExtractCache, ExtractError, Extracted};
+use crate::fakeroot::Fakeroot;
 use crate::options::{Driver, Host, LaunchOptions};
 use crate::plan::{self, LaunchPlan, Mount, PlanError, RootMode};
 
@@ -152,16 +153,18 @@ fn enter_namespaces(opts: &LaunchOptions, host: &Host) -> Result<tempfile::TempD
             ))
         })?;
     let ns = namespaces(opts, host);
-    vessel_sys::ns::unshare(ns)
-        .map_err(|e| kernel_hint("could not create the container's namespaces", e))?;
-    if ns.user {
-        let (inside_uid, inside_gid) = if opts.fakeroot {
-            (0, 0)
-        } else {
-            (host.uid, host.gid)
-        };
-        vessel_sys::ns::write_id_maps(host.uid, host.gid, inside_uid, inside_gid)
-            .map_err(|e| kernel_hint("could not map your user into the container", e))?;
+    if ns.user && opts.fakeroot {
+        let mode = Fakeroot::for_user(&host.user_name(), host.uid, host.gid);
+        tracing::debug!("{}", mode.describe());
+        mode.enter(ns, host.uid, host.gid)
+            .map_err(|e| kernel_hint("could not create the fake-root namespace", e))?;
+    } else {
+        vessel_sys::ns::unshare(ns)
+            .map_err(|e| kernel_hint("could not create the container's namespaces", e))?;
+        if ns.user {
+            vessel_sys::ns::write_id_maps(host.uid, host.gid, host.uid, host.gid)
+                .map_err(|e| kernel_hint("could not map your user into the container", e))?;
+        }
     }
     m::make_private_recursive()?;
     if let Some(h) = &opts.hostname {

@@ -12,6 +12,7 @@
 pub mod bind;
 pub mod env;
 pub mod extract;
+pub mod fakeroot;
 pub mod identity;
 pub mod launch;
 pub mod options;

@@ -39,6 +39,45 @@ pub fn unshare(ns: Namespaces) -> Result<()> {
     unsafe { rustix::thread::unshare_unsafe(flags) }.op(|| format!("unshare({ns:?})"))
 }
 
+/// Creates the namespaces of `ns` (a user namespace among them) and has
+/// `map` write the new user namespace's id maps from outside it. Only the
+/// setuid `newuidmap`/`newgidmap` may map a user's subordinate ids, and a
+/// process inside the namespace cannot run them with their privilege; so a
+/// helper child, forked before the unshare and therefore left in the
+/// original namespaces, waits until the namespace exists and runs
+/// `map(pid of the caller)`, which returns whether the maps were written.
+pub fn unshare_mapped_from_outside(ns: Namespaces, map: impl FnOnce(i32) -> bool) -> Result<()> {
+    use crate::process::{fork, wait_for, Exit, Fork};
+    let me = rustix::process::getpid().as_raw_nonzero().get();
+    let (go_read, go_write) = rustix::pipe::pipe().op(|| "pipe".into())?;
+    match fork()? {
+        Fork::Child => {
+            drop(go_write);
+            let mut byte = [0u8; 1];
+            // EOF instead of the byte: the caller failed to unshare.
+            let ready = matches!(rustix::io::read(&go_read, &mut byte), Ok(1));
+            crate::process::exit_now(if ready && map(me) { 0 } else { 1 })
+        }
+        Fork::Parent(helper) => {
+            drop(go_read);
+            let unshared = unshare(ns);
+            if unshared.is_ok() {
+                rustix::io::write(&go_write, b"1").op(|| "waking the id-map helper".into())?;
+            }
+            drop(go_write);
+            let exit = wait_for(helper)?;
+            unshared?;
+            if exit != Exit::Code(0) {
+                return Err(crate::SysError::new(
+                    "writing the user namespace's id maps with newuidmap/newgidmap",
+                    std::io::Error::other(format!("the helper ended with {exit:?}")),
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
 /// Maps `uid`/`gid` outside to `inside_uid`/`inside_gid` in the user
 /// namespace just created, the one mapping an unprivileged process may write
 /// for itself. `setgroups` must be denied first for the gid map to be allowed.

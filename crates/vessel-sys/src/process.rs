@@ -128,6 +128,21 @@ pub fn reap_any() -> Result<Option<(Pid, Exit)>> {
     }
 }
 
+/// Waits for child `pid` to end.
+pub fn wait_for(pid: Pid) -> Result<Exit> {
+    loop {
+        match rustix::process::waitpid(Some(pid), WaitOptions::empty()) {
+            Ok(Some((_, status))) => {
+                if let Some(exit) = exit_of(status) {
+                    return Ok(exit);
+                }
+            }
+            Ok(None) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(SysError::new(format!("waitpid({pid:?})"), e)),
+        }
+    }
+}
+
 fn exit_of(status: rustix::process::WaitStatus) -> Option<Exit> {
     if let Some(code) = status.exit_status() {
         Some(Exit::Code(code))

@@ -1,0 +1,114 @@
+//! The `debootstrap` bootstrap agent: a Debian or Ubuntu root file system
+//! made by the real `debootstrap` against the definition's `MirrorURL`, run
+//! as (fake) root on the host. In a user namespace device nodes cannot be
+//! made, so debootstrap is told it runs in a container (`container=lxc`),
+//! where it bind-mounts the host's instead, for its own run only.
+
+use std::path::{Path, PathBuf};
+
+use crate::def::Stage;
+use crate::engine::BuildError;
+use crate::hostroot::HostRoot;
+
+/// Packages Apptainer's agent leaves out of the minimal base as well, so
+/// that the same definition gives the same tree.
+const EXCLUDE: &str = "openssl,udev,debconf-i18n,e2fsprogs";
+const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+pub(crate) fn bootstrap(stage: &Stage, rootfs: &Path, host: &HostRoot) -> Result<(), BuildError> {
+    let header = |key: &str| stage.get(key).map(str::trim).filter(|v| !v.is_empty());
+    let mirror = header("mirrorurl").ok_or_else(|| {
+        BuildError::Failed(
+            "Bootstrap: debootstrap needs a MirrorURL: header (for example http://deb.debian.org/debian)"
+                .into(),
+        )
+    })?;
+    let suite = header("osversion").ok_or_else(|| {
+        BuildError::Failed(
+            "Bootstrap: debootstrap needs an OSVersion: header (the suite, for example bookworm)"
+                .into(),
+        )
+    })?;
+    let program = find_debootstrap().ok_or_else(|| {
+        BuildError::Failed(
+            "the debootstrap bootstrap agent needs the debootstrap program: install it (apt-get install debootstrap)"
+                .into(),
+        )
+    })?;
+    let arch = debian_arch().ok_or_else(|| {
+        BuildError::Unsupported(format!(
+            "debootstrap: no Debian architecture name known for {}",
+            std::env::consts::ARCH
+        ))
+    })?;
+    if !host.has_subordinate_ids() {
+        tracing::warn!(
+            "debootstrap needs subordinate ids (package scripts give files to system users), which you do not have: expect it to fail"
+        );
+    }
+    let include: Vec<&str> = std::iter::once("apt")
+        .chain(
+            header("include")
+                .unwrap_or("")
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|p| !p.is_empty()),
+        )
+        .collect();
+    tracing::info!("Running debootstrap: {suite} from {mirror}");
+    let mut cmd = host.command(&program);
+    cmd.args([
+        "--variant=minbase",
+        &format!("--exclude={EXCLUDE}"),
+        &format!("--include={}", include.join(",")),
+        &format!("--arch={arch}"),
+        suite,
+    ])
+    .arg(rootfs)
+    .arg(mirror)
+    .env("PATH", SYSTEM_PATH);
+    if !host.is_real_root() {
+        cmd.env("container", "lxc");
+    }
+    let status = cmd.status().map_err(crate::engine::io(&program))?;
+    if !status.success() {
+        let log =
+            std::fs::read_to_string(rootfs.join("debootstrap/debootstrap.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(5).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        return Err(BuildError::Failed(format!(
+            "debootstrap of {suite} from {mirror} failed ({status}){}",
+            if tail.is_empty() {
+                String::new()
+            } else {
+                format!("; the end of its log:\n{}", tail.join("\n"))
+            }
+        )));
+    }
+    Ok(())
+}
+
+fn find_debootstrap() -> Option<PathBuf> {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain(std::env::split_paths(SYSTEM_PATH))
+        .map(|d| d.join("debootstrap"))
+        .find(|p| p.is_file())
+}
+
+/// Debian's name for this machine's architecture.
+fn debian_arch() -> Option<&'static str> {
+    Some(match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "x86" => "i386",
+        "aarch64" => "arm64",
+        "arm" => "armhf",
+        "powerpc64" => "ppc64el",
+        "s390x" => "s390x",
+        "riscv64" => "riscv64",
+        "mips64" => "mips64el",
+        "loongarch64" => "loong64",
+        _ => return None,
+    })
+}
