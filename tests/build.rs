@@ -574,3 +574,78 @@ fn debootstrap_with_apt_get_as_fake_root() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// Apptainer's `unprivileged_build.def` and `unprivileged_build_4.def`
+/// (`apt-get install` in `%post` of a local Debian SIF), built by the
+/// unprivileged user with fake root and subordinate ids.
+#[test]
+fn fixture_apt_builds_from_a_debian_image() {
+    let Some(debian) = std::env::var_os("VESSEL_TEST_DEBIAN_SIF") else {
+        eprintln!("skipped: VESSEL_TEST_DEBIAN_SIF not set (scripts/test.sh sets it)");
+        return;
+    };
+    let debian = Path::new(&debian).display().to_string();
+    let dir = user_dir();
+    let d = dir.path();
+    let defs = sif_fixtures().join("apptainer/defs");
+    let from = format!("FROMSIF={debian}");
+    let def = defs.join("unprivileged_build.def").display().to_string();
+    ok(d, &["build", "--build-arg", &from, "apt.sif", &def]);
+    let out = run_in(d, &["exec", "apt.sif", "ssh", "-V"]);
+    assert!(out.status.success(), "{def}: {}", stderr(&out));
+
+    // As a sandbox: files of the user's subordinate ids (apt's _apt) are in
+    // it, and --force still replaces it.
+    let def = defs.join("unprivileged_build_4.def").display().to_string();
+    ok(d, &["build", "--sandbox", "--build-arg", &from, "apt-sb", &def]);
+    assert!(ok(d, &["exec", "apt-sb", "cpio", "--version"]).contains("cpio"));
+    let small = write(
+        d,
+        "small.def",
+        &format!("Bootstrap: localimage\nFrom: {}\n", busybox().display()),
+    );
+    ok(d, &["build", "--force", "--sandbox", "apt-sb", &small]);
+    assert!(!d.join("apt-sb/usr/bin/cpio").exists());
+}
+
+/// gzip by default; zstd (or any mksquashfs option) through
+/// `--mksquashfs-args`, and the image still runs.
+#[test]
+fn compression_through_mksquashfs_args() {
+    let dir = user_dir();
+    let d = dir.path();
+    let def = write(
+        d,
+        "z.def",
+        &format!(
+            "Bootstrap: localimage\nFrom: {}\n\n%runscript\n    echo compressed\n",
+            busybox().display()
+        ),
+    );
+    let compression = |img: &str| {
+        let sif = d.join(img);
+        let out = std::process::Command::new("unsquashfs")
+            .args(["-s", "-offset", &primary_offset(&sif)])
+            .arg(&sif)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines()
+            .find_map(|l| l.strip_prefix("Compression "))
+            .unwrap_or_else(|| panic!("no compression in:\n{text}"))
+            .to_string()
+    };
+    ok(d, &["build", "gz.sif", &def]);
+    assert_eq!(compression("gz.sif"), "gzip");
+    ok(
+        d,
+        &["build", "--mksquashfs-args", "-comp zstd -b 1M", "zs.sif", &def],
+    );
+    assert_eq!(compression("zs.sif"), "zstd");
+    assert_eq!(ok(d, &["run", "zs.sif"]), "compressed\n");
+    failed(
+        &run_in(d, &["build", "--mksquashfs-args", "-comp nope", "bad.sif", &def]),
+        &["SquashFS"],
+    );
+    assert!(!d.join("bad.sif").exists());
+}

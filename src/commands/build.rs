@@ -48,8 +48,8 @@ pub fn run(tool: Tool, args: BuildArgs) -> Result<u8> {
         );
     }
     if args.sandbox && args.output.exists() {
-        std::fs::remove_dir_all(&args.output)
-            .with_context(|| format!("could not replace {}", args.output.display()))?;
+        let vessel = std::env::current_exe().context("cannot find the vessel executable")?;
+        vessel_build::engine::remove_sandbox(&args.output, &vessel).map_err(|e| anyhow!("{e}"))?;
     }
     let spec = Path::new(&args.spec);
     if !is_uri(&args.spec) && spec.is_file() && !looks_like_image(spec) {

@@ -323,6 +323,22 @@ pub fn pack_sandbox(
         .map_err(BuildError::Failed)
 }
 
+/// Removes a sandbox for `--force`; one built as fake root holds files of
+/// the user's subordinate ids, which go only from inside the namespace.
+pub fn remove_sandbox(dir: &Path, vessel: &Path) -> Result<(), BuildError> {
+    if std::fs::remove_dir_all(dir).is_ok() {
+        return Ok(());
+    }
+    HostRoot::new(vessel).remove_tree(dir);
+    if dir.exists() {
+        return Err(BuildError::Failed(format!(
+            "could not remove the sandbox {} to replace it: remove it yourself and build again",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
 /// `build --sandbox DIR IMAGE`: an image's root file system as a directory.
 pub fn unpack_to_sandbox(image: &Path, dest: &Path) -> Result<(), BuildError> {
     unpack_sif(image, dest, Command::new("unsquashfs"))

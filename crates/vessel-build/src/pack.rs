@@ -106,9 +106,15 @@ pub fn sif_from_tree(
         .output()
         .map_err(|e| format!("mksquashfs (squashfs-tools) is needed to write the image: {e}"))?;
     if !out.status.success() {
+        let said: Vec<String> = String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect();
         return Err(format!(
-            "making the SquashFS image failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
+            "making the SquashFS image failed ({}): {}",
+            out.status,
+            said.join("; ")
         ));
     }
 
