@@ -597,7 +597,10 @@ fn fixture_apt_builds_from_a_debian_image() {
     // As a sandbox: files of the user's subordinate ids (apt's _apt) are in
     // it, and --force still replaces it.
     let def = defs.join("unprivileged_build_4.def").display().to_string();
-    ok(d, &["build", "--sandbox", "--build-arg", &from, "apt-sb", &def]);
+    ok(
+        d,
+        &["build", "--sandbox", "--build-arg", &from, "apt-sb", &def],
+    );
     assert!(ok(d, &["exec", "apt-sb", "cpio", "--version"]).contains("cpio"));
     let small = write(
         d,
@@ -639,12 +642,21 @@ fn compression_through_mksquashfs_args() {
     assert_eq!(compression("gz.sif"), "gzip");
     ok(
         d,
-        &["build", "--mksquashfs-args", "-comp zstd -b 1M", "zs.sif", &def],
+        &[
+            "build",
+            "--mksquashfs-args",
+            "-comp zstd -b 1M",
+            "zs.sif",
+            &def,
+        ],
     );
     assert_eq!(compression("zs.sif"), "zstd");
     assert_eq!(ok(d, &["run", "zs.sif"]), "compressed\n");
     failed(
-        &run_in(d, &["build", "--mksquashfs-args", "-comp nope", "bad.sif", &def]),
+        &run_in(
+            d,
+            &["build", "--mksquashfs-args", "-comp nope", "bad.sif", &def],
+        ),
         &["SquashFS"],
     );
     assert!(!d.join("bad.sif").exists());
