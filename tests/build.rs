@@ -661,3 +661,27 @@ fn compression_through_mksquashfs_args() {
     );
     assert!(!d.join("bad.sif").exists());
 }
+
+/// The fixtures that bootstrap from Docker Hub or ghcr.io cannot be fetched
+/// on a machine without internet access: they fail with one clear line
+/// naming the registry, and leave no image.
+#[test]
+fn fixtures_from_unreachable_registries_fail_clearly() {
+    let dir = user_dir();
+    let d = dir.path();
+    let defs = sif_fixtures().join("apptainer/defs");
+    for (def, registry) in [
+        ("regressions/issue_4820.def", "ghcr.io"),
+        ("issue1704.def", "index.docker.io"),
+    ] {
+        let path = defs.join(def).display().to_string();
+        let out = run_in(d, &["build", "--notest", "net.sif", &path]);
+        if out.status.success() {
+            // This machine reaches the internet: the build simply worked.
+            std::fs::remove_file(d.join("net.sif")).unwrap();
+            continue;
+        }
+        failed(&out, &["cannot reach the registry", registry]);
+        assert!(!d.join("net.sif").exists(), "{def}");
+    }
+}
