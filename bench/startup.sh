@@ -42,14 +42,15 @@ as_user() {
     VESSEL_EXTRACT_DIR="$work/cache" "$@"
 }
 cd "$work"
-as_user ./vessel exec img.sif /bin/true 2>/dev/null   # warm the extract cache
+as_user ./vessel exec --unsquash img.sif /bin/true 2>/dev/null   # warm the extract cache
 
 as_user hyperfine --style none --warmup 5 --runs "$runs" --export-json "$work/times.json" -N \
   -n "unshare -Urm chroot DIR" "unshare -Urm chroot $work/dir /bin/true" \
   -n "ch-run DIR" "ch-run $work/dir -- /bin/true" \
   -n "ch-run IMG.sqfs" "ch-run $work/img.sqfs -- /bin/true" \
   -n "vessel exec DIR (sandbox)" "$work/vessel exec $work/dir /bin/true" \
-  -n "vessel exec IMG.sif (warm cache)" "$work/vessel exec $work/img.sif /bin/true" \
+  -n "vessel exec IMG.sif (warm cache)" "$work/vessel exec --unsquash $work/img.sif /bin/true" \
+  -n "vessel exec IMG.sif (fuse)" "env VESSEL_IMAGE_DRIVER=fuse $work/vessel exec $work/img.sif /bin/true" \
   >/dev/null
 
 # Peak RSS of the monitor (the vessel process itself, which the payload
@@ -60,12 +61,12 @@ subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, stderr=subpr
 print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' "$@"
 }
 rss_dir=$(rss "$work/vessel" exec "$work/dir" /bin/true)
-rss_sif=$(rss "$work/vessel" exec "$work/img.sif" /bin/true)
+rss_sif=$(rss "$work/vessel" exec --unsquash "$work/img.sif" /bin/true)
 
 # Cold cache: 16 ranks at once on a node that never saw the image.
 cold=$(as_user sh -c '
   export VESSEL_EXTRACT_DIR=$1/cold; start=$(date +%s.%N)
-  for i in $(seq 16); do ./vessel exec img.sif /bin/true 2>>$1/cold.log & done; wait
+  for i in $(seq 16); do ./vessel exec --unsquash img.sif /bin/true 2>>$1/cold.log & done; wait
   end=$(date +%s.%N); echo "$start $end"' sh "$work")
 extractions=$(grep -c Extracting "$work/cold.log" || true)
 entries=$(find "$work/cold" -maxdepth 1 -name '????????????????????????????????????????????????????????????????' | wc -l)
@@ -86,5 +87,6 @@ by = {r["command"]: r["median"] for r in results}
 print()
 print("targets: sandbox <= 2x unshare chroot: "
       f"{by['vessel exec DIR (sandbox)']/base:.2f}x; warm SIF <= 2x: {by['vessel exec IMG.sif (warm cache)']/base:.2f}x; "
-      f"below ch-run IMG.sqfs: {by['vessel exec IMG.sif (warm cache)']*1e3:.2f} ms vs {by['ch-run IMG.sqfs']*1e3:.2f} ms")
+      f"below ch-run IMG.sqfs: extract {by['vessel exec IMG.sif (warm cache)']*1e3:.2f} ms, "
+      f"fuse {by['vessel exec IMG.sif (fuse)']*1e3:.2f} ms vs {by['ch-run IMG.sqfs']*1e3:.2f} ms")
 PY

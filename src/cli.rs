@@ -169,6 +169,9 @@ vessel pull --no-https docker://127.0.0.1:5000/busybox:latest"
     /// Internal: run a host command as fake root (used by `build`)
     #[command(name = "__fakeroot", hide = true)]
     FakerootRun(FakerootRunArgs),
+    /// Internal: serve an image through FUSE at a directory around a host command (tests, benchmarks)
+    #[command(name = "__mount-image", hide = true)]
+    MountImage(MountImageArgs),
 }
 
 impl Command {
@@ -205,6 +208,7 @@ impl Command {
             Command::Version => "version",
             Command::Completion(_) => "completion",
             Command::FakerootRun(_) => "__fakeroot",
+            Command::MountImage(_) => "__mount-image",
         }
     }
 }
@@ -461,6 +465,9 @@ pub struct ActionArgs {
     /// Size of the memory behind --writable-tmpfs, in MiB
     #[arg(long, value_name = "MIB", default_value_t = 64)]
     pub writable_tmpfs_size: u64,
+    /// Unpack the image into the node-local cache instead of serving it through FUSE
+    #[arg(long)]
+    pub unsquash: bool,
     /// Overlay directory: DIR (changes go there) or DIR:ro
     #[arg(short = 'o', long, value_name = "DIR[:ro]")]
     pub overlay: Vec<String>,
@@ -514,6 +521,15 @@ pub struct ShellArgs {
 /// (fake root), mount and PID namespaces.
 #[derive(Debug, Args)]
 pub struct FakerootRunArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    pub command: Vec<OsString>,
+}
+
+/// `vessel __mount-image IMAGE DIR CMD ARGS…`.
+#[derive(Debug, Args)]
+pub struct MountImageArgs {
+    pub image: std::path::PathBuf,
+    pub dir: std::path::PathBuf,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
     pub command: Vec<OsString>,
 }

@@ -778,6 +778,7 @@ fn concurrent_first_use_extracts_once() {
             user_vessel(
                 &[
                     "exec",
+                    "--unsquash",
                     b.to_str().unwrap(),
                     "sh",
                     "-c",
@@ -878,7 +879,11 @@ fn extract_cache_is_bounded() {
     let c = c.to_str().unwrap();
     let env = [("VESSEL_EXTRACT_DIR", c), ("VESSEL_EXTRACT_MAX_GIB", "0")];
     for image in [busybox(), localimage()] {
-        let out = exec_in(dir.path(), &["exec", image.to_str().unwrap(), "true"], &env);
+        let out = exec_in(
+            dir.path(),
+            &["exec", "--unsquash", image.to_str().unwrap(), "true"],
+            &env,
+        );
         assert!(out.status.success(), "{}", stderr(&out));
     }
     let entries: Vec<_> = std::fs::read_dir(c)

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use vessel_config::{lookup, lookup_bool, vars, EnvVar, Tool};
 use vessel_runtime::bind::{parse_binds, parse_mount};
-use vessel_runtime::options::OverlaySpec;
+use vessel_runtime::options::{Driver, OverlaySpec};
 use vessel_runtime::{Action, Host, LaunchOptions};
 
 use crate::cli::ActionArgs;
@@ -217,7 +217,15 @@ fn options(tool: Tool, verb: Verb, a: ActionArgs, host: &Host) -> Result<LaunchO
         env,
         no_eval: a.no_eval || env_flag(tool, &[vars::NO_EVAL]),
         fakeroot: a.fakeroot || env_flag(tool, &[vars::FAKEROOT]),
-        driver: Default::default(),
+        driver: if a.unsquash || env_flag(tool, &[vars::UNSQUASH]) {
+            Driver::Extract
+        } else {
+            match std::env::var("VESSEL_IMAGE_DRIVER") {
+                Ok(v) => Driver::parse(&v)
+                    .ok_or_else(|| anyhow!("VESSEL_IMAGE_DRIVER={v}: use auto, fuse or extract"))?,
+                Err(_) => Driver::Auto,
+            }
+        },
         extract_dir,
         extract_max_bytes,
         product: tool.product().to_string(),

@@ -3,8 +3,8 @@
 mod action;
 mod build;
 mod cache;
-mod fakeroot;
 mod inspect;
+mod internal;
 mod pull;
 mod registry;
 mod sif;
@@ -64,7 +64,8 @@ pub fn run(cli: Cli, tool: Tool) -> Result<u8> {
         Command::Cache(args) => cache::run(tool, args),
         Command::Registry(args) => registry::run(args),
         Command::Sif(args) => sif::run(args),
-        Command::FakerootRun(args) => fakeroot::run(args),
+        Command::FakerootRun(args) => internal::fakeroot(args),
+        Command::MountImage(args) => internal::mount_image(args),
         other => bail!(
             "'{} {}' is not implemented yet in Vessel {VERSION}",
             tool.command(),

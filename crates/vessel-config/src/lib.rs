@@ -115,6 +115,10 @@ pub mod vars {
         "FAKEROOT",
         "Appear as root in the container (like --fakeroot).",
     );
+    pub const UNSQUASH: EnvVar = EnvVar::new(
+        "UNSQUASH",
+        "Unpack the image instead of mounting it (like --unsquash).",
+    );
 
     // Registries and the cache.
     pub const CACHEDIR: EnvVar = EnvVar::new(
@@ -190,5 +194,6 @@ pub mod vars {
         APP,
         SHELL,
         FAKEROOT,
+        UNSQUASH,
     ];
 }

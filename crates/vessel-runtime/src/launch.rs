@@ -47,12 +47,31 @@ pub enum LaunchError {
 pub fn launch(opts: &LaunchOptions, host: &Host) -> Result<i32, LaunchError> {
     let image = vessel_image::open_image(&opts.image)?;
     let source = root_source(image, opts, host)?;
-    let session = enter_namespaces(opts, host)?;
+    // The first child forked in a new PID namespace becomes its PID 1: that
+    // must be the payload, not the FUSE server, which is forked first.
+    let fuse = matches!(source, RootSource::Fuse { .. });
+    let session = enter_namespaces(opts, host, fuse)?;
     let (lower, is_sandbox) = match &source {
         RootSource::Dir { path, sandbox } => (path.clone(), *sandbox),
         RootSource::Extracted(e) => (e.root.clone(), false),
         RootSource::Kernel { file, offset, size } => {
             (mount_squashfs(file, *offset, *size, session.path())?, false)
+        }
+        RootSource::Fuse {
+            file,
+            offset,
+            size,
+            server,
+        } => {
+            let (target, pid) = serve_fuse(file, *offset, *size, session.path(), opts, host)?;
+            server.set(Some(pid));
+            if opts.pid {
+                vessel_sys::ns::unshare(Namespaces {
+                    pid: true,
+                    ..Namespaces::default()
+                })?;
+            }
+            (target, false)
         }
     };
     let plan = plan::build(opts, host, &lower, &opts.image, is_sandbox)?;
@@ -60,6 +79,12 @@ pub fn launch(opts: &LaunchOptions, host: &Host) -> Result<i32, LaunchError> {
         tracing::warn!("{w}");
     }
     let status = run(&plan, session.path());
+    if let RootSource::Fuse { server, .. } = &source {
+        if let Some(pid) = server.take() {
+            let _ = p::kill(pid, 9);
+            let _ = p::wait_for(pid);
+        }
+    }
     // The session's mounts vanish with the namespace; remove the empty
     // directory they were on.
     let _ = m::unmount_detach(session.path());
@@ -79,6 +104,13 @@ enum RootSource {
         file: fs::File,
         offset: u64,
         size: u64,
+    },
+    /// Served by Vessel's FUSE server, in a child process once mounted.
+    Fuse {
+        file: fs::File,
+        offset: u64,
+        size: u64,
+        server: std::cell::Cell<Option<p::Pid>>,
     },
 }
 
@@ -122,8 +154,59 @@ fn root_source(image: Image, opts: &LaunchOptions, host: &Host) -> Result<RootSo
             size,
         });
     }
+    if opts.driver == Driver::Fuse || (opts.driver == Driver::Auto && fuse_usable()) {
+        return Ok(RootSource::Fuse {
+            file: fs::File::open(&path)?,
+            offset,
+            size,
+            server: std::cell::Cell::new(None),
+        });
+    }
     let cache = ExtractCache::new(&opts.extract_dir, opts.extract_max_bytes)?;
     Ok(RootSource::Extracted(cache.get(&path, offset, size)?))
+}
+
+/// Whether this user may open `/dev/fuse` (distributions make it 0666;
+/// some sites do not): if not, `auto` extracts instead.
+fn fuse_usable() -> bool {
+    match vessel_sys::fuse::open_device() {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::debug!("not using the FUSE driver: {e}");
+            false
+        }
+    }
+}
+
+/// Mounts the image through FUSE at `session/image`, served by a child.
+fn serve_fuse(
+    file: &fs::File,
+    offset: u64,
+    size: u64,
+    session: &Path,
+    opts: &LaunchOptions,
+    host: &Host,
+) -> Result<(PathBuf, p::Pid), LaunchError> {
+    let target = session.join("image");
+    fs::create_dir(&target)?;
+    let (uid, gid) = if opts.fakeroot {
+        (0, 0)
+    } else {
+        (host.uid, host.gid)
+    };
+    let pid =
+        crate::fuse::mount_and_serve(file, offset, size, &target, uid, gid).map_err(
+            |e| match e {
+                crate::fuse::ServeError::Image(msg) => {
+                    LaunchError::Image(format!("{}: {msg}", opts.image.display()))
+                }
+                crate::fuse::ServeError::Mount(e) => {
+                    kernel_hint("could not mount the image with FUSE", e)
+                }
+                other => LaunchError::Image(other.to_string()),
+            },
+        )?;
+    Ok((target, pid))
 }
 
 /// The namespaces for `opts`: always a mount namespace, and a user
@@ -142,7 +225,11 @@ fn namespaces(opts: &LaunchOptions, host: &Host) -> Namespaces {
 
 /// Creates the namespaces and the private session tmpfs, returned as the
 /// temporary directory it is mounted on.
-fn enter_namespaces(opts: &LaunchOptions, host: &Host) -> Result<tempfile::TempDir, LaunchError> {
+fn enter_namespaces(
+    opts: &LaunchOptions,
+    host: &Host,
+    defer_pid: bool,
+) -> Result<tempfile::TempDir, LaunchError> {
     let session = tempfile::Builder::new()
         .prefix("vessel-session-")
         .tempdir_in(&host.tmpdir)
@@ -152,7 +239,8 @@ fn enter_namespaces(opts: &LaunchOptions, host: &Host) -> Result<tempfile::TempD
                 host.tmpdir.display()
             ))
         })?;
-    let ns = namespaces(opts, host);
+    let mut ns = namespaces(opts, host);
+    ns.pid &= !defer_pid;
     if ns.user && opts.fakeroot {
         let mode = Fakeroot::for_user(&host.user_name(), host.uid, host.gid);
         tracing::debug!("{}", mode.describe());

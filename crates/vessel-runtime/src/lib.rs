@@ -13,6 +13,7 @@ pub mod bind;
 pub mod env;
 pub mod extract;
 pub mod fakeroot;
+pub mod fuse;
 pub mod identity;
 pub mod launch;
 pub mod options;

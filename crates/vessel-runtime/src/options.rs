@@ -43,11 +43,27 @@ pub struct OverlaySpec {
 /// How the image's root file system is made available.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Driver {
-    /// The best available: a sandbox is used as is, a SIF or SquashFS is
-    /// extracted into the node-local cache.
+    /// The best available: a sandbox is used as is; a SIF or SquashFS is
+    /// mounted by the kernel as real root, served by Vessel's FUSE server
+    /// otherwise (extracted when `/dev/fuse` cannot be used).
     #[default]
     Auto,
+    /// Vessel's own SquashFS FUSE server, in a process of the container.
+    Fuse,
+    /// Unpacked once into the node-local cache (`--unsquash`).
     Extract,
+}
+
+impl Driver {
+    /// `VESSEL_IMAGE_DRIVER` / `--unsquash` spellings.
+    pub fn parse(s: &str) -> Option<Driver> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "" | "auto" => Some(Driver::Auto),
+            "fuse" => Some(Driver::Fuse),
+            "extract" | "unsquash" => Some(Driver::Extract),
+            _ => None,
+        }
+    }
 }
 
 /// Everything the user asked for, validated.

@@ -214,6 +214,12 @@ pub fn own_foreground_group() {
     }
 }
 
+/// Moves the calling process into a process group of its own, out of the
+/// terminal's foreground group, so that keyboard signals do not reach it.
+pub fn leave_foreground_group() {
+    let _ = rustix::process::setpgid(None, None);
+}
+
 /// Changes the working directory.
 pub fn chdir(path: &Path) -> Result<()> {
     rustix::process::chdir(path).op(|| format!("chdir {}", path.display()))

@@ -1,0 +1,524 @@
+//! The `fuse` image driver's server: a SIF's SquashFS partition served
+//! read-only through FUSE by `vessel-squashfs`, with several worker threads
+//! (each on its own cloned `/dev/fuse` descriptor) and long cache timeouts,
+//! since the image never changes while it is mounted: the kernel keeps
+//! pages, entries and attributes, and asks again only on a miss.
+//!
+//! Inode numbers are SquashFS's own (1..=inode_count) with the root's and
+//! inode 1's swapped, because FUSE's root is always 1. Files' owners are
+//! the image's real ids and the kernel checks permissions on them
+//! (`default_permissions`), so a root-only file stays root-only; root's
+//! directories are shown as the user's (see [`mount_and_serve`]).
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, UNIX_EPOCH};
+
+use fuser::{
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
+    KernelConfig, LockOwner, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyDirectoryPlus,
+    ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
+};
+use vessel_squashfs::{Archive, Inode, InodeRef, Kind};
+
+/// The image cannot change under the mount: cache for as long as it lives.
+const TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+
+pub struct ImageFs {
+    archive: Archive,
+    root_number: u32,
+    /// SquashFS inode number → where the inode is, filled by lookups and
+    /// directory listings (the kernel only uses numbers it was given).
+    refs: RwLock<HashMap<u32, InodeRef>>,
+    inodes: RwLock<HashMap<u32, Arc<Inode>>>,
+    /// Who root's directories are shown as (see [`mount_and_serve`]).
+    root_dirs_as: (u32, u32),
+}
+
+impl ImageFs {
+    pub fn new(
+        archive: Archive,
+        root_dirs_as: (u32, u32),
+    ) -> Result<ImageFs, vessel_squashfs::Error> {
+        let root_ref = archive.root();
+        let root = archive.inode(root_ref)?;
+        let mut refs = HashMap::new();
+        refs.insert(root.number, root_ref);
+        Ok(ImageFs {
+            archive,
+            root_number: root.number,
+            refs: RwLock::new(refs),
+            inodes: RwLock::new(HashMap::new()),
+            root_dirs_as,
+        })
+    }
+
+    fn ino(&self, number: u32) -> INodeNo {
+        INodeNo(self.swap(number) as u64)
+    }
+
+    fn number(&self, ino: INodeNo) -> u32 {
+        self.swap(u32::try_from(ino.0).unwrap_or(0))
+    }
+
+    fn swap(&self, n: u32) -> u32 {
+        if n == self.root_number {
+            1
+        } else if n == 1 {
+            self.root_number
+        } else {
+            n
+        }
+    }
+
+    /// The inode, parsed once: a file's inode holds its whole block list,
+    /// which every read needs.
+    fn inode(&self, ino: INodeNo) -> Result<Arc<Inode>, Errno> {
+        let number = self.number(ino);
+        if let Some(i) = self.inodes.read().map_err(|_| Errno::EIO)?.get(&number) {
+            return Ok(i.clone());
+        }
+        let r = self
+            .refs
+            .read()
+            .map_err(|_| Errno::EIO)?
+            .get(&number)
+            .copied()
+            .ok_or(Errno::ENOENT)?;
+        let inode = Arc::new(self.archive.inode(r).map_err(io_error)?);
+        if let Ok(mut m) = self.inodes.write() {
+            m.insert(number, inode.clone());
+        }
+        Ok(inode)
+    }
+
+    fn remember(&self, number: u32, r: InodeRef) {
+        let known = self
+            .refs
+            .read()
+            .map(|m| m.contains_key(&number))
+            .unwrap_or(true);
+        if !known {
+            if let Ok(mut m) = self.refs.write() {
+                m.insert(number, r);
+            }
+        }
+    }
+
+    fn attr(&self, inode: &Inode) -> FileAttr {
+        let time = UNIX_EPOCH + Duration::from_secs(inode.mtime as u64);
+        let owner = match (inode.kind, inode.uid) {
+            (Kind::Dir, 0) => self.root_dirs_as,
+            _ => (inode.uid, inode.gid),
+        };
+        FileAttr {
+            ino: self.ino(inode.number),
+            size: inode.size,
+            blocks: inode.size.div_ceil(512),
+            atime: time,
+            mtime: time,
+            ctime: time,
+            crtime: time,
+            kind: file_type(inode.kind),
+            perm: inode.mode & 0o7777,
+            nlink: inode.nlink.max(1),
+            uid: owner.0,
+            gid: owner.1,
+            rdev: inode.rdev,
+            blksize: self.archive.superblock().block_size,
+            flags: 0,
+        }
+    }
+
+    /// `.`, `..` and the entries, each with its listing offset (its index + 1).
+    fn entries(&self, dir: &Inode) -> Result<Vec<Listed>, Errno> {
+        let mut out = vec![
+            (dir.number, FileType::Directory, b".".to_vec(), None),
+            (
+                if dir.number == self.root_number {
+                    self.root_number
+                } else {
+                    self.archive.parent(dir)
+                },
+                FileType::Directory,
+                b"..".to_vec(),
+                None,
+            ),
+        ];
+        for e in self.archive.read_dir(dir).map_err(io_error)? {
+            out.push((e.number, file_type(e.kind), e.name, Some(e.inode)));
+        }
+        Ok(out)
+    }
+}
+
+/// One listing entry: inode number, type, name, and where the inode is
+/// (none for `.` and `..`).
+type Listed = (u32, FileType, Vec<u8>, Option<InodeRef>);
+
+fn file_type(kind: Kind) -> FileType {
+    match kind {
+        Kind::Dir => FileType::Directory,
+        Kind::File => FileType::RegularFile,
+        Kind::Symlink => FileType::Symlink,
+        Kind::BlockDev => FileType::BlockDevice,
+        Kind::CharDev => FileType::CharDevice,
+        Kind::Fifo => FileType::NamedPipe,
+        Kind::Socket => FileType::Socket,
+    }
+}
+
+fn io_error(e: vessel_squashfs::Error) -> Errno {
+    tracing::debug!("image read error: {e}");
+    Errno::EIO
+}
+
+impl Filesystem for ImageFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        // Listings with attributes save one lookup per entry; symlinks and
+        // directory pages may be cached like file pages.
+        for cap in [
+            fuser::InitFlags::FUSE_DO_READDIRPLUS,
+            fuser::InitFlags::FUSE_READDIRPLUS_AUTO,
+            fuser::InitFlags::FUSE_PARALLEL_DIROPS,
+            fuser::InitFlags::FUSE_CACHE_SYMLINKS,
+        ] {
+            let _ = config.add_capabilities(cap);
+        }
+        let _ = config.set_max_readahead(1 << 20);
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let found = self.inode(parent).and_then(|dir| {
+            if dir.kind != Kind::Dir {
+                return Err(Errno::ENOTDIR);
+            }
+            let entry = self
+                .archive
+                .lookup(&dir, name.as_bytes())
+                .map_err(io_error)?
+                .ok_or(Errno::ENOENT)?;
+            self.remember(entry.number, entry.inode);
+            self.inode(self.ino(entry.number))
+        });
+        match found {
+            Ok(inode) => reply.entry(&TTL, &self.attr(&inode), Generation(0)),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.inode(ino) {
+            Ok(inode) => reply.attr(&TTL, &self.attr(&inode)),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        match self
+            .inode(ino)
+            .and_then(|i| self.archive.read_link(&i).map_err(io_error))
+        {
+            Ok(target) => reply.data(&target),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn open(&self, _req: &Request, _ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if flags.0 & libc_accmode() != 0 {
+            return reply.error(Errno::EROFS);
+        }
+        reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE);
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let result = self.inode(ino).and_then(|inode| {
+            let want = (size as u64).min(inode.size.saturating_sub(offset)) as usize;
+            let mut buf = vec![0u8; want];
+            let mut done = 0;
+            while done < want {
+                let n = self
+                    .archive
+                    .read(&inode, offset + done as u64, &mut buf[done..])
+                    .map_err(io_error)?;
+                if n == 0 {
+                    break;
+                }
+                done += n;
+            }
+            buf.truncate(done);
+            Ok(buf)
+        });
+        match result {
+            Ok(data) => reply.data(&data),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        reply.opened(
+            FileHandle(0),
+            FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_CACHE_DIR,
+        );
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let entries = match self.inode(ino).and_then(|d| self.entries(&d)) {
+            Ok(e) => e,
+            Err(e) => return reply.error(e),
+        };
+        for (i, (number, kind, name, r)) in entries.into_iter().enumerate().skip(offset as usize) {
+            if let Some(r) = r {
+                self.remember(number, r);
+            }
+            if reply.add(
+                self.ino(number),
+                i as u64 + 1,
+                kind,
+                OsStr::from_bytes(&name),
+            ) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let entries = match self.inode(ino).and_then(|d| self.entries(&d)) {
+            Ok(e) => e,
+            Err(e) => return reply.error(e),
+        };
+        for (i, (number, _kind, name, r)) in entries.into_iter().enumerate().skip(offset as usize) {
+            if let Some(r) = r {
+                self.remember(number, r);
+            }
+            let inode = self.inode(self.ino(number));
+            let Ok(inode) = inode else {
+                continue;
+            };
+            if reply.add(
+                self.ino(number),
+                i as u64 + 1,
+                OsStr::from_bytes(&name),
+                &TTL,
+                &self.attr(&inode),
+                Generation(0),
+            ) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let sb = self.archive.superblock();
+        let bsize = sb.block_size;
+        reply.statfs(
+            sb.bytes_used.div_ceil(bsize as u64),
+            0,
+            0,
+            sb.inode_count as u64,
+            0,
+            bsize,
+            256,
+            bsize,
+        );
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let value = self.inode(ino).and_then(|i| {
+            let all = self.archive.xattrs(&i).map_err(io_error)?;
+            all.into_iter()
+                .find(|(k, _)| k.as_slice() == name.as_bytes())
+                .map(|(_, v)| v)
+                .ok_or(Errno::NO_XATTR)
+        });
+        match value {
+            Ok(v) => xattr_reply(reply, size, &v),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let names = self.inode(ino).and_then(|i| {
+            let all = self.archive.xattrs(&i).map_err(io_error)?;
+            let mut out = Vec::new();
+            for (k, _) in all {
+                out.extend_from_slice(&k);
+                out.push(0);
+            }
+            Ok(out)
+        });
+        match names {
+            Ok(v) => xattr_reply(reply, size, &v),
+            Err(e) => reply.error(e),
+        }
+    }
+}
+
+fn xattr_reply(reply: ReplyXattr, size: u32, value: &[u8]) {
+    if size == 0 {
+        reply.size(value.len() as u32);
+    } else if value.len() > size as usize {
+        reply.error(Errno::ERANGE);
+    } else {
+        reply.data(value);
+    }
+}
+
+/// O_WRONLY | O_RDWR: the access-mode bits that ask for writing.
+fn libc_accmode() -> i32 {
+    0o3
+}
+
+/// Serves `archive` on the FUSE connection `fd` (already mounted) with
+/// `threads` workers until the file system is unmounted or the process
+/// ends. Returns when the session ends.
+pub fn serve(
+    archive: Archive,
+    fd: OwnedFd,
+    threads: usize,
+    root_dirs_as: (u32, u32),
+) -> std::io::Result<()> {
+    let fs = ImageFs::new(archive, root_dirs_as).map_err(std::io::Error::other)?;
+    let mut config = fuser::Config::default();
+    config.n_threads = Some(threads.max(1));
+    config.clone_fd = true;
+    let session = fuser::Session::from_fd(fs, fd, fuser::SessionACL::All, config)?;
+    session.run()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The SquashFS cannot be read.
+    #[error("{0}")]
+    Image(String),
+    #[error("{0}: the FUSE driver needs /dev/fuse readable and writable by users (mode 0666); set VESSEL_IMAGE_DRIVER=extract (or use --unsquash) to unpack images instead")]
+    Device(vessel_sys::SysError),
+    #[error("{0}")]
+    Mount(vessel_sys::SysError),
+    #[error("{0}")]
+    Sys(#[from] vessel_sys::SysError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Worker threads: `VESSEL_FUSE_THREADS`, else one per CPU up to 16.
+fn threads() -> usize {
+    std::env::var("VESSEL_FUSE_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(4, |n| n.get().min(16)))
+}
+
+/// Mounts the SquashFS at `offset` in `file` read-only at `target` (owned
+/// by `uid`/`gid` of the current user namespace, the container's user) and
+/// forks the server that
+/// answers for it; returns the server's pid. The server is a child process,
+/// not threads of the caller, because the caller still has to fork the
+/// payload, and a process must be single-threaded to fork safely. It leaves
+/// the terminal's process group (a Ctrl-C is for the payload) and dies with
+/// its parent.
+///
+/// Files keep the image's owners, so a root-only file stays unreadable;
+/// root's directories are shown as the user's, as Apptainer shows every
+/// file of an unprivileged mount, so that the container's mount points can
+/// be made in them and `--writable-tmpfs` can add files where users expect.
+pub fn mount_and_serve(
+    file: &std::fs::File,
+    offset: u64,
+    size: u64,
+    target: &std::path::Path,
+    uid: u32,
+    gid: u32,
+) -> Result<vessel_sys::process::Pid, ServeError> {
+    use vessel_sys::process::{self as p, Fork};
+    let archive = Archive::open(file.try_clone()?, offset, size)
+        .map_err(|e| ServeError::Image(e.to_string()))?;
+    let fd = vessel_sys::fuse::open_device().map_err(ServeError::Device)?;
+    vessel_sys::fuse::mount(&fd, target, "vessel", uid, gid).map_err(ServeError::Mount)?;
+    let threads = threads();
+    match p::fork()? {
+        Fork::Child => {
+            p::leave_foreground_group();
+            let _ = p::die_with_parent();
+            let code = match serve(archive, fd, threads, (uid, gid)) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("FATAL:   the image's FUSE server stopped: {e}");
+                    255
+                }
+            };
+            p::exit_now(code)
+        }
+        Fork::Parent(pid) => Ok(pid),
+    }
+}
+
+/// `vessel __mount-image IMAGE DIR CMD…`: the image's SquashFS served at
+/// `dir` in new user and mount namespaces (the user mapped to itself), and
+/// host program `command` run there; returns its exit status. For the
+/// correctness tests and the benchmarks, which read the tree as served
+/// without a container around it.
+pub fn run_mounted(
+    file: &std::fs::File,
+    offset: u64,
+    size: u64,
+    dir: &std::path::Path,
+    command: &[std::ffi::OsString],
+) -> Result<i32, ServeError> {
+    use vessel_sys::process::{self as p, Fork};
+    let (uid, gid) = (p::getuid(), p::getgid());
+    let ns = vessel_sys::ns::Namespaces {
+        user: uid != 0,
+        mount: true,
+        ..Default::default()
+    };
+    vessel_sys::ns::unshare(ns)?;
+    if ns.user {
+        vessel_sys::ns::write_id_maps(uid, gid, uid, gid)?;
+    }
+    vessel_sys::mount::make_private_recursive()?;
+    let server = mount_and_serve(file, offset, size, dir, uid, gid)?;
+    let env: Vec<_> = std::env::vars_os().collect();
+    let status = match p::fork()? {
+        Fork::Child => {
+            let err = p::exec(command, &env);
+            eprintln!("{err}");
+            p::exit_now(127)
+        }
+        Fork::Parent(child) => p::wait_for(child)?.status(),
+    };
+    let _ = vessel_sys::mount::unmount_detach(dir);
+    let _ = p::kill(server, 9);
+    let _ = p::wait_for(server);
+    Ok(status)
+}

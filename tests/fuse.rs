@@ -1,0 +1,309 @@
+//! The `fuse` image driver: every tree served by Vessel's SquashFS FUSE
+//! server matches what `unsquashfs` extracts from the same image (contents,
+//! modes, owners, times, link counts, link targets, xattrs), for the
+//! fixtures' images, a generated corpus (several compressors, big and small
+//! files, a 10k-entry directory, hard links, xattrs, sparse files) and the
+//! Debian image; and as the unprivileged user, the kernel enforces the
+//! image's permissions (`default_permissions`).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+fn walker() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuse/walk.py")
+}
+
+/// The SquashFS's offset in `image` (a SIF or a bare SquashFS file).
+fn offset_of(image: &Path) -> String {
+    let mut magic = [0u8; 4];
+    use std::io::Read;
+    std::fs::File::open(image)
+        .unwrap()
+        .read_exact(&mut magic)
+        .unwrap();
+    if &magic == b"hsqs" {
+        "0".into()
+    } else {
+        primary_offset(image)
+    }
+}
+
+/// The listing of the tree as the FUSE server serves it (as root, so the
+/// image's owners are seen as they are).
+fn served(image: &Path, work: &Path) -> String {
+    let mnt = work.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let out = Command::new(bin_path())
+        .arg("__mount-image")
+        .arg(image)
+        .arg(&mnt)
+        .arg("python3")
+        .arg(walker())
+        .arg(&mnt)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        image.display(),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+/// The listing of the tree `unsquashfs` extracts.
+fn unsquashed(image: &Path, work: &Path) -> String {
+    let dest = work.join("x");
+    let _ = std::fs::remove_dir_all(&dest);
+    let out = Command::new("unsquashfs")
+        .args([
+            "-no-progress",
+            "-quiet",
+            "-offset",
+            &offset_of(image),
+            "-dest",
+        ])
+        .arg(&dest)
+        .arg(image)
+        .output()
+        .expect("unsquashfs (squashfs-tools) is needed for this test");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new("python3")
+        .arg(walker())
+        .arg(&dest)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+}
+
+fn same_tree(image: &Path) {
+    let work = tempfile::tempdir().unwrap();
+    let a = served(image, work.path());
+    let b = unsquashed(image, work.path());
+    if a != b {
+        let diff: Vec<String> = a
+            .lines()
+            .zip(b.lines())
+            .filter(|(x, y)| x != y)
+            .take(5)
+            .map(|(x, y)| format!("fuse:       {x}\nunsquashfs: {y}"))
+            .collect();
+        panic!(
+            "{}: {} vs {} entries; first differences:\n{}",
+            image.display(),
+            a.lines().count(),
+            b.lines().count(),
+            diff.join("\n")
+        );
+    }
+}
+
+fn need_root() -> bool {
+    if !running_as_root() {
+        eprintln!("skipped: comparing owners needs root (CI runs the tests as root)");
+        return false;
+    }
+    true
+}
+
+#[test]
+fn fixture_images_match_unsquashfs() {
+    if !need_root() {
+        return;
+    }
+    let f = sif_fixtures();
+    for image in [
+        f.join("apptainer/images/busybox_amd64.sif"),
+        f.join("apptainer/images/busybox_arm64.sif"),
+        f.join("singularity-3.4/busybox-localimage.sif"),
+        f.join("input/root.squashfs"),
+    ] {
+        same_tree(&image);
+    }
+}
+
+/// A tree with what real images hold, packed with each compressor.
+fn make_corpus(dir: &Path) -> PathBuf {
+    let root = dir.join("tree");
+    let script = r#"
+set -e
+cd "$1"
+mkdir -p small big many nested/a/b/c links special
+for i in $(seq 1 50); do printf 'file %s\n' "$i" > small/f$i; done
+: > small/empty
+head -c 5000000 /dev/urandom > big/random
+yes 'compressible line of text' | head -c 3000000 > big/text
+head -c 131073 /dev/urandom > big/one-block-and-a-byte
+for i in $(seq 1 10000); do : > many/entry-$i; done
+echo deep > nested/a/b/c/deep
+ln -s ../small/f1 links/relative
+ln -s /etc/passwd links/absolute
+ln -s "$(printf 'x%.0s' $(seq 1 300))" links/long
+ln -s missing links/dangling
+echo shared > links/hard1 && ln links/hard1 links/hard2 && ln links/hard1 nested/hard3
+truncate -s 10M special/sparse && printf 'middle' | dd of=special/sparse bs=1 seek=5000000 conv=notrunc 2>/dev/null
+mkfifo special/fifo
+mknod special/chr c 1 3
+echo secret > special/root-only && chmod 0600 special/root-only
+echo setuid > special/setuid && chmod 4755 special/setuid
+echo none > special/nothing && chmod 0000 special/nothing
+echo owned > special/owned && chown 1234:5678 special/owned
+setfattr -n user.note -v hello small/f1
+setfattr -n user.empty small/f2
+setfattr -n security.capability -v 0sAQAAAgAgAAAAAAAAAAAAAAAAAAA= big/text
+touch -d '2001-02-03 04:05:06' small/f3
+"#;
+    std::fs::create_dir_all(&root).unwrap();
+    let status = Command::new("sh")
+        .args(["-c", script, "sh"])
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(status.success(), "making the corpus");
+    root
+}
+
+#[test]
+fn generated_corpus_matches_unsquashfs_with_every_compressor() {
+    if !need_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tree = make_corpus(dir.path());
+    for (name, opts) in [
+        ("gzip", vec!["-comp", "gzip"]),
+        ("zstd", vec!["-comp", "zstd"]),
+        ("xz", vec!["-comp", "xz"]),
+        ("lz4", vec!["-comp", "lz4"]),
+        ("lzo", vec!["-comp", "lzo"]),
+        ("small-blocks", vec!["-comp", "gzip", "-b", "4096"]),
+        ("uncompressed", vec!["-noI", "-noD", "-noF", "-noX"]),
+    ] {
+        let sqfs = dir.path().join(format!("{name}.sqfs"));
+        let out = Command::new("mksquashfs")
+            .arg(&tree)
+            .arg(&sqfs)
+            .args(["-noappend", "-quiet", "-no-progress"])
+            .args(&opts)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Inside a SIF, at an offset, as images are run.
+        let sif = dir.path().join(format!("{name}.sif"));
+        for args in [
+            vec!["sif", "new", sif.to_str().unwrap()],
+            vec![
+                "sif",
+                "add",
+                "--datatype",
+                "4",
+                "--partfs",
+                "1",
+                "--parttype",
+                "2",
+                "--partarch",
+                "2",
+                "--groupid",
+                "1",
+                sif.to_str().unwrap(),
+                sqfs.to_str().unwrap(),
+            ],
+        ] {
+            let out = run(&args);
+            assert!(out.status.success(), "{}", stderr(&out));
+        }
+        same_tree(&sif);
+    }
+}
+
+#[test]
+fn debian_image_matches_unsquashfs() {
+    if !need_root() {
+        return;
+    }
+    let Some(debian) = std::env::var_os("VESSEL_TEST_DEBIAN_SIF") else {
+        eprintln!("skipped: VESSEL_TEST_DEBIAN_SIF not set (scripts/test.sh sets it)");
+        return;
+    };
+    same_tree(Path::new(&debian));
+}
+
+/// As the unprivileged user: the FUSE driver runs the image, shows the
+/// image's owners (root's files as the overflow id, since root is not
+/// mapped) and lets the kernel refuse what the modes refuse.
+#[test]
+fn unprivileged_runs_keep_the_images_permissions() {
+    let dir = user_dir();
+    let d = dir.path();
+    let tree = d.join("tree");
+    std::fs::create_dir_all(tree.join("bin")).unwrap();
+    let busybox = Path::new("/bin/busybox");
+    if !busybox.exists() {
+        eprintln!("skipped: needs /bin/busybox (package busybox-static)");
+        return;
+    }
+    std::fs::copy(busybox, tree.join("bin/busybox")).unwrap();
+    for tool in ["sh", "cat", "stat", "ls"] {
+        std::os::unix::fs::symlink("busybox", tree.join("bin").join(tool)).unwrap();
+    }
+    std::fs::write(tree.join("secret"), "root only\n").unwrap();
+    std::fs::write(tree.join("public"), "everyone\n").unwrap();
+    let status = Command::new("sh")
+        .args([
+            "-c",
+            "chmod 600 \"$1/secret\" && chmod 644 \"$1/public\"",
+            "sh",
+        ])
+        .arg(&tree)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let sqfs = d.join("img.sqfs");
+    let out = Command::new("mksquashfs")
+        .arg(&tree)
+        .arg(&sqfs)
+        .args(["-noappend", "-quiet", "-no-progress", "-all-root"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::set_permissions(&sqfs, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let env = [("VESSEL_IMAGE_DRIVER", "fuse")];
+    let sq = sqfs.to_str().unwrap();
+    let run_user = |args: &[&str]| {
+        user_vessel(args, &env, d)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = run_user(&["exec", "--no-home", sq, "cat", "/public"]);
+    assert_eq!(stdout(&out), "everyone\n", "{}", stderr(&out));
+    let out = run_user(&["exec", "--no-home", sq, "cat", "/secret"]);
+    assert!(!out.status.success(), "a root-only file was readable");
+    assert!(
+        stderr(&out).contains("Permission denied"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run_user(&["exec", "--no-home", sq, "stat", "-c", "%u %a", "/secret"]);
+    assert_eq!(stdout(&out), "65534 600\n", "{}", stderr(&out));
+    // As fake root the same file is root's, and readable.
+    let out = run_user(&["exec", "--fakeroot", "--no-home", sq, "cat", "/secret"]);
+    assert_eq!(stdout(&out), "root only\n", "{}", stderr(&out));
+}
