@@ -48,7 +48,7 @@ cat > "$work/phase.sh" <<'EOF'
 dir=$1 phase=$2
 start=$(date +%s.%N)
 case $phase in
-  tar) tar cf - -C "$dir" . | cat > /dev/null ;;
+  tar) tar cf - -C "$dir" . 2>/dev/null | cat > /dev/null ;;
   find) find "$dir" > /dev/null ;;
   python)
     if [ "$(id -u)" = 0 ]; then run="chroot $dir"; else run="unshare -r chroot $dir"; fi
@@ -58,7 +58,7 @@ case $phase in
     (cd "$dir" && find . -type f | sort > /tmp/vessel-bench-files.$$)
     split -n "l/$n" -d /tmp/vessel-bench-files.$$ /tmp/vessel-bench-part.$$.
     for part in /tmp/vessel-bench-part.$$.*; do
-      (cd "$dir" && xargs -d '\n' cat < "$part" > /dev/null) &
+      (cd "$dir" && xargs -d '\n' cat < "$part" > /dev/null 2>&1) &
     done
     wait
     rm -f /tmp/vessel-bench-files.$$ /tmp/vessel-bench-part.$$.* ;;

@@ -21,6 +21,8 @@ packages=(
   debootstrap munge slurmctld slurmd slurm-client procps
   # Fake-root builds with the user's subordinate ids (newuidmap/newgidmap).
   uidmap
+  # The FUSE driver's tests (xattrs in the corpus) and its benchmark peers.
+  attr fuse3 squashfuse
   # Pulls: tar2sqfs turns merged layers into SquashFS; local OCI registries
   # and the tools that fill them for the tests.
   squashfs-tools-ng docker-registry skopeo umoci apache2-utils openssl curl python3

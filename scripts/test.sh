@@ -91,6 +91,8 @@ cargo build --release --quiet
 BENCH_RUNS=${BENCH_RUNS:-30} bench/startup.sh "$root/target/release/vessel" || echo "benchmark did not complete"
 echo "==> pull benchmark (informative; never fails the suite)"
 BENCH_RUNS=2 bench/pull.sh "$root/target/release/vessel" "$registry_state" || echo "benchmark did not complete"
+echo "==> FUSE driver benchmark (informative; never fails the suite)"
+bench/fuse.sh "$root/target/release/vessel" "$debian_sif" || echo "benchmark did not complete"
 echo "==> build benchmark (informative; never fails the suite)"
 BENCH_RUNS=1 bench/build.sh "$root/target/release/vessel" || echo "benchmark did not complete"
 
