@@ -110,8 +110,9 @@ impl ImageFs {
 
     fn attr(&self, inode: &Inode) -> FileAttr {
         let time = UNIX_EPOCH + Duration::from_secs(inode.mtime as u64);
-        let owner = match (inode.kind, inode.uid) {
-            (Kind::Dir, 0) => self.root_dirs_as,
+        let owner = match (inode.kind, inode.uid, inode.gid) {
+            (Kind::Dir, 0, 0) => self.root_dirs_as,
+            (Kind::Dir, 0, gid) => (self.root_dirs_as.0, gid),
             _ => (inode.uid, inode.gid),
         };
         FileAttr {
