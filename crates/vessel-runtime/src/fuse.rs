@@ -18,9 +18,9 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, UNIX_EPOCH};
 
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
-    KernelConfig, LockOwner, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyDirectoryPlus,
-    ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
+    Errno, FileAttr, FileHandle, FileType, Filesystem, Generation, INodeNo, KernelConfig,
+    LockOwner, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEntry,
+    ReplyOpen, ReplyStatfs, ReplyXattr, Request,
 };
 use vessel_squashfs::{Archive, Inode, InodeRef, Kind};
 
@@ -229,11 +229,13 @@ impl Filesystem for ImageFs {
         }
     }
 
-    fn open(&self, _req: &Request, _ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        if flags.0 & libc_accmode() != 0 {
-            return reply.error(Errno::EROFS);
-        }
-        reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE);
+    /// "Not implemented" tells the kernel (Linux 3.x+ for files, 5.1+ for
+    /// directories) to stop sending OPEN/RELEASE and OPENDIR/RELEASEDIR at
+    /// all and to keep page and directory caches across opens: an open of a
+    /// cached file then costs no round trip. The mount is read-only, so the
+    /// kernel refuses writes before they get here.
+    fn open(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        reply.error(Errno::ENOSYS);
     }
 
     fn read(
@@ -271,10 +273,7 @@ impl Filesystem for ImageFs {
     }
 
     fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        reply.opened(
-            FileHandle(0),
-            FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_CACHE_DIR,
-        );
+        reply.error(Errno::ENOSYS);
     }
 
     fn readdir(
@@ -393,11 +392,6 @@ fn xattr_reply(reply: ReplyXattr, size: u32, value: &[u8]) {
     } else {
         reply.data(value);
     }
-}
-
-/// O_WRONLY | O_RDWR: the access-mode bits that ask for writing.
-fn libc_accmode() -> i32 {
-    0o3
 }
 
 /// Serves `archive` on the FUSE connection `fd` (already mounted) with

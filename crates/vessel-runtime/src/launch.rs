@@ -475,7 +475,16 @@ fn apply(mount: &Mount, root: &OwnedFd, session: &Path) -> Result<(), LaunchErro
         } => {
             let src_fd = open_host(src)?;
             let target = mount_point(root, dst, !is_dir(&src_fd))?;
-            m::bind(&fd_path(&src_fd), &fd_path(&target), *recursive)?;
+            match m::bind(&fd_path(&src_fd), &fd_path(&target), *recursive) {
+                // A directory with mounts below it that the namespace got
+                // locked from the host (another job's, mounted under /tmp
+                // as this one started) can only be bound with them.
+                Err(e) if !*recursive && e.raw_os_error() == Some(22) => {
+                    tracing::debug!("{e}: binding {} with the mounts below it", src.display());
+                    m::bind(&fd_path(&src_fd), &fd_path(&target), true)?
+                }
+                other => other?,
+            }
             if *readonly {
                 let mounted = open_in_root(root, dst)?;
                 m::remount_bind(&fd_path(&mounted), true)?;
