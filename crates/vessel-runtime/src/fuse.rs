@@ -431,7 +431,7 @@ fn threads() -> usize {
     std::env::var("VESSEL_FUSE_THREADS")
         .ok()
         .and_then(|t| t.parse().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(4, |n| n.get().min(16)))
+        .unwrap_or_else(|| vessel_sys::process::cpu_count().min(16))
 }
 
 /// Mounts the SquashFS at `offset` in `file` read-only at `target` (owned
@@ -456,7 +456,13 @@ pub fn mount_and_serve(
     gid: u32,
 ) -> Result<vessel_sys::process::Pid, ServeError> {
     use vessel_sys::process::{self as p, Fork};
-    let archive = Archive::open(file.try_clone()?, offset, size)
+    // The kernel's page cache keeps what was read; these caches only need
+    // to hold the blocks several requests share (fragments, metadata).
+    let cache = vessel_squashfs::OpenOptions {
+        metadata_cache_bytes: 8 << 20,
+        data_cache_bytes: 16 << 20,
+    };
+    let archive = Archive::open_with(file.try_clone()?, offset, size, &cache)
         .map_err(|e| ServeError::Image(e.to_string()))?;
     let fd = vessel_sys::fuse::open_device().map_err(ServeError::Device)?;
     vessel_sys::fuse::mount(&fd, target, "vessel", uid, gid).map_err(ServeError::Mount)?;

@@ -220,6 +220,16 @@ pub fn leave_foreground_group() {
     let _ = rustix::process::setpgid(None, None);
 }
 
+/// The CPUs this process may run on (its affinity mask): one system call,
+/// where `std::thread::available_parallelism` also reads cgroup files, which
+/// shows in a container's start-up time.
+pub fn cpu_count() -> usize {
+    rustix::thread::sched_getaffinity(None)
+        .map(|set| set.count() as usize)
+        .unwrap_or(1)
+        .max(1)
+}
+
 /// Changes the working directory.
 pub fn chdir(path: &Path) -> Result<()> {
     rustix::process::chdir(path).op(|| format!("chdir {}", path.display()))
