@@ -509,12 +509,8 @@ fn debootstrap_with_apt_get_as_fake_root() {
              %help\n    Prints a greeting with GNU hello.\n"
         ),
     );
-    let tmp = d.join("tmp");
-    std::fs::create_dir(&tmp).unwrap();
-    if running_as_root() {
-        let u = test_user();
-        std::os::unix::fs::chown(&tmp, Some(u.uid), Some(u.gid)).unwrap();
-    }
+    let tmp_dir = user_dir();
+    let tmp = tmp_dir.path();
     let out = user_vessel(
         &["build", "deb.sif", &def],
         &[("APPTAINER_TMPDIR", tmp.to_str().unwrap())],
@@ -567,7 +563,7 @@ fn debootstrap_with_apt_get_as_fake_root() {
     assert_eq!(owner("/home/builder"), "2000/2000");
     assert_eq!(owner("/usr/bin/hello"), "0/0");
     // Nothing of the build is left behind in the temporary directory.
-    let left: Vec<_> = std::fs::read_dir(&tmp)
+    let left: Vec<_> = std::fs::read_dir(tmp)
         .unwrap()
         .flatten()
         .map(|e| e.file_name())

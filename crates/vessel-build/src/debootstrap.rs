@@ -73,8 +73,8 @@ pub(crate) fn bootstrap(stage: &Stage, rootfs: &Path, host: &HostRoot) -> Result
     if !status.success() {
         let log =
             std::fs::read_to_string(rootfs.join("debootstrap/debootstrap.log")).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(5).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(5)..];
         return Err(BuildError::Failed(format!(
             "debootstrap of {suite} from {mirror} failed ({status}){}",
             if tail.is_empty() {

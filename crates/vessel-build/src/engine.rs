@@ -73,7 +73,7 @@ pub fn build(def: &Definition, opts: &BuildOptions, tools: &Tools<'_>) -> Result
         .tempdir_in(&opts.tmpdir)
         .map_err(io(&opts.tmpdir))?;
     let host = HostRoot::new(&tools.vessel);
-    tracing::info!("{}", capitalized(&host.describe()));
+    tracing::info!("{}", host.describe());
     let result = if opts.update {
         update_sandbox(def, opts, tools, work.path())
     } else {
@@ -82,13 +82,6 @@ pub fn build(def: &Definition, opts: &BuildOptions, tools: &Tools<'_>) -> Result
     // Files of the user's subordinate ids can only go from inside.
     host.remove_tree(work.path());
     result
-}
-
-fn capitalized(s: &str) -> String {
-    let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_uppercase().chain(c).collect())
-        .unwrap_or_default()
 }
 
 fn build_stages(

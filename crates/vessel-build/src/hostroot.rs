@@ -20,10 +20,9 @@ impl HostRoot {
     /// For the calling user; `vessel` is the executable that provides
     /// `__fakeroot`.
     pub fn new(vessel: &Path) -> HostRoot {
-        let root = vessel_runtime::Host::current().uid == 0;
         HostRoot {
             vessel: vessel.to_path_buf(),
-            mode: (!root).then(Fakeroot::current),
+            mode: Fakeroot::unless_root(),
         }
     }
 
@@ -40,7 +39,7 @@ impl HostRoot {
     /// The mode, in words, for the build log.
     pub fn describe(&self) -> String {
         match &self.mode {
-            None => "running as root: no fake root needed".into(),
+            None => "Running as root: no fake root needed".into(),
             Some(m) => m.describe(),
         }
     }

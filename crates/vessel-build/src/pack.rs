@@ -38,40 +38,10 @@ impl SquashOptions {
     }
 }
 
-/// `--mksquashfs-args "-comp zstd -b 1M"`: split as a shell would split
-/// plain words (quotes group words; no expansions).
+/// `--mksquashfs-args "-comp zstd -b 1M"`: split into words as a POSIX
+/// shell would (quotes and backslashes; no expansions).
 pub fn split_mksquashfs_args(text: &str) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut in_word = false;
-    let mut quote: Option<char> = None;
-    for c in text.chars() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), c) => cur.push(c),
-            (None, '\'' | '"') => {
-                quote = Some(c);
-                in_word = true;
-            }
-            (None, c) if c.is_whitespace() => {
-                if in_word {
-                    out.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            (None, c) => {
-                cur.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if quote.is_some() {
-        return Err(format!("--mksquashfs-args {text:?}: unterminated quote"));
-    }
-    if in_word {
-        out.push(cur);
-    }
-    Ok(out)
+    shlex::split(text).ok_or_else(|| format!("--mksquashfs-args {text:?}: unterminated quote"))
 }
 
 /// Makes `output` (a SIF) from the root file system at `root`.

@@ -42,9 +42,10 @@ impl Fakeroot {
     pub fn for_user(name: &str, uid: u32, gid: u32) -> Fakeroot {
         let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
         let uids = subordinate_range(&read(SUBUID), name, uid);
-        let gids = subordinate_range(&read(SUBGID), name, gid).or_else(|| {
+        let subgid = read(SUBGID);
+        let gids = subordinate_range(&subgid, name, gid).or_else(|| {
             // subgid entries are keyed by user, not group.
-            subordinate_range(&read(SUBGID), name, uid)
+            subordinate_range(&subgid, name, uid)
         });
         let (Some(uids), Some(gids)) = (uids, gids) else {
             return Fakeroot::RootOnly {
@@ -68,6 +69,12 @@ impl Fakeroot {
         }
     }
 
+    /// The mapping for the calling process's user, or `None` for real
+    /// root, who needs none.
+    pub fn unless_root() -> Option<Fakeroot> {
+        (vessel_sys::process::getuid() != 0).then(Fakeroot::current)
+    }
+
     /// The mapping for the calling process's user.
     pub fn current() -> Fakeroot {
         let uid = vessel_sys::process::getuid();
@@ -82,14 +89,14 @@ impl Fakeroot {
     pub fn describe(&self) -> String {
         match self {
             Fakeroot::Subordinate { uids, gids, .. } => format!(
-                "fake root: root-mapped user namespace with your subordinate ids (uids {}-{}, gids {}-{} from {SUBUID} and {SUBGID})",
+                "Fake root: root-mapped user namespace with your subordinate ids (uids {}-{}, gids {}-{} from {SUBUID} and {SUBGID})",
                 uids.start,
                 uids.start as u64 + uids.count as u64 - 1,
                 gids.start,
                 gids.start as u64 + gids.count as u64 - 1,
             ),
             Fakeroot::RootOnly { why } => format!(
-                "fake root: root-mapped user namespace with only your own id, because {why}; \
+                "Fake root: root-mapped user namespace with only your own id, because {why}; \
                  commands that switch users (apt-get, useradd, chown to other users) may fail"
             ),
         }
@@ -132,7 +139,7 @@ impl Fakeroot {
 /// status. Real root runs it directly: exec does not return then. The
 /// process must be single-threaded.
 pub fn run_on_host(command: &[OsString]) -> Result<i32, SysError> {
-    use vessel_sys::process::{self as p, Fork};
+    use vessel_sys::process as p;
     let env: Vec<_> = std::env::vars_os().collect();
     let uid = p::getuid();
     if uid == 0 {
@@ -149,15 +156,7 @@ pub fn run_on_host(command: &[OsString]) -> Result<i32, SysError> {
     };
     mode.enter(ns, uid, p::getgid())?;
     vessel_sys::mount::make_private_recursive()?;
-    match p::fork()? {
-        Fork::Child => {
-            let _ = p::die_with_parent();
-            let err = p::exec(command, &env);
-            eprintln!("{err}");
-            p::exit_now(127)
-        }
-        Fork::Parent(child) => Ok(p::wait_for(child)?.status()),
-    }
+    p::run_to_end(command, &env)
 }
 
 /// The first range for `name` or `id` in a subuid/subgid file

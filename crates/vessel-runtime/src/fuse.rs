@@ -454,7 +454,7 @@ pub fn mount_and_serve(
     target: &std::path::Path,
     uid: u32,
     gid: u32,
-) -> Result<vessel_sys::process::Pid, ServeError> {
+) -> Result<Server, ServeError> {
     use vessel_sys::process::{self as p, Fork};
     // The kernel's page cache keeps what was read; these caches only need
     // to hold the blocks several requests share (fragments, metadata).
@@ -480,7 +480,19 @@ pub fn mount_and_serve(
             };
             p::exit_now(code)
         }
-        Fork::Parent(pid) => Ok(pid),
+        Fork::Parent(pid) => Ok(Server(pid)),
+    }
+}
+
+/// The server process of a mounted image: stopped (and reaped) when
+/// dropped, once the container no longer needs the mount.
+#[derive(Debug)]
+pub struct Server(vessel_sys::process::Pid);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = vessel_sys::process::kill(self.0, 9);
+        let _ = vessel_sys::process::wait_for(self.0);
     }
 }
 
@@ -496,7 +508,7 @@ pub fn run_mounted(
     dir: &std::path::Path,
     command: &[std::ffi::OsString],
 ) -> Result<i32, ServeError> {
-    use vessel_sys::process::{self as p, Fork};
+    use vessel_sys::process as p;
     let (uid, gid) = (p::getuid(), p::getgid());
     let ns = vessel_sys::ns::Namespaces {
         user: uid != 0,
@@ -510,16 +522,8 @@ pub fn run_mounted(
     vessel_sys::mount::make_private_recursive()?;
     let server = mount_and_serve(file, offset, size, dir, uid, gid)?;
     let env: Vec<_> = std::env::vars_os().collect();
-    let status = match p::fork()? {
-        Fork::Child => {
-            let err = p::exec(command, &env);
-            eprintln!("{err}");
-            p::exit_now(127)
-        }
-        Fork::Parent(child) => p::wait_for(child)?.status(),
-    };
+    let status = p::run_to_end(command, &env)?;
     let _ = vessel_sys::mount::unmount_detach(dir);
-    let _ = p::kill(server, 9);
-    let _ = p::wait_for(server);
+    drop(server);
     Ok(status)
 }

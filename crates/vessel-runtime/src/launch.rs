@@ -51,20 +51,16 @@ pub fn launch(opts: &LaunchOptions, host: &Host) -> Result<i32, LaunchError> {
     // must be the payload, not the FUSE server, which is forked first.
     let fuse = matches!(source, RootSource::Fuse { .. });
     let session = enter_namespaces(opts, host, fuse)?;
+    let mut fuse_server = None;
     let (lower, is_sandbox) = match &source {
         RootSource::Dir { path, sandbox } => (path.clone(), *sandbox),
         RootSource::Extracted(e) => (e.root.clone(), false),
         RootSource::Kernel { file, offset, size } => {
             (mount_squashfs(file, *offset, *size, session.path())?, false)
         }
-        RootSource::Fuse {
-            file,
-            offset,
-            size,
-            server,
-        } => {
-            let (target, pid) = serve_fuse(file, *offset, *size, session.path(), opts, host)?;
-            server.set(Some(pid));
+        RootSource::Fuse { file, offset, size } => {
+            let (target, server) = serve_fuse(file, *offset, *size, session.path(), opts, host)?;
+            fuse_server = Some(server);
             if opts.pid {
                 vessel_sys::ns::unshare(Namespaces {
                     pid: true,
@@ -79,12 +75,7 @@ pub fn launch(opts: &LaunchOptions, host: &Host) -> Result<i32, LaunchError> {
         tracing::warn!("{w}");
     }
     let status = run(&plan, session.path());
-    if let RootSource::Fuse { server, .. } = &source {
-        if let Some(pid) = server.take() {
-            let _ = p::kill(pid, 9);
-            let _ = p::wait_for(pid);
-        }
-    }
+    drop(fuse_server);
     // The session's mounts vanish with the namespace; remove the empty
     // directory they were on.
     let _ = m::unmount_detach(session.path());
@@ -110,7 +101,6 @@ enum RootSource {
         file: fs::File,
         offset: u64,
         size: u64,
-        server: std::cell::Cell<Option<p::Pid>>,
     },
 }
 
@@ -159,7 +149,6 @@ fn root_source(image: Image, opts: &LaunchOptions, host: &Host) -> Result<RootSo
             file: fs::File::open(&path)?,
             offset,
             size,
-            server: std::cell::Cell::new(None),
         });
     }
     let cache = ExtractCache::new(&opts.extract_dir, opts.extract_max_bytes)?;
@@ -186,7 +175,7 @@ fn serve_fuse(
     session: &Path,
     opts: &LaunchOptions,
     host: &Host,
-) -> Result<(PathBuf, p::Pid), LaunchError> {
+) -> Result<(PathBuf, crate::fuse::Server), LaunchError> {
     let target = session.join("image");
     fs::create_dir(&target)?;
     let (uid, gid) = if opts.fakeroot {
@@ -194,19 +183,18 @@ fn serve_fuse(
     } else {
         (host.uid, host.gid)
     };
-    let pid =
-        crate::fuse::mount_and_serve(file, offset, size, &target, uid, gid).map_err(
-            |e| match e {
-                crate::fuse::ServeError::Image(msg) => {
-                    LaunchError::Image(format!("{}: {msg}", opts.image.display()))
-                }
-                crate::fuse::ServeError::Mount(e) => {
-                    kernel_hint("could not mount the image with FUSE", e)
-                }
-                other => LaunchError::Image(other.to_string()),
-            },
-        )?;
-    Ok((target, pid))
+    let server = crate::fuse::mount_and_serve(file, offset, size, &target, uid, gid).map_err(
+        |e| match e {
+            crate::fuse::ServeError::Image(msg) => {
+                LaunchError::Image(format!("{}: {msg}", opts.image.display()))
+            }
+            crate::fuse::ServeError::Mount(e) => {
+                kernel_hint("could not mount the image with FUSE", e)
+            }
+            other => LaunchError::Image(other.to_string()),
+        },
+    )?;
+    Ok((target, server))
 }
 
 /// The namespaces for `opts`: always a mount namespace, and a user

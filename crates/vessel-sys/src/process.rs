@@ -128,6 +128,21 @@ pub fn reap_any() -> Result<Option<(Pid, Exit)>> {
     }
 }
 
+/// Runs `argv` (looked up as [`exec`] does) in a child that dies with this
+/// process, waits for it, and returns its shell-style status (127 when it
+/// could not be started, as a shell says).
+pub fn run_to_end(argv: &[OsString], env: &[(OsString, OsString)]) -> Result<i32> {
+    match fork()? {
+        Fork::Child => {
+            let _ = die_with_parent();
+            let err = exec(argv, env);
+            eprintln!("{err}");
+            exit_now(127)
+        }
+        Fork::Parent(child) => Ok(wait_for(child)?.status()),
+    }
+}
+
 /// Waits for child `pid` to end.
 pub fn wait_for(pid: Pid) -> Result<Exit> {
     loop {
