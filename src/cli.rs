@@ -123,14 +123,24 @@ vessel pull --no-https docker://127.0.0.1:5000/busybox:latest"
 
     // --- Trust ---
     /// Add digital signatures to a SIF image
-    #[command(display_order = 30)]
-    Sign(NotYet),
+    #[command(
+        display_order = 30,
+        after_help = "Examples:\n  vessel sign app.sif                     PGP, your first secret key\n  \
+vessel sign --keyidx 1 --group-id 1 app.sif\n  \
+vessel sign --key private.pem app.sif   DSSE (RSA, ECDSA or Ed25519)"
+    )]
+    Sign(SignArgs),
     /// Check the digital signatures of a SIF image
-    #[command(display_order = 31)]
-    Verify(NotYet),
+    #[command(
+        display_order = 31,
+        after_help = "Examples:\n  vessel verify app.sif\n  \
+vessel verify --key public.pem app.sif\n  \
+vessel verify --legacy-insecure --json old.sif"
+    )]
+    Verify(VerifyArgs),
     /// Manage the OpenPGP keys used to sign and verify images
     #[command(alias = "keys", display_order = 32)]
-    Key(NotYet),
+    Key(KeyArgs),
     /// Manage the key servers used to find OpenPGP keys
     #[command(display_order = 33)]
     Keyserver(NotYet),
@@ -405,6 +415,159 @@ pub enum RegistryCommand {
         /// Credentials file to read
         #[arg(long, value_name = "FILE")]
         authfile: Option<PathBuf>,
+    },
+}
+
+/// Options of `sign`.
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// Sign the objects of this group only
+    #[arg(short = 'g', long = "group-id", visible_alias = "groupid", value_name = "ID", conflicts_with_all = ["sif_id", "all"])]
+    pub group_id: Option<u32>,
+    /// Sign this object only
+    #[arg(
+        short = 'i',
+        long = "sif-id",
+        visible_alias = "id",
+        value_name = "ID",
+        conflicts_with = "all"
+    )]
+    pub sif_id: Option<u32>,
+    /// Sign every object on its own (one signature per object)
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// PGP secret key to use: its index in `key list --secret`
+    #[arg(short = 'k', long, value_name = "N", conflicts_with = "key")]
+    pub keyidx: Option<usize>,
+    /// Sign with this PEM private key (DSSE) instead of a PGP key
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Keyring directory (default ~/.apptainer/keys)
+    #[arg(short = 'd', long, value_name = "DIR")]
+    pub keysdir: Option<PathBuf>,
+    /// The SIF image to sign
+    pub image: PathBuf,
+}
+
+/// Options of `verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Verify the objects of this group only
+    #[arg(short = 'g', long = "group-id", visible_alias = "groupid", value_name = "ID", conflicts_with_all = ["sif_id", "all"])]
+    pub group_id: Option<u32>,
+    /// Verify this object only
+    #[arg(
+        short = 'i',
+        long = "sif-id",
+        visible_alias = "id",
+        value_name = "ID",
+        conflicts_with = "all"
+    )]
+    pub sif_id: Option<u32>,
+    /// Verify every object (each must be covered by a valid signature)
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Verify with this PEM public key (DSSE signatures)
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Use only the local keyrings (Vessel never asks a key server)
+    #[arg(short = 'l', long)]
+    pub local: bool,
+    /// Print the result as JSON
+    #[arg(short = 'j', long)]
+    pub json: bool,
+    /// Also accept legacy (Singularity 3.x, insecure) signatures
+    #[arg(long)]
+    pub legacy_insecure: bool,
+    /// Key server URL (not used: Vessel verifies with local keys)
+    #[arg(short = 'u', long, value_name = "URL", hide = true)]
+    pub url: Option<String>,
+    /// Keyring directory (default ~/.apptainer/keys)
+    #[arg(short = 'd', long, value_name = "DIR")]
+    pub keysdir: Option<PathBuf>,
+    /// The SIF image to verify
+    pub image: PathBuf,
+}
+
+/// `key` and its subcommands.
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    /// Use the global public keyring (in the configuration directory; changing it needs root)
+    #[arg(short = 'g', long, global = true)]
+    pub global: bool,
+    /// Keyring directory (default ~/.apptainer/keys)
+    #[arg(short = 'd', long, global = true, value_name = "DIR")]
+    pub keysdir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: KeyCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create a new OpenPGP key pair in your keyrings
+    #[command(
+        after_help = "Example:\n  vessel key newpair --name 'Ada Lovelace' --email ada@example.org --password '' --bit-length 4096"
+    )]
+    Newpair {
+        /// Key owner's name
+        #[arg(short = 'N', long)]
+        name: Option<String>,
+        /// Key owner's email
+        #[arg(short = 'E', long)]
+        email: Option<String>,
+        /// Key comment
+        #[arg(short = 'C', long)]
+        comment: Option<String>,
+        /// Passphrase protecting the secret key ('' for none)
+        #[arg(short = 'P', long)]
+        password: Option<String>,
+        /// RSA key length in bits
+        #[arg(short = 'b', long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1024..=8192))]
+        bit_length: u32,
+        /// Upload the public key to a key server (not supported)
+        #[arg(short = 'U', long, hide = true)]
+        push: bool,
+    },
+    /// List the keys of your keyrings
+    List {
+        /// List the secret keys instead of the public ones
+        #[arg(short = 's', long)]
+        secret: bool,
+    },
+    /// Add keys from a file (armored or binary, public or secret)
+    Import {
+        /// Re-protect an imported secret key with a new passphrase
+        #[arg(long)]
+        new_password: bool,
+        /// The key file
+        file: PathBuf,
+    },
+    /// Write a key to a file
+    Export {
+        /// Export the secret key
+        #[arg(short = 's', long)]
+        secret: bool,
+        /// ASCII-armored output
+        #[arg(short = 'a', long)]
+        armor: bool,
+        /// Fingerprint (or key id) of the key
+        fingerprint: String,
+        /// The file to write
+        file: PathBuf,
+    },
+    /// Remove a key from your keyrings
+    Remove {
+        /// Remove the public key (the default)
+        #[arg(short = 'p', long)]
+        public: bool,
+        /// Remove the secret key
+        #[arg(short = 's', long)]
+        secret: bool,
+        /// Remove both keys
+        #[arg(short = 'b', long)]
+        both: bool,
+        /// Fingerprint (or key id) of the key
+        fingerprint: String,
     },
 }
 

@@ -35,8 +35,33 @@ pub fn run(tool: Tool, verb: Verb, args: ActionArgs) -> Result<u8> {
     } else {
         None
     };
+    execution_control(&opts.image)?;
     let status = vessel_runtime::launch(&opts, &host).map_err(|e| anyhow!("{e}"))?;
     Ok(u8::try_from(status).unwrap_or(255))
+}
+
+/// The administrator's execution control list (`vessel.conf`): a SIF image
+/// runs only if it is signed as its execution group demands, checked before
+/// anything is mounted. As in Apptainer, it governs SIF images only; other
+/// image kinds are for the site's other settings to allow or not.
+fn execution_control(image: &Path) -> Result<()> {
+    let path = vessel_config::conf::conf_path();
+    let conf = vessel_config::conf::Conf::load(&path)?;
+    let ecl = &conf.execution_control;
+    if !ecl.activated {
+        return Ok(());
+    }
+    let real = std::fs::canonicalize(image)
+        .with_context(|| format!("cannot resolve the image path {}", image.display()))?;
+    let vessel_image::Image::Sif { mut sif, .. } = vessel_image::open_image(&real)? else {
+        return Ok(());
+    };
+    let global = vessel_sign::Keyring::global(vessel_config::conf::conf_dir());
+    let keys = global
+        .public_keys()
+        .context("reading the global public keyring for the execution control list")?;
+    vessel_sign::policy::check(ecl, &real, &mut sif, &keys)
+        .with_context(|| format!("{} does not allow this image to run", path.display()))
 }
 
 /// A variable for an option, in the persona's prefix order.

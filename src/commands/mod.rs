@@ -5,9 +5,12 @@ mod build;
 mod cache;
 mod inspect;
 mod internal;
+mod key;
 mod pull;
 mod registry;
 mod sif;
+mod sign;
+mod verify;
 
 use std::io::Write;
 
@@ -64,6 +67,9 @@ pub fn run(cli: Cli, tool: Tool) -> Result<u8> {
         Command::Cache(args) => cache::run(tool, args),
         Command::Registry(args) => registry::run(args),
         Command::Sif(args) => sif::run(args),
+        Command::Key(args) => key::run(tool, args),
+        Command::Sign(args) => sign::run(tool, args),
+        Command::Verify(args) => verify::run(tool, args),
         Command::FakerootRun(args) => internal::fakeroot(args),
         Command::MountImage(args) => internal::mount_image(args),
         other => bail!(

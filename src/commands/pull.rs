@@ -11,7 +11,7 @@ use vessel_oci::PullOptions;
 
 use crate::cli::{PullArgs, RegistryOptions};
 
-fn env_value(tool: Tool, var: EnvVar) -> Option<String> {
+pub(crate) fn env_value(tool: Tool, var: EnvVar) -> Option<String> {
     lookup(tool, var, |k| std::env::var(k).ok())
         .value
         .map(|v| v.value)

@@ -7,6 +7,7 @@
 //! declared once in [`vars`], with its documentation, so that help texts and
 //! docs can be generated from one place.
 
+pub mod conf;
 mod env;
 mod tool;
 
@@ -120,6 +121,20 @@ pub mod vars {
         "Unpack the image instead of mounting it (like --unsquash).",
     );
 
+    // Keys, signing and verification.
+    pub const KEYSDIR: EnvVar = EnvVar::new(
+        "KEYSDIR",
+        "Directory of the OpenPGP keyrings (default ~/.apptainer/keys; like --keysdir).",
+    );
+    pub const VERIFY_KEY: EnvVar = EnvVar::new(
+        "VERIFY_KEY",
+        "PEM public key to verify DSSE signatures with (like verify --key).",
+    );
+    pub const LOCAL_VERIFY: EnvVar = EnvVar::new(
+        "LOCAL_VERIFY",
+        "Verify with the local keyrings only (like verify --local).",
+    );
+
     // Registries and the cache.
     pub const CACHEDIR: EnvVar = EnvVar::new(
         "CACHEDIR",
@@ -195,5 +210,8 @@ pub mod vars {
         SHELL,
         FAKEROOT,
         UNSQUASH,
+        KEYSDIR,
+        VERIFY_KEY,
+        LOCAL_VERIFY,
     ];
 }

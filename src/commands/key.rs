@@ -1,0 +1,294 @@
+//! `key`: the user's OpenPGP keyrings (`~/.apptainer/keys/pgp-public` and
+//! `pgp-secret`) and the global public keyring beside `vessel.conf`, which
+//! the run-time execution control list verifies with.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use vessel_config::{vars, Tool};
+use vessel_sign::{KeyInfo, Keyring, NewKey};
+
+use crate::cli::{KeyArgs, KeyCommand};
+
+use super::pull::{env_value, home};
+
+/// The user's key directory: `--keysdir`, `$APPTAINER_KEYSDIR`, else
+/// `~/.apptainer/keys`.
+pub fn keys_dir(tool: Tool, flag: Option<PathBuf>) -> PathBuf {
+    flag.or_else(|| {
+        env_value(tool, vars::KEYSDIR)
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+    })
+    .unwrap_or_else(|| home().join(".apptainer/keys"))
+}
+
+/// The keyring the command works on: the user's, or with `--global` the
+/// system's public keyring.
+fn keyring(tool: Tool, args: &KeyArgs) -> Keyring {
+    if args.global {
+        Keyring::global(vessel_config::conf::conf_dir())
+    } else {
+        Keyring::new(keys_dir(tool, args.keysdir.clone()))
+    }
+}
+
+pub fn run(tool: Tool, args: KeyArgs) -> Result<u8> {
+    let ring = keyring(tool, &args);
+    let global = args.global;
+    match args.command {
+        KeyCommand::Newpair {
+            name,
+            email,
+            comment,
+            password,
+            bit_length,
+            push,
+        } => {
+            if global {
+                bail!("key newpair makes a key pair in your own keyrings; leave out --global");
+            }
+            if push {
+                bail!("Vessel does not talk to key servers: export the public key with `key export --armor FINGERPRINT FILE` and publish that file");
+            }
+            let name = answer(name, "Enter your name (e.g., John Doe) : ", "--name")?;
+            let email = answer(
+                email,
+                "Enter your email address (e.g., john.doe@example.com) : ",
+                "--email",
+            )?;
+            let comment = answer(
+                comment,
+                "Enter optional comment (e.g., development keys) : ",
+                "--comment",
+            )?;
+            let passphrase = match password {
+                Some(p) => p,
+                None => read_secret("Enter a passphrase : ", "--password")?,
+            };
+            if passphrase.is_empty() {
+                tracing::warn!(
+                    "the secret key has no passphrase: anyone who can read {} can sign as you",
+                    ring.secret_path().display()
+                );
+            }
+            print!("Generating Entity and OpenPGP Key Pair... ");
+            std::io::stdout().flush()?;
+            let key = ring.generate(&NewKey {
+                name,
+                email,
+                comment,
+                passphrase,
+                bits: bit_length,
+            });
+            let key = match key {
+                Ok(k) => k,
+                Err(e) => {
+                    println!("failed");
+                    return Err(e).context("creating the key pair failed");
+                }
+            };
+            println!("done");
+            let info = vessel_sign::keyring::secret_info(&key);
+            tracing::info!(
+                "new key {} stored in {}",
+                info.fingerprint,
+                ring.dir().display()
+            );
+            Ok(0)
+        }
+        KeyCommand::List { secret } => {
+            let (path, keys) = if secret {
+                (ring.secret_path(), ring.list_secret())
+            } else {
+                (ring.public_path(), ring.list_public())
+            };
+            let keys = keys.context("while listing keys")?;
+            let kind = if secret { "Private" } else { "Public" };
+            let mut out = format!("{kind} key listing ({}):\n\n", path.display());
+            for (i, k) in keys.iter().enumerate() {
+                out.push_str(&describe(i, k));
+            }
+            super::write_stdout(out.as_bytes())?;
+            Ok(0)
+        }
+        KeyCommand::Import { new_password, file } => {
+            let data = std::fs::read(&file)
+                .with_context(|| format!("cannot read the key file {}", file.display()))?;
+            let data = if new_password {
+                repassword(&data)?
+            } else {
+                data
+            };
+            let imported = ring
+                .import(&data)
+                .with_context(|| format!("key import from {} failed", file.display()))?;
+            if imported.is_empty() {
+                bail!("{} holds no OpenPGP key", file.display());
+            }
+            for k in imported {
+                let what = if k.secret { "secret" } else { "public" };
+                println!(
+                    "Key with fingerprint {} successfully added to the {what} keyring",
+                    k.fingerprint
+                );
+            }
+            Ok(0)
+        }
+        KeyCommand::Export {
+            secret,
+            armor,
+            fingerprint,
+            file,
+        } => {
+            let data = if secret {
+                ring.export_secret(&fingerprint, armor)
+            } else {
+                ring.export_public(&fingerprint, armor)
+            }
+            .context("key export failed")?;
+            write_new_file(&file, &data, secret)?;
+            let what = if secret { "Secret" } else { "Public" };
+            println!(
+                "{what} key with fingerprint {} correctly exported to file: {}",
+                fingerprint.to_uppercase(),
+                file.display()
+            );
+            Ok(0)
+        }
+        KeyCommand::Remove {
+            public,
+            secret,
+            both,
+            fingerprint,
+        } => {
+            if (secret || both) && global {
+                bail!("the global keyring holds public keys only: leave out --secret/--both");
+            }
+            if both || (public && secret) {
+                let p = ring.remove_public(&fingerprint);
+                let s = ring.remove_secret(&fingerprint);
+                if let (Err(p), Err(s)) = (&p, &s) {
+                    bail!("unable to remove either the public key ({p}) or the secret key ({s})");
+                }
+            } else if secret {
+                ring.remove_secret(&fingerprint)
+                    .context("unable to remove the secret key")?;
+            } else {
+                ring.remove_public(&fingerprint)
+                    .context("unable to remove the public key")?;
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// One entry of `key list`, laid out as Apptainer lays it out.
+fn describe(index: usize, k: &KeyInfo) -> String {
+    let label = format!("{index})");
+    let pad = " ".repeat(label.len());
+    let mut rows: Vec<(&str, String)> = k.user_ids.iter().map(|u| ("User:", u.clone())).collect();
+    rows.push(("Creation time:", go_time(k.created)));
+    rows.push(("Fingerprint:", k.fingerprint.clone()));
+    rows.push(("Length (in bits):", k.bits.to_string()));
+    let width = rows.iter().map(|(l, _)| l.len()).max().unwrap_or(0) + 2;
+    let mut out = String::new();
+    for (i, (l, v)) in rows.iter().enumerate() {
+        let first = if i == 0 { &label } else { &pad };
+        out.push_str(&format!("{first}  {l:width$}{v}\n"));
+    }
+    out.push('\n');
+    out
+}
+
+/// A time as Go's `time.Time` prints it (UTC).
+fn go_time(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|d| {
+            d.format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute]:[second] +0000 UTC"
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| t.to_string())
+}
+
+/// Re-protects the secret keys in `data` with a new passphrase asked for
+/// on the terminal (or standard input): `key import --new-password`.
+fn repassword(data: &[u8]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    for key in vessel_sign::keyring::parse_keys(data)? {
+        match key {
+            vessel_sign::PublicOrSecret::Secret(mut k) => {
+                let info = vessel_sign::keyring::secret_info(&k);
+                let old = if info.encrypted {
+                    read_secret(
+                        &format!("Enter the passphrase of key {} : ", info.fingerprint),
+                        "standard input",
+                    )?
+                } else {
+                    String::new()
+                };
+                let new = read_secret("Enter a new passphrase : ", "standard input")?;
+                vessel_sign::keyring::change_passphrase(&mut k, &old, &new)?;
+                out.extend(vessel_sign::keyring::armor_secret(&k)?);
+            }
+            vessel_sign::PublicOrSecret::Public(k) => {
+                out.extend(vessel_sign::keyring::armor_public(&k)?)
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A line typed by the user for a value given by no flag.
+fn answer(value: Option<String>, prompt: &str, flag: &str) -> Result<String> {
+    if let Some(v) = value {
+        return Ok(v);
+    }
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        print!("{prompt}");
+        std::io::stdout().flush()?;
+    }
+    let mut line = String::new();
+    if stdin.lock().read_line(&mut line)? == 0 {
+        bail!("no input for {flag}: give it on the command line ({flag} VALUE)");
+    }
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
+/// A secret typed without echo on a terminal, or the next line of standard
+/// input when it is not one (scripts, `echo pass | vessel sign …`).
+pub fn read_secret(prompt: &str, flag: &str) -> Result<String> {
+    if std::io::stdin().is_terminal() {
+        return rpassword::prompt_password(prompt).context("reading the passphrase");
+    }
+    let mut line = String::new();
+    if std::io::stdin().lock().read_line(&mut line)? == 0 {
+        bail!("a passphrase is needed and standard input is empty: type it at a terminal or pipe it in ({flag})");
+    }
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
+/// Writes an exported key to a file that must not exist yet (as Apptainer
+/// refuses to overwrite), private to the user for secret keys.
+fn write_new_file(path: &Path, data: &[u8], secret: bool) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(if secret { 0o600 } else { 0o644 })
+        .open(path)
+        .with_context(|| {
+            format!(
+                "cannot create {} (an existing file is never overwritten)",
+                path.display()
+            )
+        })?;
+    f.write_all(data)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("writing {}", path.display()))
+}
