@@ -23,6 +23,8 @@ packages=(
   uidmap
   # The FUSE driver's tests (xattrs in the corpus) and its benchmark peers.
   attr fuse3 squashfuse
+  # Signatures Vessel makes are checked with GnuPG; openssl makes DSSE keys.
+  gnupg
   # Pulls: tar2sqfs turns merged layers into SquashFS; local OCI registries
   # and the tools that fill them for the tests.
   squashfs-tools-ng docker-registry skopeo umoci apache2-utils openssl curl python3

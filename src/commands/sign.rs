@@ -38,9 +38,9 @@ pub fn run(tool: Tool, args: SignArgs) -> Result<u8> {
         let infos = ring.list_secret()?;
         let index = match (args.keyidx, keys.len()) {
             (_, 0) => bail!(
-                "no secret key in {}: create one with `{} key newpair` or import one with `{0} key import FILE`",
+                "no secret key in {}: create one with `{cmd} key newpair` or import one with `{cmd} key import FILE`",
                 ring.secret_path().display(),
-                tool.command()
+                cmd = tool.command()
             ),
             (Some(i), n) if i >= n => bail!(
                 "--keyidx {i}: the secret keyring holds {n} key(s), numbered from 0 (see `{} key list --secret`)",
