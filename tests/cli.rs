@@ -48,12 +48,12 @@ fn personas_answer_as_their_tool() {
             stdout(&out)
         );
         let out = std::process::Command::new(&bin)
-            .args(["sign", "app.sif"])
+            .args(["instance", "list"])
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(255));
         assert!(
-            stderr(&out).contains(&format!("'{name} sign' is not implemented yet")),
+            stderr(&out).contains(&format!("'{name} instance' is not implemented yet")),
             "{}",
             stderr(&out)
         );
@@ -74,9 +74,8 @@ fn commands_not_implemented_yet_fail_clearly() {
     for args in [
         vec!["overlay", "create", "--size", "64", "o.img"],
         vec!["instance", "start", "app.sif", "web"],
-        vec!["key", "list"],
-        vec!["verify", "app.sif"],
-        vec!["sign", "app.sif"],
+        vec!["keyserver", "list"],
+        vec!["remote", "list"],
     ] {
         let out = run(&args);
         assert_fatal(&out, &["not implemented yet", args[0]]);

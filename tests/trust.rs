@@ -105,9 +105,9 @@ fn newpair(keys: &Path, name: &str, passphrase: &str) -> String {
     ));
     let list = ok(with_keys(keys, &["key", "list", "--secret"], ""));
     list.lines()
-        .filter_map(|l| l.split("Fingerprint:").nth(1))
+        .rev()
+        .find_map(|l| l.split("Fingerprint:").nth(1))
         .map(|f| f.trim().to_string())
-        .last()
         .expect("a fingerprint in key list")
 }
 
