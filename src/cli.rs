@@ -522,7 +522,7 @@ pub enum KeyCommand {
         #[arg(short = 'P', long)]
         password: Option<String>,
         /// RSA key length in bits
-        #[arg(short = 'b', long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1024..=8192))]
+        #[arg(short = 'b', long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(2048..=8192))]
         bit_length: u32,
         /// Upload the public key to a key server (not supported)
         #[arg(short = 'U', long, hide = true)]
