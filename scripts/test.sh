@@ -18,9 +18,10 @@ fi
 
 tools=$(mktemp -d)
 trap 'rm -rf "$tools"' EXIT
-echo "==> building the reference siftool (Go, from Debian's sources)"
-.ci/build-siftool.sh "$tools/siftool"
-export VESSEL_SIFTOOL=$tools/siftool
+echo "==> building the reference siftool and integrity oracle (Go, from Debian's sources)"
+.ci/build-go-oracle.sh siftool "$tools/siftool"
+.ci/build-go-oracle.sh sifintegrity "$tools/sifintegrity"
+export VESSEL_SIFTOOL=$tools/siftool VESSEL_SIFINTEGRITY=$tools/sifintegrity
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

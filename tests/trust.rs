@@ -668,3 +668,66 @@ fn execution_control_list_refuses_unsigned_and_unlisted_images() {
     .unwrap();
     failed(&exec(&good), &["vessel.conf, line 1: expected yes or no"]);
 }
+
+#[test]
+fn the_reference_integrity_package_and_vessel_verify_each_other() {
+    let Some(oracle) = go_oracle("VESSEL_SIFINTEGRITY") else {
+        return;
+    };
+    let keys = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let fp = newpair(keys.path(), "Interop Signer", "");
+    let public = dir.path().join("public.asc");
+    let secret = dir.path().join("secret.asc");
+    ok(with_keys(
+        keys.path(),
+        &["key", "export", "--armor", &fp, public.to_str().unwrap()],
+        "",
+    ));
+    ok(with_keys(
+        keys.path(),
+        &[
+            "key",
+            "export",
+            "--secret",
+            "--armor",
+            &fp,
+            secret.to_str().unwrap(),
+        ],
+        "",
+    ));
+    let reference = |args: &[&Path]| {
+        let out = Command::new(&oracle).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "sifintegrity {args:?}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        stdout(&out)
+    };
+
+    // Signed by Vessel, verified by Go.
+    let ours = copy(&image("two-groups.sif"), dir.path(), "ours.sif");
+    ok(with_keys(
+        keys.path(),
+        &["sign", ours.to_str().unwrap()],
+        "",
+    ));
+    let out = reference(&[Path::new("verify"), &ours, &public]);
+    assert_eq!(out.matches(&format!("by {fp}")).count(), 2, "{out}");
+
+    // Signed by Go, verified by Vessel.
+    let theirs = copy(&image("two-groups.sif"), dir.path(), "theirs.sif");
+    reference(&[Path::new("sign"), &theirs, &secret]);
+    let out = ok(with_keys(
+        keys.path(),
+        &["verify", theirs.to_str().unwrap()],
+        "",
+    ));
+    assert_eq!(
+        out.matches(&format!("Fingerprint: {fp}")).count(),
+        2,
+        "{out}"
+    );
+}

@@ -166,6 +166,23 @@ pub fn user_dir() -> tempfile::TempDir {
     dir
 }
 
+/// A Go test oracle built from Debian's reference SIF library by
+/// `.ci/build-go-oracle.sh`, named by the variable `var`. Outside CI a
+/// missing one skips the comparison; in CI it is a failure, so the check
+/// always runs there.
+pub fn go_oracle(var: &str) -> Option<PathBuf> {
+    match std::env::var_os(var) {
+        Some(p) => Some(PathBuf::from(p)),
+        None if std::env::var_os("CI").is_some() => {
+            panic!("{var} must name the reference oracle in CI (see .ci/build-go-oracle.sh)")
+        }
+        None => {
+            eprintln!("skipping the reference comparison: {var} is not set");
+            None
+        }
+    }
+}
+
 /// The byte offset of a SIF's primary partition, from `vessel sif list`.
 pub fn primary_offset(image: &Path) -> String {
     let out = run(&["sif", "list", image.to_str().unwrap()]);
