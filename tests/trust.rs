@@ -603,6 +603,24 @@ fn execution_control_list_refuses_unsigned_and_unlisted_images() {
         .output()
         .unwrap();
     assert!(imported.status.success(), "{}", stderr(&imported));
+    // Users cannot change it.
+    let refused = user_vessel(
+        &[
+            "key",
+            "import",
+            "--global",
+            key_file("pgp-public.asc").to_str().unwrap(),
+        ],
+        &[("VESSEL_CONF_DIR", conf.path().to_str().unwrap())],
+        &dir,
+    )
+    .stdin(Stdio::null())
+    .output()
+    .unwrap();
+    failed(
+        &refused,
+        &["only an administrator can change the global keyring"],
+    );
     std::fs::write(
         conf.path().join("vessel.conf"),
         format!(
@@ -661,6 +679,24 @@ fn execution_control_list_refuses_unsigned_and_unlisted_images() {
     failed(&out, &["no execution group"]);
 
     // A broken configuration is named, line and all.
+    // Users cannot change it.
+    let refused = user_vessel(
+        &[
+            "key",
+            "import",
+            "--global",
+            key_file("pgp-public.asc").to_str().unwrap(),
+        ],
+        &[("VESSEL_CONF_DIR", conf.path().to_str().unwrap())],
+        &dir,
+    )
+    .stdin(Stdio::null())
+    .output()
+    .unwrap();
+    failed(
+        &refused,
+        &["only an administrator can change the global keyring"],
+    );
     std::fs::write(
         conf.path().join("vessel.conf"),
         "execution control = perhaps\n",

@@ -123,6 +123,7 @@ pub fn run(tool: Tool, args: KeyArgs) -> Result<u8> {
             };
             let imported = ring
                 .import(&data)
+                .map_err(|e| global_hint(global, &ring, e))
                 .with_context(|| format!("key import from {} failed", file.display()))?;
             if imported.is_empty() {
                 bail!("{} holds no OpenPGP key", file.display());
@@ -177,10 +178,26 @@ pub fn run(tool: Tool, args: KeyArgs) -> Result<u8> {
                     .context("unable to remove the secret key")?;
             } else {
                 ring.remove_public(&fingerprint)
+                    .map_err(|e| global_hint(global, &ring, e))
                     .context("unable to remove the public key")?;
             }
             Ok(0)
         }
+    }
+}
+
+/// A refused change of the global keyring says who may make it.
+fn global_hint(global: bool, ring: &Keyring, e: vessel_sign::Error) -> anyhow::Error {
+    match e {
+        vessel_sign::Error::Io(io)
+            if global && io.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            anyhow::anyhow!(
+                "only an administrator can change the global keyring {} ({io}): run the command as root",
+                ring.public_path().display()
+            )
+        }
+        other => other.into(),
     }
 }
 

@@ -108,6 +108,10 @@ pub fn run(tool: Tool, args: VerifyArgs) -> Result<u8> {
         Some(e @ SignError::NoSignature(vessel_sign::Target::Object(_))) if legacy && default_legacy => Err(anyhow!(
             "failed to verify container: {e} (a legacy signature over a whole object group is checked with --group-id N)"
         )),
+        Some(e @ SignError::UnknownKey { .. }) => Err(anyhow!(
+            "failed to verify container: {e}; to trust the signer, import their public key with `{} key import KEY.asc`",
+            tool.command()
+        )),
         Some(e) => Err(anyhow!("failed to verify container: {e}")),
     }
 }
