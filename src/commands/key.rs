@@ -123,7 +123,13 @@ pub fn run(tool: Tool, args: KeyArgs) -> Result<u8> {
             };
             let imported = ring
                 .import(&data)
-                .map_err(|e| global_hint(global, &ring, e))
+                .map_err(|e| match e {
+                    vessel_sign::Error::Pgp(why) => anyhow::anyhow!(
+                        "{} is not an OpenPGP key file, armored or binary ({why})",
+                        file.display()
+                    ),
+                    other => global_hint(global, &ring, other),
+                })
                 .with_context(|| format!("key import from {} failed", file.display()))?;
             if imported.is_empty() {
                 bail!("{} holds no OpenPGP key", file.display());

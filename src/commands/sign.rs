@@ -19,6 +19,21 @@ pub fn run(tool: Tool, args: SignArgs) -> Result<u8> {
         (_, Some(id)) => SignScope::Objects(vec![id]),
         _ => SignScope::AllGroups,
     };
+    // Checked before any passphrase is asked for.
+    match scope {
+        SignScope::Group(g) if !sif.descriptors().any(|d| d.group() == Some(g)) => bail!(
+            "{} has no object group {g} (see `{} sif list {0}`)",
+            image.display(),
+            tool.command()
+        ),
+        SignScope::Objects(ref ids) if sif.descriptor(ids[0]).is_err() => bail!(
+            "{} has no object {} (see `{} sif list {0}`)",
+            image.display(),
+            ids[0],
+            tool.command()
+        ),
+        _ => {}
+    }
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
 
     let made = if let Some(pem_path) = &args.key {

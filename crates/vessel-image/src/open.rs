@@ -26,18 +26,15 @@ pub enum OpenError {
     UnknownFormat { path: PathBuf },
     #[error("{path}: {kind} images are not supported yet")]
     Unsupported { path: PathBuf, kind: &'static str },
-    #[error("{path}: {source}")]
+    // The cause is part of the message and deliberately not a `source`:
+    // reports print the chain, and it would appear twice.
+    #[error("{path}: {cause}")]
     Sif {
         path: PathBuf,
-        #[source]
-        source: vessel_sif::Error,
+        cause: vessel_sif::Error,
     },
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error("{path}: {cause}")]
+    Io { path: PathBuf, cause: io::Error },
 }
 
 /// An opened image of any supported kind.
@@ -131,7 +128,7 @@ fn load(path: &Path, mut file: File) -> Result<Sif<File>, OpenError> {
         .map_err(|source| io_error(path, source))?;
     Sif::load(file).map_err(|source| OpenError::Sif {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })
 }
 
@@ -184,13 +181,13 @@ fn open_error(path: &Path, e: io::Error) -> OpenError {
     match e.kind() {
         io::ErrorKind::NotFound => OpenError::NotFound { path },
         io::ErrorKind::PermissionDenied => OpenError::NotReadable { path },
-        _ => OpenError::Io { path, source: e },
+        _ => OpenError::Io { path, cause: e },
     }
 }
 
 fn io_error(path: &Path, source: io::Error) -> OpenError {
     OpenError::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     }
 }
