@@ -18,6 +18,8 @@ pub enum OpenError {
     NotFound { path: PathBuf },
     #[error("{path}: not readable by the current user, check its permissions")]
     NotReadable { path: PathBuf },
+    #[error("{path}: not writable by the current user (the change is made in the file itself): check its permissions, or work on a copy")]
+    NotWritable { path: PathBuf },
     #[error("{path}: is a directory, not a SIF file")]
     IsDirectory { path: PathBuf },
     #[error("{path}: is a {kind}, not an image file")]
@@ -119,7 +121,12 @@ pub fn open_sif_rw(path: &Path) -> Result<Sif<File>, OpenError> {
         .read(true)
         .write(true)
         .open(path)
-        .map_err(|e| open_error(path, e))?;
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::PermissionDenied => OpenError::NotWritable {
+                path: path.to_path_buf(),
+            },
+            _ => open_error(path, e),
+        })?;
     load(path, file)
 }
 
