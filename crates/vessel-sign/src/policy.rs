@@ -200,6 +200,19 @@ mod tests {
     }
 
     #[test]
+    fn legacy_signatures_count_only_when_the_list_accepts_them() {
+        let mut e = ecl(ListMode::Whitelist, &[FP]);
+        let err = decide(&e, "one-group-signed-legacy.sif")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("legacy"), "{err}");
+        e.legacy_insecure = true;
+        decide(&e, "one-group-signed-legacy.sif").unwrap();
+        decide(&e, "one-group-signed-legacy-all.sif").unwrap();
+        assert!(decide(&e, "one-group.sif").is_err());
+    }
+
+    #[test]
     fn unknown_keys_do_not_count_and_inactive_lists_allow_everything() {
         let e = ecl(ListMode::Whitelist, &[FP]);
         let err = check(
