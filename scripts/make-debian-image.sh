@@ -17,8 +17,15 @@ done
 [ -n "$out" ] || { echo "usage: $0 [--keep-rootfs] OUTPUT_DIR" >&2; exit 2; }
 img=$out/debian.sqfs
 
-# Rebuilding takes minutes; a newer image means this script has not changed since.
-if [ "$img" -nt "$0" ] && { [ $keep -eq 0 ] || [ -d "$out/rootfs" ]; }; then
+read -r suite mirror < <("$(dirname "$0")/debian-mirror.sh") || true
+[ -n "${mirror:-}" ] || exit 1
+
+# Rebuilding takes minutes. The image is current when it was made by this
+# very script for this suite and mirror (by content, not time stamps: a
+# fresh clone makes every file new).
+key=$( { sha256sum < "$0"; echo "$suite $mirror"; } | sha256sum | cut -d' ' -f1)
+if [ -f "$img" ] && [ "$(cat "$img.key" 2>/dev/null)" = "$key" ] \
+  && { [ $keep -eq 0 ] || [ -d "$out/rootfs" ]; }; then
   echo "debian image: $img is up to date"
   exit 0
 fi
@@ -26,9 +33,6 @@ fi
 for c in debootstrap mksquashfs; do
   command -v "$c" >/dev/null || { echo "$0: $c missing (apt-get install -y debootstrap squashfs-tools)" >&2; exit 1; }
 done
-
-read -r suite mirror < <("$(dirname "$0")/debian-mirror.sh") || true
-[ -n "${mirror:-}" ] || exit 1
 
 mkdir -p "$out"
 # Temporaries live next to the outputs so the final renames are atomic.
@@ -65,6 +69,8 @@ if [ $keep -eq 1 ]; then
   rm -rf --one-file-system "$out/rootfs"
   mv "$tmp/rootfs" "$out/rootfs"
 fi
-# Last: the image's time stamp is what marks the cache as complete.
+# Last: the key beside the image is what marks the cache as complete.
+rm -f "$img.key"
 mv -f "$tmp/debian.sqfs" "$img"
+echo "$key" > "$img.key"
 echo "debian image: $img ($(du -h "$img" | cut -f1); debootstrap ${t_boot}s, mksquashfs ${t_sq}s)"
