@@ -543,18 +543,8 @@ fn glob_in_stage(stage_root: &Path, pattern: &str) -> Result<Vec<(PathBuf, Strin
             vec![]
         });
     }
-    let out = Command::new("sh")
-        .args([
-            "-c",
-            "cd \"$1\" && for f in $2; do [ -e \"$f\" ] || [ -L \"$f\" ] && printf '%s\\n' \"$f\"; done",
-            "glob",
-        ])
-        .arg(&host_parent)
-        .arg(last)
-        .output()
-        .map_err(io(Path::new("sh")))?;
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
+    Ok(shell_glob(&host_parent, last, true)?
+        .iter()
         .filter(|name| !name.contains('/'))
         .map(|name| (host_parent.join(name), in_parent(name)))
         .collect())
@@ -570,18 +560,31 @@ pub(crate) fn glob(pattern: &str) -> Result<Vec<PathBuf>, BuildError> {
             vec![]
         });
     }
+    Ok(shell_glob(Path::new("."), pattern, false)?
+        .into_iter()
+        .map(PathBuf::from)
+        .collect())
+}
+
+/// `sh`'s pathname expansion of `pattern` in `dir`, as Apptainer expands
+/// `%files` sources with a shell expander: the names that exist and, with
+/// `dangling`, links whose target does not.
+fn shell_glob(dir: &Path, pattern: &str, dangling: bool) -> Result<Vec<String>, BuildError> {
+    let exists = if dangling {
+        "{ [ -e \"$f\" ] || [ -L \"$f\" ]; }"
+    } else {
+        "[ -e \"$f\" ]"
+    };
+    let script = format!("cd \"$1\" && for f in $2; do {exists} && printf '%s\\n' \"$f\"; done");
     let out = Command::new("sh")
-        .args([
-            "-c",
-            "for f in $1; do [ -e \"$f\" ] && printf '%s\\n' \"$f\"; done",
-            "glob",
-            pattern,
-        ])
+        .args(["-c", &script, "glob"])
+        .arg(dir)
+        .arg(pattern)
         .output()
         .map_err(io(Path::new("sh")))?;
     Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
-        .map(PathBuf::from)
+        .map(String::from)
         .collect())
 }
 
