@@ -12,7 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 runs=${BENCH_RUNS:-2}
-user=${VESSEL_TEST_USER:-vtest}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 if [ -n "${1:-}" ]; then vessel=$1; else cargo build --release --quiet; vessel=$root/target/release/vessel; fi
 read -r suite mirror < <(scripts/debian-mirror.sh) || true
@@ -20,7 +21,7 @@ read -r suite mirror < <(scripts/debian-mirror.sh) || true
 for c in debootstrap mksquashfs newuidmap; do
   command -v "$c" >/dev/null || { echo "$0: $c missing (scripts/install-deps.sh installs it)" >&2; exit 1; }
 done
-id "$user" >/dev/null 2>&1 || useradd -m -s /bin/bash "$user"
+ensure_user
 
 work=$(mktemp -d /tmp/vessel-bench-build-XXXXXX)
 cleanup() {
@@ -40,10 +41,7 @@ EOF
 chown -R "$user": "$work"
 chmod 0755 "$work"
 
-as_user() {
-  setpriv --reuid="$user" --regid="$user" --init-groups \
-    env -i HOME="/home/$user" USER="$user" PATH=/usr/sbin:/usr/bin:/sbin:/bin TMPDIR="$work" "$@"
-}
+as_user() { as_user_in "/home/$user" "$work" "$@"; }
 now() { date +%s.%N; }
 size() { stat -c %s "$1"; }
 

@@ -13,21 +13,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-user=${VESSEL_TEST_USER:-vtest}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 if [ -n "${1:-}" ]; then vessel=$1; else cargo build --release --quiet; vessel=$root/target/release/vessel; fi
 image=${2:-${VESSEL_TEST_DEBIAN_SIF:?give an image with python3, or set VESSEL_TEST_DEBIAN_SIF}}
 
-need=()
-for p in squashfuse fuse3 squashfs-tools; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 "${need[@]}" >/dev/null
-fi
+need_packages squashfuse fuse3 squashfs-tools
 [ -e /dev/fuse ] && chmod 0666 /dev/fuse
-id "$user" >/dev/null 2>&1 || useradd -m -s /bin/bash "$user"
+ensure_user
 
 work=$(mktemp -d /tmp/vessel-bench-fuse-XXXXXX)
 cleanup() {
@@ -92,10 +86,7 @@ EOF
 chown -R "$user": "$work"
 chmod 0755 "$work"
 
-as_user() {
-  setpriv --reuid="$user" --regid="$user" --init-groups \
-    env -i HOME="/home/$user" USER="$user" PATH=/usr/sbin:/usr/bin:/sbin:/bin TMPDIR=/tmp "$@"
-}
+as_user() { as_user_in "/home/$user" /tmp "$@"; }
 cold_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 
 phases=(tar find python par2 par8)

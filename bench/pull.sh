@@ -12,18 +12,12 @@ cd "$(dirname "$0")/.."
 vessel=${1:?usage: pull.sh VESSEL_BINARY REGISTRY_STATE_DIR}
 state=${2:?usage: pull.sh VESSEL_BINARY REGISTRY_STATE_DIR}
 runs=${BENCH_RUNS:-3}
-user=${VESSEL_TEST_USER:-vtest}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 # shellcheck source=/dev/null
 . "$state/env"
 
-need=()
-for p in hyperfine skopeo umoci squashfs-tools charliecloud-builders; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 "${need[@]}" >/dev/null
-fi
+need_packages hyperfine skopeo umoci squashfs-tools charliecloud-builders
 
 work=$(mktemp -d /tmp/vessel-pull-bench-XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -44,10 +38,7 @@ mksquashfs bundle/rootfs out.sqfs -noappend -comp gzip -quiet >/dev/null
 SH
 chmod 0755 apptainer-pipeline.sh
 
-as_user() {
-  setpriv --reuid="$user" --regid="$user" --init-groups \
-    env -i HOME="$work" USER="$user" PATH=/usr/sbin:/usr/bin:/sbin:/bin TMPDIR="$work" "$@"
-}
+as_user() { as_user_in "$work" "$work" "$@"; }
 
 results=()
 for image in debian:bookworm layers:latest; do

@@ -11,20 +11,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 runs=${BENCH_RUNS:-100}
-user=${VESSEL_TEST_USER:-vtest}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 if [ -n "${1:-}" ]; then vessel=$1; else cargo build --release --quiet; vessel=$root/target/release/vessel; fi
 image=${2:-../shared/fixtures/sif/apptainer/images/busybox_amd64.sif}
 
-need=()
-for p in charliecloud-runtime hyperfine squashfs-tools; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 "${need[@]}" >/dev/null
-fi
-id "$user" >/dev/null 2>&1 || useradd -m -s /bin/bash "$user"
+need_packages charliecloud-runtime hyperfine squashfs-tools
+ensure_user
 
 work=$(mktemp -d /tmp/vessel-bench-XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -36,11 +30,7 @@ unsquashfs -no-progress -no-xattrs -quiet -dest "$work/dir" "$work/img.sqfs" >/d
 chown -R "$user": "$work"
 chmod 0755 "$work"
 
-as_user() {
-  setpriv --reuid="$user" --regid="$user" --init-groups \
-    env -i HOME="/home/$user" USER="$user" PATH=/usr/sbin:/usr/bin:/sbin:/bin TMPDIR=/tmp \
-    VESSEL_EXTRACT_DIR="$work/cache" "$@"
-}
+as_user() { as_user_in "/home/$user" /tmp VESSEL_EXTRACT_DIR="$work/cache" "$@"; }
 cd "$work"
 as_user ./vessel exec --unsquash img.sif /bin/true 2>/dev/null   # warm the extract cache
 
