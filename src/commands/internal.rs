@@ -11,7 +11,6 @@
 //! through Vessel's FUSE server at DIR while CMD runs.
 
 use anyhow::{anyhow, Context, Result};
-use vessel_image::Image;
 
 use crate::cli::{FakerootRunArgs, MountImageArgs};
 
@@ -26,18 +25,11 @@ pub fn fakeroot(args: FakerootRunArgs) -> Result<u8> {
 }
 
 pub fn mount_image(args: MountImageArgs) -> Result<u8> {
-    let (offset, size) = match vessel_image::open_image(&args.image)? {
-        Image::Sif { path, sif } => {
-            let part = sif
-                .primary_partition()
-                .ok_or_else(|| anyhow!("{} has no root file system", path.display()))?;
-            (part.offset as u64, part.size as u64)
-        }
-        Image::Squashfs { path } => (0, std::fs::metadata(path)?.len()),
-        Image::Sandbox { path } => {
-            return Err(anyhow!("{} is a directory, not an image", path.display()))
-        }
-    };
+    let image = vessel_image::open_image(&args.image)?;
+    let root = image
+        .squashfs_root()?
+        .ok_or_else(|| anyhow!("{} is a directory, not an image", args.image.display()))?;
+    let (offset, size) = (root.offset, root.size);
     let file = std::fs::File::open(&args.image)
         .with_context(|| format!("could not open {}", args.image.display()))?;
     let status = vessel_runtime::fuse::run_mounted(&file, offset, size, &args.dir, &args.command)

@@ -9,5 +9,7 @@ mod squashfs;
 
 pub mod inspect;
 
-pub use open::{check_regular_file, open_image, open_sif, open_sif_rw, Image, OpenError};
+pub use open::{
+    check_regular_file, open_image, open_sif, open_sif_rw, Image, OpenError, SquashfsRoot,
+};
 pub use rootfs::RootDir;

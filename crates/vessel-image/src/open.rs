@@ -20,6 +20,10 @@ pub enum OpenError {
     NotReadable { path: PathBuf },
     #[error("{path}: not writable by the current user (the change is made in the file itself): check its permissions, or work on a copy")]
     NotWritable { path: PathBuf },
+    #[error("{path} has no primary system partition: it holds no container to run")]
+    NoRootFs { path: PathBuf },
+    #[error("{path}: {fs} root file systems are not supported yet")]
+    UnsupportedRootFs { path: PathBuf, fs: String },
     #[error("{path}: is a directory, not a SIF file")]
     IsDirectory { path: PathBuf },
     #[error("{path}: is a {kind}, not an image file")]
@@ -60,6 +64,52 @@ impl Image {
     pub fn path(&self) -> &Path {
         match self {
             Image::Sif { path, .. } | Image::Squashfs { path } | Image::Sandbox { path } => path,
+        }
+    }
+}
+
+/// Where an image file's root file system lies: a SquashFS at `offset`,
+/// `size` bytes long, for `arch` (`None` for a bare SquashFS file, which
+/// does not say).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SquashfsRoot {
+    pub offset: u64,
+    pub size: u64,
+    pub arch: Option<vessel_sif::Arch>,
+}
+
+impl Image {
+    /// The SquashFS holding the root file system of a SIF (its primary
+    /// partition) or bare SquashFS image; `None` for a sandbox directory.
+    pub fn squashfs_root(&self) -> Result<Option<SquashfsRoot>, OpenError> {
+        match self {
+            Image::Sandbox { .. } => Ok(None),
+            Image::Squashfs { path } => Ok(Some(SquashfsRoot {
+                offset: 0,
+                size: std::fs::metadata(path)
+                    .map_err(|e| io_error(path, e))?
+                    .len(),
+                arch: None,
+            })),
+            Image::Sif { path, sif } => {
+                let part = sif
+                    .primary_partition()
+                    .ok_or_else(|| OpenError::NoRootFs { path: path.clone() })?;
+                let info = part
+                    .partition()
+                    .ok_or_else(|| OpenError::NoRootFs { path: path.clone() })?;
+                if info.fs != vessel_sif::FsType::SQUASHFS {
+                    return Err(OpenError::UnsupportedRootFs {
+                        path: path.clone(),
+                        fs: info.fs.to_string(),
+                    });
+                }
+                Ok(Some(SquashfsRoot {
+                    offset: part.offset as u64,
+                    size: part.size as u64,
+                    arch: Some(info.arch),
+                }))
+            }
         }
     }
 }

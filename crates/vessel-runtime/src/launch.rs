@@ -6,7 +6,7 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use vessel_image::Image;
-use vessel_sif::{Arch, FsType};
+use vessel_sif::Arch;
 use vessel_sys::mount::{self as m, FsFlags};
 use vessel_sys::ns::Namespaces;
 use vessel_sys::path::{ensure_in_root, fd_path, is_dir, open_dir, open_host, open_in_root};
@@ -105,38 +105,20 @@ enum RootSource {
 }
 
 fn root_source(image: Image, opts: &LaunchOptions, host: &Host) -> Result<RootSource, LaunchError> {
-    let (path, offset, size) = match image {
-        Image::Sandbox { path } => {
-            return Ok(RootSource::Dir {
-                path: fs::canonicalize(&path)?,
-                sandbox: true,
-            });
-        }
-        Image::Sif { path, sif } => {
-            let part = *sif.primary_partition().ok_or_else(|| {
-                LaunchError::Image(format!(
-                    "{} has no primary system partition: it holds no container to run",
-                    path.display()
-                ))
-            })?;
-            let info = part
-                .partition()
-                .expect("a primary partition is a partition");
-            check_arch(&path, info.arch)?;
-            if info.fs != FsType::SQUASHFS {
-                return Err(LaunchError::Image(format!(
-                    "{}: {} root file systems are not supported yet",
-                    path.display(),
-                    info.fs
-                )));
-            }
-            (path, part.offset as u64, part.size as u64)
-        }
-        Image::Squashfs { path } => {
-            let size = fs::metadata(&path)?.len();
-            (path, 0, size)
-        }
+    let root = image
+        .squashfs_root()
+        .map_err(|e| LaunchError::Image(e.to_string()))?;
+    let Some(root) = root else {
+        return Ok(RootSource::Dir {
+            path: fs::canonicalize(image.path())?,
+            sandbox: true,
+        });
     };
+    let path = image.path().to_path_buf();
+    if let Some(arch) = root.arch {
+        check_arch(&path, arch)?;
+    }
+    let (offset, size) = (root.offset, root.size);
     if host.uid == 0 && opts.driver != Driver::Extract {
         return Ok(RootSource::Kernel {
             file: fs::File::open(&path)?,
