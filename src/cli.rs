@@ -418,13 +418,13 @@ pub enum RegistryCommand {
     },
 }
 
-/// Options of `sign`.
+/// The objects `sign` and `verify` work on, instead of every object group.
 #[derive(Debug, Args)]
-pub struct SignArgs {
-    /// Sign the objects of this group only
+pub struct ObjectChoice {
+    /// Only the objects of this group
     #[arg(short = 'g', long = "group-id", visible_alias = "groupid", value_name = "ID", conflicts_with_all = ["sif_id", "all"])]
     pub group_id: Option<u32>,
-    /// Sign this object only
+    /// Only this object
     #[arg(
         short = 'i',
         long = "sif-id",
@@ -433,7 +433,14 @@ pub struct SignArgs {
         conflicts_with = "all"
     )]
     pub sif_id: Option<u32>,
-    /// Sign every object on its own (one signature per object)
+}
+
+/// Options of `sign`.
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    #[command(flatten)]
+    pub objects: ObjectChoice,
+    /// Sign every object group (the default; accepted for Apptainer's scripts)
     #[arg(short = 'a', long)]
     pub all: bool,
     /// PGP secret key to use: its index in `key list --secret`
@@ -452,19 +459,9 @@ pub struct SignArgs {
 /// Options of `verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// Verify the objects of this group only
-    #[arg(short = 'g', long = "group-id", visible_alias = "groupid", value_name = "ID", conflicts_with_all = ["sif_id", "all"])]
-    pub group_id: Option<u32>,
-    /// Verify this object only
-    #[arg(
-        short = 'i',
-        long = "sif-id",
-        visible_alias = "id",
-        value_name = "ID",
-        conflicts_with = "all"
-    )]
-    pub sif_id: Option<u32>,
-    /// Verify every object (each must be covered by a valid signature)
+    #[command(flatten)]
+    pub objects: ObjectChoice,
+    /// With --legacy-insecure, verify every object on its own (current signatures always cover every group)
     #[arg(short = 'a', long)]
     pub all: bool,
     /// Verify with this PEM public key (DSSE signatures)

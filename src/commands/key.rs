@@ -267,7 +267,7 @@ fn repassword(data: &[u8]) -> Result<Vec<u8>> {
 }
 
 /// A line typed by the user for a value given by no flag.
-fn answer(value: Option<String>, prompt: &str, flag: &str) -> Result<String> {
+pub fn answer(value: Option<String>, prompt: &str, flag: &str) -> Result<String> {
     if let Some(v) = value {
         return Ok(v);
     }

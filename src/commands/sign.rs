@@ -9,12 +9,12 @@ use vessel_sign::{DsseSigner, Keyring, SignKey, SignScope};
 
 use crate::cli::SignArgs;
 
-use super::key::{keys_dir, read_secret};
+use super::key::{answer, keys_dir, read_secret};
 
 pub fn run(tool: Tool, args: SignArgs) -> Result<u8> {
     let image = &args.image;
     let mut sif = vessel_image::open_sif_rw(image)?;
-    let scope = match (args.group_id, args.sif_id) {
+    let scope = match (args.objects.group_id, args.objects.sif_id) {
         (Some(g), _) => SignScope::Group(g),
         (_, Some(id)) => SignScope::Objects(vec![id]),
         _ => SignScope::AllGroups,
@@ -50,7 +50,7 @@ pub fn run(tool: Tool, args: SignArgs) -> Result<u8> {
         tracing::info!("Signing image with PGP key material");
         let ring = Keyring::new(keys_dir(tool, args.keysdir.clone()));
         let keys = ring.secret_keys()?;
-        let infos = ring.list_secret()?;
+        let infos: Vec<_> = keys.iter().map(vessel_sign::keyring::secret_info).collect();
         let index = match (args.keyidx, keys.len()) {
             (_, 0) => bail!(
                 "no secret key in {}: create one with `{cmd} key newpair` or import one with `{cmd} key import FILE`",
@@ -108,7 +108,11 @@ fn choose(n: usize, infos: &[vessel_sign::KeyInfo], tool: Tool) -> Result<usize>
         );
         println!("   F: {}", k.fingerprint);
     }
-    let answer = read_secret_line(&format!("Enter # of private key to use (0-{}) : ", n - 1))?;
+    let answer = answer(
+        None,
+        &format!("Enter # of private key to use (0-{}) : ", n - 1),
+        "--keyidx",
+    )?;
     match answer.trim().parse::<usize>() {
         Ok(i) if i < n => Ok(i),
         _ => bail!(
@@ -117,13 +121,4 @@ fn choose(n: usize, infos: &[vessel_sign::KeyInfo], tool: Tool) -> Result<usize>
             n - 1
         ),
     }
-}
-
-fn read_secret_line(prompt: &str) -> Result<String> {
-    use std::io::{BufRead, Write};
-    print!("{prompt}");
-    std::io::stdout().flush()?;
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
-    Ok(line)
 }

@@ -7,7 +7,7 @@ use std::fs::File;
 
 use anyhow::{anyhow, Context, Result};
 use serde_json::json;
-use vessel_config::{lookup_bool, vars, Tool};
+use vessel_config::{vars, Tool};
 use vessel_sif::{Link, Sif};
 use vessel_sign::{
     DssePublicKey, Error as SignError, Keyring, Report, SignatureResult, Signer, VerifyKeys,
@@ -24,11 +24,6 @@ pub fn run(tool: Tool, args: VerifyArgs) -> Result<u8> {
     let mut sif = vessel_image::open_sif(image)?;
     let user = Keyring::new(keys_dir(tool, args.keysdir.clone()));
     let global = Keyring::global(vessel_config::conf::conf_dir());
-    let _local_only = args.local
-        || env_value(tool, vars::LOCAL_VERIFY)
-            .as_deref()
-            .and_then(lookup_bool)
-            .unwrap_or(false);
 
     let mut global_fps = BTreeSet::new();
     let keys = match args
@@ -74,12 +69,13 @@ pub fn run(tool: Tool, args: VerifyArgs) -> Result<u8> {
     // verification with nothing chosen checks the primary partition, which
     // is what Singularity 3.x signed.
     let legacy = args.legacy_insecure;
-    let default_legacy = args.group_id.is_none() && args.sif_id.is_none() && !args.all;
-    let scope = match (args.group_id, args.sif_id) {
+    let default_legacy =
+        args.objects.group_id.is_none() && args.objects.sif_id.is_none() && !args.all;
+    let scope = match (args.objects.group_id, args.objects.sif_id) {
         (Some(g), _) => VerifyScope::Group(g),
         (_, Some(id)) => VerifyScope::Object(id),
         _ if legacy && args.all => VerifyScope::LegacyAll,
-        _ if legacy => VerifyScope::Object(primary_partition(&sif).ok_or_else(|| {
+        _ if legacy => VerifyScope::Object(sif.primary_partition().map(|d| d.id).ok_or_else(|| {
             anyhow!("{} has no primary partition to verify legacy signatures of; choose objects with --sif-id or --group-id", image.display())
         })?),
         _ => VerifyScope::AllGroups,
@@ -114,10 +110,6 @@ pub fn run(tool: Tool, args: VerifyArgs) -> Result<u8> {
         )),
         Some(e) => Err(anyhow!("failed to verify container: {e}")),
     }
-}
-
-fn primary_partition(sif: &Sif<File>) -> Option<u32> {
-    sif.primary_partition().map(|d| d.id)
 }
 
 /// One signature in Apptainer's text layout: signer, then the table of

@@ -130,10 +130,6 @@ pub mod vars {
         "VERIFY_KEY",
         "PEM public key to verify DSSE signatures with (like verify --key).",
     );
-    pub const LOCAL_VERIFY: EnvVar = EnvVar::new(
-        "LOCAL_VERIFY",
-        "Verify with the local keyrings only (like verify --local).",
-    );
 
     // Registries and the cache.
     pub const CACHEDIR: EnvVar = EnvVar::new(
@@ -212,6 +208,5 @@ pub mod vars {
         UNSQUASH,
         KEYSDIR,
         VERIFY_KEY,
-        LOCAL_VERIFY,
     ];
 }

@@ -78,17 +78,10 @@ impl DigestAlg {
         h.finalize().into_vec()
     }
 
-    /// Hashes everything `r` yields, streaming (partitions can be gigabytes).
+    /// Hashes everything `r` yields.
     pub fn hash_reader(self, r: &mut dyn Read) -> io::Result<Vec<u8>> {
         let mut h = self.hasher();
-        let mut buf = vec![0u8; 1 << 16];
-        loop {
-            let n = r.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-        }
+        feed(h.as_mut(), r)?;
         Ok(h.finalize().into_vec())
     }
 }
@@ -126,6 +119,19 @@ impl<'de> Deserialize<'de> for Digest {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         Digest::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("malformed digest {s:?}")))
+    }
+}
+
+/// Adds everything `r` yields to `h`, streaming (partitions can be
+/// gigabytes).
+pub(crate) fn feed(h: &mut dyn DynDigest, r: &mut dyn Read) -> io::Result<()> {
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        h.update(&buf[..n]);
     }
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use pgp::composed::SignedPublicKey;
 use vessel_config::conf::{ExecutionControl, ListMode};
-use vessel_sif::{PartType, Sif};
+use vessel_sif::Sif;
 
 use crate::verify::{signer_summary, VerifyKeys, VerifyOptions, VerifyScope};
 
@@ -60,11 +60,7 @@ pub fn check<F: Read + Seek>(
     let scope = if ecl.legacy_insecure {
         // Legacy signatures cover the primary partition on its own.
         let primary = sif
-            .descriptors()
-            .find(|d| {
-                d.partition()
-                    .is_some_and(|p| p.part == PartType::PRIMARY_SYSTEM)
-            })
+            .primary_partition()
             .map(|d| d.id)
             .ok_or_else(|| not_verified("the image has no primary partition".into()))?;
         VerifyScope::Object(primary)

@@ -337,16 +337,8 @@ fn data_digest<F: Read + Seek>(
     alg: DigestAlg,
 ) -> Result<Vec<u8>> {
     let mut h = alg.hasher();
-    let mut buf = vec![0u8; 1 << 16];
     for od in ods {
-        let mut r = sif.object_reader(od.id)?;
-        loop {
-            let n = r.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-        }
+        crate::digest::feed(h.as_mut(), &mut sif.object_reader(od.id)?)?;
     }
     Ok(h.finalize().into_vec())
 }
