@@ -35,6 +35,8 @@ install -m 0755 target/debug/vessel "$bin"
 chmod 0755 "$tools"
 # The unprivileged user the container tests run as.
 id vtest >/dev/null 2>&1 || useradd -m -s /bin/bash vtest
+# A second one, the attacker of the multi-user safety tests (tests/multiuser.rs).
+id vattack >/dev/null 2>&1 || useradd -m -s /bin/bash vattack
 # Subordinate ids, as sites configure them for fakeroot builds (apt-get in
 # %post switches to the _apt user). Debian's useradd adds them; others may not.
 grep -q '^vtest:' /etc/subuid 2>/dev/null || usermod --add-subuids 100000-165535 vtest

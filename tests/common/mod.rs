@@ -111,14 +111,34 @@ pub fn test_user() -> TestUser {
         };
     }
     let name = std::env::var("VESSEL_TEST_USER").unwrap_or_else(|_| "vtest".into());
+    named_user(&name)
+}
+
+/// The second unprivileged user of the multi-user tests, the attacker:
+/// `$VESSEL_TEST_ATTACKER` (default `vattack`, which `scripts/test.sh`
+/// creates). `None` when the tests do not run as root, as they cannot act
+/// as two users then.
+pub fn attacker() -> Option<TestUser> {
+    if !running_as_root() {
+        if std::env::var_os("CI").is_some() {
+            panic!("the multi-user tests must run as root in CI");
+        }
+        eprintln!("skipping the attacker's part: the tests do not run as root");
+        return None;
+    }
+    let name = std::env::var("VESSEL_TEST_ATTACKER").unwrap_or_else(|_| "vattack".into());
+    Some(named_user(&name))
+}
+
+fn named_user(name: &str) -> TestUser {
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
     let line = passwd
         .lines()
-        .find(|l| l.split(':').next() == Some(name.as_str()))
+        .find(|l| l.split(':').next() == Some(name))
         .unwrap_or_else(|| panic!("test user {name} missing: create it with `useradd -m -s /bin/bash {name}` (scripts/test.sh does)"));
     let f: Vec<&str> = line.split(':').collect();
     TestUser {
-        name: name.clone(),
+        name: name.to_string(),
         uid: f[2].parse().unwrap(),
         gid: f[3].parse().unwrap(),
         home: PathBuf::from(f[5]),
@@ -128,7 +148,18 @@ pub fn test_user() -> TestUser {
 /// `vessel ARGS` as the unprivileged test user, with a clean environment
 /// (HOME, USER, PATH, TMPDIR) plus `env`.
 pub fn user_vessel(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> std::process::Command {
-    let user = test_user();
+    as_user(&test_user(), &bin_path(), args, env, cwd)
+}
+
+/// `PROGRAM ARGS` as `user` (switched to when the tests run as root), with
+/// a clean environment (HOME, USER, PATH, TMPDIR) plus `env`.
+pub fn as_user(
+    user: &TestUser,
+    program: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    cwd: &Path,
+) -> std::process::Command {
     let mut cmd = if running_as_root() {
         let mut c = std::process::Command::new("setpriv");
         c.arg(format!("--reuid={}", user.uid))
@@ -149,7 +180,7 @@ pub fn user_vessel(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> std::proc
     for (k, v) in env {
         cmd.arg(format!("{k}={v}"));
     }
-    cmd.arg(bin_path()).args(args).current_dir(cwd);
+    cmd.arg(program).args(args).current_dir(cwd);
     cmd
 }
 
