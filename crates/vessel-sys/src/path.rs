@@ -206,3 +206,171 @@ pub fn free_bytes(path: &Path) -> Result<u64> {
     let st = rustix::fs::statvfs(path).op(|| format!("statvfs {}", path.display()))?;
     Ok(st.f_bavail.saturating_mul(st.f_frsize))
 }
+
+// ---------------------------------------------------------------------------
+// Descriptor-relative file operations for directories other users share
+// (the pull cache): a name is looked up once, in a directory already open,
+// and a symbolic link in its place is never followed. The caller names the
+// file in its error messages, so these return plain `io::Error`s.
+// ---------------------------------------------------------------------------
+
+/// What a file is, from `fstat`/`fstatat`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    File,
+    Dir,
+    Symlink,
+    Other,
+}
+
+/// The parts of `stat` that trust decisions read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileStat {
+    pub kind: FileKind,
+    pub uid: u32,
+    pub gid: u32,
+    /// Permission bits with setuid, setgid and sticky (`st_mode & 0o7777`).
+    pub perm: u32,
+    pub nlink: u64,
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    /// Seconds since the epoch.
+    pub mtime: i64,
+}
+
+impl FileStat {
+    /// Whether users other than the owner may write it (group or other
+    /// write bit).
+    pub fn others_can_write(&self) -> bool {
+        self.perm & 0o022 != 0
+    }
+
+    /// Whether it is the very same file as `other`.
+    pub fn same_file(&self, other: &FileStat) -> bool {
+        self.dev == other.dev && self.ino == other.ino
+    }
+}
+
+#[allow(clippy::unnecessary_cast)] // the field types differ between architectures
+fn file_stat(st: &rustix::fs::Stat) -> FileStat {
+    use rustix::fs::FileType;
+    let kind = match FileType::from_raw_mode(st.st_mode as _) {
+        FileType::RegularFile => FileKind::File,
+        FileType::Directory => FileKind::Dir,
+        FileType::Symlink => FileKind::Symlink,
+        _ => FileKind::Other,
+    };
+    FileStat {
+        kind,
+        uid: st.st_uid as u32,
+        gid: st.st_gid as u32,
+        perm: st.st_mode as u32 & 0o7777,
+        nlink: st.st_nlink as u64,
+        dev: st.st_dev as u64,
+        ino: st.st_ino as u64,
+        size: st.st_size.max(0) as u64,
+        mtime: st.st_mtime as i64,
+    }
+}
+
+/// `fstat` of an open file or directory.
+pub fn stat_fd(fd: &impl AsFd) -> std::io::Result<FileStat> {
+    Ok(file_stat(&rustix::fs::fstat(fd)?))
+}
+
+/// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`: a link is described, not followed.
+pub fn stat_at(dir: &impl AsFd, name: &std::ffi::OsStr) -> std::io::Result<FileStat> {
+    Ok(file_stat(&rustix::fs::statat(
+        dir,
+        name,
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )?))
+}
+
+/// Opens the directory at `path` (following links: a path the user gave)
+/// for reading and for the `*_at` calls below.
+pub fn open_dir_path(path: &Path) -> std::io::Result<OwnedFd> {
+    Ok(rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+/// Opens the directory `name` in `dir`; a symbolic link there fails with
+/// `ELOOP` (or `ENOTDIR`), anything else than a directory with `ENOTDIR`.
+pub fn open_dir_at(dir: &impl AsFd, name: &std::ffi::OsStr) -> std::io::Result<OwnedFd> {
+    Ok(rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+/// `mkdirat(dir, name, mode)` (the umask applies).
+pub fn make_dir_at(dir: &impl AsFd, name: &std::ffi::OsStr, mode: u32) -> std::io::Result<()> {
+    Ok(rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(mode))?)
+}
+
+/// Opens the file `name` in `dir` read-only, without following a link
+/// (`ELOOP`) and without blocking on a FIFO: the caller checks with
+/// [`stat_fd`] that it is the regular file it expects.
+pub fn open_file_at(dir: &impl AsFd, name: &std::ffi::OsStr) -> std::io::Result<OwnedFd> {
+    Ok(rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+/// Opens the file `name` in `dir` for reading and writing, creating it with
+/// `mode` when missing; never truncates, never follows a link (`ELOOP`),
+/// never blocks on a FIFO. For lock files: check with [`stat_fd`] that it is
+/// a regular file.
+pub fn open_or_create_at(
+    dir: &impl AsFd,
+    name: &std::ffi::OsStr,
+    mode: u32,
+) -> std::io::Result<OwnedFd> {
+    Ok(rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::from_raw_mode(mode),
+    )?)
+}
+
+/// Renames `from` to `to`, both in `dir`; a link at `to` is replaced, not
+/// followed.
+pub fn rename_at(
+    dir: &impl AsFd,
+    from: &std::ffi::OsStr,
+    to: &std::ffi::OsStr,
+) -> std::io::Result<()> {
+    Ok(rustix::fs::renameat(dir, from, dir, to)?)
+}
+
+/// Removes the file (or link) `name` from `dir`.
+pub fn unlink_at(dir: &impl AsFd, name: &std::ffi::OsStr) -> std::io::Result<()> {
+    Ok(rustix::fs::unlinkat(dir, name, rustix::fs::AtFlags::empty())?)
+}
+
+/// Sets the permission bits of an open file.
+pub fn chmod_fd(fd: &impl AsFd, mode: u32) -> std::io::Result<()> {
+    Ok(rustix::fs::fchmod(fd, Mode::from_raw_mode(mode))?)
+}
+
+/// The names in the directory `dir` (without `.` and `..`).
+pub fn dir_names(dir: &impl AsFd) -> std::io::Result<Vec<std::ffi::OsString>> {
+    let mut names = Vec::new();
+    for entry in rustix::fs::Dir::read_from(dir)? {
+        let name = entry?.file_name().to_bytes().to_vec();
+        if name != b"." && name != b".." {
+            names.push(std::ffi::OsStr::from_bytes(&name).to_os_string());
+        }
+    }
+    Ok(names)
+}
