@@ -35,8 +35,12 @@ pub fn run(tool: Tool, verb: Verb, args: ActionArgs) -> Result<u8> {
     } else {
         None
     };
-    execution_control(&opts.image)?;
-    let status = vessel_runtime::launch(&opts, &host).map_err(|e| anyhow!("{e}"))?;
+    // Opened once: execution control checks this file, and the container
+    // runs from it, whatever happens to the path meanwhile.
+    let mut image = vessel_image::open_image(&opts.image)
+        .map_err(|e| anyhow!("{}", vessel_runtime::LaunchError::from(e)))?;
+    execution_control(&mut image)?;
+    let status = vessel_runtime::launch_image(&opts, &host, image).map_err(|e| anyhow!("{e}"))?;
     Ok(u8::try_from(status).unwrap_or(255))
 }
 
@@ -44,23 +48,25 @@ pub fn run(tool: Tool, verb: Verb, args: ActionArgs) -> Result<u8> {
 /// runs only if it is signed as its execution group demands, checked before
 /// anything is mounted. As in Apptainer, it governs SIF images only; other
 /// image kinds are for the site's other settings to allow or not.
-fn execution_control(image: &Path) -> Result<()> {
-    let path = vessel_config::conf::conf_path();
+fn execution_control(image: &mut vessel_image::Image) -> Result<()> {
+    let dir = vessel_config::conf::conf_dir()?;
+    let path = dir.join("vessel.conf");
     let conf = vessel_config::conf::Conf::load(&path)?;
     let ecl = &conf.execution_control;
     if !ecl.activated {
         return Ok(());
     }
-    let real = std::fs::canonicalize(image)
-        .with_context(|| format!("cannot resolve the image path {}", image.display()))?;
-    let vessel_image::Image::Sif { mut sif, .. } = vessel_image::open_image(&real)? else {
+    let vessel_image::Image::Sif { sif, path: named } = image else {
         return Ok(());
     };
-    let global = vessel_sign::Keyring::global(vessel_config::conf::conf_dir());
+    // The group is the directory the opened file really lies in.
+    let real = std::fs::read_link(vessel_sys::path::fd_path(sif.get_ref()))
+        .with_context(|| format!("cannot resolve the image path {}", named.display()))?;
+    let global = vessel_sign::Keyring::global(dir);
     let keys = global
         .public_keys()
         .context("reading the global public keyring for the execution control list")?;
-    vessel_sign::policy::check(ecl, &real, &mut sif, &keys)
+    vessel_sign::policy::check(ecl, &real, sif, &keys)
         .with_context(|| format!("{} does not allow this image to run", path.display()))
 }
 
@@ -201,7 +207,7 @@ fn options(tool: Tool, verb: Verb, a: ActionArgs, host: &Host) -> Result<LaunchO
         }
     }
 
-    let (extract_dir, extract_max_bytes) = extract_settings(host);
+    let (extract_dir, extract_fallback, extract_max_bytes) = extract_settings(host);
     Ok(LaunchOptions {
         image,
         action: Some(action),
@@ -252,6 +258,7 @@ fn options(tool: Tool, verb: Verb, a: ActionArgs, host: &Host) -> Result<LaunchO
             }
         },
         extract_dir,
+        extract_fallback,
         extract_max_bytes,
         product: tool.product().to_string(),
     })
@@ -259,25 +266,31 @@ fn options(tool: Tool, verb: Verb, a: ActionArgs, host: &Host) -> Result<LaunchO
 
 /// The node-local cache for extracted images: `VESSEL_EXTRACT_DIR`, else
 /// `/var/tmp/vessel-UID/extract` (kept across jobs, unlike a job's
-/// `$TMPDIR`), bounded by `VESSEL_EXTRACT_MAX_GIB` (default 20).
-fn extract_settings(host: &Host) -> (PathBuf, u64) {
-    let dir = std::env::var_os("VESSEL_EXTRACT_DIR")
+/// `$TMPDIR`), bounded by `VESSEL_EXTRACT_MAX_GIB` (default 20). When
+/// another user took the default place first, the cache falls back to the
+/// user's home (`~/.apptainer/cache/vessel/extract`); a directory the user
+/// named is used or refused, never replaced.
+fn extract_settings(host: &Host) -> (PathBuf, Option<PathBuf>, u64) {
+    let named = std::env::var_os("VESSEL_EXTRACT_DIR")
         .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let var_tmp = Path::new("/var/tmp");
-            let base = if var_tmp.is_dir() {
-                var_tmp.to_path_buf()
-            } else {
-                host.tmpdir.clone()
-            };
-            base.join(format!("vessel-{}", host.uid)).join("extract")
-        });
+        .map(|d| absolute(Path::new(&d), &host.cwd));
+    let fallback = named
+        .is_none()
+        .then(|| host.home.join(".apptainer/cache/vessel/extract"));
+    let dir = named.unwrap_or_else(|| {
+        let var_tmp = Path::new("/var/tmp");
+        let base = if var_tmp.is_dir() {
+            var_tmp.to_path_buf()
+        } else {
+            host.tmpdir.clone()
+        };
+        base.join(format!("vessel-{}", host.uid)).join("extract")
+    });
     let gib = std::env::var("VESSEL_EXTRACT_MAX_GIB")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(20);
-    (dir, gib << 30)
+    (dir, fallback, gib << 30)
 }
 
 fn absolute(p: &Path, cwd: &Path) -> PathBuf {

@@ -26,16 +26,16 @@ pub fn keys_dir(tool: Tool, flag: Option<PathBuf>) -> PathBuf {
 
 /// The keyring the command works on: the user's, or with `--global` the
 /// system's public keyring.
-fn keyring(tool: Tool, args: &KeyArgs) -> Keyring {
-    if args.global {
-        Keyring::global(vessel_config::conf::conf_dir())
+fn keyring(tool: Tool, args: &KeyArgs) -> Result<Keyring> {
+    Ok(if args.global {
+        Keyring::global(vessel_config::conf::conf_dir()?)
     } else {
         Keyring::new(keys_dir(tool, args.keysdir.clone()))
-    }
+    })
 }
 
 pub fn run(tool: Tool, args: KeyArgs) -> Result<u8> {
-    let ring = keyring(tool, &args);
+    let ring = keyring(tool, &args)?;
     let global = args.global;
     match args.command {
         KeyCommand::Newpair {

@@ -23,7 +23,7 @@ pub fn run(tool: Tool, args: VerifyArgs) -> Result<u8> {
     let image = &args.image;
     let mut sif = vessel_image::open_sif(image)?;
     let user = Keyring::new(keys_dir(tool, args.keysdir.clone()));
-    let global = Keyring::global(vessel_config::conf::conf_dir());
+    let global = Keyring::global(vessel_config::conf::conf_dir()?);
 
     let mut global_fps = BTreeSet::new();
     let keys = match args

@@ -15,7 +15,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::def::{Script, Stage};
-use crate::engine::{copy_into_root, glob, io, tab_indented_json, write_file, BuildError};
+use crate::engine::{copy_into_root, glob, tab_indented_json, BuildError};
+use crate::in_root::BuildRoot;
 
 /// Refuses app names that would not stay one directory under `/scif/apps`.
 pub(crate) fn check_names(stage: &Stage) -> Result<(), BuildError> {
@@ -35,25 +36,25 @@ pub(crate) fn lay_out(stage: &Stage, rootfs: &Path) -> Result<(), BuildError> {
         return Ok(());
     }
     check_names(stage)?;
-    let root = vessel_image::RootDir::new(rootfs);
+    let root = BuildRoot::open(rootfs)?;
     let mut global = String::new();
     for name in &stage.app_order {
         let Some(app) = stage.apps.get(name) else {
             continue;
         };
-        let base = rootfs.join("scif/apps").join(name);
-        let meta = base.join("scif");
-        let data = rootfs.join("scif/data").join(name);
+        let base = format!("/scif/apps/{name}");
+        let meta = format!("{base}/scif");
+        let data = format!("/scif/data/{name}");
         for d in [
-            base.join("bin"),
-            base.join("lib"),
-            meta.join("env"),
-            data.join("input"),
-            data.join("output"),
+            format!("{base}/bin"),
+            format!("{base}/lib"),
+            format!("{meta}/env"),
+            format!("{data}/input"),
+            format!("{data}/output"),
         ] {
-            std::fs::create_dir_all(&d).map_err(io(&d))?;
+            root.dir(&d)?;
         }
-        let write = |rel: &str, text: &str, mode: u32| write_file(&meta.join(rel), text, mode);
+        let write = |rel: &str, text: &str, mode: u32| root.write(&format!("{meta}/{rel}"), text, mode);
         write("env/01-base.sh", &base_env(name), 0o755)?;
         if !app.env.is_empty() {
             write("env/90-environment.sh", &app.env, 0o755)?;
@@ -83,16 +84,12 @@ pub(crate) fn lay_out(stage: &Stage, rootfs: &Path) -> Result<(), BuildError> {
             let rel = dst.as_deref().unwrap_or(src).trim_start_matches('/');
             let dest = format!("/scif/apps/{name}/{rel}");
             for m in matches {
-                copy_into_root(&root, rootfs, &m, &dest)?;
+                copy_into_root(&root, &m, &dest)?;
             }
         }
-        global.push_str(&global_env(name, &meta));
+        global.push_str(&global_env(name, |f| root.read(&format!("{meta}/{f}")).is_some()));
     }
-    write_file(
-        &rootfs.join(".singularity.d/env/94-appsbase.sh"),
-        &global,
-        0o755,
-    )
+    root.write("/.singularity.d/env/94-appsbase.sh", &global, 0o755)
 }
 
 /// One script running every `%appinstall` in app order, each in its app's
@@ -130,7 +127,8 @@ fn base_env(name: &str) -> String {
 
 /// Every app's locations as `SCIF_*_NAME` variables, with the name made a
 /// valid shell identifier.
-fn global_env(name: &str, meta: &Path) -> String {
+/// The exports of app `name`; `exists` tells which of its `scif` files exist.
+fn global_env(name: &str, exists: impl Fn(&str) -> bool) -> String {
     let var: String = name
         .chars()
         .map(|c| {
@@ -155,7 +153,7 @@ fn global_env(name: &str, meta: &Path) -> String {
         ("labels.json", "APPLABELS"),
         ("runscript", "APPRUN"),
     ] {
-        if meta.join(file).exists() {
+        if exists(file) {
             s.push_str(&format!(
                 "export SCIF_{kind}_{var}=\"/scif/apps/{name}/scif/{file}\"\n"
             ));

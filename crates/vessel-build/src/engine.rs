@@ -13,6 +13,7 @@ use std::process::Command;
 
 use crate::def::{Definition, Stage};
 use crate::hostroot::HostRoot;
+use crate::in_root::{BuildRoot, Target};
 pub use crate::pack::{split_mksquashfs_args, SquashOptions};
 
 /// How to run the pieces the engine does not own: `vessel` itself (for
@@ -384,7 +385,8 @@ fn primary_offset(image: &Path) -> Result<u64, BuildError> {
 fn copy_tree(src: &Path, dst: &Path) -> Result<(), BuildError> {
     run_checked(
         Command::new("cp")
-            .args(["-a", "--no-preserve=ownership"])
+            // -T: onto `dst` itself, never into a directory found there.
+            .args(["-a", "-T", "--no-preserve=ownership"])
             .arg(src)
             .arg(dst),
         src,
@@ -420,7 +422,7 @@ fn copy_files(
     rootfs: &Path,
     built: &[(Option<&str>, PathBuf)],
 ) -> Result<(), BuildError> {
-    let root = vessel_image::RootDir::new(rootfs);
+    let root = BuildRoot::open(rootfs)?;
     for block in &stage.sections.files {
         let source_root = match &block.from {
             None => None,
@@ -458,57 +460,26 @@ fn copy_files(
             }
             for (m, default_dest) in matches {
                 let dest = dst.clone().unwrap_or(default_dest);
-                copy_into_root(&root, rootfs, &m, &dest)?;
+                copy_into_root(&root, &m, &dest)?;
             }
         }
     }
     Ok(())
 }
 
-/// Copies host path `src` to container path `dest`, whose parent is made and
-/// resolved inside the root; an existing directory there receives `src`.
-pub(crate) fn copy_into_root(
-    root: &vessel_image::RootDir,
-    rootfs: &Path,
-    src: &Path,
-    dest: &str,
-) -> Result<(), BuildError> {
-    let parent = Path::new(&dest)
-        .parent()
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "/".into());
-    let parent = if parent.is_empty() {
-        "/".to_string()
-    } else {
-        parent
-    };
-    // Make the parent inside the root, then resolve it there.
-    let host_parent = match root.resolve(&parent).map_err(io(rootfs))? {
-        Some(p) => p,
-        None => {
-            let p = rootfs.join(parent.trim_start_matches('/'));
-            std::fs::create_dir_all(&p).map_err(io(&p))?;
-            root.resolve(&parent).map_err(io(rootfs))?.unwrap_or(p)
+/// Copies host path `src` to container path `dest`, resolved (and its
+/// parent made) inside the root; an existing directory there receives
+/// `src` under its own name.
+pub(crate) fn copy_into_root(root: &BuildRoot, src: &Path, dest: &str) -> Result<(), BuildError> {
+    let target = match root.copy_target(dest)? {
+        Target::At(p) => p,
+        Target::Into(_) => {
+            let name = src.file_name().unwrap_or_default().to_string_lossy();
+            let inside = format!("{}/{name}", dest.trim_end_matches('/'));
+            match root.copy_target(&inside)? {
+                Target::At(p) | Target::Into(p) => p,
+            }
         }
-    };
-    if !host_parent.starts_with(rootfs) {
-        return Err(BuildError::Failed(format!(
-            "%files: {dest} resolves outside the image"
-        )));
-    }
-    let name = Path::new(&dest)
-        .file_name()
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    let target = if name.as_os_str().is_empty() {
-        host_parent
-    } else {
-        host_parent.join(name)
-    };
-    let target = if target.is_dir() {
-        target.join(src.file_name().unwrap_or_default())
-    } else {
-        target
     };
     copy_tree(src, &target)
 }
@@ -604,7 +575,8 @@ fn run_in(
     let file = work.join(format!("{name}.script"));
     std::fs::write(&file, &script.body).map_err(io(&file))?;
     let inside = format!("/.{name}.script");
-    std::fs::copy(&file, rootfs.join(inside.trim_start_matches('/'))).map_err(io(&file))?;
+    let in_root = BuildRoot::open(rootfs)?.file(&inside)?;
+    std::fs::copy(&file, &in_root).map_err(io(&file))?;
     let status = Command::new(&tools.vessel)
         .arg("exec")
         .args(flags)
@@ -618,7 +590,7 @@ fn run_in(
         .args([shell.as_str(), "-e", inside.as_str()])
         .status()
         .map_err(io(&tools.vessel))?;
-    let _ = std::fs::remove_file(rootfs.join(inside.trim_start_matches('/')));
+    let _ = std::fs::remove_file(&in_root);
     if !status.success() {
         return Err(BuildError::Failed(format!(
             "%{name} failed ({status}): the image was not written"
@@ -654,11 +626,12 @@ fn write_metadata(
     rootfs: &Path,
     opts: &BuildOptions,
 ) -> Result<(), BuildError> {
-    let sd = rootfs.join(".singularity.d");
-    for d in ["", "env", "actions", "libs"] {
-        std::fs::create_dir_all(sd.join(d)).map_err(io(&sd))?;
+    let root = BuildRoot::open(rootfs)?;
+    for d in ["", "/env", "/actions", "/libs"] {
+        root.dir(&format!("/.singularity.d{d}"))?;
     }
-    let write = |rel: &str, text: &str, mode: u32| write_file(&sd.join(rel), text, mode);
+    let write =
+        |rel: &str, text: &str, mode: u32| root.write(&format!("/.singularity.d/{rel}"), text, mode);
     let script = |s: &crate::def::Script, default: &str| -> String {
         if s.is_empty() {
             return default.to_string();
@@ -692,8 +665,9 @@ fn write_metadata(
         write("test", &script(&s.test, ""), 0o755)?;
     }
     if runs(opts, "environment") {
-        let env_existing = std::fs::read_to_string(sd.join("env/90-environment.sh"))
-            .unwrap_or_else(|_| {
+        let env_existing = root
+            .read("/.singularity.d/env/90-environment.sh")
+            .unwrap_or_else(|| {
                 "#!/bin/sh\n# Custom environment shell code should follow\n\n".into()
             });
         write(
@@ -701,13 +675,13 @@ fn write_metadata(
             &format!("{env_existing}{}\n", s.environment.trim_end_matches('\n')),
             0o755,
         )?;
-        if !sd.join("env/01-base.sh").exists() {
+        if root.read("/.singularity.d/env/01-base.sh").is_none() {
             write("env/01-base.sh", "#!/bin/sh\n", 0o755)?;
         }
     }
     if runs(opts, "labels") {
-        let mut labels: BTreeMap<String, String> = std::fs::read_to_string(sd.join("labels.json"))
-            .ok()
+        let mut labels: BTreeMap<String, String> = root
+            .read("/.singularity.d/labels.json")
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or_default();
         for (k, v) in &s.labels {

@@ -24,6 +24,7 @@ pub mod def;
 pub mod engine;
 mod error;
 mod hostroot;
+mod in_root;
 mod pack;
 
 pub use buildargs::{

@@ -24,16 +24,65 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_CONF_DIR: &str = "/etc/vessel";
 
 /// The configuration directory: `vessel.conf` and the global public keyring.
-pub fn conf_dir() -> PathBuf {
-    std::env::var_os("VESSEL_CONF_DIR")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONF_DIR))
+///
+/// The administrator's settings (execution control above all) must not be
+/// switched off by a user, so `VESSEL_CONF_DIR` is honoured only for root
+/// and for an installation the user owns (a Vessel built or copied by the
+/// user, which could be changed anyway), as Apptainer honours its
+/// configuration only from its own installation. Anyone else who sets it
+/// gets an error, never a silent fallback either way.
+pub fn conf_dir() -> Result<PathBuf, ConfError> {
+    let exe = std::env::current_exe().ok();
+    let owner = exe
+        .as_deref()
+        .and_then(|e| std::fs::metadata(e).ok())
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m));
+    choose_conf_dir(
+        std::env::var_os("VESSEL_CONF_DIR"),
+        real_uid(),
+        exe.as_deref(),
+        owner,
+    )
+}
+
+/// [`conf_dir`]'s rule, given the variable, the caller's real uid (`None`
+/// when unknown) and the running executable with its owner.
+fn choose_conf_dir(
+    var: Option<std::ffi::OsString>,
+    uid: Option<u32>,
+    exe: Option<&Path>,
+    exe_owner: Option<u32>,
+) -> Result<PathBuf, ConfError> {
+    let Some(dir) = var.filter(|v| !v.is_empty()).map(PathBuf::from) else {
+        return Ok(PathBuf::from(DEFAULT_CONF_DIR));
+    };
+    match uid {
+        Some(0) => Ok(dir),
+        Some(uid) if exe_owner == Some(uid) => Ok(dir),
+        _ => Err(ConfError::OverrideRefused {
+            dir,
+            exe: exe.map(Path::to_path_buf).unwrap_or_default(),
+            owner: exe_owner,
+        }),
+    }
+}
+
+/// The real uid, from `/proc/self/status` (this crate makes no system
+/// calls of its own).
+fn real_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// `vessel.conf` in [`conf_dir`].
-pub fn conf_path() -> PathBuf {
-    conf_dir().join("vessel.conf")
+pub fn conf_path() -> Result<PathBuf, ConfError> {
+    Ok(conf_dir()?.join("vessel.conf"))
 }
 
 /// The settings of `vessel.conf` Vessel acts on.
@@ -84,6 +133,18 @@ impl ListMode {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfError {
+    #[error(
+        "VESSEL_CONF_DIR={dir} is honoured only for root or for a Vessel installation you own \
+         ({exe} belongs to {}): unset it to use the site's configuration in {DEFAULT_CONF_DIR}",
+        owner.map_or("an unknown user".to_string(), |o| format!("uid {o}")),
+        exe = exe.display(),
+        dir = dir.display()
+    )]
+    OverrideRefused {
+        dir: PathBuf,
+        exe: PathBuf,
+        owner: Option<u32>,
+    },
     #[error("cannot read {path}: {source}")]
     Read {
         path: PathBuf,
@@ -233,6 +294,35 @@ mod tests {
 
     fn parse(text: &str) -> Result<Conf, ConfError> {
         Conf::parse(text, Path::new("vessel.conf"))
+    }
+
+    #[test]
+    fn only_root_or_the_installation_owner_moves_the_configuration() {
+        let exe = Some(Path::new("/usr/bin/vessel"));
+        let var = || Some(std::ffi::OsString::from("/home/u/conf"));
+        let dir = |r: Result<PathBuf, ConfError>| r.map_err(|e| e.to_string());
+        assert_eq!(
+            dir(choose_conf_dir(None, Some(1000), exe, Some(0))),
+            Ok(PathBuf::from("/etc/vessel"))
+        );
+        assert_eq!(
+            dir(choose_conf_dir(var(), Some(0), exe, Some(0))),
+            Ok(PathBuf::from("/home/u/conf"))
+        );
+        assert_eq!(
+            dir(choose_conf_dir(var(), Some(1000), exe, Some(1000))),
+            Ok(PathBuf::from("/home/u/conf"))
+        );
+        let refused = dir(choose_conf_dir(var(), Some(1000), exe, Some(0))).unwrap_err();
+        assert!(
+            refused.contains("VESSEL_CONF_DIR=/home/u/conf is honoured only for root"),
+            "{refused}"
+        );
+        assert!(
+            refused.contains("/usr/bin/vessel belongs to uid 0"),
+            "{refused}"
+        );
+        assert!(choose_conf_dir(var(), None, exe, Some(0)).is_err());
     }
 
     #[test]

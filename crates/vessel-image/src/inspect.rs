@@ -266,7 +266,7 @@ pub fn inspect(image: &mut Image, req: &Request) -> Result<Metadata, InspectErro
                 from_rootfs(&root, req, raw_deffile)?
             }
         }
-        Image::Squashfs { path } => {
+        Image::Squashfs { path, .. } => {
             let unpacked = unpack_metadata(path, 0).map_err(InspectError::Image)?;
             from_rootfs(&RootDir::new(unpacked.path().join("root")), req, None)?
         }

@@ -53,6 +53,7 @@ pub enum Image {
     /// A bare SquashFS file: the root file system with no SIF around it.
     Squashfs {
         path: PathBuf,
+        file: File,
     },
     /// A directory tree used as the root file system.
     Sandbox {
@@ -63,7 +64,19 @@ pub enum Image {
 impl Image {
     pub fn path(&self) -> &Path {
         match self {
-            Image::Sif { path, .. } | Image::Squashfs { path } | Image::Sandbox { path } => path,
+            Image::Sif { path, .. } | Image::Squashfs { path, .. } | Image::Sandbox { path } => {
+                path
+            }
+        }
+    }
+
+    /// The open image file (`None` for a sandbox directory): what was
+    /// checked when the image was opened is what a reader of it gets.
+    pub fn file(&self) -> Option<&File> {
+        match self {
+            Image::Sif { sif, .. } => Some(sif.get_ref()),
+            Image::Squashfs { file, .. } => Some(file),
+            Image::Sandbox { .. } => None,
         }
     }
 }
@@ -84,11 +97,9 @@ impl Image {
     pub fn squashfs_root(&self) -> Result<Option<SquashfsRoot>, OpenError> {
         match self {
             Image::Sandbox { .. } => Ok(None),
-            Image::Squashfs { path } => Ok(Some(SquashfsRoot {
+            Image::Squashfs { path, file } => Ok(Some(SquashfsRoot {
                 offset: 0,
-                size: std::fs::metadata(path)
-                    .map_err(|e| io_error(path, e))?
-                    .len(),
+                size: file.metadata().map_err(|e| io_error(path, e))?.len(),
                 arch: None,
             })),
             Image::Sif { path, sif } => {
@@ -114,14 +125,29 @@ impl Image {
     }
 }
 
-/// Opens `path` as whatever image it holds.
+/// Opens `path` as whatever image it holds. The file is opened once: what
+/// it is (a directory, a regular file) is decided from the descriptor, and
+/// the returned image reads through it.
 pub fn open_image(path: &Path) -> Result<Image, OpenError> {
-    if regular_file_or_dir(path)? {
+    // From the path first only so that a FIFO is never opened (it would
+    // block); the descriptor decides below.
+    regular_file_or_dir(path)?;
+    let mut file = open_read(path)?;
+    let ft = file
+        .metadata()
+        .map_err(|source| io_error(path, source))?
+        .file_type();
+    if ft.is_dir() {
         return Ok(Image::Sandbox {
             path: path.to_path_buf(),
         });
     }
-    let mut file = open_read(path)?;
+    if !ft.is_file() {
+        return Err(OpenError::NotAFile {
+            path: path.to_path_buf(),
+            kind: "special file",
+        });
+    }
     let mut head = Vec::with_capacity(2048);
     (&mut file)
         .take(2048)
@@ -137,6 +163,7 @@ pub fn open_image(path: &Path) -> Result<Image, OpenError> {
     if head.starts_with(b"hsqs") {
         return Ok(Image::Squashfs {
             path: path.to_path_buf(),
+            file,
         });
     }
     if head.len() >= 1082 && head[1080..1082] == [0x53, 0xef] {

@@ -15,6 +15,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use vessel_sys::private_dir::{open_private_dir, UnsafeDir};
 
 use sha2::{Digest, Sha256};
 use vessel_sys::path::{flock, Flock};
@@ -33,6 +34,10 @@ pub enum ExtractError {
         #[source]
         source: io::Error,
     },
+    // The cause is part of the message: launch errors are still printed
+    // without their chain.
+    #[error("the extract cache {dir} is not safe to use: {cause}; remove it, or set VESSEL_EXTRACT_DIR to a directory of your own")]
+    Unsafe { dir: PathBuf, cause: UnsafeDir },
     #[error("unsquashfs (from squashfs-tools) is needed to run SIF and SquashFS images without privilege: install squashfs-tools")]
     NoUnsquashfs,
     #[error("unpacking {path} failed: {detail}")]
@@ -41,7 +46,10 @@ pub enum ExtractError {
 
 /// A node-local cache of unpacked root file systems.
 pub struct ExtractCache {
+    /// Canonical, below directories only the user and root can change (see
+    /// [`vessel_sys::private_dir`]), so the path names what was checked.
     dir: PathBuf,
+    _dir_fd: OwnedFd,
     max_bytes: u64,
 }
 
@@ -53,42 +61,67 @@ pub struct Extracted {
 }
 
 impl ExtractCache {
-    pub fn new(dir: &Path, max_bytes: u64) -> Result<Self, ExtractError> {
-        let err = |source| ExtractError::Cache {
-            dir: dir.to_path_buf(),
-            source,
-        };
-        fs::create_dir_all(dir.join("digests")).map_err(err)?;
-        // Private: other users must not plant trees here for us to run. In
-        // a shared directory such as /var/tmp, someone else could have made
-        // our directory (or its parent) first: refuse to use it then.
-        let me = vessel_sys::process::getuid();
-        for d in [Some(dir), dir.parent()].into_iter().flatten() {
-            let m = fs::metadata(d).map_err(|source| ExtractError::Cache {
-                dir: d.to_path_buf(),
-                source,
-            })?;
-            let shared_parent = d != dir && m.permissions().mode() & 0o1000 != 0;
-            if m.uid() != me && !shared_parent && !(d != dir && m.uid() == 0) {
-                return Err(ExtractError::Cache {
-                    dir: d.to_path_buf(),
-                    source: io::Error::other(format!(
-                        "owned by uid {}, not by you: remove it or set VESSEL_EXTRACT_DIR elsewhere",
-                        m.uid()
-                    )),
-                });
+    /// Opens the cache at `dir`, which must be the user's own: another
+    /// user who made it (or a part of its path) first in a shared place
+    /// such as `/var/tmp` could otherwise plant trees for us to run. When
+    /// `dir` is taken that way and a `fallback` is given, the cache lives
+    /// there instead, with a warning.
+    pub fn open(dir: &Path, fallback: Option<&Path>, max_bytes: u64) -> Result<Self, ExtractError> {
+        let uid = vessel_sys::process::getuid();
+        let private = match open_private_dir(dir, uid) {
+            Ok(d) => d,
+            Err(
+                e @ (UnsafeDir::NotOwned { .. }
+                | UnsafeDir::OthersCanWrite { .. }
+                | UnsafeDir::NotADirectory { .. }),
+            ) if fallback.is_some() => {
+                let fallback = fallback.unwrap_or(dir);
+                tracing::warn!(
+                    "not using the extract cache {}: {e}; using {} instead (ask the administrator to remove {})",
+                    dir.display(),
+                    fallback.display(),
+                    e.path().display()
+                );
+                open_private_dir(fallback, uid).map_err(|cause| ExtractError::Unsafe {
+                    dir: fallback.to_path_buf(),
+                    cause,
+                })?
             }
-        }
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(err)?;
-        Ok(ExtractCache {
-            dir: dir.to_path_buf(),
+            Err(cause) => {
+                return Err(ExtractError::Unsafe {
+                    dir: dir.to_path_buf(),
+                    cause,
+                })
+            }
+        };
+        let cache = ExtractCache {
+            dir: private.path,
+            _dir_fd: private.fd,
             max_bytes,
-        })
+        };
+        match fs::create_dir(cache.dir.join("digests")) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(cache.cache_err(e)),
+            _ => {}
+        }
+        Ok(cache)
     }
 
-    /// The unpacked root of the SquashFS at `offset`/`size` in `image`.
-    pub fn get(&self, image: &Path, offset: u64, size: u64) -> Result<Extracted, ExtractError> {
-        let digest = self.partition_digest(image, offset, size)?;
+    /// The cache's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The unpacked root of the SquashFS at `offset`/`size` in the open
+    /// image `file` (named `image` in messages). Everything is read through
+    /// `file`, so the tree is the one of the file that was checked.
+    pub fn get(
+        &self,
+        file: &File,
+        image: &Path,
+        offset: u64,
+        size: u64,
+    ) -> Result<Extracted, ExtractError> {
+        let digest = self.partition_digest(file, image, offset, size)?;
         let entry = self.dir.join(&digest);
         let lock = self.lock_file(&digest)?;
         flock(&lock, Flock::Shared).map_err(|e| self.cache_err(e.errno))?;
@@ -108,7 +141,7 @@ impl ExtractCache {
                 "Extracting {} to the node-local cache (first use on this node)",
                 image.display()
             );
-            self.unpack(image, offset, &digest)?;
+            self.unpack(file, image, offset, &digest)?;
         }
         touch(&entry);
         flock(&lock, Flock::Shared).map_err(|e| self.cache_err(e.errno))?;
@@ -142,6 +175,7 @@ impl ExtractCache {
     /// size and change times) so that it is computed once, not per run.
     fn partition_digest(
         &self,
+        file: &File,
         image: &Path,
         offset: u64,
         size: u64,
@@ -150,7 +184,7 @@ impl ExtractCache {
             path: image.to_path_buf(),
             source,
         };
-        let mut file = File::open(image).map_err(read_err)?;
+        let mut file = file.try_clone().map_err(read_err)?;
         let m = file.metadata().map_err(read_err)?;
         let key = hex(&Sha256::digest(format!(
             "{}:{}:{}:{}.{}:{}.{}:{offset}:{size}",
@@ -187,7 +221,13 @@ impl ExtractCache {
         Ok(digest)
     }
 
-    fn unpack(&self, image: &Path, offset: u64, digest: &str) -> Result<(), ExtractError> {
+    fn unpack(
+        &self,
+        file: &File,
+        image: &Path,
+        offset: u64,
+        digest: &str,
+    ) -> Result<(), ExtractError> {
         // We hold the exclusive lock: any temporary tree of this digest is
         // the remains of a killed extraction.
         self.remove_stale_temporaries(digest);
@@ -195,12 +235,19 @@ impl ExtractCache {
             .dir
             .join(format!("{digest}.tmp-{}", std::process::id()));
         fs::create_dir(&tmp).map_err(|e| self.cache_err(e))?;
+        // unsquashfs takes a file name: give it the open image as its
+        // standard input and name that, not the image's path again.
+        let stdin = file.try_clone().map_err(|e| ExtractError::Read {
+            path: image.to_path_buf(),
+            source: e,
+        })?;
         let output = Command::new("unsquashfs")
+            .stdin(stdin)
             .args(["-no-progress", "-no-xattrs", "-quiet", "-offset"])
             .arg(offset.to_string())
             .arg("-dest")
             .arg(tmp.join("root"))
-            .arg(image)
+            .arg("/dev/stdin")
             .output()
             .map_err(|e| match e.kind() {
                 io::ErrorKind::NotFound => ExtractError::NoUnsquashfs,

@@ -28,6 +28,8 @@ pub enum LaunchError {
     #[error("{0}")]
     Extract(#[from] ExtractError),
     #[error("{0}")]
+    Overlay(#[from] crate::overlay_dir::OverlayDirError),
+    #[error("{0}")]
     Plan(#[from] PlanError),
     #[error("{what}: {source} ({hint})")]
     Kernel {
@@ -45,7 +47,23 @@ pub enum LaunchError {
 /// Runs the container and returns the payload's exit status (128 + N when
 /// a signal ended it).
 pub fn launch(opts: &LaunchOptions, host: &Host) -> Result<i32, LaunchError> {
-    let image = vessel_image::open_image(&opts.image)?;
+    launch_image(opts, host, vessel_image::open_image(&opts.image)?)
+}
+
+/// [`launch`] of an image already opened (and perhaps checked, as
+/// execution control does): the container runs from that very file.
+pub fn launch_image(opts: &LaunchOptions, host: &Host, image: Image) -> Result<i32, LaunchError> {
+    let overlays = crate::overlay_dir::check(&opts.overlays, host.uid)?;
+    let checked;
+    let opts = if opts.overlays.is_empty() {
+        opts
+    } else {
+        checked = LaunchOptions {
+            overlays: overlays.specs.clone(),
+            ..opts.clone()
+        };
+        &checked
+    };
     let source = root_source(image, opts, host)?;
     // The first child forked in a new PID namespace becomes its PID 1: that
     // must be the payload, not the FUSE server, which is forked first.
@@ -81,6 +99,7 @@ pub fn launch(opts: &LaunchOptions, host: &Host) -> Result<i32, LaunchError> {
     let _ = m::unmount_detach(session.path());
     drop(session);
     drop(source);
+    drop(overlays);
     status
 }
 
@@ -119,22 +138,31 @@ fn root_source(image: Image, opts: &LaunchOptions, host: &Host) -> Result<RootSo
         check_arch(&path, arch)?;
     }
     let (offset, size) = (root.offset, root.size);
+    // The image's own descriptor, never its path again: execution control
+    // checked this file.
+    let file = match image.file() {
+        Some(f) => f.try_clone()?,
+        None => {
+            return Err(LaunchError::Image(format!(
+                "{}: no image file",
+                path.display()
+            )))
+        }
+    };
     if host.uid == 0 && opts.driver != Driver::Extract {
-        return Ok(RootSource::Kernel {
-            file: fs::File::open(&path)?,
-            offset,
-            size,
-        });
+        return Ok(RootSource::Kernel { file, offset, size });
     }
     if opts.driver == Driver::Fuse || (opts.driver == Driver::Auto && fuse_usable()) {
-        return Ok(RootSource::Fuse {
-            file: fs::File::open(&path)?,
-            offset,
-            size,
-        });
+        return Ok(RootSource::Fuse { file, offset, size });
     }
-    let cache = ExtractCache::new(&opts.extract_dir, opts.extract_max_bytes)?;
-    Ok(RootSource::Extracted(cache.get(&path, offset, size)?))
+    let cache = ExtractCache::open(
+        &opts.extract_dir,
+        opts.extract_fallback.as_deref(),
+        opts.extract_max_bytes,
+    )?;
+    Ok(RootSource::Extracted(
+        cache.get(&file, &path, offset, size)?,
+    ))
 }
 
 /// Whether this user may open `/dev/fuse` (distributions make it 0666;
@@ -224,6 +252,10 @@ fn enter_namespaces(
                 .map_err(|e| kernel_hint("could not map your user into the container", e))?;
         }
     }
+    // Once the id maps are written: from here on the container's processes
+    // (fake root too) cannot open the monitor's or the FUSE server's
+    // `/proc/PID/root`, which leads to the host's `/`.
+    p::set_not_dumpable()?;
     m::make_private_recursive()?;
     if let Some(h) = &opts.hostname {
         vessel_sys::ns::set_hostname(h)?;

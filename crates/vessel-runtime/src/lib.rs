@@ -17,7 +17,8 @@ pub mod fuse;
 pub mod identity;
 pub mod launch;
 pub mod options;
+pub mod overlay_dir;
 pub mod plan;
 
-pub use launch::{launch, LaunchError};
+pub use launch::{launch, launch_image, LaunchError};
 pub use options::{Action, Host, LaunchOptions};

@@ -102,6 +102,9 @@ pub struct LaunchOptions {
     pub driver: Driver,
     /// Where extracted images are cached (node-local).
     pub extract_dir: PathBuf,
+    /// Where the cache goes when another user holds `extract_dir` (or a
+    /// part of its path) in a shared place: `None` refuses instead.
+    pub extract_fallback: Option<PathBuf>,
     /// Upper bound of that cache, in bytes.
     pub extract_max_bytes: u64,
     /// The prompt prefix and product name shown inside (`Apptainer`, …).

@@ -125,6 +125,11 @@ impl<F> Sif<F> {
         self.file
     }
 
+    /// The byte source the image was loaded from.
+    pub fn get_ref(&self) -> &F {
+        &self.file
+    }
+
     fn validate_objects(&self) -> Result<()> {
         let h = &self.header;
         let table_end = (h.descriptors_offset + h.descriptors_size) as u64;

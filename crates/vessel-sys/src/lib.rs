@@ -12,6 +12,7 @@ pub mod loopdev;
 pub mod mount;
 pub mod ns;
 pub mod path;
+pub mod private_dir;
 pub mod process;
 pub mod signal;
 pub mod user;

@@ -201,6 +201,17 @@ pub fn die_with_parent() -> Result<()> {
         .op(|| "prctl(PR_SET_PDEATHSIG)".into())
 }
 
+/// Makes this process non-dumpable: its `/proc/PID` entries (`root`,
+/// `cwd`, `exe`, `fd`, `mem`) then belong to root and need `CAP_SYS_PTRACE`
+/// in the initial user namespace, so a container's processes, fake root
+/// included, cannot reach the host through the monitor. Children inherit
+/// it until they exec. Call it after the user namespace's id maps are
+/// written: `newuidmap` and our own writes need `/proc/self` to be ours.
+pub fn set_not_dumpable() -> Result<()> {
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .op(|| "prctl(PR_SET_DUMPABLE)".into())
+}
+
 pub fn getuid() -> u32 {
     rustix::process::getuid().as_raw()
 }
