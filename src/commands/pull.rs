@@ -185,7 +185,8 @@ pub fn parse_source(uri: &str) -> Result<Source> {
     bail!("{uri:?} is not an image source: use docker://NAME[:TAG]")
 }
 
-/// A fetched image: a SIF somewhere, kept as long as this lives.
+/// A fetched image: a SIF, kept as long as this lives. For pulled images
+/// `path()` is `/proc/self/fd/N` of the checked, open image.
 pub enum Fetched {
     Pulled(vessel_oci::Pulled),
     Temporary {
@@ -365,24 +366,28 @@ pub fn run(tool: Tool, args: PullArgs) -> Result<u8> {
 }
 
 /// Copies the pulled image to `out` under a temporary name and renames it
-/// into place: an existing file is replaced whole or not at all.
+/// into place: an existing file is replaced whole or not at all. The
+/// temporary file has an unpredictable name, is made with `O_EXCL` (so a
+/// link planted in the output's directory is never followed) and written
+/// through its descriptor; `sif` may be a `/proc/self/fd/N` path, which
+/// names the very image that was checked.
 pub fn install(sif: &Path, out: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     let dir = match out.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let tmp = tempfile::Builder::new()
+    let mut tmp = tempfile::Builder::new()
         .prefix(".vessel-pull-")
         .tempfile_in(dir)
         .with_context(|| format!("cannot write to {}", dir.display()))?;
-    std::fs::copy(sif, tmp.path())
+    let mut from = std::fs::File::open(sif)
+        .with_context(|| format!("cannot read the pulled image {}", sif.display()))?;
+    std::io::copy(&mut from, tmp.as_file_mut())
         .with_context(|| format!("copying the image to {}", dir.display()))?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let f = std::fs::File::open(tmp.path())?;
-        f.set_permissions(std::fs::Permissions::from_mode(0o755))?;
-        f.sync_all()?;
-    }
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o755))?;
+    tmp.as_file().sync_all()?;
     tmp.persist(out)
         .map_err(|e| anyhow!("could not write {}: {}", out.display(), e.error))?;
     Ok(())

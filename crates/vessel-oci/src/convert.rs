@@ -4,7 +4,7 @@
 //! Apptainer's metadata, cached by manifest digest.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -89,21 +89,29 @@ impl std::fmt::Debug for ProgressHook {
     }
 }
 
-/// A pulled image: a SIF in the cache (or a temporary file with the cache
-/// disabled, removed when this is dropped).
+/// A pulled image: the SIF that was checked (a cache entry of the user's
+/// own, or an unnamed temporary file), kept open as long as this lives.
 pub struct Pulled {
+    /// `/proc/self/fd/N` of the open image: names that very file, not the
+    /// cache entry's name (which another user sharing the cache could
+    /// replace), for as long as this value lives.
     pub sif: PathBuf,
     pub digest: String,
-    _temp: Option<tempfile::TempDir>,
+    file: File,
 }
 
 impl Pulled {
-    pub(crate) fn temporary(sif: PathBuf, digest: String, dir: tempfile::TempDir) -> Pulled {
+    pub(crate) fn new(file: File, digest: String) -> Pulled {
         Pulled {
-            sif,
+            sif: vessel_sys::path::fd_path(&file),
             digest,
-            _temp: Some(dir),
+            file,
         }
+    }
+
+    /// The image, open.
+    pub fn file(&self) -> &File {
+        &self.file
     }
 }
 
@@ -125,75 +133,38 @@ pub fn pull_to_sif(reference: &str, opts: &PullOptions) -> Result<Pulled, PullEr
     let image = registry.resolve(&reference, &opts.platform)?;
     tracing::debug!("{} resolves to {}", reference.whole(), image.digest);
 
-    let cache = opts.cache_root.as_deref().map(Cache::new).transpose()?;
-    let (temp, work_dir) = match &cache {
-        Some(c) => (None, c.root().to_path_buf()),
-        None => {
-            let t = tempfile::Builder::new()
-                .prefix("vessel-pull-")
-                .tempdir_in(&opts.tmpdir)
-                .map_err(io_err(&opts.tmpdir))?;
-            let d = t.path().to_path_buf();
-            (Some(t), d)
-        }
-    };
-    if let Some(c) = &cache {
+    let cache = opts
+        .cache_root
+        .as_deref()
+        .map(|root| Cache::new(root).map(|c| c.with_private_dir(&opts.tmpdir)))
+        .transpose()?;
+    let producer = match &cache {
         // A warm cache needs nothing but the manifest.
-        let claim = match c.claim(Kind::Sif, &image.digest, false)? {
+        Some(c) => match c.claim(Kind::Sif, &image.digest, false)? {
+            Claim::Ready(hit) => {
+                tracing::debug!("using the cached image {}", hit.path.display());
+                return Ok(Pulled::new(hit.file, image.digest));
+            }
+            Claim::Mine(producer) => producer,
             Claim::Busy(busy) => {
                 tracing::info!(
                     "Another process is pulling {}, waiting for it",
                     reference.whole()
                 );
-                busy.wait(c)?
+                match busy.wait(c)? {
+                    Claim::Ready(hit) => return Ok(Pulled::new(hit.file, image.digest)),
+                    Claim::Mine(producer) => producer,
+                    Claim::Busy(_) => {
+                        Producer::private(&opts.tmpdir).map_err(io_err(&opts.tmpdir))?
+                    }
+                }
             }
-            other => other,
-        };
-        if let Claim::Mine(producer) = claim {
-            build(
-                &registry,
-                &image,
-                opts,
-                Some(c),
-                &work_dir,
-                Output::Cache(producer),
-            )?;
-        }
-        let path = c.path(Kind::Sif, &image.digest);
-        return Ok(Pulled {
-            sif: path,
-            digest: image.digest,
-            _temp: None,
-        });
-    }
-    let out = work_dir.join("image.sif");
-    build(
-        &registry,
-        &image,
-        opts,
-        None,
-        &work_dir,
-        Output::Path(out.clone()),
-    )?;
-    Ok(Pulled {
-        sif: out,
-        digest: image.digest,
-        _temp: temp,
-    })
-}
-
-/// A file removed when dropped.
-struct TempPath(PathBuf);
-
-impl Drop for TempPath {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-pub(crate) enum Output {
-    Cache(Producer),
-    Path(PathBuf),
+        },
+        None => Producer::private(&opts.tmpdir).map_err(io_err(&opts.tmpdir))?,
+    };
+    let work_dir = cache.as_ref().map_or(opts.tmpdir.as_path(), |c| c.root());
+    let file = build(&registry, &image, opts, cache.as_ref(), work_dir, producer)?;
+    Ok(Pulled::new(file, image.digest))
 }
 
 fn build(
@@ -202,8 +173,8 @@ fn build(
     opts: &PullOptions,
     cache: Option<&Cache>,
     work_dir: &Path,
-    output: Output,
-) -> Result<(), PullError> {
+    output: Producer,
+) -> Result<File, PullError> {
     let whole = image.reference.whole();
     let config_bytes = registry.fetch_small(&image.reference, &image.manifest.config)?;
     let total: u64 = image
@@ -214,14 +185,14 @@ fn build(
         .sum();
     check_space(work_dir, total)?;
     let progress = opts.progress.as_ref().map(|h| h.0.as_ref());
-    let layers = fetch_layers(registry, image, cache, work_dir, progress)?;
+    let layers = fetch_layers(registry, image, cache, &opts.tmpdir, progress)?;
     let source = Source {
         reference: &whole,
         bootstrap: "docker",
         digest: &image.digest,
         config: &config_bytes,
     };
-    assemble(&source, &layers, opts, work_dir, output)
+    assemble(&source, &layers.layers, opts, output)
 }
 
 /// Refuses a conversion that would fill the disk: the compressed layers,
@@ -253,14 +224,14 @@ pub(crate) struct Source<'a> {
     pub config: &'a [u8],
 }
 
-/// Builds the SIF from an image's config and layers.
+/// Builds the SIF from an image's config and layers into `output`, and
+/// returns it, committed (in the cache when `output` is a cache entry).
 pub(crate) fn assemble(
     source: &Source<'_>,
     layers: &[Layer],
     opts: &PullOptions,
-    work_dir: &Path,
-    output: Output,
-) -> Result<(), PullError> {
+    mut output: Producer,
+) -> Result<File, PullError> {
     let whole = source.reference.to_string();
     let config_bytes = source.config;
     let config: serde_json::Value =
@@ -297,28 +268,15 @@ pub(crate) fn assemble(
     let labels_json = metadata::labels_json(&labels);
     let extras = metadata::singularity_d(&runscript, &env_script, &labels_json, &deffile);
 
-    // Named after the SIF being made, so that the next producer of that SIF
-    // removes it if this process is killed.
-    let squashfs = TempPath(match &output {
-        Output::Cache(p) => PathBuf::from(format!("{}.sqfs", p.tmp.display())),
-        Output::Path(p) => p.with_extension("sqfs"),
-    });
-    make_squashfs(layers, &plan, &extras, &squashfs.0)?;
+    // An unnamed file beside the SIF being made: nobody can reach it by a
+    // name, and it vanishes with this process, killed or not.
+    let mut squashfs = output
+        .scratch_file(&opts.tmpdir)
+        .map_err(io_err(output.path()))?;
+    make_squashfs(layers, &plan, &extras, &squashfs)?;
+    squashfs.rewind().map_err(io_err(output.path()))?;
 
     let arch = Arch::from_go_name(&arch_name).unwrap_or_else(Arch::host);
-    let (file, commit): (File, Box<dyn FnOnce() -> Result<(), PullError>>) = match output {
-        Output::Cache(mut producer) => {
-            let f = producer.take_file();
-            (
-                f,
-                Box::new(move || producer.commit().map(drop).map_err(PullError::from)),
-            )
-        }
-        Output::Path(p) => {
-            let f = File::create(&p).map_err(io_err(&p))?;
-            (f, Box::new(|| Ok(())))
-        }
-    };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
@@ -333,7 +291,7 @@ pub(crate) fn assemble(
     };
     let mut create = CreateOptions::new(id, now);
     create.launch_script = vessel_sif::APPTAINER_LAUNCH_SCRIPT.into();
-    let mut sif = Sif::create(file, &create)?;
+    let mut sif = Sif::create(output.file(), &create)?;
     let mut named = |data_type, name: &str, data: &[u8]| -> Result<(), PullError> {
         let mut input = ObjectInput::new(data_type);
         input.name = name.into();
@@ -353,58 +311,54 @@ pub(crate) fn assemble(
         part: PartType::PRIMARY_SYSTEM,
         arch,
     });
-    let mut sq = File::open(&squashfs.0).map_err(io_err(&squashfs.0))?;
-    sif.add_object(&part, &mut sq, now)?;
-    sif.into_inner().sync_all().map_err(io_err(work_dir))?;
-    commit()
+    sif.add_object(&part, &mut squashfs, now)?;
+    drop(sif);
+    Ok(output.commit()?.file)
 }
 
-/// Every layer blob in the cache (or the work directory), downloading the
-/// missing ones in parallel. Blobs another process is downloading are waited
-/// for, so concurrent pulls share one download.
+/// Layers as [`layers`] reads them (by `/proc/self/fd/N` paths), with the
+/// checked files those paths name, kept open.
+struct OpenLayers {
+    layers: Vec<Layer>,
+    _files: Vec<File>,
+}
+
+/// Every layer blob, checked, from the cache (or downloaded into unnamed
+/// temporary files in `tmpdir` without one), downloading the missing ones
+/// in parallel. Blobs another process is downloading are waited for, so
+/// concurrent pulls share one download.
 fn fetch_layers(
     registry: &Registry,
     image: &ResolvedImage,
     cache: Option<&Cache>,
-    work_dir: &Path,
+    tmpdir: &Path,
     progress: Option<&dyn Progress>,
-) -> Result<Vec<Layer>, PullError> {
-    let mut layers = Vec::new();
+) -> Result<OpenLayers, PullError> {
+    let descs = &image.manifest.layers;
+    let mut files: Vec<Option<File>> = descs.iter().map(|_| None).collect();
     let mut mine = Vec::new();
     let mut producers = Vec::new();
     let mut busy = Vec::new();
-    for desc in &image.manifest.layers {
+    for (i, desc) in descs.iter().enumerate() {
         match cache {
             Some(c) => match c.claim(Kind::Blob, &desc.digest, false)? {
-                Claim::Ready(path) => layers.push(Layer {
-                    digest: desc.digest.clone(),
-                    path,
-                }),
+                Claim::Ready(hit) => files[i] = Some(hit.file),
                 Claim::Mine(mut p) => {
-                    let f = p.file().try_clone().map_err(io_err(&p.tmp))?;
-                    mine.push((desc.clone(), f, p.tmp.clone()));
-                    producers.push(p);
-                    layers.push(Layer {
-                        digest: desc.digest.clone(),
-                        path: c.path(Kind::Blob, &desc.digest),
-                    });
+                    let f = p.file().try_clone().map_err(io_err(p.path()))?;
+                    mine.push((desc.clone(), f, p.path().to_path_buf()));
+                    producers.push((i, p));
                 }
-                Claim::Busy(b) => {
-                    busy.push((desc.clone(), b));
-                    layers.push(Layer {
-                        digest: desc.digest.clone(),
-                        path: c.path(Kind::Blob, &desc.digest),
-                    });
-                }
+                Claim::Busy(b) => busy.push((i, desc.clone(), b)),
             },
             None => {
-                let path = work_dir.join(desc.digest.replace(':', "-"));
-                let f = File::create(&path).map_err(io_err(&path))?;
-                mine.push((desc.clone(), f, path.clone()));
-                layers.push(Layer {
-                    digest: desc.digest.clone(),
-                    path,
-                });
+                let f = tempfile::tempfile_in(tmpdir).map_err(io_err(tmpdir))?;
+                let copy = f.try_clone().map_err(io_err(tmpdir))?;
+                mine.push((
+                    desc.clone(),
+                    copy,
+                    tmpdir.join(desc.digest.replace(':', "-")),
+                ));
+                files[i] = Some(f);
             }
         }
     }
@@ -417,20 +371,46 @@ fn fetch_layers(
         );
     }
     registry.download(&image.reference, mine, progress)?;
-    for p in producers {
-        p.commit()?;
+    for (i, p) in producers {
+        files[i] = Some(p.commit()?.file);
     }
     if let Some(c) = cache {
-        for (desc, b) in busy {
-            if let Claim::Mine(mut p) = b.wait(c)? {
-                // The other process failed: download it ourselves.
-                let f = p.file().try_clone().map_err(io_err(&p.tmp))?;
-                registry.download(&image.reference, vec![(desc, f, p.tmp.clone())], progress)?;
-                p.commit()?;
-            }
+        for (i, desc, b) in busy {
+            let mut p = match b.wait(c)? {
+                Claim::Ready(hit) => {
+                    files[i] = Some(hit.file);
+                    continue;
+                }
+                Claim::Mine(p) => p,
+                Claim::Busy(_) => Producer::private(tmpdir).map_err(io_err(tmpdir))?,
+            };
+            // The other process failed: download it ourselves.
+            let f = p.file().try_clone().map_err(io_err(p.path()))?;
+            registry.download(
+                &image.reference,
+                vec![(desc, f, p.path().to_path_buf())],
+                progress,
+            )?;
+            files[i] = Some(p.commit()?.file);
         }
     }
-    Ok(layers)
+    let mut layers = Vec::new();
+    let mut kept = Vec::new();
+    for (desc, file) in descs.iter().zip(files) {
+        let file = file.ok_or_else(|| PullError::Io {
+            path: PathBuf::from(&desc.digest),
+            source: io::Error::other("the layer was neither found nor downloaded"),
+        })?;
+        layers.push(Layer {
+            digest: desc.digest.clone(),
+            path: vessel_sys::path::fd_path(&file),
+        });
+        kept.push(file);
+    }
+    Ok(OpenLayers {
+        layers,
+        _files: kept,
+    })
 }
 
 /// Streams the merged layers and the metadata into `tar2sqfs`.
@@ -438,7 +418,7 @@ fn make_squashfs(
     layers: &[Layer],
     plan: &layers::MergePlan,
     extras: &[Extra],
-    out: &Path,
+    out: &File,
 ) -> Result<(), PullError> {
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
     // gzip, which every SquashFS reader has (Apptainer's default too), at
@@ -455,9 +435,14 @@ fn make_squashfs(
             "--num-jobs",
         ])
         .arg(jobs.to_string())
-        .arg(out)
+        // The output is our unnamed file, given as the child's standard
+        // output: no name in a shared directory is ever opened.
+        .arg("/dev/stdout")
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::from(
+            out.try_clone()
+                .map_err(|e| PullError::Squashfs(e.to_string()))?,
+        ))
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| match e.kind() {

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::convert::{assemble, check_space, Output, PullError, PullOptions, Pulled, Source};
+use crate::cache::Producer;
+use crate::convert::{assemble, check_space, PullError, PullOptions, Pulled, Source};
 use crate::layers::Layer;
 use crate::registry::hex;
 
@@ -239,32 +240,23 @@ fn convert(
     layers: &[Layer],
     opts: &PullOptions,
 ) -> Result<Pulled, PullError> {
-    let temp = tempfile::Builder::new()
-        .prefix("vessel-convert-")
-        .tempdir_in(&opts.tmpdir)
-        .map_err(|source| PullError::Io {
-            path: opts.tmpdir.clone(),
-            source,
-        })?;
     let total = layers
         .iter()
         .filter_map(|l| std::fs::metadata(&l.path).ok())
         .map(|m| m.len())
         .sum();
-    check_space(temp.path(), total)?;
-    let out = temp.path().join("image.sif");
+    check_space(&opts.tmpdir, total)?;
+    // An unnamed file in the user's temporary directory: handed on open.
+    let output = Producer::private(&opts.tmpdir).map_err(|source| PullError::Io {
+        path: opts.tmpdir.clone(),
+        source,
+    })?;
     let source = Source {
         reference,
         bootstrap,
         digest,
         config,
     };
-    assemble(
-        &source,
-        layers,
-        opts,
-        temp.path(),
-        Output::Path(out.clone()),
-    )?;
-    Ok(Pulled::temporary(out, digest.to_string(), temp))
+    let file = assemble(&source, layers, opts, output)?;
+    Ok(Pulled::new(file, digest.to_string()))
 }
