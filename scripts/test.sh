@@ -37,6 +37,9 @@ chmod 0755 "$tools"
 id vtest >/dev/null 2>&1 || useradd -m -s /bin/bash vtest
 # A second one, the attacker of the multi-user safety tests (tests/multiuser.rs).
 id vattack >/dev/null 2>&1 || useradd -m -s /bin/bash vattack
+# The victim whose default extract cache the attacker takes: a user of its
+# own, so that no other test's runs meet the planted directory.
+id vvictim >/dev/null 2>&1 || useradd -m -s /bin/bash vvictim
 # Subordinate ids, as sites configure them for fakeroot builds (apt-get in
 # %post switches to the _apt user). Debian's useradd adds them; others may not.
 grep -q '^vtest:' /etc/subuid 2>/dev/null || usermod --add-subuids 100000-165535 vtest

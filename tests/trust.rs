@@ -587,6 +587,32 @@ fn execution_control_list_refuses_unsigned_and_unlisted_images() {
         .output()
         .unwrap();
     assert!(imported.status.success(), "{}", stderr(&imported));
+    // VESSEL_CONF_DIR moves the configuration only for root, or for an
+    // installation the user owns: the site's Vessel refuses it to users.
+    let conf_env = [("VESSEL_CONF_DIR", conf.path().to_str().unwrap())];
+    let bypass = user_vessel(
+        &["exec", unsigned.to_str().unwrap(), "true"],
+        &conf_env,
+        &dir,
+    )
+    .stdin(Stdio::null())
+    .output()
+    .unwrap();
+    failed(
+        &bypass,
+        &[
+            "VESSEL_CONF_DIR",
+            "honoured only for root or for a Vessel installation you own",
+        ],
+    );
+    // The policy itself is checked through a copy of Vessel the user owns.
+    let install = user_dir();
+    let own_vessel = install.path().join("vessel");
+    std::fs::copy(bin_path(), &own_vessel).unwrap();
+    chown_tree(&own_vessel, user.uid, user.gid);
+    let user_vessel = |args: &[&str], env: &[(&str, &str)], cwd: &Path| {
+        as_user(&user, &own_vessel, args, env, cwd)
+    };
     // Users cannot change it.
     let refused = user_vessel(
         &[
@@ -595,7 +621,7 @@ fn execution_control_list_refuses_unsigned_and_unlisted_images() {
             "--global",
             key_file("pgp-public.asc").to_str().unwrap(),
         ],
-        &[("VESSEL_CONF_DIR", conf.path().to_str().unwrap())],
+        &conf_env,
         &dir,
     )
     .stdin(Stdio::null())
@@ -617,7 +643,6 @@ fn execution_control_list_refuses_unsigned_and_unlisted_images() {
     std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
     std::fs::set_permissions(conf.path(), perms).unwrap();
 
-    let conf_env = [("VESSEL_CONF_DIR", conf.path().to_str().unwrap())];
     let exec = |img: &Path| {
         user_vessel(
             &["exec", img.to_str().unwrap(), "echo", "ran"],

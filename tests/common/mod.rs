@@ -130,7 +130,8 @@ pub fn attacker() -> Option<TestUser> {
     Some(named_user(&name))
 }
 
-fn named_user(name: &str) -> TestUser {
+/// A user by name, from `/etc/passwd`.
+pub fn named_user(name: &str) -> TestUser {
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
     let line = passwd
         .lines()

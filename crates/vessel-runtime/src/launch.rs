@@ -53,17 +53,7 @@ pub fn launch(opts: &LaunchOptions, host: &Host) -> Result<i32, LaunchError> {
 /// [`launch`] of an image already opened (and perhaps checked, as
 /// execution control does): the container runs from that very file.
 pub fn launch_image(opts: &LaunchOptions, host: &Host, image: Image) -> Result<i32, LaunchError> {
-    let overlays = crate::overlay_dir::check(&opts.overlays, host.uid)?;
-    let checked;
-    let opts = if opts.overlays.is_empty() {
-        opts
-    } else {
-        checked = LaunchOptions {
-            overlays: overlays.specs.clone(),
-            ..opts.clone()
-        };
-        &checked
-    };
+    let mut overlays = crate::overlay_dir::check(&opts.overlays, host.uid)?;
     let source = root_source(image, opts, host)?;
     // The first child forked in a new PID namespace becomes its PID 1: that
     // must be the payload, not the FUSE server, which is forked first.
@@ -87,6 +77,16 @@ pub fn launch_image(opts: &LaunchOptions, host: &Host, image: Image) -> Result<i
             }
             (target, false)
         }
+    };
+    let checked;
+    let opts = if opts.overlays.is_empty() {
+        opts
+    } else {
+        checked = LaunchOptions {
+            overlays: overlays.in_this_namespace()?,
+            ..opts.clone()
+        };
+        &checked
     };
     let plan = plan::build(opts, host, &lower, &opts.image, is_sandbox)?;
     for w in &plan.warnings {

@@ -8,7 +8,7 @@ use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
 use vessel_sys::path::fd_path;
-use vessel_sys::private_dir::{open_own_dir, own_subdir, UnsafeDir};
+use vessel_sys::private_dir::{open_own_dir, own_subdir, reopen_same, UnsafeDir};
 
 use crate::options::OverlaySpec;
 
@@ -22,16 +22,16 @@ pub struct OverlayDirError {
 
 /// Overlay directories held open for the run.
 pub struct CheckedOverlays {
-    /// The specs, each naming its opened directory (`/proc/self/fd/N`).
-    pub specs: Vec<OverlaySpec>,
-    _fds: Vec<OwnedFd>,
+    /// Each spec as given, with its checked directory.
+    checked: Vec<(OverlaySpec, OwnedFd)>,
+    /// The same directories opened in the container's mount namespace.
+    reopened: Vec<OwnedFd>,
 }
 
 /// Opens and checks each of `overlays` for the user `uid`; a writable one
 /// gets its `upper` and `work` directories made (or checked) too.
 pub fn check(overlays: &[OverlaySpec], uid: u32) -> Result<CheckedOverlays, OverlayDirError> {
-    let mut specs = Vec::new();
-    let mut fds = Vec::new();
+    let mut checked = Vec::new();
     for o in overlays {
         let err = |cause| OverlayDirError {
             dir: o.dir.clone(),
@@ -40,14 +40,38 @@ pub fn check(overlays: &[OverlaySpec], uid: u32) -> Result<CheckedOverlays, Over
         let dir = open_own_dir(&o.dir, uid).map_err(err)?;
         if !o.readonly {
             for sub in ["upper", "work"] {
-                fds.push(own_subdir(&dir, &o.dir, sub, uid).map_err(err)?);
+                own_subdir(&dir, &o.dir, sub, uid).map_err(err)?;
             }
         }
-        specs.push(OverlaySpec {
-            dir: fd_path(&dir),
-            readonly: o.readonly,
-        });
-        fds.push(dir);
+        checked.push((o.clone(), dir));
     }
-    Ok(CheckedOverlays { specs, _fds: fds })
+    Ok(CheckedOverlays {
+        checked,
+        reopened: Vec::new(),
+    })
+}
+
+impl CheckedOverlays {
+    /// The specs for the plan, each naming its directory through a
+    /// descriptor opened in the current (the container's) mount namespace:
+    /// overlayfs refuses layers reached through a mount of another one. The
+    /// directory is opened again by its path and must be the very one
+    /// checked (same device and inode); only its owner can change what is
+    /// in it, `upper` and `work` included.
+    pub fn in_this_namespace(&mut self) -> Result<Vec<OverlaySpec>, OverlayDirError> {
+        let mut specs = Vec::new();
+        for (spec, checked) in &self.checked {
+            let err = |cause| OverlayDirError {
+                dir: spec.dir.clone(),
+                cause,
+            };
+            let again = reopen_same(checked).map_err(err)?;
+            specs.push(OverlaySpec {
+                dir: fd_path(&again),
+                readonly: spec.readonly,
+            });
+            self.reopened.push(again);
+        }
+        Ok(specs)
+    }
 }

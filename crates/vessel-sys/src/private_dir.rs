@@ -181,6 +181,30 @@ pub fn own_subdir(
     Ok(fd)
 }
 
+/// Opens the directory behind `fd` again by its path, as the current mount
+/// namespace sees it, and checks that it is the same directory (device and
+/// inode); anything else in its place is refused.
+pub fn reopen_same(fd: &impl AsFd) -> Result<OwnedFd, UnsafeDir> {
+    let path = canonical(fd).ok_or_else(|| UnsafeDir::Io {
+        path: crate::path::fd_path(fd),
+        source: std::io::Error::other("cannot tell the directory's path"),
+    })?;
+    let again = rustix::fs::open(
+        &path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io(&path, e))?;
+    let (was, is) = (stat(fd, &path)?, stat(&again, &path)?);
+    if (was.st_dev, was.st_ino) != (is.st_dev, is.st_ino) {
+        return Err(UnsafeDir::Io {
+            path,
+            source: std::io::Error::other("it was replaced while the container started"),
+        });
+    }
+    Ok(again)
+}
+
 fn check_own(fd: &impl AsFd, path: &Path, uid: u32) -> Result<(), UnsafeDir> {
     let st = stat(fd, path)?;
     if st.st_uid != uid {
