@@ -1084,6 +1084,44 @@ mod tests {
         assert_eq!(read_all(&hit.file), b"mine");
     }
 
+    /// Entries another user owns (only testable as root, who can give
+    /// files away): a SIF is never used, a blob is used through a private
+    /// copy when it matches, and never when it does not.
+    #[test]
+    fn entries_of_another_user() {
+        if vessel_sys::process::getuid() != 0 {
+            eprintln!("skipping: giving files to another user needs root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("cache");
+        let cache = Cache::open_as(&root, 0).unwrap();
+        let key = digest_of(b"manifest");
+        make(&cache, Kind::Sif, &key, b"theirs");
+        let sif = root
+            .join("vessel/sif/0")
+            .join(entry_name(Kind::Sif, &key).unwrap());
+        std::os::unix::fs::chown(&sif, Some(65534), None).unwrap();
+        assert_eq!(
+            read_all(&make(&cache, Kind::Sif, &key, b"mine").file),
+            b"mine"
+        );
+
+        let d = digest_of(b"blob");
+        make(&cache, Kind::Blob, &d, b"blob");
+        let blob = blob_path(dir.path(), &d);
+        std::os::unix::fs::chown(&blob, Some(65534), None).unwrap();
+        let hit = make_never(&cache, &d);
+        assert_eq!(read_all(&hit.file), b"blob");
+        // The copy, not the entry: a later change cannot reach it.
+        std::fs::write(&blob, b"evil").unwrap();
+        let mut again = hit.file;
+        again.rewind().unwrap();
+        assert_eq!(read_all(&again), b"blob");
+        let hit = make(&cache, Kind::Blob, &d, b"blob");
+        assert_eq!(read_all(&hit.file), b"blob");
+    }
+
     #[test]
     fn digests_must_be_plain_sha256() {
         for bad in ["sha256:abc", "sha256:../../x", "md5:00", ""] {
