@@ -54,7 +54,8 @@ pub(crate) fn lay_out(stage: &Stage, rootfs: &Path) -> Result<(), BuildError> {
         ] {
             root.dir(&d)?;
         }
-        let write = |rel: &str, text: &str, mode: u32| root.write(&format!("{meta}/{rel}"), text, mode);
+        let write =
+            |rel: &str, text: &str, mode: u32| root.write(&format!("{meta}/{rel}"), text, mode);
         write("env/01-base.sh", &base_env(name), 0o755)?;
         if !app.env.is_empty() {
             write("env/90-environment.sh", &app.env, 0o755)?;
@@ -87,7 +88,9 @@ pub(crate) fn lay_out(stage: &Stage, rootfs: &Path) -> Result<(), BuildError> {
                 copy_into_root(&root, &m, &dest)?;
             }
         }
-        global.push_str(&global_env(name, |f| root.read(&format!("{meta}/{f}")).is_some()));
+        global.push_str(&global_env(name, |f| {
+            root.read(&format!("{meta}/{f}")).is_some()
+        }));
     }
     root.write("/.singularity.d/env/94-appsbase.sh", &global, 0o755)
 }

@@ -630,8 +630,9 @@ fn write_metadata(
     for d in ["", "/env", "/actions", "/libs"] {
         root.dir(&format!("/.singularity.d{d}"))?;
     }
-    let write =
-        |rel: &str, text: &str, mode: u32| root.write(&format!("/.singularity.d/{rel}"), text, mode);
+    let write = |rel: &str, text: &str, mode: u32| {
+        root.write(&format!("/.singularity.d/{rel}"), text, mode)
+    };
     let script = |s: &crate::def::Script, default: &str| -> String {
         if s.is_empty() {
             return default.to_string();

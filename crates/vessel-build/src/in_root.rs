@@ -52,8 +52,8 @@ impl BuildRoot {
     /// its directory resolved (and made) inside the root; a symlink in its
     /// place is removed, so that writing replaces the link, not its target.
     pub(crate) fn file(&self, path: &str) -> Result<PathBuf, BuildError> {
-        let (parent, name) = split(path)
-            .ok_or_else(|| BuildError::Failed(format!("{path}: not a file name")))?;
+        let (parent, name) =
+            split(path).ok_or_else(|| BuildError::Failed(format!("{path}: not a file name")))?;
         let host = self.dir(&parent)?.join(name);
         if host.is_symlink() {
             std::fs::remove_file(&host).map_err(crate::engine::io(&host))?;
@@ -169,7 +169,10 @@ mod tests {
         root.write("/../../../x/y", "a", 0o644).unwrap();
         assert!(rootfs.join("x/y").is_file());
         root.write("/abs/f", "b", 0o644).unwrap();
-        assert!(rootfs.join(outside.strip_prefix("/").unwrap()).join("f").is_file());
+        assert!(rootfs
+            .join(outside.strip_prefix("/").unwrap())
+            .join("f")
+            .is_file());
         root.write("/link", "c", 0o644).unwrap();
         assert!(!outside.join("file").exists());
         assert_eq!(std::fs::read_to_string(rootfs.join("link")).unwrap(), "c");
