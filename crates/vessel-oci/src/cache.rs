@@ -215,6 +215,24 @@ enum Place {
 pub struct Hit {
     pub file: File,
     pub path: PathBuf,
+    /// The private directory a private image is in, removed when dropped.
+    temp_dir: Option<tempfile::TempDir>,
+}
+
+impl Hit {
+    fn new(file: File, path: PathBuf) -> Hit {
+        Hit {
+            file,
+            path,
+            temp_dir: None,
+        }
+    }
+
+    /// The file, and the private directory to keep as long as it is used
+    /// by path (`None` for cache entries).
+    pub fn into_parts(self) -> (File, Option<tempfile::TempDir>) {
+        (self.file, self.temp_dir)
+    }
 }
 
 impl Cache {
@@ -421,10 +439,7 @@ impl Cache {
                 // For `cache clean --days`: last used, not last made.
                 let _ = file.set_modified(SystemTime::now());
             }
-            Lookup::Hit(Hit {
-                file,
-                path: path.clone(),
-            })
+            Lookup::Hit(Hit::new(file, path.clone()))
         };
         match kind {
             // The user's own directory, closed to others: the name is
@@ -457,7 +472,7 @@ impl Cache {
                 let got = copy_hashing(&mut file, &mut copy).map_err(err(&path))?;
                 if got == digest {
                     copy.rewind().map_err(err(&path))?;
-                    return Ok(Lookup::Hit(Hit { file: copy, path }));
+                    return Ok(Lookup::Hit(Hit::new(copy, path)));
                 }
                 tracing::warn!(
                     "The cached blob {} (owned by uid {}) does not match its digest (got {got}): not using it, downloading the blob again",
@@ -505,10 +520,14 @@ impl Cache {
     /// A producer whose result is used but not cached: an unnamed file near
     /// the cache when we may write there, else in the private directory.
     fn private_producer(&self, kind: Kind, name: &str) -> Result<Producer, CacheError> {
+        if kind == Kind::Sif {
+            return Producer::private(&self.private).map_err(err(&self.private));
+        }
         let dir = self.dir(kind).unwrap_or(&self.blobs);
         let file = self.anonymous_file(dir).map_err(err(&self.private))?;
         Ok(Producer {
             file,
+            temp_dir: None,
             dir: dir.try_clone().ok(),
             target: None,
             shown: dir.path.join(name),
@@ -711,6 +730,8 @@ impl Busy {
 /// temporary file.
 pub struct Producer {
     file: File,
+    /// The private directory a private image is made in.
+    temp_dir: Option<tempfile::TempDir>,
     /// The directory it is made in (or near, for a private one).
     dir: Option<Dir>,
     /// The temporary name and the entry's name in `dir`; `None` for a
@@ -735,6 +756,7 @@ impl Producer {
             .ok_or_else(|| io::Error::other("a temporary file without a name"))?;
         Ok(Producer {
             file,
+            temp_dir: None,
             dir: Some(dir.try_clone()?),
             target: Some((tmp, name.into())),
             shown: dir.path.join(name),
@@ -742,14 +764,26 @@ impl Producer {
         })
     }
 
-    /// A producer of an image that is used but not cached: an unnamed file
-    /// in `dir` (the user's temporary directory).
+    /// A producer of an image that is used but not cached: `image.sif` in
+    /// a new private (0700) directory in `dir` (the user's temporary
+    /// directory), named so that tools given its path can resolve it, and
+    /// removed with the directory when the result is dropped.
     pub fn private(dir: &Path) -> io::Result<Producer> {
+        let temp = tempfile::Builder::new()
+            .prefix("vessel-pull-")
+            .tempdir_in(dir)?;
+        let shown = temp.path().join("image.sif");
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&shown)?;
         Ok(Producer {
-            file: tempfile::tempfile_in(dir)?,
+            file,
+            temp_dir: Some(temp),
             dir: None,
             target: None,
-            shown: dir.to_path_buf(),
+            shown,
             _lock: None,
         })
     }
@@ -801,6 +835,7 @@ impl Producer {
         Ok(Hit {
             file,
             path: self.shown.clone(),
+            temp_dir: self.temp_dir.take(),
         })
     }
 }

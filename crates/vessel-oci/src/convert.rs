@@ -13,7 +13,7 @@ use vessel_sif::{
 };
 
 use crate::auth::{self, Credentials};
-use crate::cache::{Cache, Claim, Kind, Producer};
+use crate::cache::{Cache, Claim, Hit, Kind, Producer};
 use crate::layers::{self, Layer, LayerError};
 use crate::metadata::{self, Extra};
 use crate::registry::{
@@ -98,14 +98,17 @@ pub struct Pulled {
     pub sif: PathBuf,
     pub digest: String,
     file: File,
+    _temp: Option<tempfile::TempDir>,
 }
 
 impl Pulled {
-    pub(crate) fn new(file: File, digest: String) -> Pulled {
+    pub(crate) fn new(hit: Hit, digest: String) -> Pulled {
+        let (file, temp) = hit.into_parts();
         Pulled {
             sif: vessel_sys::path::fd_path(&file),
             digest,
             file,
+            _temp: temp,
         }
     }
 
@@ -143,7 +146,7 @@ pub fn pull_to_sif(reference: &str, opts: &PullOptions) -> Result<Pulled, PullEr
         Some(c) => match c.claim(Kind::Sif, &image.digest, false)? {
             Claim::Ready(hit) => {
                 tracing::debug!("using the cached image {}", hit.path.display());
-                return Ok(Pulled::new(hit.file, image.digest));
+                return Ok(Pulled::new(hit, image.digest));
             }
             Claim::Mine(producer) => producer,
             Claim::Busy(busy) => {
@@ -152,7 +155,7 @@ pub fn pull_to_sif(reference: &str, opts: &PullOptions) -> Result<Pulled, PullEr
                     reference.whole()
                 );
                 match busy.wait(c)? {
-                    Claim::Ready(hit) => return Ok(Pulled::new(hit.file, image.digest)),
+                    Claim::Ready(hit) => return Ok(Pulled::new(hit, image.digest)),
                     Claim::Mine(producer) => producer,
                     Claim::Busy(_) => {
                         Producer::private(&opts.tmpdir).map_err(io_err(&opts.tmpdir))?
@@ -163,8 +166,8 @@ pub fn pull_to_sif(reference: &str, opts: &PullOptions) -> Result<Pulled, PullEr
         None => Producer::private(&opts.tmpdir).map_err(io_err(&opts.tmpdir))?,
     };
     let work_dir = cache.as_ref().map_or(opts.tmpdir.as_path(), |c| c.root());
-    let file = build(&registry, &image, opts, cache.as_ref(), work_dir, producer)?;
-    Ok(Pulled::new(file, image.digest))
+    let hit = build(&registry, &image, opts, cache.as_ref(), work_dir, producer)?;
+    Ok(Pulled::new(hit, image.digest))
 }
 
 fn build(
@@ -174,7 +177,7 @@ fn build(
     cache: Option<&Cache>,
     work_dir: &Path,
     output: Producer,
-) -> Result<File, PullError> {
+) -> Result<Hit, PullError> {
     let whole = image.reference.whole();
     let config_bytes = registry.fetch_small(&image.reference, &image.manifest.config)?;
     let total: u64 = image
@@ -231,7 +234,7 @@ pub(crate) fn assemble(
     layers: &[Layer],
     opts: &PullOptions,
     mut output: Producer,
-) -> Result<File, PullError> {
+) -> Result<Hit, PullError> {
     let whole = source.reference.to_string();
     let config_bytes = source.config;
     let config: serde_json::Value =
@@ -313,7 +316,7 @@ pub(crate) fn assemble(
     });
     sif.add_object(&part, &mut squashfs, now)?;
     drop(sif);
-    Ok(output.commit()?.file)
+    Ok(output.commit()?)
 }
 
 /// Layers as [`layers`] reads them (by `/proc/self/fd/N` paths), with the

@@ -246,7 +246,7 @@ fn convert(
         .map(|m| m.len())
         .sum();
     check_space(&opts.tmpdir, total)?;
-    // An unnamed file in the user's temporary directory: handed on open.
+    // A private file in the user's temporary directory, handed on open.
     let output = Producer::private(&opts.tmpdir).map_err(|source| PullError::Io {
         path: opts.tmpdir.clone(),
         source,
@@ -257,6 +257,6 @@ fn convert(
         digest,
         config,
     };
-    let file = assemble(&source, layers, opts, output)?;
-    Ok(Pulled::new(file, digest.to_string()))
+    let hit = assemble(&source, layers, opts, output)?;
+    Ok(Pulled::new(hit, digest.to_string()))
 }
