@@ -114,6 +114,17 @@ struct Dir {
 }
 
 impl Dir {
+    /// Opens a directory by a path the user gave, following links.
+    fn at_path(path: &Path) -> Result<Dir, CacheError> {
+        let fd = sys::open_dir_path(path).map_err(err(path))?;
+        let stat = sys::stat_fd(&fd).map_err(err(path))?;
+        Ok(Dir {
+            fd,
+            path: path.to_path_buf(),
+            stat,
+        })
+    }
+
     /// Opens the directory `name` in `parent` without following a link,
     /// making it when missing. A directory made here takes its parent's
     /// group and other write bits (and sticky bit), so that a cache made
@@ -252,13 +263,7 @@ impl Cache {
                     parent
                 };
                 std::fs::create_dir_all(parent).map_err(err(parent))?;
-                let fd = sys::open_dir_path(parent).map_err(err(parent))?;
-                let stat = sys::stat_fd(&fd).map_err(err(parent))?;
-                let parent = Dir {
-                    fd,
-                    path: parent.to_path_buf(),
-                    stat,
-                };
+                let parent = Dir::at_path(parent)?;
                 match Dir::open(&parent, &name.to_string_lossy(), uid) {
                     // A link the user (or root) made, say to scratch space,
                     // is followed; one another user planted is not.
@@ -267,26 +272,12 @@ impl Cache {
                             st.kind == FileKind::Symlink && (st.uid == uid || st.uid == 0)
                         }) =>
                     {
-                        let fd = sys::open_dir_path(root).map_err(err(root))?;
-                        let stat = sys::stat_fd(&fd).map_err(err(root))?;
-                        Dir {
-                            fd,
-                            path: root.to_path_buf(),
-                            stat,
-                        }
+                        Dir::at_path(root)?
                     }
                     other => other?,
                 }
             }
-            _ => {
-                let fd = sys::open_dir_path(root).map_err(err(root))?;
-                let stat = sys::stat_fd(&fd).map_err(err(root))?;
-                Dir {
-                    fd,
-                    path: root.to_path_buf(),
-                    stat,
-                }
-            }
+            _ => Dir::at_path(root)?,
         };
         let vessel = Dir::open(&top, "vessel", uid)?;
         let blobs = Dir::open(&vessel, Kind::Blob.dir(), uid)?;
@@ -903,13 +894,7 @@ mod tests {
         let hit = make(&cache, Kind::Blob, &d, b"data");
         assert_eq!(read_all(&hit.file), b"data");
         assert_eq!(std::fs::read(blob_path(dir.path(), &d)).unwrap(), b"data");
-        let again = cache
-            .get_or_make::<CacheError>(Kind::Blob, &d, |_| {
-                Err(CacheError::BadDigest {
-                    digest: "must not be made twice".into(),
-                })
-            })
-            .unwrap();
+        let again = make_never(&cache, Kind::Blob, &d);
         assert_eq!(read_all(&again.file), b"data");
         // A failed producer leaves nothing behind.
         let other = digest_of(b"other");
@@ -958,11 +943,28 @@ mod tests {
     }
 
     #[test]
-    fn a_link_at_the_lock_name_is_not_followed() {
+    fn a_link_the_user_made_at_the_cache_root_is_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("scratch")).unwrap();
+        symlink(dir.path().join("scratch"), dir.path().join("cache")).unwrap();
+        let cache = Cache::new(&dir.path().join("cache")).unwrap();
+        make(&cache, Kind::Blob, &digest_of(b"x"), b"x");
+        assert!(dir.path().join("scratch/vessel/blobs").is_dir());
+    }
+
+    /// A fresh cache, and a file of the user's that links planted in the
+    /// cache point at.
+    fn with_victim_file() -> (tempfile::TempDir, Cache, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::new(&dir.path().join("cache")).unwrap();
         let victim = dir.path().join("victim");
         std::fs::write(&victim, b"precious").unwrap();
+        (dir, cache, victim)
+    }
+
+    #[test]
+    fn a_link_at_the_lock_name_is_not_followed() {
+        let (dir, cache, victim) = with_victim_file();
         let d = digest_of(b"blob");
         let lock = PathBuf::from(format!("{}.lock", blob_path(dir.path(), &d).display()));
         symlink(&victim, &lock).unwrap();
@@ -986,10 +988,7 @@ mod tests {
 
     #[test]
     fn links_at_temporary_names_are_not_followed() {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::new(&dir.path().join("cache")).unwrap();
-        let victim = dir.path().join("victim");
-        std::fs::write(&victim, b"precious").unwrap();
+        let (dir, cache, victim) = with_victim_file();
         let d = digest_of(b"blob");
         let entry = blob_path(dir.path(), &d);
         // The old predictable names, and a stale-looking one.
@@ -1032,16 +1031,17 @@ mod tests {
         assert_eq!(std::fs::read(&entry).unwrap(), b"good");
         // A group-writable blob is hashed, and a good one used as is.
         std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o666)).unwrap();
-        let hit = make_never(&cache, &d);
+        let hit = make_never(&cache, Kind::Blob, &d);
         assert_eq!(read_all(&hit.file), b"good");
         std::fs::write(&entry, b"bad!").unwrap();
         let hit = make(&cache, Kind::Blob, &d, b"good");
         assert_eq!(read_all(&hit.file), b"good");
     }
 
-    fn make_never(cache: &Cache, digest: &str) -> Hit {
+    /// The entry, which must be found, not made.
+    fn make_never(cache: &Cache, kind: Kind, digest: &str) -> Hit {
         cache
-            .get_or_make::<CacheError>(Kind::Blob, digest, |_| {
+            .get_or_make::<CacheError>(kind, digest, |_| {
                 Err(CacheError::BadDigest {
                     digest: "must not be made".into(),
                 })
@@ -1109,13 +1109,7 @@ mod tests {
             b"mine"
         );
         // Replaced by then, it is ours and used from now on.
-        let hit = cache
-            .get_or_make::<CacheError>(Kind::Sif, &key, |_| {
-                Err(CacheError::BadDigest {
-                    digest: "must not be made".into(),
-                })
-            })
-            .unwrap();
+        let hit = make_never(&cache, Kind::Sif, &key);
         assert_eq!(read_all(&hit.file), b"mine");
     }
 
@@ -1146,7 +1140,7 @@ mod tests {
         make(&cache, Kind::Blob, &d, b"blob");
         let blob = blob_path(dir.path(), &d);
         std::os::unix::fs::chown(&blob, Some(65534), None).unwrap();
-        let hit = make_never(&cache, &d);
+        let hit = make_never(&cache, Kind::Blob, &d);
         assert_eq!(read_all(&hit.file), b"blob");
         // The copy, not the entry: a later change cannot reach it.
         std::fs::write(&blob, b"evil").unwrap();

@@ -355,7 +355,11 @@ pub fn rename_at(
 
 /// Removes the file (or link) `name` from `dir`.
 pub fn unlink_at(dir: &impl AsFd, name: &std::ffi::OsStr) -> std::io::Result<()> {
-    Ok(rustix::fs::unlinkat(dir, name, rustix::fs::AtFlags::empty())?)
+    Ok(rustix::fs::unlinkat(
+        dir,
+        name,
+        rustix::fs::AtFlags::empty(),
+    )?)
 }
 
 /// Sets the permission bits of an open file.
