@@ -203,28 +203,7 @@ fn generated_corpus_matches_unsquashfs_with_every_compressor() {
         );
         // Inside a SIF, at an offset, as images are run.
         let sif = dir.path().join(format!("{name}.sif"));
-        for args in [
-            vec!["sif", "new", sif.to_str().unwrap()],
-            vec![
-                "sif",
-                "add",
-                "--datatype",
-                "4",
-                "--partfs",
-                "1",
-                "--parttype",
-                "2",
-                "--partarch",
-                "2",
-                "--groupid",
-                "1",
-                sif.to_str().unwrap(),
-                sqfs.to_str().unwrap(),
-            ],
-        ] {
-            let out = run(&args);
-            assert!(out.status.success(), "{}", stderr(&out));
-        }
+        sif_from_squashfs(&sqfs, &sif);
         same_tree(&sif);
     }
 }

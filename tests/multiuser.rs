@@ -59,25 +59,7 @@ fn sif_of(tree: &Path, image: &Path) {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let img = image.to_str().unwrap();
-    assert!(run(&["sif", "new", img]).status.success());
-    let out = run(&[
-        "sif",
-        "add",
-        "--datatype",
-        "4",
-        "--partfs",
-        "1",
-        "--parttype",
-        "2",
-        "--partarch",
-        "2",
-        "--groupid",
-        "1",
-        img,
-        sqfs.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    sif_from_squashfs(&sqfs, image);
     std::fs::remove_file(sqfs).unwrap();
 }
 
@@ -368,10 +350,7 @@ fn execution_control_runs_the_file_it_checked() {
     }
     // The victim's own copy of Vessel, which may be pointed at a site
     // configuration.
-    let install = user_dir();
-    let own_vessel = install.path().join("vessel");
-    std::fs::copy(bin_path(), &own_vessel).unwrap();
-    chown_tree(&own_vessel, user.uid, user.gid);
+    let (install, own_vessel) = user_owned_vessel(&user);
     let conf_env = [("VESSEL_CONF_DIR", conf.to_str().unwrap())];
     let app = dir.join("app.sif");
     let exec = || {
@@ -449,6 +428,21 @@ fn overlay_directories_of_other_users_are_refused() {
         std::os::unix::fs::PermissionsExt::from_mode(0o1777),
     )
     .unwrap();
+    let touch_with_overlay = |overlay: &Path| {
+        run_as(
+            &victim,
+            &[
+                "exec",
+                "--overlay",
+                overlay.to_str().unwrap(),
+                img.to_str().unwrap(),
+                "touch",
+                "/x",
+            ],
+            &[],
+            work.path(),
+        )
+    };
     // The victim's home must stay as it is.
     let target = victim.home.join("overlay-target");
     let _ = std::fs::remove_dir_all(&target);
@@ -463,19 +457,7 @@ fn overlay_directories_of_other_users_are_refused() {
             t = target.display()
         ),
     );
-    let out = run_as(
-        &victim,
-        &[
-            "exec",
-            "--overlay",
-            theirs.to_str().unwrap(),
-            img.to_str().unwrap(),
-            "touch",
-            "/x",
-        ],
-        &[],
-        work.path(),
-    );
+    let out = touch_with_overlay(&theirs);
     assert_fatal(
         &out,
         &[
@@ -496,55 +478,19 @@ fn overlay_directories_of_other_users_are_refused() {
             t = target.display()
         ),
     );
-    let out = run_as(
-        &victim,
-        &[
-            "exec",
-            "--overlay",
-            open.to_str().unwrap(),
-            img.to_str().unwrap(),
-            "touch",
-            "/x",
-        ],
-        &[],
-        work.path(),
-    );
+    let out = touch_with_overlay(&open);
     assert_fatal(&out, &["overlay", "writable by other users"]);
 
     // Closed again, the planted links are still refused, not followed.
     sh_ok(&victim, &format!("chmod 0755 {}", open.display()));
-    let out = run_as(
-        &victim,
-        &[
-            "exec",
-            "--overlay",
-            open.to_str().unwrap(),
-            img.to_str().unwrap(),
-            "touch",
-            "/x",
-        ],
-        &[],
-        work.path(),
-    );
+    let out = touch_with_overlay(&open);
     assert_fatal(&out, &["overlay", "symbolic link"]);
     assert!(!target.exists(), "the victim's home was written");
 
     // The user's own directory works.
     let mine = work.path().join("mine");
     sh_ok(&victim, &format!("mkdir {}", mine.display()));
-    let out = run_as(
-        &victim,
-        &[
-            "exec",
-            "--overlay",
-            mine.to_str().unwrap(),
-            img.to_str().unwrap(),
-            "touch",
-            "/x",
-        ],
-        &[],
-        work.path(),
-    );
+    let out = touch_with_overlay(&mine);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(mine.join("upper/x").exists());
 }

@@ -17,21 +17,7 @@ use common::*;
 
 /// The plain-HTTP test registry's address, or `None` (skipping) outside CI.
 fn registry() -> Option<String> {
-    let Some(state) = std::env::var_os("VESSEL_TEST_REGISTRY") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "VESSEL_TEST_REGISTRY must name the registry state directory in CI"
-        );
-        eprintln!("skipping: VESSEL_TEST_REGISTRY is not set (see scripts/test.sh)");
-        return None;
-    };
-    let env = std::fs::read_to_string(PathBuf::from(state).join("env")).unwrap();
-    let http = env
-        .lines()
-        .find_map(|l| l.strip_prefix("REGISTRY_HTTP="))
-        .map(|v| v.trim_matches(|c| c == '"' || c == '\'').to_string())
-        .expect("REGISTRY_HTTP missing from the registry env");
-    Some(http)
+    registry_env().map(|(_, get)| get("REGISTRY_HTTP"))
 }
 
 fn sha256_hex(data: &[u8]) -> String {

@@ -21,22 +21,7 @@ struct Registry {
 }
 
 fn registry() -> Option<Registry> {
-    let Some(state) = std::env::var_os("VESSEL_TEST_REGISTRY") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "VESSEL_TEST_REGISTRY must name the registry state directory in CI"
-        );
-        eprintln!("skipping: VESSEL_TEST_REGISTRY is not set (see scripts/test.sh)");
-        return None;
-    };
-    let state = PathBuf::from(state);
-    let env = std::fs::read_to_string(state.join("env")).unwrap();
-    let get = |k: &str| {
-        env.lines()
-            .find_map(|l| l.strip_prefix(&format!("{k}=")))
-            .map(|v| v.trim_matches(|c| c == '"' || c == '\'').to_string())
-            .unwrap_or_else(|| panic!("{k} missing from the registry env"))
-    };
+    let (state, get) = registry_env()?;
     Some(Registry {
         http: get("REGISTRY_HTTP"),
         tls: get("REGISTRY_TLS"),

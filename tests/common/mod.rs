@@ -267,3 +267,64 @@ pub fn chown_tree(path: &Path, uid: u32, gid: u32) {
         .unwrap();
     assert!(status.success());
 }
+
+/// Wraps the SquashFS `sqfs` into a new SIF `sif` as its primary system
+/// partition (amd64), as `scripts/test.sh` makes CI's Debian image.
+pub fn sif_from_squashfs(sqfs: &Path, sif: &Path) {
+    let sif = sif.to_str().unwrap();
+    for args in [
+        vec!["sif", "new", sif],
+        vec![
+            "sif",
+            "add",
+            "--datatype",
+            "4",
+            "--partfs",
+            "1",
+            "--parttype",
+            "2",
+            "--partarch",
+            "2",
+            "--groupid",
+            "1",
+            sif,
+            sqfs.to_str().unwrap(),
+        ],
+    ] {
+        let out = run(&args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    }
+}
+
+/// The test registries' settings (`KEY=value` lines of the state
+/// directory's `env`) and that directory, or `None` (skipping) outside CI.
+pub fn registry_env() -> Option<(PathBuf, impl Fn(&str) -> String)> {
+    let Some(state) = std::env::var_os("VESSEL_TEST_REGISTRY") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "VESSEL_TEST_REGISTRY must name the registry state directory in CI"
+        );
+        eprintln!("skipping: VESSEL_TEST_REGISTRY is not set (see scripts/test.sh)");
+        return None;
+    };
+    let state = PathBuf::from(state);
+    let env = std::fs::read_to_string(state.join("env")).unwrap();
+    let get = move |k: &str| {
+        env.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .map(|v| v.trim_matches(|c| c == '"' || c == '\'').to_string())
+            .unwrap_or_else(|| panic!("{k} missing from the registry env"))
+    };
+    Some((state, get))
+}
+
+/// A copy of the built Vessel that `user` owns, as a user's own
+/// installation is (which may be pointed at another configuration with
+/// `VESSEL_CONF_DIR`); the directory holding it goes with the returned guard.
+pub fn user_owned_vessel(user: &TestUser) -> (tempfile::TempDir, PathBuf) {
+    let install = user_dir();
+    let own = install.path().join("vessel");
+    std::fs::copy(bin_path(), &own).unwrap();
+    chown_tree(&own, user.uid, user.gid);
+    (install, own)
+}
