@@ -227,15 +227,30 @@ fn files_destinations_stay_inside_the_image() {
     let base = work.path().join("base");
     unsquash(&busybox(), &base, &[]);
     std::os::unix::fs::symlink(&host_dir, base.join("evil")).unwrap();
+    // Links to a host file, at a destination and inside a tree copied over.
+    let host_file = work.path().join("victim-file");
+    std::fs::write(&host_file, "orig\n").unwrap();
+    std::os::unix::fs::symlink(&host_file, base.join("conf")).unwrap();
+    std::fs::create_dir_all(base.join("opt")).unwrap();
+    std::os::unix::fs::symlink(&host_file, base.join("opt/conf")).unwrap();
+    // The metadata directory itself a link to a host directory.
+    let host_meta = work.path().join("meta");
+    std::fs::create_dir(&host_meta).unwrap();
+    std::fs::remove_dir_all(base.join(".singularity.d")).unwrap();
+    std::os::unix::fs::symlink(&host_meta, base.join(".singularity.d")).unwrap();
     let payload = work.path().join("payload");
     std::fs::write(&payload, "payload\n").unwrap();
+    let tree = work.path().join("tree");
+    std::fs::create_dir_all(tree.join("opt")).unwrap();
+    std::fs::write(tree.join("opt/conf"), "tree\n").unwrap();
     let def = work.path().join("escape.def");
     std::fs::write(
         &def,
         format!(
-            "Bootstrap: localimage\nFrom: {}\n\n%files\n    {p} /../../../{h}/dotdot\n    {p} /evil/through-link\n    {p} /evil\n",
+            "Bootstrap: localimage\nFrom: {}\n\n%files\n    {p} /../../../{h}/dotdot\n    {p} /evil/through-link\n    {p} /evil\n    {p} /conf\n    {t}/opt /\n\n%runscript\n    echo run\n\n%labels\n    a b\n",
             base.display(),
             p = payload.display(),
+            t = tree.display(),
             h = host_dir.strip_prefix("/").unwrap().display()
         ),
     )
@@ -252,10 +267,25 @@ fn files_destinations_stay_inside_the_image() {
         .map(|e| e.path())
         .collect();
     assert!(leaked.is_empty(), "written on the host: {leaked:?}");
+    assert_eq!(std::fs::read_to_string(&host_file).unwrap(), "orig\n");
+    assert!(
+        std::fs::read_dir(&host_meta).unwrap().next().is_none(),
+        "metadata written on the host"
+    );
     // Inside, each landed where the container sees the path.
     let unpacked = work.path().join("unpacked");
     unsquash(&out_img, &unpacked, &[]);
     let inside = unpacked.join(host_dir.strip_prefix("/").unwrap());
+    assert_eq!(
+        std::fs::read_to_string(unpacked.join("conf")).unwrap(),
+        "payload\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(unpacked.join("opt/conf")).unwrap(),
+        "tree\n"
+    );
+    let meta = unpacked.join(host_meta.strip_prefix("/").unwrap());
+    assert!(meta.join("runscript").is_file() && meta.join("labels.json").is_file());
     for name in ["dotdot", "through-link", "payload"] {
         assert_eq!(
             std::fs::read_to_string(inside.join(name)).unwrap(),

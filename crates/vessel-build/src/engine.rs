@@ -385,8 +385,15 @@ fn primary_offset(image: &Path) -> Result<u64, BuildError> {
 fn copy_tree(src: &Path, dst: &Path) -> Result<(), BuildError> {
     run_checked(
         Command::new("cp")
-            // -T: onto `dst` itself, never into a directory found there.
-            .args(["-a", "-T", "--no-preserve=ownership"])
+            // -T: onto `dst` itself, never into a directory found there;
+            // --remove-destination: an existing file is replaced, never
+            // written through (an image's link names a host file here).
+            .args([
+                "-a",
+                "-T",
+                "--remove-destination",
+                "--no-preserve=ownership",
+            ])
             .arg(src)
             .arg(dst),
         src,
