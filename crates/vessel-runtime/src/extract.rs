@@ -15,10 +15,10 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use vessel_sys::private_dir::{open_private_dir, UnsafeDir};
 
 use sha2::{Digest, Sha256};
 use vessel_sys::path::{flock, Flock};
+use vessel_sys::private_dir::{open_private_dir, UnsafeDir};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExtractError {
@@ -68,14 +68,16 @@ impl ExtractCache {
     /// there instead, with a warning.
     pub fn open(dir: &Path, fallback: Option<&Path>, max_bytes: u64) -> Result<Self, ExtractError> {
         let uid = vessel_sys::process::getuid();
-        let private = match open_private_dir(dir, uid) {
-            Ok(d) => d,
-            Err(
-                e @ (UnsafeDir::NotOwned { .. }
-                | UnsafeDir::OthersCanWrite { .. }
-                | UnsafeDir::NotADirectory { .. }),
-            ) if fallback.is_some() => {
-                let fallback = fallback.unwrap_or(dir);
+        let private = match (open_private_dir(dir, uid), fallback) {
+            (Ok(d), _) => d,
+            (
+                Err(
+                    e @ (UnsafeDir::NotOwned { .. }
+                    | UnsafeDir::OthersCanWrite { .. }
+                    | UnsafeDir::NotADirectory { .. }),
+                ),
+                Some(fallback),
+            ) => {
                 tracing::warn!(
                     "not using the extract cache {}: {e}; using {} instead (ask the administrator to remove {})",
                     dir.display(),
@@ -87,7 +89,7 @@ impl ExtractCache {
                     cause,
                 })?
             }
-            Err(cause) => {
+            (Err(cause), _) => {
                 return Err(ExtractError::Unsafe {
                     dir: dir.to_path_buf(),
                     cause,
@@ -104,11 +106,6 @@ impl ExtractCache {
             _ => {}
         }
         Ok(cache)
-    }
-
-    /// The cache's directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     /// The unpacked root of the SquashFS at `offset`/`size` in the open
