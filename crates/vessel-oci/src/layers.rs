@@ -430,7 +430,7 @@ pub fn write<L: LayerSource, W: Write>(
             match header.entry_type() {
                 EntryType::Link => {
                     let target = link_target.expect("checked above");
-                    out.append_link(&mut header, &path_os, bytes_path(&target))
+                    out.append_link(&mut header, &path_os, bytes_path(target))
                         .map_err(LayerError::Output)?;
                 }
                 EntryType::Symlink => {
