@@ -378,6 +378,47 @@ pub fn parse_with(
     })
 }
 
+/// Everything done with an untrusted definition file, in one call: the
+/// `def_parse` fuzz target and its regression test share it. Parses `text`
+/// with and without a required `Bootstrap:`, renders what parses, and
+/// panics if a strictly parsed definition does not read back the same from
+/// its rendering. Returns whether the text parsed strictly.
+#[doc(hidden)]
+pub fn exercise_untrusted(text: &str) -> bool {
+    let lenient = ParseOptions {
+        require_bootstrap: false,
+    };
+    if let Ok(def) = parse_with("fuzz.def", text, &lenient) {
+        let _ = def.render();
+    }
+    let def = match parse("fuzz.def", text) {
+        Ok(def) => def,
+        Err(e) => {
+            let _ = e.to_string();
+            return false;
+        }
+    };
+    let rendered = def.render();
+    let again = parse("rendered.def", &rendered)
+        .unwrap_or_else(|e| panic!("the rendering does not parse: {e}\n{rendered}"));
+    let comparable = |d: &Definition| {
+        let mut d = d.clone();
+        d.raw.clear();
+        d.warnings.clear();
+        for s in &mut d.stages {
+            s.raw.clear();
+        }
+        d
+    };
+    assert_eq!(
+        comparable(&def),
+        comparable(&again),
+        "the rendering reads back differently:\n{rendered}"
+    );
+    assert_eq!(again.render(), rendered, "rendering is not stable");
+    true
+}
+
 impl Definition {
     /// The stage that produces the image (the last one).
     pub fn final_stage(&self) -> &Stage {

@@ -4,9 +4,10 @@
 //! `warnings`): header lines first (`Bootstrap` leading), then each section.
 //! Script bodies are written verbatim, so their blank lines survive.
 
+use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 
-use super::{header_display_name, App, Definition, Script, Stage};
+use super::{header_display_name, split_files_line, App, Definition, Script, Stage};
 
 impl fmt::Display for Definition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -32,8 +33,16 @@ impl fmt::Display for Stage {
         let mut header: Vec<&(String, String)> = self.header.iter().collect();
         header.sort_by_key(|(k, _)| k != "bootstrap");
         for (k, v) in header {
-            let v = v.split('\n').collect::<Vec<_>>().join("\\n\\\n");
+            let mut v = v.split('\n').collect::<Vec<_>>().join("\\n\\\n");
+            if v.ends_with('\\') {
+                // The parser takes one trailing `\\` as a continuation.
+                v.push('\\');
+            }
             writeln!(out, "{}: {}", header_display_name(k), v)?;
+            if v.ends_with('\\') {
+                // A continued value ends at a blank line, not at the next key.
+                out.push('\n');
+            }
         }
         out.push('\n');
 
@@ -116,7 +125,7 @@ fn script(out: &mut String, name: &str, s: &Script) {
         out.push_str(&s.args);
     }
     out.push('\n');
-    out.push_str(&s.body);
+    out.push_str(&verbatim(&s.body));
 }
 
 fn body(out: &mut String, head: &str, text: &str) {
@@ -125,7 +134,7 @@ fn body(out: &mut String, head: &str, text: &str) {
     }
     out.push_str(head);
     out.push('\n');
-    out.push_str(text);
+    out.push_str(&verbatim(text));
     if !text.ends_with('\n') {
         out.push('\n');
     }
@@ -147,16 +156,28 @@ fn labels(out: &mut String, head: &str, labels: &[(String, String)]) {
     out.push('\n');
 }
 
-/// Quote a `%files` word when it would not read back as one word.
-fn quote_file_word(w: &str) -> String {
-    let plain = !w.is_empty()
-        && !w.starts_with(['#', '%'])
-        && !w.contains(|c: char| c.is_ascii_whitespace() || c == '"' || c == '\'');
-    if plain {
-        w.to_string()
-    } else if !w.contains('"') {
-        format!("\"{w}\"")
+/// A section body as written: the parser drops one `\r` before each `\n`, so
+/// a body line that still ends in `\r` gets one more.
+fn verbatim(body: &str) -> Cow<'_, str> {
+    if body.contains("\r\n") {
+        Cow::Owned(body.replace("\r\n", "\r\r\n"))
     } else {
-        format!("'{w}'")
+        Cow::Borrowed(body)
     }
+}
+
+/// A `%files` word as written: plain if it reads back as itself, else the
+/// first quoting that does. (A word no quoting can hold, with both quote
+/// characters and outside a `{{ }}` template, cannot come from the parser.)
+fn quote_file_word(w: &str) -> String {
+    [w.to_string(), format!("\"{w}\""), format!("'{w}'")]
+        .into_iter()
+        .find(|c| {
+            // Lines are trimmed, and one starting with `#` or `%` is a
+            // comment or a section.
+            c.trim() == c
+                && !c.starts_with(['#', '%'])
+                && split_files_line(c).is_some_and(|words| words == [w])
+        })
+        .unwrap_or_else(|| format!("\"{w}\""))
 }

@@ -727,3 +727,28 @@ fn files_word_splitting() {
     assert_eq!(split_files_line("a#b c").unwrap(), vec!["a#b", "c"]);
     assert!(split_files_line("'a").is_none());
 }
+
+/// Every input the `def_parse` fuzz target crashed on, replayed.
+#[test]
+fn past_fuzz_crashes_stay_fixed() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions/def_parse");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "md") {
+            continue;
+        }
+        let data = std::fs::read(&path).unwrap();
+        super::exercise_untrusted(&String::from_utf8_lossy(&data));
+    }
+}
+
+#[test]
+fn round_trip_of_awkward_text() {
+    // A body line ending in `\r` (after the one the line ending drops), a
+    // `%files` word holding a vertical tab, header values ending in `\` or
+    // in a continued newline.
+    assert_round_trip("Bootstrap: docker\n%post\n    echo a\r\r\n%help\nx\r\r\n");
+    assert_round_trip("Bootstrap: docker\n%files\n    a \"\u{b}\"\n");
+    assert_round_trip("Bootstrap: docker\nFrom: a\\\\\nStage: b\\n\\\n\nInclude: c\n");
+}
