@@ -34,8 +34,9 @@ impl fmt::Display for Stage {
         header.sort_by_key(|(k, _)| k != "bootstrap");
         for (k, v) in header {
             let mut v = v.split('\n').collect::<Vec<_>>().join("\\n\\\n");
-            if v.ends_with('\\') {
-                // The parser takes one trailing `\\` as a continuation.
+            if v.ends_with(|c: char| c == '\\' || (c.is_whitespace() && c != '\n')) {
+                // The parser trims a line and takes one trailing `\` as a
+                // continuation: one more keeps both.
                 v.push('\\');
             }
             writeln!(out, "{}: {}", header_display_name(k), v)?;

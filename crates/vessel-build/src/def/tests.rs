@@ -751,4 +751,5 @@ fn round_trip_of_awkward_text() {
     assert_round_trip("Bootstrap: docker\n%post\n    echo a\r\r\n%help\nx\r\r\n");
     assert_round_trip("Bootstrap: docker\n%files\n    a \"\u{b}\"\n");
     assert_round_trip("Bootstrap: docker\nFrom: a\\\\\nStage: b\\n\\\n\nInclude: c\n");
+    assert_round_trip("Bootstrap: d+  \\\n# comment\nFrom: x \u{a0}\\\n\n");
 }
