@@ -606,7 +606,7 @@ fn execution_control_list_refuses_unsigned_and_unlisted_images() {
         ],
     );
     // The policy itself is checked through a copy of Vessel the user owns.
-    let (install, own_vessel) = user_owned_vessel(&user);
+    let (_install, own_vessel) = user_owned_vessel(&user);
     let user_vessel = |args: &[&str], env: &[(&str, &str)], cwd: &Path| {
         as_user(&user, &own_vessel, args, env, cwd)
     };
