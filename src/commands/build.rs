@@ -65,7 +65,7 @@ pub fn run(tool: Tool, args: BuildArgs) -> Result<u8> {
             vessel_build::engine::pack_sandbox(
                 spec,
                 &args.output,
-                &tmpdir(),
+                &vessel_config::tmp_dir(tool, |k| std::env::var(k).ok()),
                 &vessel,
                 &squash_options(&args)?,
             )
@@ -108,15 +108,6 @@ fn squash_options(args: &BuildArgs) -> Result<vessel_build::engine::SquashOption
     Ok(vessel_build::engine::SquashOptions { mksquashfs_args })
 }
 
-/// Where builds keep their temporary trees.
-fn tmpdir() -> std::path::PathBuf {
-    std::env::var_os("APPTAINER_TMPDIR")
-        .or_else(|| std::env::var_os("TMPDIR"))
-        .filter(|t| !t.is_empty())
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| "/tmp".into())
-}
-
 /// A SIF or SquashFS file given as the spec (a local image to convert).
 fn looks_like_image(path: &Path) -> bool {
     vessel_image::open_image(path).is_ok()
@@ -155,7 +146,7 @@ fn from_definition(tool: Tool, args: &BuildArgs) -> Result<u8> {
         kept.borrow_mut().push(fetched);
         Ok(path)
     };
-    let tmpdir = tmpdir();
+    let tmpdir = vessel_config::tmp_dir(tool, |k| std::env::var(k).ok());
     let opts = vessel_build::engine::BuildOptions {
         output: args.output.clone(),
         sandbox: args.sandbox,

@@ -8,6 +8,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use vessel_config::{lookup, lookup_bool, vars, EnvVar, Tool};
 use vessel_oci::auth::{self, Credentials};
 use vessel_oci::PullOptions;
+use vessel_sys::fs::AtomicFile;
 
 use crate::cli::{PullArgs, RegistryOptions};
 
@@ -72,11 +73,7 @@ pub fn pull_options(
         .clone()
         .or_else(|| env_value(tool, vars::AUTH_FILE).map(PathBuf::from));
     let disable_cache = r.disable_cache || env_flag(tool, vars::DISABLE_CACHE);
-    let tmpdir = env_value(tool, vars::TMPDIR)
-        .or_else(|| std::env::var("TMPDIR").ok())
-        .filter(|t| !t.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    let tmpdir = vessel_config::tmp_dir(tool, |k| std::env::var(k).ok());
     let now = time::OffsetDateTime::now_utc();
     let date = now
         .format(time::macros::format_description!(
@@ -91,7 +88,7 @@ pub fn pull_options(
         auth_files: auth::auth_files(authfile.as_deref(), &home()),
         cache_root: (!disable_cache).then(|| cache_root(tool)),
         tmpdir,
-        keep_devices: vessel_sys_is_root(),
+        keep_devices: vessel_sys::process::is_root(),
         build_date: date,
         progress: crate::logging::show_progress()
             .then(|| vessel_oci::ProgressHook(std::sync::Arc::new(Bar::default()))),
@@ -124,11 +121,6 @@ impl vessel_oci::Progress for Bar {
             b.finish_and_clear();
         }
     }
-}
-
-fn vessel_sys_is_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
 /// Where an image comes from.
@@ -287,24 +279,12 @@ pub fn oras_options(tool: Tool, r: &RegistryOptions) -> Result<vessel_oci::oras:
 /// Downloads an `oras://` SIF to `out`, whole or not at all.
 pub fn pull_oras(tool: Tool, r: &RegistryOptions, reference: &str, out: &Path) -> Result<String> {
     let opts = oras_options(tool, r)?;
-    let dir = match out.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".vessel-pull-")
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot write to {}", dir.display()))?;
+    let mut tmp = AtomicFile::create(out, 0o755)
+        .with_context(|| format!("cannot write {}", out.display()))?;
     let digest =
-        vessel_oci::oras::pull(reference, tmp.as_file_mut(), &opts).map_err(|e| anyhow!("{e}"))?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o755))?;
-        tmp.as_file().sync_all()?;
-    }
-    tmp.persist(out)
-        .map_err(|e| anyhow!("could not write {}: {}", out.display(), e.error))?;
+        vessel_oci::oras::pull(reference, tmp.file(), &opts).map_err(|e| anyhow!("{e}"))?;
+    tmp.commit()
+        .with_context(|| format!("could not write {}", out.display()))?;
     Ok(digest)
 }
 
@@ -372,24 +352,14 @@ pub fn run(tool: Tool, args: PullArgs) -> Result<u8> {
 /// through its descriptor; `sif` may be a `/proc/self/fd/N` path, which
 /// names the very image that was checked.
 pub fn install(sif: &Path, out: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = match out.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".vessel-pull-")
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot write to {}", dir.display()))?;
+    let mut tmp = AtomicFile::create(out, 0o755)
+        .with_context(|| format!("cannot write {}", out.display()))?;
     let mut from = std::fs::File::open(sif)
         .with_context(|| format!("cannot read the pulled image {}", sif.display()))?;
-    std::io::copy(&mut from, tmp.as_file_mut())
-        .with_context(|| format!("copying the image to {}", dir.display()))?;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o755))?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(out)
-        .map_err(|e| anyhow!("could not write {}: {}", out.display(), e.error))?;
+    std::io::copy(&mut from, tmp.file())
+        .with_context(|| format!("copying the image to {}", out.display()))?;
+    tmp.commit()
+        .with_context(|| format!("could not write {}", out.display()))?;
     Ok(())
 }
 

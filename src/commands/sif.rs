@@ -1,8 +1,7 @@
 //! `vessel sif`: the reference `siftool`'s commands, arguments and output.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -84,39 +83,16 @@ fn now() -> i64 {
 /// Creates a new empty image, written under a temporary name and renamed
 /// into place, so that an existing file is replaced whole or not at all.
 fn new(path: &Path) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| anyhow!("{} does not name a file", path.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.vessel-tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| -> Result<()> {
-        // Executable, as SIF files are: their launch script runs them.
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o755)
-            .open(&tmp)
-            .with_context(|| format!("could not create {}", tmp.display()))?;
-        let id = *uuid::Uuid::new_v4().as_bytes();
-        let sif = Sif::create(file, &CreateOptions::new(id, now()))?;
-        sif.into_inner().sync_all()?;
-        std::fs::rename(&tmp, path)
-            .with_context(|| format!("could not move the new image to {}", path.display()))?;
-        File::open(dir).and_then(|d| d.sync_all()).ok();
+    // Executable, as SIF files are: their launch script runs them.
+    let mut tmp = vessel_sys::fs::AtomicFile::create(path, 0o755)
+        .with_context(|| format!("could not create {}", path.display()))?;
+    let id = *uuid::Uuid::new_v4().as_bytes();
+    let created = (|| -> Result<()> {
+        Sif::create(tmp.file().try_clone()?, &CreateOptions::new(id, now()))?;
+        tmp.commit()?;
         Ok(())
     })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.with_context(|| format!("while creating {}", path.display()))
+    created.with_context(|| format!("while creating {}", path.display()))
 }
 
 /// Applies a change to an image in place. A change that fails part way is

@@ -103,9 +103,7 @@ pub fn sif_from_tree(
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let tmp = tempfile::Builder::new()
-        .prefix(".vessel-build-")
-        .tempfile_in(dir)
+    let mut tmp = vessel_sys::fs::AtomicFile::create(output, 0o755)
         .map_err(|e| format!("cannot write to {}: {e}", dir.display()))?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -121,7 +119,7 @@ pub fn sif_from_tree(
     };
     let mut opts = CreateOptions::new(id, now);
     opts.launch_script = vessel_sif::APPTAINER_LAUNCH_SCRIPT.into();
-    let file = tmp.reopen().map_err(|e| e.to_string())?;
+    let file = tmp.file().try_clone().map_err(|e| e.to_string())?;
     let mut sif = Sif::create(file, &opts).map_err(|e| e.to_string())?;
     let mut named = |t, name: &str, data: &[u8]| -> Result<(), String> {
         let mut input = ObjectInput::new(t);
@@ -143,14 +141,9 @@ pub fn sif_from_tree(
     let mut sq = fs::File::open(&squashfs).map_err(|e| e.to_string())?;
     sif.add_object(&part, &mut sq, now)
         .map_err(|e| e.to_string())?;
-    sif.into_inner().sync_all().map_err(|e| e.to_string())?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755))
-            .map_err(|e| e.to_string())?;
-    }
-    tmp.persist(output)
-        .map_err(|e| format!("could not write {}: {}", output.display(), e.error))?;
+    drop(sif);
+    tmp.commit()
+        .map_err(|e| format!("could not write {}: {e}", output.display()))?;
     Ok(())
 }
 

@@ -14,6 +14,19 @@ mod tool;
 pub use env::{lookup, lookup_bool, EnvValue, EnvVar, Lookup};
 pub use tool::Tool;
 
+/// Where pulls and builds keep their temporary files: `APPTAINER_TMPDIR`
+/// (in the persona's prefix order), else `TMPDIR`, else `/tmp`. `get` reads
+/// a variable (the process environment, or a test's table).
+pub fn tmp_dir(tool: Tool, get: impl Fn(&str) -> Option<String>) -> std::path::PathBuf {
+    lookup(tool, vars::TMPDIR, &get)
+        .value
+        .map(|v| v.value)
+        .or_else(|| get("TMPDIR"))
+        .filter(|t| !t.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "/tmp".into())
+}
+
 /// The environment variables Vessel reads, by their key without prefix.
 pub mod vars {
     use crate::env::EnvVar;
@@ -209,4 +222,45 @@ pub mod vars {
         KEYSDIR,
         VERIFY_KEY,
     ];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tmp_dir_rule() {
+        let table = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let dir = |tool, pairs| tmp_dir(tool, table(pairs));
+        assert_eq!(dir(Tool::Vessel, &[]), std::path::PathBuf::from("/tmp"));
+        assert_eq!(
+            dir(Tool::Vessel, &[("TMPDIR", "/t")]),
+            std::path::PathBuf::from("/t")
+        );
+        assert_eq!(
+            dir(Tool::Vessel, &[("TMPDIR", "")]),
+            std::path::PathBuf::from("/tmp")
+        );
+        let both = &[
+            ("TMPDIR", "/t"),
+            ("SINGULARITY_TMPDIR", "/s"),
+            ("APPTAINER_TMPDIR", "/a"),
+        ];
+        assert_eq!(dir(Tool::Vessel, both), std::path::PathBuf::from("/a"));
+        assert_eq!(dir(Tool::Singularity, both), std::path::PathBuf::from("/s"));
+        assert_eq!(
+            dir(
+                Tool::Vessel,
+                &[("TMPDIR", "/t"), ("SINGULARITY_TMPDIR", "/s")]
+            ),
+            std::path::PathBuf::from("/s")
+        );
+    }
 }

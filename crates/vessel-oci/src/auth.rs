@@ -148,22 +148,7 @@ pub fn store(path: &Path, registry: &str, creds: Option<&Credentials>) -> Result
         std::fs::create_dir_all(dir).map_err(io)?;
     }
     let text = serde_json::to_string_pretty(&Value::Object(config)).expect("JSON values serialize");
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io)?;
-        f.write_all(text.as_bytes())
-            .and_then(|()| f.sync_all())
-            .map_err(io)?;
-    }
-    std::fs::rename(&tmp, path).map_err(io)?;
+    vessel_sys::fs::write_atomic(path, text.as_bytes(), 0o600).map_err(io)?;
     Ok(changed)
 }
 

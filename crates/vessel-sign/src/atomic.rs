@@ -1,9 +1,9 @@
-//! Replacing a file so that readers see either the old or the new content,
-//! never a half-written keyring: write a temporary file in the same
-//! directory, flush it to disk, then rename it over the old one.
+//! The keyring's files: a private directory, and files replaced so that
+//! readers see either the old or the new content, never a half-written
+//! keyring.
 
-use std::fs::{self, File, Permissions};
-use std::io::{self, Write};
+use std::fs::{self, Permissions};
+use std::io;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 
@@ -24,22 +24,7 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
 
 /// Atomically replaces `path` with `data`, with permission bits `mode`.
 pub fn write(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-keyring-")
-        .permissions(Permissions::from_mode(mode))
-        .tempfile_in(dir)?;
-    // The umask may have narrowed the mode at creation; set it exactly.
-    tmp.as_file()
-        .set_permissions(Permissions::from_mode(mode))?;
-    tmp.write_all(data)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    // Make the rename itself durable.
-    File::open(dir)?.sync_all()
+    vessel_sys::fs::write_atomic(path, data, mode)
 }
 
 #[cfg(test)]

@@ -212,6 +212,12 @@ pub fn set_not_dumpable() -> Result<()> {
         .op(|| "prctl(PR_SET_DUMPABLE)".into())
 }
 
+/// Whether the process runs as real root (uid 0 of the initial namespace
+/// or of the one it is in).
+pub fn is_root() -> bool {
+    getuid() == 0
+}
+
 pub fn getuid() -> u32 {
     rustix::process::getuid().as_raw()
 }
