@@ -320,7 +320,7 @@ pub fn pack_sandbox(
 /// Removes a sandbox for `--force`; one built as fake root holds files of
 /// the user's subordinate ids, which go only from inside the namespace.
 pub fn remove_sandbox(dir: &Path, vessel: &Path) -> Result<(), BuildError> {
-    if std::fs::remove_dir_all(dir).is_ok() {
+    if vessel_sys::fs::remove_tree(dir).is_ok() {
         return Ok(());
     }
     HostRoot::new(vessel).remove_tree(dir);
