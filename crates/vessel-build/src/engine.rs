@@ -258,14 +258,16 @@ fn bootstrap(
             )))
         }
     };
-    // As fake root with subordinate ids, unsquashfs keeps the image's
-    // owners; otherwise every file becomes the user's (root inside).
-    let unsquashfs = if host.has_subordinate_ids() {
-        host.command("unsquashfs")
+    // As fake root with subordinate ids, the image's owners are kept;
+    // otherwise every file becomes the user's (root inside).
+    let owners = if host.is_real_root() {
+        Owners::Real
+    } else if host.has_subordinate_ids() {
+        Owners::FakeRoot
     } else {
-        Command::new("unsquashfs")
+        Owners::Own
     };
-    unpack_sif(&source, rootfs, unsquashfs)
+    unpack_sif(&source, rootfs, owners)
 }
 
 /// `--fix-perms`: owner read/write (and search on directories) everywhere,
@@ -335,51 +337,123 @@ pub fn remove_sandbox(dir: &Path, vessel: &Path) -> Result<(), BuildError> {
 
 /// `build --sandbox DIR IMAGE`: an image's root file system as a directory.
 pub fn unpack_to_sandbox(image: &Path, dest: &Path) -> Result<(), BuildError> {
-    unpack_sif(image, dest, Command::new("unsquashfs"))
+    let owners = if vessel_sys::process::getuid() == 0 {
+        Owners::Real
+    } else {
+        Owners::Own
+    };
+    unpack_sif(image, dest, owners)
 }
 
-/// Unpacks a SIF's (or SquashFS file's) root file system with unsquashfs.
-fn unpack_sif(image: &Path, rootfs: &Path, mut unsquashfs: Command) -> Result<(), BuildError> {
-    let offset = primary_offset(image)?;
-    let out = unsquashfs
-        .args([
-            "-no-progress",
-            "-quiet",
-            "-no-xattrs",
-            "-offset",
-            &offset.to_string(),
-            "-dest",
-        ])
-        .arg(rootfs)
-        .arg(image)
-        .output()
-        .map_err(|e| BuildError::Failed(format!("unsquashfs (squashfs-tools) is needed: {e}")))?;
-    if !(out.status.success() || out.status.code() == Some(2)) || !rootfs.is_dir() {
-        return Err(BuildError::Failed(format!(
-            "unpacking {} failed: {}",
-            image.display(),
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .last()
-                .unwrap_or("")
-        )));
+/// Whose files an unpacked tree holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Owners {
+    /// Real root: the image's owners.
+    Real,
+    /// The image's owners, mapped through the user's subordinate ids: the
+    /// tree is unpacked by a child process in a fake-root user namespace.
+    FakeRoot,
+    /// Everything the user's.
+    Own,
+}
+
+/// Unpacks a SIF's (or SquashFS file's) root file system with Vessel's
+/// own SquashFS reader. Device nodes that cannot be made are skipped.
+fn unpack_sif(image: &Path, rootfs: &Path, owners: Owners) -> Result<(), BuildError> {
+    let file = std::fs::File::open(image).map_err(io(image))?;
+    let (offset, size) = rootfs_region(&file, image)?;
+    let arc = vessel_squashfs::Archive::open(file, offset, size).map_err(|e| {
+        BuildError::Failed(format!(
+            "{} is not a readable SquashFS image: {e}",
+            image.display()
+        ))
+    })?;
+    let failed = |e: &dyn std::error::Error| {
+        let mut msg = format!("unpacking {} failed", image.display());
+        let mut cause = Some(e);
+        while let Some(c) = cause {
+            msg.push_str(": ");
+            msg.push_str(&c.to_string());
+            cause = c.source();
+        }
+        msg
+    };
+    let opts = |owners| vessel_squashfs::ExtractOptions {
+        paths: Vec::new(),
+        owners: Some(owners),
+    };
+    match owners {
+        Owners::Real | Owners::Own => {
+            arc.extract(rootfs, &opts(owners == Owners::Real))
+                .map_err(|e| BuildError::Failed(failed(&e)))?;
+        }
+        Owners::FakeRoot => {
+            // chown to the subordinate ids works only inside the namespace:
+            // a child enters it and unpacks, and reports an error through
+            // an anonymous file it shares with this process.
+            let mut report = tempfile::tempfile().map_err(io(rootfs))?;
+            let pid = match vessel_sys::process::fork()
+                .map_err(|e| BuildError::Failed(failed(&e)))?
+            {
+                vessel_sys::process::Fork::Child => {
+                    use std::io::Write;
+                    let ns = vessel_sys::ns::Namespaces {
+                        user: true,
+                        ..Default::default()
+                    };
+                    let uid = vessel_sys::process::getuid();
+                    let gid = vessel_sys::process::getgid();
+                    let result = vessel_runtime::fakeroot::Fakeroot::current()
+                        .enter(ns, uid, gid)
+                        .map_err(|e| failed(&e))
+                        .and_then(|()| arc.extract(rootfs, &opts(true)).map_err(|e| failed(&e)));
+                    let code = match result {
+                        Ok(_) => 0,
+                        Err(msg) => {
+                            let _ = report.write_all(msg.as_bytes());
+                            1
+                        }
+                    };
+                    vessel_sys::process::exit_now(code)
+                }
+                vessel_sys::process::Fork::Parent(pid) => pid,
+            };
+            let exit =
+                vessel_sys::process::wait_for(pid).map_err(|e| BuildError::Failed(failed(&e)))?;
+            if exit.status() != 0 {
+                use std::io::{Read, Seek};
+                let mut msg = String::new();
+                let _ = report.rewind();
+                let _ = report.read_to_string(&mut msg);
+                if msg.is_empty() {
+                    msg = format!(
+                        "unpacking {} failed (status {})",
+                        image.display(),
+                        exit.status()
+                    );
+                }
+                return Err(BuildError::Failed(msg));
+            }
+        }
     }
     Ok(())
 }
 
-fn primary_offset(image: &Path) -> Result<u64, BuildError> {
+/// Where the root file system lies in `file`: a SIF's primary partition,
+/// or the whole file for a SquashFS image.
+fn rootfs_region(file: &std::fs::File, image: &Path) -> Result<(u64, u64), BuildError> {
+    use std::os::unix::fs::FileExt;
     let mut head = [0u8; 42];
-    use std::io::Read;
-    let mut f = std::fs::File::open(image).map_err(io(image))?;
-    if f.read_exact(&mut head).is_ok() && &head[32..42] == b"SIF_MAGIC\0" {
-        let sif = vessel_sif::Sif::load(std::fs::File::open(image).map_err(io(image))?)
+    let len = file.metadata().map_err(io(image))?.len();
+    if file.read_exact_at(&mut head, 0).is_ok() && &head[32..42] == b"SIF_MAGIC\0" {
+        let sif = vessel_sif::Sif::load(file.try_clone().map_err(io(image))?)
             .map_err(|e| BuildError::Failed(format!("{}: {e}", image.display())))?;
         let part = sif.primary_partition().ok_or_else(|| {
             BuildError::Failed(format!("{} has no root file system", image.display()))
         })?;
-        return Ok(part.offset as u64);
+        return Ok((part.offset as u64, part.size as u64));
     }
-    Ok(0)
+    Ok((0, len))
 }
 
 fn copy_tree(src: &Path, dst: &Path) -> Result<(), BuildError> {

@@ -1,14 +1,14 @@
 //! Unpacking the metadata directories of a SquashFS root file system, for
 //! images that carry no `inspect-metadata.json`.
 //!
-//! This uses `unsquashfs` (squashfs-tools) until Vessel's own SquashFS reader
-//! lands; only `/.singularity.d` and `/scif` are unpacked, into a private
-//! temporary directory that is removed afterwards.
+//! Only `/.singularity.d` and `/scif` are unpacked, with Vessel's own
+//! reader, into a private temporary directory that is removed afterwards.
 
-use std::path::Path;
-use std::process::Command;
+use std::fs::File;
+use std::path::{Path, PathBuf};
 
 use tempfile::TempDir;
+use vessel_squashfs::{Archive, ExtractOptions};
 
 /// Unpacks `/.singularity.d` and `/scif` from the SquashFS at `offset` in
 /// `image`; the returned directory is the root of what was unpacked.
@@ -18,38 +18,27 @@ pub fn unpack_metadata(image: &Path, offset: u64) -> Result<TempDir, String> {
         .tempdir()
         .map_err(|e| format!("could not create a temporary directory: {e}"))?;
     let root = dir.path().join("root");
-    let output = Command::new("unsquashfs")
-        .arg("-no-progress")
-        .arg("-no-xattrs")
-        .arg("-offset")
-        .arg(offset.to_string())
-        .arg("-dest")
-        .arg(&root)
-        .arg(image)
-        .arg("/.singularity.d")
-        .arg("/scif")
-        .output()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => {
-                "unsquashfs is needed to read this image: install squashfs-tools".to_string()
-            }
-            _ => format!("could not run unsquashfs: {e}"),
-        })?;
-    // Exit status 2 means "non-fatal errors", such as a device node that an
-    // unprivileged user cannot create: the metadata files are still there.
-    if !output.status.success() && output.status.code() != Some(2) {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let last = stderr
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("");
-        return Err(format!(
-            "unsquashfs could not read the root file system: {last}"
-        ));
-    }
-    if !root.exists() {
-        std::fs::create_dir(&root).map_err(|e| e.to_string())?;
-    }
+    let file = File::open(image).map_err(|e| format!("{}: {e}", image.display()))?;
+    let len = file
+        .metadata()
+        .map_err(|e| format!("{}: {e}", image.display()))?
+        .len();
+    let arc = Archive::open(file, offset, len.saturating_sub(offset))
+        .map_err(|e| format!("{}: {e}", image.display()))?;
+    let opts = ExtractOptions {
+        paths: vec![PathBuf::from("/.singularity.d"), PathBuf::from("/scif")],
+        // Metadata files only: the user's own ids are what is wanted.
+        owners: Some(false),
+    };
+    arc.extract(&root, &opts).map_err(|e| {
+        let mut msg = format!("could not read the root file system of {}", image.display());
+        let mut cause: Option<&dyn std::error::Error> = Some(&e);
+        while let Some(c) = cause {
+            msg.push_str(": ");
+            msg.push_str(&c.to_string());
+            cause = c.source();
+        }
+        msg
+    })?;
     Ok(dir)
 }

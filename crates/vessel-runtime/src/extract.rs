@@ -14,7 +14,6 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use sha2::{Digest, Sha256};
 use vessel_sys::path::{flock, Flock};
@@ -38,10 +37,16 @@ pub enum ExtractError {
     // without their chain.
     #[error("the extract cache {dir} is not safe to use: {cause}; remove it, or set VESSEL_EXTRACT_DIR to a directory of your own")]
     Unsafe { dir: PathBuf, cause: UnsafeDir },
-    #[error("unsquashfs (from squashfs-tools) is needed to run SIF and SquashFS images without privilege: install squashfs-tools")]
-    NoUnsquashfs,
-    #[error("unpacking {path} failed: {detail}")]
-    Unpack { path: PathBuf, detail: String },
+    #[error("{path} is not a readable SquashFS image: {cause}")]
+    Open {
+        path: PathBuf,
+        cause: vessel_squashfs::Error,
+    },
+    #[error("unpacking {path} failed: {}", chain(cause))]
+    Unpack {
+        path: PathBuf,
+        cause: vessel_squashfs::ExtractError,
+    },
 }
 
 /// A node-local cache of unpacked root file systems.
@@ -138,7 +143,7 @@ impl ExtractCache {
                 "Extracting {} to the node-local cache (first use on this node)",
                 image.display()
             );
-            self.unpack(file, image, offset, &digest)?;
+            self.unpack(file, image, offset, size, &digest)?;
         }
         touch(&entry);
         flock(&lock, Flock::Shared).map_err(|e| self.cache_err(e.errno))?;
@@ -223,6 +228,7 @@ impl ExtractCache {
         file: &File,
         image: &Path,
         offset: u64,
+        size: u64,
         digest: &str,
     ) -> Result<(), ExtractError> {
         // We hold the exclusive lock: any temporary tree of this digest is
@@ -232,44 +238,31 @@ impl ExtractCache {
             .dir
             .join(format!("{digest}.tmp-{}", std::process::id()));
         fs::create_dir(&tmp).map_err(|e| self.cache_err(e))?;
-        // unsquashfs takes a file name: give it the open image as its
-        // standard input and name that, not the image's path again.
-        let stdin = file.try_clone().map_err(|e| ExtractError::Read {
+        // Read through the open image, so the tree is the one of the file
+        // that was checked. Device nodes an unprivileged user cannot create
+        // are skipped: a container does not need them.
+        let source = file.try_clone().map_err(|e| ExtractError::Read {
             path: image.to_path_buf(),
             source: e,
         })?;
-        let output = Command::new("unsquashfs")
-            .stdin(stdin)
-            .args(["-no-progress", "-no-xattrs", "-quiet", "-offset"])
-            .arg(offset.to_string())
-            .arg("-dest")
-            .arg(tmp.join("root"))
-            .arg("/dev/stdin")
-            .output()
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::NotFound => ExtractError::NoUnsquashfs,
-                _ => ExtractError::Unpack {
-                    path: image.to_path_buf(),
-                    detail: e.to_string(),
-                },
-            })?;
-        // Status 2 means "non-fatal errors": device nodes an unprivileged
-        // user cannot create, which a container does not need.
-        if !(output.status.success() || output.status.code() == Some(2))
-            || !tmp.join("root").is_dir()
-        {
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            let detail = stderr
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("unsquashfs failed")
-                .to_string();
-            remove_tree(&tmp);
-            return Err(ExtractError::Unpack {
+        let unpacked = vessel_squashfs::Archive::open(source, offset, size)
+            .map_err(|cause| ExtractError::Open {
                 path: image.to_path_buf(),
-                detail,
+                cause,
+            })
+            .and_then(|arc| {
+                arc.extract(
+                    &tmp.join("root"),
+                    &vessel_squashfs::ExtractOptions::default(),
+                )
+                .map_err(|cause| ExtractError::Unpack {
+                    path: image.to_path_buf(),
+                    cause,
+                })
             });
+        if let Err(e) = unpacked {
+            remove_tree(&tmp);
+            return Err(e);
         }
         let bytes = disk_usage(&tmp.join("root"));
         let _ = fs::write(tmp.join("size"), bytes.to_string());
@@ -332,6 +325,19 @@ impl ExtractCache {
             }
         }
     }
+}
+
+/// An error and its causes on one line (launch errors are printed
+/// without their chain).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
 }
 
 /// Marks an entry as just used, for least-recently-used eviction.

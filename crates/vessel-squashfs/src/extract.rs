@@ -1,0 +1,627 @@
+//! Unpacking an archive (or chosen paths of it) into a directory: the
+//! `unsquashfs` Vessel needs to run images without privilege, inspect them
+//! and build from them.
+//!
+//! The archive is untrusted. Every entry is created relative to its parent
+//! directory's descriptor with `O_EXCL`/`O_NOFOLLOW` semantics (`mkdirat`,
+//! `openat(O_CREAT|O_EXCL|O_NOFOLLOW)`, `symlinkat`, `mknodat`, `linkat`
+//! without following), so nothing the archive created earlier (a symbolic
+//! link named like a later directory, say) is ever followed, and a name
+//! that appears twice fails instead of replacing what was there. Names are
+//! single path components (checked by the reader and again here). Memory is
+//! bounded by the depth limit and the archive's own directory sizes.
+//!
+//! Order of work: a file's contents, then its owner (only when running as
+//! root, where `chown` is allowed), mode and times. Directories are made
+//! `0700` while they are filled, and their owners, modes and times are set
+//! at the very end, deepest first: a read-only directory can still be
+//! filled, hard links can still be made into it, and no later creation
+//! changes a directory's time after it was set. Device nodes are made only
+//! by root and otherwise skipped (a container does not need them; the
+//! runtime binds `/dev`); extended attributes are not restored.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
+use std::path::{Component, Path, PathBuf};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Timespec, Timestamps, CWD};
+
+use crate::{Archive, DirEntry, Error, Inode, InodeRef, Kind};
+
+/// Deepest directory nesting extracted: one descriptor is held per level.
+pub const MAX_DEPTH: usize = 512;
+
+/// What to extract, and how.
+#[derive(Clone, Debug, Default)]
+pub struct ExtractOptions {
+    /// Absolute paths inside the archive to extract, each with its whole
+    /// subtree and the directories above it; empty means everything. A path
+    /// that is not in the archive is skipped, as `unsquashfs` does.
+    pub paths: Vec<PathBuf>,
+    /// Whether to give everything the archive's owners; `None` means only
+    /// when running as root (effective uid 0, a fake root included).
+    pub owners: Option<bool>,
+}
+
+/// What an extraction made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExtractStats {
+    pub dirs: u64,
+    pub files: u64,
+    pub symlinks: u64,
+    /// Entries made as hard links to an earlier one.
+    pub hard_links: u64,
+    /// FIFOs and sockets.
+    pub special: u64,
+    pub devices: u64,
+    /// Device nodes not made: not root, or refused (a user namespace).
+    pub skipped_devices: u64,
+    /// Entries whose owner could not be set (ids not mapped in a user
+    /// namespace); they keep the extracting user's.
+    pub owners_not_set: u64,
+    /// Bytes of regular file contents.
+    pub bytes: u64,
+}
+
+/// Why an extraction stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    #[error("cannot use the destination {dest}: {source}")]
+    Destination {
+        dest: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path:?} cannot be extracted: {problem}")]
+    BadPath {
+        path: PathBuf,
+        problem: &'static str,
+    },
+    #[error("reading {path} from the image")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: Error,
+    },
+    #[error("{op} {path}")]
+    Write {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the image is corrupt or hostile at {path}: {problem}")]
+    Hostile {
+        path: PathBuf,
+        problem: &'static str,
+    },
+}
+
+type Result<T, E = ExtractError> = std::result::Result<T, E>;
+
+/// Which part of a directory to extract: everything, or the named children
+/// (each with what to take below it).
+#[derive(Debug)]
+enum Select {
+    All,
+    Some(HashMap<Vec<u8>, Select>),
+}
+
+impl Select {
+    fn from_paths(paths: &[PathBuf]) -> Result<Select> {
+        if paths.is_empty() {
+            return Ok(Select::All);
+        }
+        let mut top = Select::Some(HashMap::new());
+        for p in paths {
+            let bad = |problem| ExtractError::BadPath {
+                path: p.clone(),
+                problem,
+            };
+            if !p.has_root() {
+                return Err(bad("not an absolute path"));
+            }
+            let mut node = &mut top;
+            for c in p.components() {
+                match c {
+                    Component::RootDir | Component::CurDir => {}
+                    Component::Normal(n) => {
+                        node = match node {
+                            Select::All => break,
+                            Select::Some(m) => m
+                                .entry(n.as_bytes().to_vec())
+                                .or_insert_with(|| Select::Some(HashMap::new())),
+                        }
+                    }
+                    Component::ParentDir | Component::Prefix(_) => {
+                        return Err(bad("`..` is not allowed"))
+                    }
+                }
+            }
+            *node = Select::All;
+        }
+        Ok(top)
+    }
+
+    fn child(&self, name: &[u8]) -> Option<&Select> {
+        match self {
+            Select::All => Some(&Select::All),
+            Select::Some(m) => m.get(name),
+        }
+    }
+}
+
+/// A directory being filled.
+struct Frame<'s> {
+    fd: OwnedFd,
+    /// Relative to the destination, without a leading `/`.
+    path: Vec<u8>,
+    entries: std::vec::IntoIter<DirEntry>,
+    select: &'s Select,
+}
+
+/// Attributes to set on a directory once everything is in place.
+struct DirAttrs {
+    path: Vec<u8>,
+    inode: Inode,
+}
+
+struct Extractor<'a> {
+    arc: &'a Archive,
+    dest: PathBuf,
+    root: OwnedFd,
+    owners: bool,
+    is_root: bool,
+    stats: ExtractStats,
+    /// Inode number → where it was first extracted, for hard links.
+    links: HashMap<u32, Vec<u8>>,
+    visited: HashSet<InodeRef>,
+    dirs: Vec<DirAttrs>,
+    buf: Vec<u8>,
+}
+
+impl Archive {
+    /// Extracts the archive (or the paths `opts` names) into `dest`, which
+    /// is created when missing and otherwise must be a directory; its mode,
+    /// times (and owner) become those of the archive's root.
+    pub fn extract(&self, dest: &Path, opts: &ExtractOptions) -> Result<ExtractStats> {
+        let select = Select::from_paths(&opts.paths)?;
+        let dest_err = |source: io::Error| ExtractError::Destination {
+            dest: dest.to_path_buf(),
+            source,
+        };
+        match rustix::fs::mkdirat(CWD, dest, Mode::RWXU) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(dest_err(e.into())),
+        }
+        let root = rustix::fs::open(
+            dest,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| dest_err(e.into()))?;
+        let is_root = rustix::process::geteuid().is_root();
+        let mut x = Extractor {
+            arc: self,
+            dest: dest.to_path_buf(),
+            root,
+            owners: opts.owners.unwrap_or(is_root),
+            is_root,
+            stats: ExtractStats::default(),
+            links: HashMap::new(),
+            visited: HashSet::new(),
+            dirs: Vec::new(),
+            buf: vec![0; self.sb.block_size as usize],
+        };
+        x.run(&select)?;
+        Ok(x.stats)
+    }
+}
+
+impl Extractor<'_> {
+    fn run(&mut self, select: &Select) -> Result<()> {
+        let root_ref = self.arc.root();
+        let root_ino = self.read_inode(root_ref, b"")?;
+        if root_ino.kind != Kind::Dir {
+            return Err(hostile(b"", "the root is not a directory"));
+        }
+        let root_fd = self.dup_root()?;
+        self.visited.insert(root_ref);
+        let mut stack = vec![self.frame(root_fd, Vec::new(), &root_ino, select)?];
+        self.dirs.push(DirAttrs {
+            path: Vec::new(),
+            inode: root_ino,
+        });
+        loop {
+            let depth = stack.len();
+            let Some(top) = stack.last_mut() else { break };
+            let Some(entry) = top.entries.next() else {
+                stack.pop();
+                continue;
+            };
+            let Some(sel) = top.select.child(&entry.name) else {
+                continue;
+            };
+            let path = join(&top.path, &entry.name);
+            if !valid_name(&entry.name) {
+                return Err(hostile(&path, "a name that is not a single path component"));
+            }
+            let ino = self.read_inode(entry.inode, &path)?;
+            if ino.kind != entry.kind {
+                return Err(hostile(&path, "entry and inode disagree on the file type"));
+            }
+            let parent = &top.fd;
+            let name = OsStr::from_bytes(&entry.name);
+            if ino.kind == Kind::Dir {
+                if !self.visited.insert(entry.inode) {
+                    return Err(hostile(&path, "a directory that contains itself"));
+                }
+                if depth >= MAX_DEPTH {
+                    return Err(hostile(&path, "directories nested too deeply"));
+                }
+                rustix::fs::mkdirat(parent, name, Mode::RWXU)
+                    .map_err(|e| write_err("creating the directory", &path, e.into()))?;
+                let fd = rustix::fs::openat(
+                    parent,
+                    name,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| write_err("opening the directory", &path, e.into()))?;
+                self.stats.dirs += 1;
+                let frame = self.frame(fd, path.clone(), &ino, sel)?;
+                self.dirs.push(DirAttrs { path, inode: ino });
+                stack.push(frame);
+                continue;
+            }
+            self.leaf(parent, name, &path, &ino)?;
+        }
+        self.finish_dirs()
+    }
+
+    fn frame<'s>(
+        &self,
+        fd: OwnedFd,
+        path: Vec<u8>,
+        dir: &Inode,
+        select: &'s Select,
+    ) -> Result<Frame<'s>> {
+        let entries = self
+            .arc
+            .read_dir(dir)
+            .map_err(|source| ExtractError::Read {
+                path: shown(&path),
+                source,
+            })?;
+        Ok(Frame {
+            fd,
+            path,
+            entries: entries.into_iter(),
+            select,
+        })
+    }
+
+    fn read_inode(&self, r: InodeRef, path: &[u8]) -> Result<Inode> {
+        self.arc.inode(r).map_err(|source| ExtractError::Read {
+            path: shown(path),
+            source,
+        })
+    }
+
+    fn dup_root(&self) -> Result<OwnedFd> {
+        self.root
+            .try_clone()
+            .map_err(|source| ExtractError::Destination {
+                dest: self.dest.clone(),
+                source,
+            })
+    }
+
+    /// Everything but a directory.
+    fn leaf(&mut self, parent: &OwnedFd, name: &OsStr, path: &[u8], ino: &Inode) -> Result<()> {
+        if ino.nlink > 1 {
+            if let Some(first) = self.links.get(&ino.number) {
+                let (dir, first_name) = self.open_parent(first)?;
+                rustix::fs::linkat(&dir, first_name, parent, name, AtFlags::empty())
+                    .map_err(|e| write_err("creating the hard link", path, e.into()))?;
+                self.stats.hard_links += 1;
+                return Ok(());
+            }
+        }
+        match ino.kind {
+            Kind::File => self.file(parent, name, path, ino)?,
+            Kind::Symlink => {
+                let target = self
+                    .arc
+                    .read_link(ino)
+                    .map_err(|source| ExtractError::Read {
+                        path: shown(path),
+                        source,
+                    })?;
+                if target.is_empty() || target.contains(&0) {
+                    return Err(hostile(path, "an invalid symbolic link target"));
+                }
+                rustix::fs::symlinkat(target.as_slice(), parent, name)
+                    .map_err(|e| write_err("creating the symbolic link", path, e.into()))?;
+                self.stats.symlinks += 1;
+                self.attrs_at(parent, name, path, ino, false)?;
+            }
+            Kind::Fifo | Kind::Socket => {
+                let t = if ino.kind == Kind::Fifo {
+                    FileType::Fifo
+                } else {
+                    FileType::Socket
+                };
+                rustix::fs::mknodat(parent, name, t, Mode::RUSR | Mode::WUSR, 0)
+                    .map_err(|e| write_err("creating", path, e.into()))?;
+                self.stats.special += 1;
+                self.attrs_at(parent, name, path, ino, true)?;
+            }
+            Kind::BlockDev | Kind::CharDev => {
+                if !self.is_root {
+                    self.stats.skipped_devices += 1;
+                    return Ok(());
+                }
+                let t = if ino.kind == Kind::BlockDev {
+                    FileType::BlockDevice
+                } else {
+                    FileType::CharacterDevice
+                };
+                let (major, minor) = ino.rdev_major_minor();
+                let dev = rustix::fs::makedev(major, minor);
+                match rustix::fs::mknodat(parent, name, t, Mode::RUSR | Mode::WUSR, dev) {
+                    Ok(()) => {}
+                    // Root of a user namespace, or a nodev mount.
+                    Err(rustix::io::Errno::PERM | rustix::io::Errno::ACCESS) => {
+                        self.stats.skipped_devices += 1;
+                        return Ok(());
+                    }
+                    Err(e) => return Err(write_err("creating the device", path, e.into())),
+                }
+                self.stats.devices += 1;
+                self.attrs_at(parent, name, path, ino, true)?;
+            }
+            Kind::Dir => return Err(hostile(path, "a directory where a file was expected")),
+        }
+        if ino.nlink > 1 {
+            self.links.insert(ino.number, path.to_vec());
+        }
+        Ok(())
+    }
+
+    fn file(&mut self, parent: &OwnedFd, name: &OsStr, path: &[u8], ino: &Inode) -> Result<()> {
+        let fd = rustix::fs::openat(
+            parent,
+            name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::RUSR | Mode::WUSR,
+        )
+        .map_err(|e| write_err("creating", path, e.into()))?;
+        let file = File::from(fd);
+        let mut at = 0u64;
+        while at < ino.size {
+            let n = self
+                .arc
+                .read(ino, at, &mut self.buf)
+                .map_err(|source| ExtractError::Read {
+                    path: shown(path),
+                    source,
+                })?;
+            if n == 0 {
+                return Err(hostile(path, "file data ends before its size"));
+            }
+            let chunk = &self.buf[..n];
+            // Blocks of zeros (sparse ones included) stay holes.
+            if chunk.iter().any(|&b| b != 0) {
+                file.write_all_at(chunk, at)
+                    .map_err(|e| write_err("writing", path, e))?;
+            }
+            at += n as u64;
+        }
+        file.set_len(ino.size)
+            .map_err(|e| write_err("writing", path, e))?;
+        self.stats.files += 1;
+        self.stats.bytes += ino.size;
+        self.attrs_fd(&file, path, ino)
+    }
+
+    /// Owner, mode and times of an open file or directory.
+    fn attrs_fd(&mut self, fd: &impl AsFd, path: &[u8], ino: &Inode) -> Result<()> {
+        if self.owners {
+            let r = rustix::fs::fchown(fd, Some(uid(ino.uid)), Some(gid(ino.gid)));
+            self.owner_result(r, path)?;
+        }
+        rustix::fs::fchmod(fd, Mode::from_raw_mode(u32::from(ino.mode & 0o7777)))
+            .map_err(|e| write_err("setting the mode of", path, e.into()))?;
+        rustix::fs::futimens(fd, &times(ino))
+            .map_err(|e| write_err("setting the times of", path, e.into()))?;
+        Ok(())
+    }
+
+    /// Owner, (mode) and times of `name` in `dir`, never following it.
+    fn attrs_at(
+        &mut self,
+        dir: &OwnedFd,
+        name: &OsStr,
+        path: &[u8],
+        ino: &Inode,
+        mode: bool,
+    ) -> Result<()> {
+        if self.owners {
+            let r = rustix::fs::chownat(
+                dir,
+                name,
+                Some(uid(ino.uid)),
+                Some(gid(ino.gid)),
+                AtFlags::SYMLINK_NOFOLLOW,
+            );
+            self.owner_result(r, path)?;
+        }
+        if mode {
+            // Only for entries this extraction just made that are not
+            // links (FIFOs, sockets, devices), and names are never reused.
+            rustix::fs::chmodat(
+                dir,
+                name,
+                Mode::from_raw_mode(u32::from(ino.mode & 0o7777)),
+                AtFlags::empty(),
+            )
+            .map_err(|e| write_err("setting the mode of", path, e.into()))?;
+        }
+        rustix::fs::utimensat(dir, name, &times(ino), AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| write_err("setting the times of", path, e.into()))?;
+        Ok(())
+    }
+
+    fn owner_result(&mut self, r: rustix::io::Result<()>, path: &[u8]) -> Result<()> {
+        match r {
+            Ok(()) => Ok(()),
+            // An id not mapped in this user namespace.
+            Err(rustix::io::Errno::INVAL | rustix::io::Errno::PERM) => {
+                self.stats.owners_not_set += 1;
+                Ok(())
+            }
+            Err(e) => Err(write_err("setting the owner of", path, e.into())),
+        }
+    }
+
+    /// The directory holding an entry extracted earlier, opened from the
+    /// destination without following any link, and the entry's name.
+    fn open_parent<'p>(&self, path: &'p [u8]) -> Result<(OwnedFd, &'p OsStr)> {
+        let (dir, name) = match path.iter().rposition(|&b| b == b'/') {
+            Some(i) => (&path[..i], &path[i + 1..]),
+            None => (&b""[..], path),
+        };
+        let fd = if dir.is_empty() {
+            self.dup_root()?
+        } else {
+            self.open_beneath(dir, OFlags::PATH)?
+        };
+        Ok((fd, OsStr::from_bytes(name)))
+    }
+
+    fn open_beneath(&self, dir: &[u8], flags: OFlags) -> Result<OwnedFd> {
+        rustix::fs::openat2(
+            &self.root,
+            OsStr::from_bytes(dir),
+            flags | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+        )
+        .map_err(|e| write_err("opening the directory", dir, e.into()))
+    }
+
+    /// Directories' owners, modes and times, deepest (last made) first.
+    fn finish_dirs(&mut self) -> Result<()> {
+        let dirs = std::mem::take(&mut self.dirs);
+        for d in dirs.iter().rev() {
+            let fd = if d.path.is_empty() {
+                self.dup_root()?
+            } else {
+                self.open_beneath(&d.path, OFlags::RDONLY)?
+            };
+            self.attrs_fd(&fd, &d.path, &d.inode)?;
+        }
+        Ok(())
+    }
+}
+
+fn valid_name(name: &[u8]) -> bool {
+    !name.is_empty() && name != b"." && name != b".." && !name.iter().any(|&c| c == b'/' || c == 0)
+}
+
+fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(dir.len() + 1 + name.len());
+    if !dir.is_empty() {
+        p.extend_from_slice(dir);
+        p.push(b'/');
+    }
+    p.extend_from_slice(name);
+    p
+}
+
+/// The in-image path for messages: `/` and the relative path.
+fn shown(path: &[u8]) -> PathBuf {
+    Path::new("/").join(OsStr::from_bytes(path))
+}
+
+fn hostile(path: &[u8], problem: &'static str) -> ExtractError {
+    ExtractError::Hostile {
+        path: shown(path),
+        problem,
+    }
+}
+
+fn write_err(op: &'static str, path: &[u8], source: io::Error) -> ExtractError {
+    ExtractError::Write {
+        op,
+        path: shown(path),
+        source,
+    }
+}
+
+fn uid(id: u32) -> rustix::fs::Uid {
+    rustix::fs::Uid::from_raw(id)
+}
+
+fn gid(id: u32) -> rustix::fs::Gid {
+    rustix::fs::Gid::from_raw(id)
+}
+
+fn times(ino: &Inode) -> Timestamps {
+    let t = Timespec {
+        tv_sec: i64::from(ino.mtime),
+        tv_nsec: 0,
+    };
+    Timestamps {
+        last_access: t,
+        last_modification: t,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selections() {
+        let s = Select::from_paths(&[
+            PathBuf::from("/.singularity.d"),
+            PathBuf::from("/scif/apps/"),
+            PathBuf::from("/scif/apps/x"),
+        ])
+        .unwrap();
+        assert!(matches!(s.child(b".singularity.d"), Some(Select::All)));
+        let scif = s.child(b"scif").unwrap();
+        assert!(matches!(scif, Select::Some(_)));
+        assert!(matches!(scif.child(b"apps"), Some(Select::All)));
+        assert!(scif.child(b"data").is_none());
+        assert!(s.child(b"etc").is_none());
+        assert!(matches!(Select::from_paths(&[]).unwrap(), Select::All));
+        assert!(matches!(
+            Select::from_paths(&[PathBuf::from("/a/../b")]),
+            Err(ExtractError::BadPath { .. })
+        ));
+        assert!(matches!(
+            Select::from_paths(&[PathBuf::from("a")]),
+            Err(ExtractError::BadPath { .. })
+        ));
+    }
+
+    #[test]
+    fn names() {
+        for bad in [&b""[..], b".", b"..", b"a/b", b"a\0"] {
+            assert!(!valid_name(bad), "{bad:?}");
+        }
+        for good in [&b"a"[..], b"...", b".a", b"a b"] {
+            assert!(valid_name(good));
+        }
+        assert_eq!(join(b"", b"a"), b"a");
+        assert_eq!(join(b"a", b"b"), b"a/b");
+    }
+}
