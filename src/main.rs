@@ -85,7 +85,7 @@ fn main() -> ExitCode {
     match commands::run(cli, tool) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            logging::fatal(style, &format!("{e:#}"));
+            logging::fatal(style, &logging::error_chain(e.as_ref()));
             ExitCode::from(EXIT_FAILURE)
         }
     }

@@ -37,10 +37,10 @@ pub fn run(tool: Tool, verb: Verb, args: ActionArgs) -> Result<u8> {
     };
     // Opened once: execution control checks this file, and the container
     // runs from it, whatever happens to the path meanwhile.
-    let mut image = vessel_image::open_image(&opts.image)
-        .map_err(|e| anyhow!("{}", vessel_runtime::LaunchError::from(e)))?;
+    let mut image =
+        vessel_image::open_image(&opts.image).map_err(vessel_runtime::LaunchError::from)?;
     execution_control(&mut image)?;
-    let status = vessel_runtime::launch_image(&opts, &host, image).map_err(|e| anyhow!("{e}"))?;
+    let status = vessel_runtime::launch_image(&opts, &host, image)?;
     Ok(u8::try_from(status).unwrap_or(255))
 }
 

@@ -49,7 +49,7 @@ pub fn run(tool: Tool, args: BuildArgs) -> Result<u8> {
     }
     if args.sandbox && args.output.exists() {
         let vessel = std::env::current_exe().context("cannot find the vessel executable")?;
-        vessel_build::engine::remove_sandbox(&args.output, &vessel).map_err(|e| anyhow!("{e}"))?;
+        vessel_build::engine::remove_sandbox(&args.output, &vessel)?;
     }
     let spec = Path::new(&args.spec);
     if !is_uri(&args.spec) && spec.is_file() && !looks_like_image(spec) {
@@ -68,11 +68,9 @@ pub fn run(tool: Tool, args: BuildArgs) -> Result<u8> {
                 &vessel_config::tmp_dir(tool, |k| std::env::var(k).ok()),
                 &vessel,
                 &squash_options(&args)?,
-            )
-            .map_err(|e| anyhow!("{e}"))?;
+            )?;
         } else if args.sandbox {
-            vessel_build::engine::unpack_to_sandbox(spec, &args.output)
-                .map_err(|e| anyhow!("{e}"))?;
+            vessel_build::engine::unpack_to_sandbox(spec, &args.output)?;
             fix_perms_if_asked(&args)?;
         } else {
             install(spec, &args.output)?;
@@ -83,8 +81,7 @@ pub fn run(tool: Tool, args: BuildArgs) -> Result<u8> {
     parse_source(&args.spec)?;
     let fetched = fetch(tool, &args.registry, args.arch.as_deref(), None, &args.spec)?;
     if args.sandbox {
-        vessel_build::engine::unpack_to_sandbox(fetched.path(), &args.output)
-            .map_err(|e| anyhow!("{e}"))?;
+        vessel_build::engine::unpack_to_sandbox(fetched.path(), &args.output)?;
         fix_perms_if_asked(&args)?;
     } else {
         install(fetched.path(), &args.output)?;
@@ -95,7 +92,7 @@ pub fn run(tool: Tool, args: BuildArgs) -> Result<u8> {
 
 fn fix_perms_if_asked(args: &BuildArgs) -> Result<()> {
     if args.fix_perms {
-        vessel_build::engine::fix_perms(&args.output).map_err(|e| anyhow!("{e}"))?;
+        vessel_build::engine::fix_perms(&args.output)?;
     }
     Ok(())
 }
@@ -121,7 +118,7 @@ fn from_definition(tool: Tool, args: &BuildArgs) -> Result<u8> {
     if let Some(f) = &args.build_arg_file {
         let t = std::fs::read_to_string(f)
             .with_context(|| format!("could not read {}", f.display()))?;
-        build_args.extend(vessel_build::parse_build_arg_file(&t).map_err(|e| anyhow!("{e}"))?);
+        build_args.extend(vessel_build::parse_build_arg_file(&t)?);
     }
     for kv in &args.build_arg {
         let (k, v) = kv
@@ -131,12 +128,11 @@ fn from_definition(tool: Tool, args: &BuildArgs) -> Result<u8> {
     }
     let name = spec.display().to_string();
     let (text, warnings) =
-        vessel_build::apply_build_args_in(&name, &text, &build_args, args.warn_unused_build_args)
-            .map_err(|e| anyhow!("{e}"))?;
+        vessel_build::apply_build_args_in(&name, &text, &build_args, args.warn_unused_build_args)?;
     for w in warnings {
         tracing::warn!("{w}");
     }
-    let def = vessel_build::parse(&name, &text).map_err(|e| anyhow!("{e}"))?;
+    let def = vessel_build::parse(&name, &text)?;
     // Fetched images (temporary ones included) live until the build ends.
     let kept = std::cell::RefCell::new(Vec::new());
     let fetch_source = |uri: &str| -> Result<std::path::PathBuf, String> {
@@ -162,7 +158,7 @@ fn from_definition(tool: Tool, args: &BuildArgs) -> Result<u8> {
         vessel: std::env::current_exe().context("cannot find the vessel executable")?,
         fetch: &fetch_source,
     };
-    vessel_build::engine::build(&def, &opts, &tools).map_err(|e| anyhow!("{e}"))?;
+    vessel_build::engine::build(&def, &opts, &tools)?;
     tracing::info!("Build complete: {}", args.output.display());
     Ok(0)
 }

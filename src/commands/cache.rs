@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use vessel_config::Tool;
 use vessel_oci::cache::{older_than, Kind};
 use vessel_oci::Cache;
@@ -32,7 +32,7 @@ fn label(k: Kind) -> &'static str {
 
 pub fn run(tool: Tool, args: CacheArgs) -> Result<u8> {
     let root = super::pull::cache_root(tool);
-    let cache = Cache::new(&root).map_err(|e| anyhow!("{e}"))?;
+    let cache = Cache::new(&root)?;
     match args.command {
         CacheCommand::List { kinds: k, verbose } => {
             let wanted = kinds(&k)?;
@@ -97,7 +97,7 @@ pub fn run(tool: Tool, args: CacheArgs) -> Result<u8> {
             for e in &doomed {
                 if dry_run {
                     println!("would remove {} ({} bytes)", e.path.display(), e.size);
-                } else if cache.remove(e).map_err(|e| anyhow!("{e}"))? {
+                } else if cache.remove(e)? {
                     removed += 1;
                 } else {
                     tracing::warn!("{} is in use by another pull, kept", e.path.display());

@@ -212,20 +212,24 @@ pub fn fetch(
     uri: &str,
 ) -> Result<Fetched> {
     let opts = pull_options(tool, r, arch, variant)?;
-    let e = |e: vessel_oci::PullError| anyhow!("{e}");
     Ok(match parse_source(uri)? {
-        Source::Docker(reference) => {
-            Fetched::Pulled(vessel_oci::pull_to_sif(&reference, &opts).map_err(e)?)
-        }
-        Source::OciDir(dir, tag) => Fetched::Pulled(
-            vessel_oci::local::from_layout(&dir, tag.as_deref(), "oci", &opts).map_err(e)?,
-        ),
-        Source::OciArchive(f, tag) => Fetched::Pulled(
-            vessel_oci::local::from_oci_archive(&f, tag.as_deref(), &opts).map_err(e)?,
-        ),
-        Source::DockerArchive(f, tag) => Fetched::Pulled(
-            vessel_oci::local::from_docker_archive(&f, tag.as_deref(), &opts).map_err(e)?,
-        ),
+        Source::Docker(reference) => Fetched::Pulled(vessel_oci::pull_to_sif(&reference, &opts)?),
+        Source::OciDir(dir, tag) => Fetched::Pulled(vessel_oci::local::from_layout(
+            &dir,
+            tag.as_deref(),
+            "oci",
+            &opts,
+        )?),
+        Source::OciArchive(f, tag) => Fetched::Pulled(vessel_oci::local::from_oci_archive(
+            &f,
+            tag.as_deref(),
+            &opts,
+        )?),
+        Source::DockerArchive(f, tag) => Fetched::Pulled(vessel_oci::local::from_docker_archive(
+            &f,
+            tag.as_deref(),
+            &opts,
+        )?),
         Source::Oras(reference) => {
             let dir = tempfile::Builder::new()
                 .prefix("vessel-oras-")
@@ -281,8 +285,7 @@ pub fn pull_oras(tool: Tool, r: &RegistryOptions, reference: &str, out: &Path) -
     let opts = oras_options(tool, r)?;
     let mut tmp = AtomicFile::create(out, 0o755)
         .with_context(|| format!("cannot write {}", out.display()))?;
-    let digest =
-        vessel_oci::oras::pull(reference, tmp.file(), &opts).map_err(|e| anyhow!("{e}"))?;
+    let digest = vessel_oci::oras::pull(reference, tmp.file(), &opts)?;
     tmp.commit()
         .with_context(|| format!("could not write {}", out.display()))?;
     Ok(digest)
@@ -297,8 +300,7 @@ pub fn push(tool: Tool, args: crate::cli::PushArgs) -> Result<u8> {
     };
     vessel_image::open_sif(&args.image).map_err(|e| anyhow!("could not load {e}"))?;
     let opts = oras_options(tool, &args.registry)?;
-    let digest =
-        vessel_oci::oras::push(&args.image, reference, &opts).map_err(|e| anyhow!("{e}"))?;
+    let digest = vessel_oci::oras::push(&args.image, reference, &opts)?;
     tracing::info!("Pushed {} to {} ({digest})", args.image.display(), args.uri);
     Ok(0)
 }

@@ -36,21 +36,20 @@ pub fn run(args: RegistryArgs) -> Result<u8> {
                 bail!("the password is empty");
             }
             let file = auth::write_target(authfile.as_deref(), &home());
-            auth::store(&file, &host, Some(&Credentials { username, password }))
-                .map_err(|e| anyhow!("{e}"))?;
+            auth::store(&file, &host, Some(&Credentials { username, password }))?;
             tracing::info!("Token stored in {}", file.display());
         }
         RegistryCommand::Logout { authfile, registry } => {
             let host = host(&registry)?;
             let file = auth::write_target(authfile.as_deref(), &home());
-            if !auth::store(&file, &host, None).map_err(|e| anyhow!("{e}"))? {
+            if !auth::store(&file, &host, None)? {
                 bail!("no credentials for {host} in {}", file.display());
             }
             tracing::info!("Logged out of {host}");
         }
         RegistryCommand::List { authfile } => {
             let files = auth::auth_files(authfile.as_deref(), &home());
-            let entries = auth::list(&files).map_err(|e| anyhow!("{e}"))?;
+            let entries = auth::list(&files)?;
             let mut out = String::from("URI                              LOGIN\n");
             for (h, u) in entries {
                 out.push_str(&format!("{:<32} {u}\n", format!("docker://{h}")));

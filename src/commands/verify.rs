@@ -81,8 +81,8 @@ pub fn run(tool: Tool, args: VerifyArgs) -> Result<u8> {
         _ => VerifyScope::AllGroups,
     };
     let opts = VerifyOptions { legacy, scope };
-    let report = vessel_sign::verify(&mut sif, &keys, &opts)
-        .map_err(|e| anyhow!("failed to verify container: {e}"))?;
+    let report =
+        vessel_sign::verify(&mut sif, &keys, &opts).context("failed to verify container")?;
 
     if args.json {
         let out = serde_json::to_string_pretty(&json_report(&sif, &report))?;

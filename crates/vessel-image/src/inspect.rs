@@ -25,7 +25,7 @@ const METADATA_LIMIT: u64 = 64 << 20;
 
 #[derive(Debug, Error)]
 pub enum InspectError {
-    #[error("{0}")]
+    #[error(transparent)]
     Sif(#[from] vessel_sif::Error),
     #[error("while reading the container's files: {0}")]
     Io(#[from] std::io::Error),

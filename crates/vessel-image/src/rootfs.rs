@@ -40,7 +40,7 @@ impl RootDir {
             let meta = match std::fs::symlink_metadata(&host) {
                 Ok(m) => m,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-                Err(e) if e.raw_os_error() == Some(20) => return Ok(None), // ENOTDIR
+                Err(e) if e.kind() == io::ErrorKind::NotADirectory => return Ok(None),
                 Err(e) => return Err(e),
             };
             if meta.file_type().is_symlink() {

@@ -22,13 +22,13 @@ use crate::registry::{
 
 #[derive(Debug, thiserror::Error)]
 pub enum PullError {
-    #[error("{0}")]
+    #[error(transparent)]
     Registry(#[from] RegistryError),
-    #[error("{0}")]
+    #[error(transparent)]
     Cache(#[from] crate::cache::CacheError),
-    #[error("{0}")]
+    #[error(transparent)]
     Layer(#[from] LayerError),
-    #[error("{0}")]
+    #[error(transparent)]
     Auth(#[from] auth::AuthError),
     #[error(
         "tar2sqfs (from squashfs-tools-ng) is needed to convert images: install squashfs-tools-ng"

@@ -30,9 +30,9 @@ pub struct OrasOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum OrasError {
-    #[error("{0}")]
+    #[error(transparent)]
     Registry(#[from] RegistryError),
-    #[error("{0}")]
+    #[error(transparent)]
     Auth(#[from] auth::AuthError),
     #[error("{reference} is not a SIF image (its layer is {media_type}); pull it with docker:// instead")]
     NotSif {

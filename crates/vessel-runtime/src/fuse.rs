@@ -420,9 +420,9 @@ pub enum ServeError {
     Device(vessel_sys::SysError),
     #[error("{0}")]
     Mount(vessel_sys::SysError),
-    #[error("{0}")]
+    #[error(transparent)]
     Sys(#[from] vessel_sys::SysError),
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 

@@ -12,7 +12,7 @@ use vessel_sys::ns::Namespaces;
 use vessel_sys::path::{ensure_in_root, fd_path, is_dir, open_dir, open_host, open_in_root};
 use vessel_sys::process::{self as p, Exit, Fork};
 use vessel_sys::signal::{SignalMask, SIGCHLD};
-use vessel_sys::SysError;
+use vessel_sys::{Errno, SysError};
 
 use crate::extract::{ExtractCache, ExtractError, Extracted};
 use crate::fakeroot::Fakeroot;
@@ -25,11 +25,11 @@ pub enum LaunchError {
     Open(#[from] vessel_image::OpenError),
     #[error("{0}")]
     Image(String),
-    #[error("{0}")]
+    #[error(transparent)]
     Extract(#[from] ExtractError),
-    #[error("{0}")]
+    #[error(transparent)]
     Overlay(#[from] crate::overlay_dir::OverlayDirError),
-    #[error("{0}")]
+    #[error(transparent)]
     Plan(#[from] PlanError),
     #[error("{what}: {source} ({hint})")]
     Kernel {
@@ -38,9 +38,9 @@ pub enum LaunchError {
         source: SysError,
         hint: String,
     },
-    #[error("{0}")]
+    #[error(transparent)]
     Sys(#[from] SysError),
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 
@@ -321,7 +321,7 @@ fn check_arch(path: &Path, arch: Arch) -> Result<(), LaunchError> {
 }
 
 fn kernel_hint(what: &str, source: SysError) -> LaunchError {
-    let errno = source.raw_os_error();
+    let errno = source.errno();
     let read = |p: &str| {
         fs::read_to_string(p)
             .map(|s| s.trim().to_string())
@@ -333,7 +333,7 @@ fn kernel_hint(what: &str, source: SysError) -> LaunchError {
         "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone = 0): ask the administrator to enable them".to_string()
     } else if read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == "1" {
         "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns = 1): the administrator can allow them for vessel with an AppArmor profile, or set the sysctl to 0".to_string()
-    } else if errno == Some(28) {
+    } else if errno == Some(Errno::NOSPC) {
         "the user namespace limit is reached (ENOSPC): too many containers, or user.max_user_namespaces is too low".to_string()
     } else {
         "the kernel refused to create the container's namespaces; containers need unprivileged user namespaces (Linux 4.18 or newer)".to_string()
@@ -437,8 +437,13 @@ fn overlay(
 fn mount_point(root: &OwnedFd, dst: &Path, file: bool) -> Result<OwnedFd, LaunchError> {
     match ensure_in_root(root, dst, file) {
         Ok(fd) => Ok(fd),
-        Err(e) if matches!(e.raw_os_error(), Some(75 | 1 | 13 | 30)) => {
-            // EOVERFLOW, EPERM, EACCES, EROFS: the parent is not ours to change.
+        // The parent is not ours to change.
+        Err(e)
+            if matches!(
+                e.errno(),
+                Some(Errno::OVERFLOW | Errno::PERM | Errno::ACCESS | Errno::ROFS)
+            ) =>
+        {
             let parent = dst.parent().unwrap_or(Path::new("/"));
             let pfd = open_in_root(root, parent).map_err(|_| LaunchError::Image(e.to_string()))?;
             let host_parent = fs::read_link(fd_path(&pfd))?;
@@ -481,7 +486,7 @@ fn apply(mount: &Mount, root: &OwnedFd, session: &Path) -> Result<(), LaunchErro
                 // A directory with mounts below it that the namespace got
                 // locked from the host (another job's, mounted under /tmp
                 // as this one started) can only be bound with them.
-                Err(e) if !*recursive && e.raw_os_error() == Some(22) => {
+                Err(e) if !*recursive && e.errno() == Some(Errno::INVAL) => {
                     tracing::debug!("{e}: binding {} with the mounts below it", src.display());
                     m::bind(&fd_path(&src_fd), &fd_path(&target), true)?
                 }

@@ -40,6 +40,11 @@ impl SysError {
     pub fn raw_os_error(&self) -> Option<i32> {
         self.errno.raw_os_error()
     }
+
+    /// The error number, by name (`Errno::ACCESS`), for matching.
+    pub fn errno(&self) -> Option<Errno> {
+        self.raw_os_error().map(Errno::from_raw_os_error)
+    }
 }
 
 pub type Result<T, E = SysError> = std::result::Result<T, E>;
