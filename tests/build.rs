@@ -10,47 +10,22 @@ use std::process::{Output, Stdio};
 
 use common::*;
 
-fn busybox() -> std::path::PathBuf {
-    sif_fixtures().join("apptainer/images/busybox_amd64.sif")
-}
-
+/// `vessel ARGS` as the test user in `dir`.
 fn run_in(dir: &Path, args: &[&str]) -> Output {
-    user_vessel(args, &[], dir)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    user_run(dir, args, &[])
 }
 
+/// `vessel ARGS` as the test user in `dir`, which must succeed: its output.
 fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = run_in(dir, args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    stdout(&out)
+    assert_ok(&run_in(dir, args), format_args!("{args:?}"))
 }
 
+/// Writes `dir/name`, owned by the test user; returns its path.
 fn write(dir: &Path, name: &str, text: &str) -> String {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
-    if running_as_root() {
-        let u = test_user();
-        std::os::unix::fs::chown(&p, Some(u.uid), Some(u.gid)).unwrap();
-    }
+    give_to_test_user(&p);
     p.display().to_string()
-}
-
-/// The last line of a failure: a `FATAL:` naming every needle.
-fn failed(out: &Output, needles: &[&str]) {
-    let err = stderr(out);
-    assert_eq!(out.status.code(), Some(255), "{err}");
-    let last = err.lines().last().unwrap_or_default();
-    assert!(last.starts_with("FATAL:   "), "{err}");
-    for n in needles {
-        assert!(last.contains(n), "{n:?} missing from: {last}");
-    }
 }
 
 #[test]
@@ -130,7 +105,7 @@ fn sandbox_output_and_build_args() {
     ok(d, &["build", "--build-arg", "NAME=given", "args.sif", &def]);
     assert_eq!(ok(d, &["exec", "args.sif", "cat", "/name.txt"]), "given\n");
     // An argument the file does not use is an error, or a warning when asked.
-    failed(
+    assert_failed(
         &run_in(d, &["build", "--build-arg", "OTHER=1", "x.sif", &def]),
         &["OTHER"],
     );
@@ -174,7 +149,7 @@ fn failures_leave_no_image() {
             busybox().display()
         ),
     );
-    failed(&run_in(d, &["build", "p.sif", &post]), &["%post failed"]);
+    assert_failed(&run_in(d, &["build", "p.sif", &post]), &["%post failed"]);
     assert!(!d.join("p.sif").exists());
     let test = write(
         d,
@@ -184,14 +159,14 @@ fn failures_leave_no_image() {
             busybox().display()
         ),
     );
-    failed(
+    assert_failed(
         &run_in(d, &["build", "t.sif", &test]),
         &["%test failed", "--notest"],
     );
     assert!(!d.join("t.sif").exists());
     ok(d, &["build", "--notest", "t.sif", &test]);
     // Refuses to overwrite without --force.
-    failed(
+    assert_failed(
         &run_in(d, &["build", "t.sif", &test]),
         &["already exists", "--force"],
     );
@@ -202,12 +177,12 @@ fn malformed_definitions_name_the_line() {
     let dir = user_dir();
     let d = dir.path();
     let unknown = write(d, "unknown.def", "Bootstrap: scratch\n\n%postt\n    true\n");
-    failed(
+    assert_failed(
         &run_in(d, &["build", "x.sif", &unknown]),
         &["unknown.def:3", "%postt"],
     );
     let missing = write(d, "missing.def", "From: busybox\n\n%post\n    true\n");
-    failed(
+    assert_failed(
         &run_in(d, &["build", "x.sif", &missing]),
         &["missing.def", "Bootstrap"],
     );
@@ -216,12 +191,12 @@ fn malformed_definitions_name_the_line() {
         "braces.def",
         "Bootstrap: scratch\n\n%post\n    echo {{ NAME\n",
     );
-    failed(
+    assert_failed(
         &run_in(d, &["build", "x.sif", &braces]),
         &["braces.def:4", "{{"],
     );
     let agent = write(d, "agent.def", "Bootstrap: yum\nOSVersion: 9\n");
-    failed(
+    assert_failed(
         &run_in(d, &["build", "x.sif", &agent]),
         &["yum", "not supported"],
     );
@@ -232,10 +207,7 @@ fn scratch_with_files() {
     let dir = user_dir();
     let d = dir.path();
     let sh = Path::new("/bin/busybox");
-    if !sh.exists() {
-        eprintln!("skipping: needs busybox-static on the host");
-        return;
-    }
+    skip_unless!(sh.exists(), "needs /bin/busybox (package busybox-static)");
     let def = write(d, "scratch.def", "Bootstrap: scratch\n\n%files\n    /bin/busybox /bin/busybox\n\n%runscript\n    echo from scratch\n");
     ok(d, &["build", "--notest", "scratch.sif", &def]);
     let list = ok(d, &["sif", "list", "scratch.sif"]);
@@ -246,20 +218,10 @@ fn scratch_with_files() {
 /// here: the ones bootstrapping from a local image built by this test.
 #[test]
 fn docker_bootstrap_from_the_local_registry() {
-    let Some(state) = std::env::var_os("VESSEL_TEST_REGISTRY") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "VESSEL_TEST_REGISTRY must be set in CI"
-        );
+    let Some((_, get)) = registry_env() else {
         return;
     };
-    let env = std::fs::read_to_string(Path::new(&state).join("env")).unwrap();
-    let http = env
-        .lines()
-        .find_map(|l| l.strip_prefix("REGISTRY_HTTP="))
-        .unwrap()
-        .trim_matches('"')
-        .to_string();
+    let http = get("REGISTRY_HTTP");
     let dir = user_dir();
     let d = dir.path();
     let def = write(d, "docker.def", &format!("Bootstrap: docker\nFrom: {http}/busybox:latest\n\n%post\n    echo from-docker > /marker\n\n%runscript\n    cat /marker\n"));
@@ -351,7 +313,7 @@ fn files_from_an_earlier_stage() {
         "missing.def",
         &format!("Bootstrap: localimage\nFrom: {img}\nStage: one\n\nBootstrap: localimage\nFrom: {img}\n\n%files from one\n    /nowhere\n"),
     );
-    failed(
+    assert_failed(
         &run_in(d, &["build", "m.sif", &missing]),
         &["/nowhere", "stage one"],
     );
@@ -416,7 +378,7 @@ fn scif_apps() {
         labels.contains("team-a") && labels.contains("SCIF_APP_NAME"),
         "{labels}"
     );
-    failed(
+    assert_failed(
         &run_in(d, &["run", "--app", "nope", "a.sif"]),
         &["nope", "--list-apps"],
     );
@@ -459,11 +421,11 @@ fn update_a_sandbox_with_chosen_sections() {
         ok(d, &["exec", "sb", "sh", "-c", "echo ${SKIPPED:-not-set}"]),
         "not-set\n"
     );
-    failed(
+    assert_failed(
         &run_in(d, &["build", "--update", "x.sif", &second]),
         &["--update", "sandbox"],
     );
-    failed(
+    assert_failed(
         &run_in(
             d,
             &[
@@ -490,7 +452,7 @@ fn debootstrap_with_apt_get_as_fake_root() {
         std::env::var("VESSEL_TEST_DEBIAN_SUITE"),
         std::env::var("VESSEL_TEST_DEBIAN_MIRROR"),
     ) else {
-        eprintln!("skipped: VESSEL_TEST_DEBIAN_SUITE/MIRROR not set (scripts/test.sh sets them)");
+        skip("VESSEL_TEST_DEBIAN_SUITE and VESSEL_TEST_DEBIAN_MIRROR are not set (scripts/test.sh sets them from scripts/debian-mirror.sh)");
         return;
     };
     let dir = user_dir();
@@ -576,11 +538,8 @@ fn debootstrap_with_apt_get_as_fake_root() {
 /// unprivileged user with fake root and subordinate ids.
 #[test]
 fn fixture_apt_builds_from_a_debian_image() {
-    let Some(debian) = std::env::var_os("VESSEL_TEST_DEBIAN_SIF") else {
-        eprintln!("skipped: VESSEL_TEST_DEBIAN_SIF not set (scripts/test.sh sets it)");
-        return;
-    };
-    let debian = Path::new(&debian).display().to_string();
+    let Some(debian) = debian_sif() else { return };
+    let debian = debian.display().to_string();
     let dir = user_dir();
     let d = dir.path();
     let defs = sif_fixtures().join("apptainer/defs");
@@ -648,7 +607,7 @@ fn compression_through_mksquashfs_args() {
     );
     assert_eq!(compression("zs.sif"), "zstd");
     assert_eq!(ok(d, &["run", "zs.sif"]), "compressed\n");
-    failed(
+    assert_failed(
         &run_in(
             d,
             &["build", "--mksquashfs-args", "-comp nope", "bad.sif", &def],
@@ -677,7 +636,7 @@ fn fixtures_from_unreachable_registries_fail_clearly() {
             std::fs::remove_file(d.join("net.sif")).unwrap();
             continue;
         }
-        failed(&out, &["cannot reach the registry", registry]);
+        assert_failed(&out, &["cannot reach the registry", registry]);
         assert!(!d.join("net.sif").exists(), "{def}");
     }
 }

@@ -107,22 +107,15 @@ fn same_tree(image: &Path) {
     }
 }
 
-fn need_root() -> bool {
-    if !running_as_root() {
-        eprintln!("skipped: comparing owners needs root (CI runs the tests as root)");
-        return false;
-    }
-    true
-}
+/// Why the comparisons need root.
+const NEEDS_ROOT: &str = "comparing owners needs root (CI runs the tests as root)";
 
 #[test]
 fn fixture_images_match_unsquashfs() {
-    if !need_root() {
-        return;
-    }
+    skip_unless!(running_as_root(), "{NEEDS_ROOT}");
     let f = sif_fixtures();
     for image in [
-        f.join("apptainer/images/busybox_amd64.sif"),
+        busybox(),
         f.join("apptainer/images/busybox_arm64.sif"),
         f.join("singularity-3.4/busybox-localimage.sif"),
         f.join("input/root.squashfs"),
@@ -174,9 +167,7 @@ touch -d '2001-02-03 04:05:06' small/f3
 
 #[test]
 fn generated_corpus_matches_unsquashfs_with_every_compressor() {
-    if !need_root() {
-        return;
-    }
+    skip_unless!(running_as_root(), "{NEEDS_ROOT}");
     let dir = tempfile::tempdir().unwrap();
     let tree = make_corpus(dir.path());
     for (name, opts) in [
@@ -210,14 +201,9 @@ fn generated_corpus_matches_unsquashfs_with_every_compressor() {
 
 #[test]
 fn debian_image_matches_unsquashfs() {
-    if !need_root() {
-        return;
-    }
-    let Some(debian) = std::env::var_os("VESSEL_TEST_DEBIAN_SIF") else {
-        eprintln!("skipped: VESSEL_TEST_DEBIAN_SIF not set (scripts/test.sh sets it)");
-        return;
-    };
-    same_tree(Path::new(&debian));
+    skip_unless!(running_as_root(), "{NEEDS_ROOT}");
+    let Some(debian) = debian_sif() else { return };
+    same_tree(&debian);
 }
 
 /// As the unprivileged user: the FUSE driver runs the image, shows the
@@ -230,10 +216,10 @@ fn unprivileged_runs_keep_the_images_permissions() {
     let tree = d.join("tree");
     std::fs::create_dir_all(tree.join("bin")).unwrap();
     let busybox = Path::new("/bin/busybox");
-    if !busybox.exists() {
-        eprintln!("skipped: needs /bin/busybox (package busybox-static)");
-        return;
-    }
+    skip_unless!(
+        busybox.exists(),
+        "needs /bin/busybox (package busybox-static)"
+    );
     std::fs::copy(busybox, tree.join("bin/busybox")).unwrap();
     for tool in ["sh", "cat", "stat", "ls"] {
         std::os::unix::fs::symlink("busybox", tree.join("bin").join(tool)).unwrap();

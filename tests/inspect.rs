@@ -45,10 +45,7 @@ fn check_all(image: &Path, expected: &str) {
 
 #[test]
 fn apptainer_built_sif_with_stored_metadata() {
-    check_all(
-        &sif_fixtures().join("apptainer/images/busybox_amd64.sif"),
-        "busybox_amd64",
-    );
+    check_all(&busybox(), "busybox_amd64");
 }
 
 #[test]
@@ -63,10 +60,7 @@ fn singularity_3_4_sif_read_from_its_root_file_system() {
 #[test]
 fn sandbox_directory() {
     let dir = tempfile::tempdir().unwrap();
-    let root = unpack(
-        &sif_fixtures().join("apptainer/images/busybox_amd64.sif"),
-        dir.path(),
-    );
+    let root = unpack(&busybox(), dir.path());
     check_all(&root, "busybox_amd64-sandbox");
 }
 

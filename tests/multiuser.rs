@@ -7,23 +7,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use common::*;
 
-fn busybox() -> PathBuf {
-    sif_fixtures().join("apptainer/images/busybox_amd64.sif")
-}
-
 /// What the victim's container prints: whether the attacker's tree runs.
 const PROBE: &str = "test -e /pwned && echo PWNED || echo clean";
-
-fn run_as(user: &TestUser, args: &[&str], env: &[(&str, &str)], cwd: &Path) -> Output {
-    as_user(user, &bin_path(), args, env, cwd)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
 
 /// A shell command as `user`.
 fn shell_as(user: &TestUser, script: &str) -> Command {
@@ -216,10 +205,10 @@ fn an_extract_cache_another_user_made_is_never_used() {
 #[test]
 fn files_destinations_stay_inside_the_image() {
     // As root, where an escape would write anywhere on the host.
-    if !running_as_root() {
-        eprintln!("skipping: the build escape test runs as root");
-        return;
-    }
+    skip_unless!(
+        running_as_root(),
+        "the build escape test runs as root (where an escape would write anywhere)"
+    );
     let work = tempfile::tempdir().unwrap();
     let host_dir = work.path().join("host");
     std::fs::create_dir(&host_dir).unwrap();

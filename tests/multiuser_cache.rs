@@ -15,7 +15,7 @@ use std::process::{Command, Output, Stdio};
 
 use common::*;
 
-/// The plain-HTTP test registry's address, or `None` (skipping) outside CI.
+/// The plain-HTTP test registry's address, or `None` after a skip.
 fn registry() -> Option<String> {
     registry_env().map(|(_, get)| get("REGISTRY_HTTP"))
 }
@@ -36,23 +36,9 @@ fn sha256_hex(data: &[u8]) -> String {
         .to_string()
 }
 
-/// A scratch directory owned by `user`.
-fn dir_of(user: &TestUser) -> tempfile::TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix("vessel-test-")
-        .tempdir_in("/tmp")
-        .unwrap();
-    std::os::unix::fs::chown(dir.path(), Some(user.uid), Some(user.gid)).unwrap();
-    dir
-}
-
+/// `out`, which must show success.
 fn ok(out: Output, what: &str) -> Output {
-    assert!(
-        out.status.success(),
-        "{what}: {}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_ok(&out, what);
     out
 }
 
@@ -84,16 +70,12 @@ struct Victim<'a> {
 impl Victim<'_> {
     fn vessel(&self, args: &[&str]) -> Output {
         let cache = self.cache.display().to_string();
-        as_user(
+        run_as(
             &self.user,
-            &bin_path(),
             args,
             &[("APPTAINER_CACHEDIR", &cache)],
             self.cwd,
         )
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
     }
 
     /// `exec docker://… PROBE`, which must run the real image.

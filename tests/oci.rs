@@ -51,20 +51,10 @@ impl Scratch {
         let cache = self.cache();
         let mut all: Vec<(&str, &str)> = vec![("APPTAINER_CACHEDIR", cache.as_str())];
         all.extend_from_slice(env);
-        user_vessel(args, &all, self.path())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
+        user_run(self.path(), args, &all)
     }
     fn ok(&self, args: &[&str], env: &[(&str, &str)]) -> String {
-        let out = self.run(args, env);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}{}",
-            stdout(&out),
-            stderr(&out)
-        );
-        stdout(&out)
+        assert_ok(&self.run(args, env), format_args!("{args:?}"))
     }
 }
 
@@ -76,18 +66,6 @@ fn listing(sif: &Path) -> String {
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A failed command whose last line is a `FATAL:` naming every needle
-/// (progress `INFO:` lines may come before it).
-fn assert_failed(out: &Output, needles: &[&str]) {
-    let err = stderr(out);
-    assert_eq!(out.status.code(), Some(255), "{err}");
-    let last = err.lines().last().unwrap_or_default();
-    assert!(last.starts_with("FATAL:   "), "{err}");
-    for n in needles {
-        assert!(last.contains(n), "{n:?} missing from: {last}");
-    }
 }
 
 fn entry<'a>(listing: &'a str, path: &str) -> Option<&'a str> {
@@ -416,10 +394,10 @@ fn hostile_layers() {
 /// fails, says so, and leaves nothing. (Called from `hostile_layers`, which
 /// owns the image it corrupts for a moment.)
 fn digest_mismatch(r: &Registry) {
-    if !running_as_root() {
-        eprintln!("skipping the digest check: corrupting the registry's storage needs root");
-        return;
-    }
+    skip_unless!(
+        running_as_root(),
+        "the digest check (part of the test): corrupting the registry's storage needs root"
+    );
     let raw = std::process::Command::new("skopeo")
         .args(["inspect", "--raw", "--tls-verify=false"])
         .arg(format!("docker://{}/hostile/chardev:latest", r.http))
@@ -691,11 +669,7 @@ fn local_sources() {
     }
     if running_as_root() {
         let u = test_user();
-        std::process::Command::new("chown")
-            .args(["-R", &format!("{}:{}", u.uid, u.gid)])
-            .arg(d)
-            .status()
-            .unwrap();
+        chown_tree(d, u.uid, u.gid);
     }
     for (source, out) in [
         (

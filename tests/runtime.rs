@@ -8,26 +8,15 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
-
-fn busybox() -> PathBuf {
-    sif_fixtures().join("apptainer/images/busybox_amd64.sif")
-}
 
 /// The Singularity 3.4 image: `run` prints `run: bar ARGS`, `%environment`
 /// sets FOO=bar, and `%test` checks `/built.txt`.
 fn localimage() -> PathBuf {
     sif_fixtures().join("singularity-3.4/busybox-localimage.sif")
-}
-
-fn exec_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    user_vessel(args, env, dir)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
 }
 
 /// `vessel exec IMAGE sh -c SCRIPT` as the test user; asserts success.
@@ -36,7 +25,7 @@ fn sh(image: &Path, flags: &[&str], script: &str, env: &[(&str, &str)]) -> Strin
     let mut args = vec!["exec"];
     args.extend_from_slice(flags);
     args.extend_from_slice(&[image.to_str().unwrap(), "/bin/sh", "-c", script]);
-    let out = exec_in(dir.path(), &args, env);
+    let out = user_run(dir.path(), &args, env);
     assert!(
         out.status.success(),
         "{args:?} failed ({:?}): {}{}",
@@ -49,18 +38,12 @@ fn sh(image: &Path, flags: &[&str], script: &str, env: &[(&str, &str)]) -> Strin
 
 fn write_owned(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
-    let u = test_user();
-    if running_as_root() {
-        std::os::unix::fs::chown(path, Some(u.uid), Some(u.gid)).unwrap();
-    }
+    give_to_test_user(path);
 }
 
 fn mkdir_owned(path: &Path) {
     std::fs::create_dir_all(path).unwrap();
-    let u = test_user();
-    if running_as_root() {
-        std::os::unix::fs::chown(path, Some(u.uid), Some(u.gid)).unwrap();
-    }
+    give_to_test_user(path);
 }
 
 #[test]
@@ -86,7 +69,7 @@ fn exit_codes_and_signals_pass_through() {
     let b = busybox();
     let img = b.to_str().unwrap();
     let code = |script: &str| {
-        exec_in(dir.path(), &["exec", img, "sh", "-c", script], &[])
+        user_run(dir.path(), &["exec", img, "sh", "-c", script], &[])
             .status
             .code()
     };
@@ -95,7 +78,7 @@ fn exit_codes_and_signals_pass_through() {
     assert_eq!(code("kill -TERM $$"), Some(143));
     assert_eq!(code("kill -KILL $$"), Some(137));
     // A command that does not exist in the container.
-    let out = exec_in(dir.path(), &["exec", img, "no-such-command"], &[]);
+    let out = user_run(dir.path(), &["exec", img, "no-such-command"], &[]);
     assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
 }
 
@@ -104,12 +87,12 @@ fn run_test_and_shell_actions() {
     let dir = user_dir();
     let l = localimage();
     let img = l.to_str().unwrap();
-    let out = exec_in(dir.path(), &["run", img, "a", "b c"], &[]);
+    let out = user_run(dir.path(), &["run", img, "a", "b c"], &[]);
     assert_eq!(stdout(&out), "run: bar a b c\n", "{}", stderr(&out));
-    let out = exec_in(dir.path(), &["test", img], &[]);
+    let out = user_run(dir.path(), &["test", img], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     // The busybox image has no %test.
-    let out = exec_in(dir.path(), &["test", busybox().to_str().unwrap()], &[]);
+    let out = user_run(dir.path(), &["test", busybox().to_str().unwrap()], &[]);
     assert!(out.status.success());
     assert!(stderr(&out).contains("No test script found"));
     let mut child = user_vessel(&["shell", img], &[], dir.path())
@@ -128,7 +111,7 @@ fn run_test_and_shell_actions() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(stdout(&out), "shell:bar:/bin/sh\n");
-    let out = exec_in(dir.path(), &["shell", "--shell", "/bin/nosuch", img], &[]);
+    let out = user_run(dir.path(), &["shell", "--shell", "/bin/nosuch", img], &[]);
     assert_eq!(out.status.code(), Some(255));
 }
 
@@ -252,7 +235,7 @@ fn default_mounts() {
     let dir = user_dir();
     write_owned(&dir.path().join("here.txt"), "cwd");
     let b = busybox();
-    let out = exec_in(
+    let out = user_run(
         dir.path(),
         &["exec", b.to_str().unwrap(), "sh", "-c", "pwd; cat here.txt; echo; test -d /proc/1 && echo proc; test -e /sys/kernel && echo sys; test -c /dev/null && echo dev; ls -d $HOME; grep -c . /etc/hosts >/dev/null && echo hosts; touch /tmp/.vessel-probe-$$ && echo tmp"],
         &[],
@@ -269,7 +252,7 @@ fn default_mounts() {
         stderr(&out)
     );
     // The image itself is read-only.
-    let out = exec_in(
+    let out = user_run(
         dir.path(),
         &["exec", b.to_str().unwrap(), "touch", "/bin/new"],
         &[],
@@ -387,7 +370,7 @@ fn binds() {
         "writes go to the host directory"
     );
     // Read-only, Docker syntax, and the variable form (added to the flags).
-    let out = exec_in(
+    let out = user_run(
         data.path(),
         &[
             "exec",
@@ -436,7 +419,7 @@ fn bind_errors() {
     let dir = user_dir();
     let b = busybox();
     let img = b.to_str().unwrap();
-    let out = exec_in(
+    let out = user_run(
         dir.path(),
         &["exec", "-B", "/no/such/dir:/x", img, "true"],
         &[],
@@ -446,10 +429,10 @@ fn bind_errors() {
         let private = tempfile::tempdir().unwrap();
         std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
         let p = private.path().to_str().unwrap();
-        let out = exec_in(dir.path(), &["exec", "-B", p, img, "true"], &[]);
+        let out = user_run(dir.path(), &["exec", "-B", p, img, "true"], &[]);
         assert_fatal(&out, &[p, "not readable"]);
     }
-    let out = exec_in(
+    let out = user_run(
         dir.path(),
         &["exec", "-B", "/tmp:/x:bogus", img, "true"],
         &[],
@@ -474,7 +457,7 @@ fn sandboxes_and_writable() {
     let root = busybox_sandbox(dir.path());
     let r = root.to_str().unwrap();
     assert_eq!(sh(&root, &[], "echo sandbox", &[]), "sandbox\n");
-    let out = exec_in(dir.path(), &["exec", r, "touch", "/new"], &[]);
+    let out = user_run(dir.path(), &["exec", r, "touch", "/new"], &[]);
     assert_ne!(
         out.status.code(),
         Some(0),
@@ -483,7 +466,7 @@ fn sandboxes_and_writable() {
     sh(&root, &["--writable"], "echo kept > /new", &[]);
     assert_eq!(std::fs::read_to_string(root.join("new")).unwrap(), "kept\n");
     // --writable on a SIF is refused with a hint.
-    let out = exec_in(
+    let out = user_run(
         dir.path(),
         &["exec", "--writable", busybox().to_str().unwrap(), "true"],
         &[],
@@ -531,10 +514,7 @@ fn sandboxes_and_writable() {
 /// overlay cannot create in root's directories go on a small tmpfs instead.
 #[test]
 fn sandbox_owned_by_another_user() {
-    if !running_as_root() {
-        eprintln!("skipping: needs root to make a root-owned sandbox");
-        return;
-    }
+    skip_unless!(running_as_root(), "needs root to make a root-owned sandbox");
     let dir = user_dir();
     let root = dir.path().join("shared");
     unsquash(&busybox(), &root, &[]);
@@ -711,23 +691,23 @@ fn signals_are_relayed_to_the_payload() {
 #[test]
 fn image_errors() {
     let dir = user_dir();
-    let out = exec_in(dir.path(), &["exec", "/no/such/image.sif", "true"], &[]);
+    let out = user_run(dir.path(), &["exec", "/no/such/image.sif", "true"], &[]);
     assert_fatal(&out, &["/no/such/image.sif", "no such file"]);
     let arm = sif_fixtures().join("apptainer/images/busybox_arm64.sif");
-    let out = exec_in(dir.path(), &["exec", arm.to_str().unwrap(), "true"], &[]);
+    let out = user_run(dir.path(), &["exec", arm.to_str().unwrap(), "true"], &[]);
     assert_fatal(&out, &["arm64", "amd64"]);
     if running_as_root() {
         let unreadable = dir.path().join("secret.sif");
         std::fs::copy(busybox(), &unreadable).unwrap();
         std::fs::set_permissions(&unreadable, std::fs::Permissions::from_mode(0o000)).unwrap();
-        let out = exec_in(
+        let out = user_run(
             dir.path(),
             &["exec", unreadable.to_str().unwrap(), "true"],
             &[],
         );
         assert_fatal(&out, &["secret.sif", "not readable"]);
     }
-    let out = exec_in(dir.path(), &["exec", busybox().to_str().unwrap()], &[]);
+    let out = user_run(dir.path(), &["exec", busybox().to_str().unwrap()], &[]);
     assert_fatal(&out, &["needs a command"]);
 }
 
@@ -811,15 +791,7 @@ fn concurrent_first_use_extracts_once() {
 /// The Debian image CI builds with debootstrap (see scripts/test.sh).
 #[test]
 fn debian_image() {
-    let Some(image) = std::env::var_os("VESSEL_TEST_DEBIAN_SIF") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "VESSEL_TEST_DEBIAN_SIF must be set in CI"
-        );
-        eprintln!("skipping: VESSEL_TEST_DEBIAN_SIF is not set");
-        return;
-    };
-    let image = PathBuf::from(image);
+    let Some(image) = debian_sif() else { return };
     let out = sh(&image, &[], "python3 -c 'import json, sqlite3, email, sys; print(sys.version_info[0])'; . /etc/os-release; echo $ID", &[]);
     assert_eq!(out, "3\ndebian\n");
     assert_eq!(
@@ -850,7 +822,7 @@ fn read_only_overlays_stack_on_the_image() {
         "from layer/bin/busybox\n"
     );
     let dir = user_dir();
-    let out = exec_in(
+    let out = user_run(
         dir.path(),
         &[
             "exec",
@@ -879,7 +851,7 @@ fn extract_cache_is_bounded() {
     let c = c.to_str().unwrap();
     let env = [("VESSEL_EXTRACT_DIR", c), ("VESSEL_EXTRACT_MAX_GIB", "0")];
     for image in [busybox(), localimage()] {
-        let out = exec_in(
+        let out = user_run(
             dir.path(),
             &["exec", "--unsquash", image.to_str().unwrap(), "true"],
             &env,

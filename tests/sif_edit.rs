@@ -15,9 +15,7 @@ fn siftool() -> Option<PathBuf> {
 }
 
 fn ok(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(out.status.success(), "vessel {args:?}: {}", stderr(&out));
-    stdout(&out)
+    assert_ok(&run(args), format_args!("vessel {args:?}"))
 }
 
 fn reference(tool: &Path, args: &[&str]) -> String {

@@ -43,13 +43,7 @@ fn failed(out: &Output, needles: &[&str]) {
 }
 
 fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed: {}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    stdout(&out)
+    assert_ok(&out, "failed")
 }
 
 /// A key directory holding the reference corpus's public key.
@@ -551,8 +545,7 @@ fn execution_control_list_refuses_unsigned_and_unlisted_images() {
     // The images, in a directory the policy names, readable by the user.
     let images = user_dir();
     let dir = std::fs::canonicalize(images.path()).unwrap();
-    let busybox = sif_fixtures().join("apptainer/images/busybox_amd64.sif");
-    let unsigned = copy(&busybox, &dir, "unsigned.sif");
+    let unsigned = copy(&busybox(), &dir, "unsigned.sif");
     let listing = stdout(&run(&["sif", "list", unsigned.to_str().unwrap()]));
     for line in listing.lines().filter(|l| l.contains("Signature")) {
         let id = line.split('|').next().unwrap().trim();

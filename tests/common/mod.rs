@@ -1,10 +1,15 @@
 //! Shared helpers for the end-to-end tests: the built binary, the fixture
-//! corpus beside the checkout, and scratch space.
+//! corpus beside the checkout, scratch space, running as the test users,
+//! the assertions on what users see, and visible skips (`skip.rs`).
 
 #![allow(dead_code)]
 
+mod skip;
+
+pub use skip::*;
+
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Output, Stdio};
 
 /// The shared fixtures: `$VESSEL_FIXTURES`, else `../shared/fixtures` beside
 /// the checkout, where CI and developers have them.
@@ -16,6 +21,11 @@ pub fn fixtures() -> PathBuf {
 
 pub fn sif_fixtures() -> PathBuf {
     fixtures().join("sif")
+}
+
+/// Apptainer's busybox test image (amd64).
+pub fn busybox() -> PathBuf {
+    sif_fixtures().join("apptainer/images/busybox_amd64.sif")
 }
 
 /// Test data kept in this repository.
@@ -62,6 +72,30 @@ pub fn assert_fatal(out: &Output, needles: &[&str]) {
     for n in needles {
         assert!(lines[0].contains(n), "{n:?} missing from: {err}");
     }
+}
+
+/// A failed command whose last line is a `FATAL:` naming every needle
+/// (progress `INFO:` lines may come before it).
+pub fn assert_failed(out: &Output, needles: &[&str]) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(last.starts_with("FATAL:   "), "{err}");
+    for n in needles {
+        assert!(last.contains(n), "{n:?} missing from: {last}");
+    }
+}
+
+/// Asserts that the command `what` succeeded (showing its output if not)
+/// and returns its standard output.
+pub fn assert_ok(out: &Output, what: impl std::fmt::Display) -> String {
+    assert!(
+        out.status.success(),
+        "{what}: {}{}",
+        stdout(out),
+        stderr(out)
+    );
+    stdout(out)
 }
 
 /// `TwoGroupsSignedPGP` → `two-groups-signed-pgp.sif`, as the corpus names them.
@@ -120,10 +154,7 @@ pub fn test_user() -> TestUser {
 /// as two users then.
 pub fn attacker() -> Option<TestUser> {
     if !running_as_root() {
-        if std::env::var_os("CI").is_some() {
-            panic!("the multi-user tests must run as root in CI");
-        }
-        eprintln!("skipping the attacker's part: the tests do not run as root");
+        skip("acting as two users (the attacker's part) needs root");
         return None;
     }
     let name = std::env::var("VESSEL_TEST_ATTACKER").unwrap_or_else(|_| "vattack".into());
@@ -150,6 +181,21 @@ pub fn named_user(name: &str) -> TestUser {
 /// (HOME, USER, PATH, TMPDIR) plus `env`.
 pub fn user_vessel(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> std::process::Command {
     as_user(&test_user(), &bin_path(), args, env, cwd)
+}
+
+/// Runs `vessel ARGS` as `user` in `cwd` (see [`as_user`]), standard input
+/// empty, and returns its output, whatever the status.
+pub fn run_as(user: &TestUser, args: &[&str], env: &[(&str, &str)], cwd: &Path) -> Output {
+    as_user(user, &bin_path(), args, env, cwd)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// Runs `vessel ARGS` as the test user in `cwd` (see [`user_vessel`]),
+/// standard input empty, and returns its output, whatever the status.
+pub fn user_run(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    run_as(&test_user(), args, env, cwd)
 }
 
 /// `PROGRAM ARGS` as `user` (switched to when the tests run as root), with
@@ -187,15 +233,35 @@ pub fn as_user(
 
 /// A scratch directory the test user owns.
 pub fn user_dir() -> tempfile::TempDir {
+    dir_of(&test_user())
+}
+
+/// A scratch directory in `/tmp` that `user` owns (when the tests run as
+/// root; else the current user's).
+pub fn dir_of(user: &TestUser) -> tempfile::TempDir {
     let dir = tempfile::Builder::new()
         .prefix("vessel-test-")
         .tempdir_in("/tmp")
         .unwrap();
-    let user = test_user();
     if running_as_root() {
         std::os::unix::fs::chown(dir.path(), Some(user.uid), Some(user.gid)).unwrap();
     }
     dir
+}
+
+/// Gives `path` (not what is below it) to the test user, when the tests
+/// run as root.
+pub fn give_to_test_user(path: &Path) {
+    if running_as_root() {
+        let u = test_user();
+        std::os::unix::fs::chown(path, Some(u.uid), Some(u.gid)).unwrap();
+    }
+}
+
+/// The Debian image `scripts/test.sh` makes with debootstrap
+/// (`$VESSEL_TEST_DEBIAN_SIF`), or `None` after a skip.
+pub fn debian_sif() -> Option<PathBuf> {
+    env_or_skip("VESSEL_TEST_DEBIAN_SIF", "scripts/test.sh sets it").map(PathBuf::from)
 }
 
 /// A Go test oracle built from Debian's reference SIF library by
@@ -203,16 +269,11 @@ pub fn user_dir() -> tempfile::TempDir {
 /// missing one skips the comparison; in CI it is a failure, so the check
 /// always runs there.
 pub fn go_oracle(var: &str) -> Option<PathBuf> {
-    match std::env::var_os(var) {
-        Some(p) => Some(PathBuf::from(p)),
-        None if std::env::var_os("CI").is_some() => {
-            panic!("{var} must name the reference oracle in CI (see .ci/build-go-oracle.sh)")
-        }
-        None => {
-            eprintln!("skipping the reference comparison: {var} is not set");
-            None
-        }
-    }
+    env_or_skip(
+        var,
+        "it names the reference oracle, built by .ci/build-go-oracle.sh",
+    )
+    .map(PathBuf::from)
 }
 
 /// The byte offset of a SIF's primary partition, from `vessel sif list`.
@@ -297,16 +358,12 @@ pub fn sif_from_squashfs(sqfs: &Path, sif: &Path) {
 }
 
 /// The test registries' settings (`KEY=value` lines of the state
-/// directory's `env`) and that directory, or `None` (skipping) outside CI.
+/// directory's `env`) and that directory, or `None` after a skip.
 pub fn registry_env() -> Option<(PathBuf, impl Fn(&str) -> String)> {
-    let Some(state) = std::env::var_os("VESSEL_TEST_REGISTRY") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "VESSEL_TEST_REGISTRY must name the registry state directory in CI"
-        );
-        eprintln!("skipping: VESSEL_TEST_REGISTRY is not set (see scripts/test.sh)");
-        return None;
-    };
+    let state = env_or_skip(
+        "VESSEL_TEST_REGISTRY",
+        "it names the registry state directory; scripts/test.sh sets it",
+    )?;
     let state = PathBuf::from(state);
     let env = std::fs::read_to_string(state.join("env")).unwrap();
     let get = move |k: &str| {

@@ -12,7 +12,14 @@ use std::time::{Duration, Instant};
 use common::*;
 use vessel_squashfs::{exercise_untrusted, Archive, Kind};
 
-const FIXTURES: &str = "/work/shared/fixtures/sif";
+/// The shared SIF fixtures: `$VESSEL_FIXTURES/sif`, else the workspace's
+/// `shared/fixtures` beside the checkout, as the other crates find them.
+fn fixtures() -> PathBuf {
+    std::env::var_os("VESSEL_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"))
+        .join("sif")
+}
 
 fn sif_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(rd) = fs::read_dir(dir) else { return };
@@ -31,12 +38,18 @@ fn sif_files(dir: &Path, out: &mut Vec<PathBuf>) {
 #[test]
 fn sif_fixtures() {
     let mut sifs = Vec::new();
-    sif_files(Path::new(FIXTURES), &mut sifs);
+    let dir = fixtures();
+    sif_files(&dir, &mut sifs);
     sifs.sort();
-    if sifs.is_empty() || !have("unsquashfs") {
-        println!("note: no fixtures or no unsquashfs; skipping");
-        return;
-    }
+    skip_unless!(
+        !sifs.is_empty(),
+        "no SIF fixtures in {} (set VESSEL_FIXTURES)",
+        dir.display()
+    );
+    skip_unless!(
+        have("unsquashfs"),
+        "needs unsquashfs (package squashfs-tools)"
+    );
     let (mut matched, mut rejected) = (0, 0);
     for path in &sifs {
         let Ok(sif) = vessel_sif::Sif::load(File::open(path).unwrap()) else {
@@ -133,7 +146,7 @@ fn corrupted_images_do_not_panic() {
     let tmp = tempfile::tempdir().unwrap();
     for comp in ["gzip", "lzo", "lz4", "xz", "zstd"] {
         let Some(img) = small_image(tmp.path(), comp) else {
-            println!("note: cannot build {comp} image; skipping");
+            skip(format_args!("the {comp} image: mksquashfs cannot build it"));
             continue;
         };
         assert!(
@@ -184,6 +197,7 @@ fn corrupted_images_do_not_panic() {
 fn concurrent_readers() {
     let tmp = tempfile::tempdir().unwrap();
     let Some(img) = small_image(tmp.path(), "zstd") else {
+        skip("mksquashfs cannot build the zstd image");
         return;
     };
     let p = tmp.path().join("conc.sqfs");

@@ -10,14 +10,6 @@ use std::process::Command;
 use common::*;
 use vessel_squashfs::{Archive, Compressor, Kind};
 
-fn tools_present() -> bool {
-    if have("mksquashfs") && have("unsquashfs") {
-        return true;
-    }
-    println!("note: mksquashfs/unsquashfs not installed; skipping");
-    false
-}
-
 /// Builds `img` from the corpus; None when this mksquashfs lacks the compressor.
 fn mksquashfs(src: &Path, img: &Path, comp: &str, extra: &[&str]) -> Option<()> {
     let out = Command::new("mksquashfs")
@@ -41,7 +33,9 @@ fn mksquashfs(src: &Path, img: &Path, comp: &str, extra: &[&str]) -> Option<()> 
             || err.contains("Unrecognised")
             || err.contains("not available")
         {
-            println!("note: mksquashfs cannot build {comp} images: {err}");
+            skip(format_args!(
+                "the {comp} images: mksquashfs cannot build them: {err}"
+            ));
             return None;
         }
         panic!("mksquashfs {comp} {extra:?} failed: {err}");
@@ -206,9 +200,10 @@ fn check_image(tmp: &Path, corpus: &Corpus, comp: &str, extra: &[&str]) {
 
 #[test]
 fn images_match_unsquashfs() {
-    if !tools_present() {
-        return;
-    }
+    skip_unless!(
+        have("mksquashfs") && have("unsquashfs"),
+        "needs mksquashfs and unsquashfs (package squashfs-tools)"
+    );
     let tmp = tempfile::tempdir().unwrap();
     let corpus = build_corpus(tmp.path());
     for comp in ["gzip", "lzo", "lz4", "xz", "zstd"] {

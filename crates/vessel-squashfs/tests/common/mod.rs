@@ -1,6 +1,12 @@
-//! Shared helpers: a corpus builder, a tree walker over `Archive`, and a
-//! parser for `unsquashfs -lln` output.
+//! Shared helpers: a corpus builder, a tree walker over `Archive`, a
+//! parser for `unsquashfs -lln` output, and the workspace's visible skips
+//! (`tests/common/skip.rs`, shared with the end-to-end tests).
 #![allow(dead_code)]
+
+#[path = "../../../../tests/common/skip.rs"]
+mod skip;
+
+pub use skip::*;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File};
@@ -230,7 +236,7 @@ pub fn build_corpus(dir: &Path) -> Corpus {
             xattrs &= set_xattr(&root.join("small/f00"), "security.s", "sv");
         }
     } else {
-        println!("note: neither setfattr nor python3 can set xattrs here; skipping xattr checks");
+        skip("the xattr checks: no user xattrs here (neither setfattr nor python3 can set one)");
     }
     Corpus { root, xattrs }
 }
