@@ -53,29 +53,31 @@ pub fn launch(opts: &LaunchOptions, host: &Host) -> Result<i32, LaunchError> {
 /// [`launch`] of an image already opened (and perhaps checked, as
 /// execution control does): the container runs from that very file.
 pub fn launch_image(opts: &LaunchOptions, host: &Host, image: Image) -> Result<i32, LaunchError> {
+    let session_plan = plan::session(opts, host, matches!(image, Image::Sandbox { .. }))?;
+    tracing::debug!("session plan: {session_plan:?}");
     let mut overlays = crate::overlay_dir::check(&opts.overlays, host.uid)?;
     let source = root_source(image, opts, host)?;
     // The first child forked in a new PID namespace becomes its PID 1: that
     // must be the payload, not the FUSE server, which is forked first.
     let fuse = matches!(source, RootSource::Fuse { .. });
-    let session = enter_namespaces(opts, host, fuse)?;
+    let session = enter_namespaces(&session_plan, host, fuse)?;
     let mut fuse_server = None;
-    let (lower, is_sandbox) = match &source {
-        RootSource::Dir { path, sandbox } => (path.clone(), *sandbox),
-        RootSource::Extracted(e) => (e.root.clone(), false),
+    let lower = match &source {
+        RootSource::Dir { path } => path.clone(),
+        RootSource::Extracted(e) => e.root.clone(),
         RootSource::Kernel { file, offset, size } => {
-            (mount_squashfs(file, *offset, *size, session.path())?, false)
+            mount_squashfs(file, *offset, *size, session.path())?
         }
         RootSource::Fuse { file, offset, size } => {
             let (target, server) = serve_fuse(file, *offset, *size, session.path(), opts, host)?;
             fuse_server = Some(server);
-            if opts.pid {
+            if session_plan.namespaces.pid {
                 vessel_sys::ns::unshare(Namespaces {
                     pid: true,
                     ..Namespaces::default()
                 })?;
             }
-            (target, false)
+            target
         }
     };
     let checked;
@@ -88,7 +90,8 @@ pub fn launch_image(opts: &LaunchOptions, host: &Host, image: Image) -> Result<i
         };
         &checked
     };
-    let plan = plan::build(opts, host, &lower, &opts.image, is_sandbox)?;
+    let plan = plan::build_root(opts, host, &session_plan, &lower, &opts.image)?;
+    tracing::debug!("root plan: {plan:?}");
     for w in &plan.warnings {
         tracing::warn!("{w}");
     }
@@ -106,7 +109,7 @@ pub fn launch_image(opts: &LaunchOptions, host: &Host, image: Image) -> Result<i
 /// Where the image's root file system comes from.
 enum RootSource {
     /// A directory: a sandbox, used as is.
-    Dir { path: PathBuf, sandbox: bool },
+    Dir { path: PathBuf },
     /// Unpacked in the node-local cache (unprivileged runs).
     Extracted(Extracted),
     /// Mounted by the kernel from a loop device (runs as real root).
@@ -130,7 +133,6 @@ fn root_source(image: Image, opts: &LaunchOptions, host: &Host) -> Result<RootSo
     let Some(root) = root else {
         return Ok(RootSource::Dir {
             path: fs::canonicalize(image.path())?,
-            sandbox: true,
         });
     };
     let path = image.path().to_path_buf();
@@ -207,24 +209,10 @@ fn serve_fuse(
     Ok((target, server))
 }
 
-/// The namespaces for `opts`: always a mount namespace, and a user
-/// namespace unless running as real root, which needs none to mount and
-/// keeps its real identity, as with Apptainer.
-fn namespaces(opts: &LaunchOptions, host: &Host) -> Namespaces {
-    Namespaces {
-        user: host.uid != 0,
-        mount: true,
-        pid: opts.pid,
-        ipc: opts.ipc,
-        uts: opts.uts || opts.hostname.is_some(),
-        net: opts.net,
-    }
-}
-
 /// Creates the namespaces and the private session tmpfs, returned as the
 /// temporary directory it is mounted on.
 fn enter_namespaces(
-    opts: &LaunchOptions,
+    plan: &plan::SessionPlan,
     host: &Host,
     defer_pid: bool,
 ) -> Result<tempfile::TempDir, LaunchError> {
@@ -237,9 +225,9 @@ fn enter_namespaces(
                 host.tmpdir.display()
             ))
         })?;
-    let mut ns = namespaces(opts, host);
+    let mut ns = plan.namespaces;
     ns.pid &= !defer_pid;
-    if ns.user && opts.fakeroot {
+    if ns.user && plan.fakeroot {
         let mode = Fakeroot::for_user(&host.user_name(), host.uid, host.gid);
         tracing::debug!("{}", mode.describe());
         mode.enter(ns, host.uid, host.gid)
@@ -257,19 +245,14 @@ fn enter_namespaces(
     // `/proc/PID/root`, which leads to the host's `/`.
     p::set_not_dumpable()?;
     m::make_private_recursive()?;
-    if let Some(h) = &opts.hostname {
+    if let Some(h) = &plan.hostname {
         vessel_sys::ns::set_hostname(h)?;
     }
-    if opts.net {
+    if plan.loopback {
         if let Err(e) = vessel_sys::ns::loopback_up() {
             tracing::warn!("could not bring up the loopback interface: {e}");
         }
     }
-    let writable_mib = if opts.writable_tmpfs && !opts.writable {
-        opts.tmpfs_size_mib
-    } else {
-        0
-    };
     m::mount_fs(
         "tmpfs",
         session.path(),
@@ -278,7 +261,7 @@ fn enter_namespaces(
             nodev: true,
             ..FsFlags::default()
         },
-        &format!("size={}m,mode=0700", plan::SESSION_BASE_MIB + writable_mib),
+        &format!("size={}m,mode=0700", plan.session_mib),
     )?;
     Ok(session)
 }

@@ -57,7 +57,25 @@ pub enum Mount {
     Devpts { dst: PathBuf },
 }
 
-/// Everything a launch does.
+/// The first phase: what the session is, decided from the options, the
+/// host and the kind of image before anything is touched. The executor
+/// creates the namespaces and the session tmpfs from this alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionPlan {
+    pub namespaces: Namespaces,
+    /// Root inside, mapped to the user (and subordinate ids) outside.
+    pub fakeroot: bool,
+    pub hostname: Option<String>,
+    /// Bring up loopback in the new network namespace.
+    pub loopback: bool,
+    /// Size of the session tmpfs, in MiB.
+    pub session_mib: u64,
+    pub root_mode: RootMode,
+    pub warnings: Vec<String>,
+}
+
+/// The second phase: the container's file system and process, decided
+/// from the mounted image.
 #[derive(Clone, Debug)]
 pub struct LaunchPlan {
     /// The image's root file system on the host.
@@ -65,20 +83,14 @@ pub struct LaunchPlan {
     /// Read-only overlay directories stacked on the image, topmost first.
     pub read_only_layers: Vec<PathBuf>,
     pub root_mode: RootMode,
-    pub namespaces: Namespaces,
-    pub hostname: Option<String>,
     /// Mount a new `/proc` (with a PID namespace) instead of the host's.
     pub new_proc: bool,
     pub mounts: Vec<Mount>,
-    /// Size of the session tmpfs, in MiB.
-    pub session_mib: u64,
     pub cwd: PathBuf,
     pub home: PathBuf,
     pub argv: Vec<OsString>,
     pub env: Vec<(OsString, OsString)>,
     pub warnings: Vec<String>,
-    /// Bring up loopback in the new network namespace.
-    pub loopback: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,21 +114,14 @@ const SYSTEM_DIRS: &[&str] = &[
     "/sys", "/tmp", "/usr", "/var", "/var/tmp",
 ];
 
-/// Builds the plan for running `opts` on `host`, with the image's tree at
-/// `lower` (`image_path` is what `APPTAINER_CONTAINER` reports).
-pub fn build(
+/// The session plan for running `opts` on `host`; `is_sandbox` tells
+/// whether the image is a directory (only those can be `--writable`).
+pub fn session(
     opts: &LaunchOptions,
     host: &Host,
-    lower: &Path,
-    image_path: &Path,
     is_sandbox: bool,
-) -> Result<LaunchPlan, PlanError> {
-    let action = opts
-        .action
-        .clone()
-        .ok_or_else(|| PlanError::Invalid("no action given".into()))?;
+) -> Result<SessionPlan, PlanError> {
     let mut warnings = Vec::new();
-    let no_mount = |what: &str| opts.no_mount.iter().any(|n| n == what);
     let root_mode = if opts.writable {
         if !is_sandbox {
             return Err(PlanError::Invalid(
@@ -147,6 +152,66 @@ pub fn build(
     } else {
         RootMode::ReadOnly
     };
+    // The tmpfs holds the writable layer only when it is the upper one.
+    let writable_mib = match root_mode {
+        RootMode::WritableTmpfs => opts.tmpfs_size_mib,
+        _ => 0,
+    };
+    Ok(SessionPlan {
+        // Real root mounts without one and keeps its real identity, as with
+        // Apptainer.
+        namespaces: Namespaces {
+            user: host.uid != 0,
+            mount: true,
+            pid: opts.pid,
+            ipc: opts.ipc,
+            uts: opts.uts || opts.hostname.is_some(),
+            net: opts.net,
+        },
+        fakeroot: opts.fakeroot,
+        hostname: opts.hostname.clone(),
+        loopback: opts.net,
+        session_mib: SESSION_BASE_MIB + writable_mib,
+        root_mode,
+        warnings,
+    })
+}
+
+/// Builds the plan for running `opts` on `host`, with the image's tree at
+/// `lower` (`image_path` is what `APPTAINER_CONTAINER` reports): the
+/// session plan, then the root plan of [`build_root`].
+pub fn build(
+    opts: &LaunchOptions,
+    host: &Host,
+    lower: &Path,
+    image_path: &Path,
+    is_sandbox: bool,
+) -> Result<LaunchPlan, PlanError> {
+    build_root(
+        opts,
+        host,
+        &session(opts, host, is_sandbox)?,
+        lower,
+        image_path,
+    )
+}
+
+/// The root plan: mounts, identity, environment and argv, from the image
+/// mounted at `lower` and the decided `session`.
+pub fn build_root(
+    opts: &LaunchOptions,
+    host: &Host,
+    session: &SessionPlan,
+    lower: &Path,
+    image_path: &Path,
+) -> Result<LaunchPlan, PlanError> {
+    let action = opts
+        .action
+        .clone()
+        .ok_or_else(|| PlanError::Invalid("no action given".into()))?;
+    let mut warnings = session.warnings.clone();
+    let no_mount = |what: &str| opts.no_mount.iter().any(|n| n == what);
+    let root_mode = session.root_mode.clone();
 
     let image_root = RootDir::new(lower);
     let mut mounts = Vec::new();
@@ -250,8 +315,7 @@ pub fn build(
             dst: "/etc/group".into(),
         });
     }
-    let hostname = opts.hostname.clone();
-    if let Some(h) = &hostname {
+    if let Some(h) = &session.hostname {
         mounts.push(Mount::SessionFile {
             name: "hostname".into(),
             content: format!("{h}\n"),
@@ -328,10 +392,6 @@ pub fn build(
         }
     };
 
-    let writable_mib = match root_mode {
-        RootMode::WritableTmpfs => opts.tmpfs_size_mib,
-        _ => 0,
-    };
     Ok(LaunchPlan {
         lower: lower.to_path_buf(),
         read_only_layers: opts
@@ -341,24 +401,13 @@ pub fn build(
             .map(|o| o.dir.clone())
             .collect(),
         root_mode,
-        namespaces: Namespaces {
-            user: true,
-            mount: true,
-            pid: opts.pid,
-            ipc: opts.ipc,
-            uts: opts.uts || opts.hostname.is_some(),
-            net: opts.net,
-        },
-        hostname,
         new_proc,
         mounts,
-        session_mib: SESSION_BASE_MIB + writable_mib,
         cwd: cwd_dst,
         home: home_dst,
         argv,
         env: env.initial,
         warnings,
-        loopback: opts.net,
     })
 }
 
@@ -548,6 +597,36 @@ mod tests {
     }
 
     #[test]
+    fn the_session_plan_decides_namespaces_and_size() {
+        let mut o = opts(Action::Exec(vec!["true".into()]));
+        let mut root = host();
+        root.uid = 0;
+        assert!(!session(&o, &root, false).unwrap().namespaces.user);
+        o.hostname = Some("h".into());
+        o.net = true;
+        o.writable_tmpfs = true;
+        o.tmpfs_size_mib = 64;
+        let s = session(&o, &host(), false).unwrap();
+        assert!(s.namespaces.uts && s.namespaces.net && s.loopback);
+        assert_eq!(s.hostname.as_deref(), Some("h"));
+        assert_eq!(s.root_mode, RootMode::WritableTmpfs);
+        assert_eq!(s.session_mib, SESSION_BASE_MIB + 64);
+        // With a writable overlay directory, the tmpfs holds no writes.
+        o.overlays = vec![crate::options::OverlaySpec {
+            dir: "/ov".into(),
+            readonly: false,
+        }];
+        let s = session(&o, &host(), false).unwrap();
+        assert_eq!(s.session_mib, SESSION_BASE_MIB);
+        assert_eq!(
+            s.root_mode,
+            RootMode::Overlay {
+                upper: "/ov".into()
+            }
+        );
+    }
+
+    #[test]
     fn default_plan() {
         let img = image();
         let plan = build(
@@ -574,7 +653,9 @@ mod tests {
         }
         assert_eq!(plan.root_mode, RootMode::ReadOnly);
         assert_eq!(plan.cwd, Path::new("/data/project"));
-        assert!(plan.namespaces.user && plan.namespaces.mount && !plan.namespaces.pid);
+        let o = opts(Action::Exec(vec!["true".into()]));
+        let ns = session(&o, &host(), false).unwrap().namespaces;
+        assert!(ns.user && ns.mount && !ns.pid);
         assert_eq!(plan.argv[0], "/bin/sh");
         let passwd = plan.mounts.iter().find_map(|m| match m {
             Mount::SessionFile { name, content, .. } if name == "passwd" => Some(content.clone()),
