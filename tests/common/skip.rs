@@ -34,6 +34,7 @@ pub fn test_name() -> String {
 /// Records that the calling test (or the part of it named in `reason`)
 /// does not run here, for `reason`; under CI, fails the test instead. The
 /// caller then returns (or leaves out the part).
+#[track_caller]
 pub fn skip(reason: impl Display) {
     let test = test_name();
     if in_ci() {
@@ -56,6 +57,7 @@ pub fn skip(reason: impl Display) {
 
 /// The variable `var`, or `None` after a [`skip`] saying that it is not set
 /// and who sets it (`set_by`).
+#[track_caller]
 pub fn env_or_skip(var: &str, set_by: &str) -> Option<OsString> {
     let value = std::env::var_os(var);
     if value.is_none() {

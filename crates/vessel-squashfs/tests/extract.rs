@@ -4,6 +4,8 @@
 //! alone, and patched (hostile) images must fail cleanly without writing
 //! outside the destination.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::Write;
@@ -12,19 +14,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
+use common::{have, is_root};
 use vessel_squashfs::{Archive, ExtractError, ExtractOptions};
 
-fn have_mksquashfs() -> bool {
-    let found = Command::new("mksquashfs").arg("-version").output().is_ok();
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none_or(|v| v != "true"),
-            "mksquashfs is needed in CI"
-        );
-        println!("SKIP: mksquashfs (squashfs-tools) is not installed");
-    }
-    found
-}
+/// Why a test does not run without `mksquashfs`.
+const NEEDS_MKSQUASHFS: &str = "needs mksquashfs (package squashfs-tools)";
 
 fn mksquashfs(src: &Path, img: &Path, extra: &[&str]) {
     let out = Command::new("mksquashfs")
@@ -181,15 +175,9 @@ fn snapshot(root: &Path) -> BTreeMap<PathBuf, Entry> {
     out
 }
 
-fn is_root() -> bool {
-    fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(1) == 0
-}
-
 #[test]
 fn extracted_tree_matches_the_source() {
-    if !have_mksquashfs() {
-        return;
-    }
+    skip_unless!(have("mksquashfs"), "{NEEDS_MKSQUASHFS}");
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
     build_tree(&src);
@@ -237,9 +225,7 @@ fn extracted_tree_matches_the_source() {
 
 #[test]
 fn chosen_paths_only() {
-    if !have_mksquashfs() {
-        return;
-    }
+    skip_unless!(have("mksquashfs"), "{NEEDS_MKSQUASHFS}");
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
     build_tree(&src);
@@ -302,9 +288,7 @@ fn patched_image(tmp: &Path, build: impl FnOnce(&Path), from: &[u8], to: &[u8]) 
 
 #[test]
 fn a_name_twice_never_writes_through_an_earlier_link() {
-    if !have_mksquashfs() {
-        return;
-    }
+    skip_unless!(have("mksquashfs"), "{NEEDS_MKSQUASHFS}");
     let tmp = tempfile::tempdir().unwrap();
     let outside = tmp.path().join("outside");
     fs::create_dir(&outside).unwrap();
@@ -351,9 +335,7 @@ fn a_name_twice_never_writes_through_an_earlier_link() {
 
 #[test]
 fn names_with_a_slash_are_refused() {
-    if !have_mksquashfs() {
-        return;
-    }
+    skip_unless!(have("mksquashfs"), "{NEEDS_MKSQUASHFS}");
     let tmp = tempfile::tempdir().unwrap();
     let arc = patched_image(
         tmp.path(),
@@ -375,10 +357,11 @@ fn benchmark_against_unsquashfs() {
     let img = std::env::var_os("VESSEL_BENCH_SQFS")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/var/cache/vessel-ci/debian/debian.sqfs"));
-    if !img.exists() {
-        println!("SKIP: no image at {}", img.display());
-        return;
-    }
+    skip_unless!(
+        img.exists(),
+        "no image at {} (set VESSEL_BENCH_SQFS)",
+        img.display()
+    );
     let tmp = tempfile::tempdir().unwrap();
     let len = fs::metadata(&img).unwrap().len();
     let t = std::time::Instant::now();
