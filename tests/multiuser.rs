@@ -130,19 +130,23 @@ fn an_extract_cache_another_user_made_is_never_used() {
         ),
     );
 
-    let out = run_as(
-        &victim,
-        &[
-            "exec",
-            "--unsquash",
-            img.to_str().unwrap(),
-            "/bin/sh",
-            "-c",
-            PROBE,
-        ],
-        &[],
-        work.path(),
-    );
+    // The victim's run of the image, which must not run the attacker's tree.
+    let probe = || {
+        run_as(
+            &victim,
+            &[
+                "exec",
+                "--unsquash",
+                img.to_str().unwrap(),
+                "/bin/sh",
+                "-c",
+                PROBE,
+            ],
+            &[],
+            work.path(),
+        )
+    };
+    let out = probe();
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     assert_eq!(stdout(&out), "clean\n", "{err}");
@@ -179,19 +183,7 @@ fn an_extract_cache_another_user_made_is_never_used() {
     );
     let mut wrong = 0;
     for _ in 0..50 {
-        let out = run_as(
-            &victim,
-            &[
-                "exec",
-                "--unsquash",
-                img.to_str().unwrap(),
-                "/bin/sh",
-                "-c",
-                PROBE,
-            ],
-            &[],
-            work.path(),
-        );
+        let out = probe();
         assert!(out.status.success(), "{}", stderr(&out));
         if stdout(&out) != "clean\n" {
             wrong += 1;

@@ -583,14 +583,11 @@ fn execution_control_list_refuses_unsigned_and_unlisted_images() {
     // VESSEL_CONF_DIR moves the configuration only for root, or for an
     // installation the user owns: the site's Vessel refuses it to users.
     let conf_env = [("VESSEL_CONF_DIR", conf.path().to_str().unwrap())];
-    let bypass = user_vessel(
+    let bypass = user_run(
+        &dir,
         &["exec", unsigned.to_str().unwrap(), "true"],
         &conf_env,
-        &dir,
-    )
-    .stdin(Stdio::null())
-    .output()
-    .unwrap();
+    );
     failed(
         &bypass,
         &[
@@ -600,23 +597,22 @@ fn execution_control_list_refuses_unsigned_and_unlisted_images() {
     );
     // The policy itself is checked through a copy of Vessel the user owns.
     let (_install, own_vessel) = user_owned_vessel(&user);
-    let user_vessel = |args: &[&str], env: &[(&str, &str)], cwd: &Path| {
-        as_user(&user, &own_vessel, args, env, cwd)
+    let own_run = |args: &[&str], cwd: &Path| {
+        as_user(&user, &own_vessel, args, &conf_env, cwd)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
     };
     // Users cannot change it.
-    let refused = user_vessel(
+    let refused = own_run(
         &[
             "key",
             "import",
             "--global",
             key_file("pgp-public.asc").to_str().unwrap(),
         ],
-        &conf_env,
         &dir,
-    )
-    .stdin(Stdio::null())
-    .output()
-    .unwrap();
+    );
     failed(
         &refused,
         &["only an administrator can change the global keyring"],
@@ -633,16 +629,7 @@ fn execution_control_list_refuses_unsigned_and_unlisted_images() {
     std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
     std::fs::set_permissions(conf.path(), perms).unwrap();
 
-    let exec = |img: &Path| {
-        user_vessel(
-            &["exec", img.to_str().unwrap(), "echo", "ran"],
-            &conf_env,
-            &dir,
-        )
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-    };
+    let exec = |img: &Path| own_run(&["exec", img.to_str().unwrap(), "echo", "ran"], &dir);
     let out = exec(&good);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "ran");
@@ -667,14 +654,7 @@ fn execution_control_list_refuses_unsigned_and_unlisted_images() {
     let elsewhere = user_dir();
     let moved = copy(&good, elsewhere.path(), "good.sif");
     chown_tree(&moved, user.uid, user.gid);
-    let out = user_vessel(
-        &["exec", moved.to_str().unwrap(), "true"],
-        &conf_env,
-        elsewhere.path(),
-    )
-    .stdin(Stdio::null())
-    .output()
-    .unwrap();
+    let out = own_run(&["exec", moved.to_str().unwrap(), "true"], elsewhere.path());
     failed(&out, &["no execution group"]);
 
     // A broken configuration is named, line and all.

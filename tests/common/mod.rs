@@ -152,6 +152,7 @@ pub fn test_user() -> TestUser {
 /// `$VESSEL_TEST_ATTACKER` (default `vattack`, which `scripts/test.sh`
 /// creates). `None` when the tests do not run as root, as they cannot act
 /// as two users then.
+#[track_caller]
 pub fn attacker() -> Option<TestUser> {
     if !running_as_root() {
         skip("acting as two users (the attacker's part) needs root");
@@ -260,6 +261,7 @@ pub fn give_to_test_user(path: &Path) {
 
 /// The Debian image `scripts/test.sh` makes with debootstrap
 /// (`$VESSEL_TEST_DEBIAN_SIF`), or `None` after a skip.
+#[track_caller]
 pub fn debian_sif() -> Option<PathBuf> {
     env_or_skip("VESSEL_TEST_DEBIAN_SIF", "scripts/test.sh sets it").map(PathBuf::from)
 }
@@ -268,6 +270,7 @@ pub fn debian_sif() -> Option<PathBuf> {
 /// `.ci/build-go-oracle.sh`, named by the variable `var`. Outside CI a
 /// missing one skips the comparison; in CI it is a failure, so the check
 /// always runs there.
+#[track_caller]
 pub fn go_oracle(var: &str) -> Option<PathBuf> {
     env_or_skip(
         var,
@@ -359,6 +362,7 @@ pub fn sif_from_squashfs(sqfs: &Path, sif: &Path) {
 
 /// The test registries' settings (`KEY=value` lines of the state
 /// directory's `env`) and that directory, or `None` after a skip.
+#[track_caller]
 pub fn registry_env() -> Option<(PathBuf, impl Fn(&str) -> String)> {
     let state = env_or_skip(
         "VESSEL_TEST_REGISTRY",
