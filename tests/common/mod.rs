@@ -1,27 +1,18 @@
 //! Shared helpers for the end-to-end tests: the built binary, the fixture
 //! corpus beside the checkout, scratch space, running as the test users,
-//! the assertions on what users see, and visible skips (`skip.rs`).
+//! the assertions on what users see, the fixture corpus (`fixtures.rs`) and
+//! visible skips (`skip.rs`).
 
 #![allow(dead_code)]
 
+mod fixtures;
 mod skip;
 
+pub use fixtures::*;
 pub use skip::*;
 
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
-
-/// The shared fixtures: `$VESSEL_FIXTURES`, else `../shared/fixtures` beside
-/// the checkout, where CI and developers have them.
-pub fn fixtures() -> PathBuf {
-    std::env::var_os("VESSEL_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"))
-}
-
-pub fn sif_fixtures() -> PathBuf {
-    fixtures().join("sif")
-}
 
 /// Apptainer's busybox test image (amd64).
 pub fn busybox() -> PathBuf {
@@ -96,22 +87,6 @@ pub fn assert_ok(out: &Output, what: impl std::fmt::Display) -> String {
         stderr(out)
     );
     stdout(out)
-}
-
-/// `TwoGroupsSignedPGP` → `two-groups-signed-pgp.sif`, as the corpus names them.
-pub fn golden_image(name: &str) -> PathBuf {
-    let chars: Vec<char> = name.chars().collect();
-    let mut kebab = String::new();
-    for (i, &c) in chars.iter().enumerate() {
-        let prev_lower = i > 0 && chars[i - 1].is_ascii_lowercase();
-        let prev_upper = i > 0 && chars[i - 1].is_ascii_uppercase();
-        let next_lower = chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase());
-        if c.is_ascii_uppercase() && i > 0 && (prev_lower || (prev_upper && next_lower)) {
-            kebab.push('-');
-        }
-        kebab.push(c.to_ascii_lowercase());
-    }
-    sif_fixtures().join("images").join(format!("{kebab}.sif"))
 }
 
 /// The unprivileged user the container tests run as: `$VESSEL_TEST_USER`

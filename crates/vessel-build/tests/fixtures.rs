@@ -11,15 +11,11 @@ use std::path::{Path, PathBuf};
 
 use vessel_build::{apply_build_args_in, parse, Definition, ErrorKind, FilesBlock};
 
-fn fixtures_dir() -> PathBuf {
-    match std::env::var_os("VESSEL_FIXTURES") {
-        Some(p) => PathBuf::from(p),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"),
-    }
-}
+#[path = "../../../tests/common/fixtures.rs"]
+mod shared;
 
 fn sif_dir() -> PathBuf {
-    let dir = fixtures_dir().join("sif");
+    let dir = shared::sif_fixtures();
     assert!(
         dir.is_dir(),
         "fixture directory {} not found; set VESSEL_FIXTURES to the shared `fixtures` directory",

@@ -7,29 +7,12 @@ use std::path::PathBuf;
 
 use vessel_sif::{report, Sif};
 
-fn fixtures() -> PathBuf {
-    std::env::var_os("VESSEL_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
-        })
-        .join("sif")
-}
+#[path = "../../../tests/common/fixtures.rs"]
+mod shared;
 
-/// `TwoGroupsSignedPGP` → `two-groups-signed-pgp.sif`, as the corpus names them.
-fn image_for(golden_name: &str) -> PathBuf {
-    let mut kebab = String::new();
-    let chars: Vec<char> = golden_name.chars().collect();
-    for (i, &c) in chars.iter().enumerate() {
-        let prev_lower = i > 0 && chars[i - 1].is_ascii_lowercase();
-        let next_lower = chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase());
-        let prev_upper = i > 0 && chars[i - 1].is_ascii_uppercase();
-        if c.is_ascii_uppercase() && i > 0 && (prev_lower || (prev_upper && next_lower)) {
-            kebab.push('-');
-        }
-        kebab.push(c.to_ascii_lowercase());
-    }
-    fixtures().join("images").join(format!("{kebab}.sif"))
+/// The corpus's SIF part.
+fn fixtures() -> PathBuf {
+    shared::sif_fixtures()
 }
 
 fn load(path: &PathBuf) -> Sif<File> {
@@ -52,10 +35,12 @@ fn goldens(kind: &str) -> Vec<(String, String)> {
 
 #[test]
 fn names_map_to_images() {
-    assert!(image_for("TwoGroupsSignedPGP").ends_with("two-groups-signed-pgp.sif"));
-    assert!(image_for("EmptyID").ends_with("empty-id.sif"));
-    assert!(image_for("OneObjectSBOM").ends_with("one-object-sbom.sif"));
-    assert!(image_for("OneObjectOCIRootIndex").ends_with("one-object-oci-root-index.sif"));
+    assert!(shared::golden_image("TwoGroupsSignedPGP").ends_with("two-groups-signed-pgp.sif"));
+    assert!(shared::golden_image("EmptyID").ends_with("empty-id.sif"));
+    assert!(shared::golden_image("OneObjectSBOM").ends_with("one-object-sbom.sif"));
+    assert!(
+        shared::golden_image("OneObjectOCIRootIndex").ends_with("one-object-oci-root-index.sif")
+    );
 }
 
 #[test]
@@ -63,7 +48,7 @@ fn header_reports_match_the_reference() {
     let all = goldens("header");
     assert_eq!(all.len(), 19);
     for (name, want) in all {
-        let sif = load(&image_for(&name));
+        let sif = load(&shared::golden_image(&name));
         assert_eq!(report::header(sif.header()), want, "header of {name}");
     }
 }
@@ -73,7 +58,7 @@ fn list_reports_match_the_reference() {
     let all = goldens("list");
     assert_eq!(all.len(), 19);
     for (name, want) in all {
-        let sif = load(&image_for(&name));
+        let sif = load(&shared::golden_image(&name));
         assert_eq!(report::list(&sif), want, "list of {name}");
     }
 }

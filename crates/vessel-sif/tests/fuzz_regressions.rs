@@ -3,6 +3,9 @@
 
 use std::path::PathBuf;
 
+#[path = "../../../tests/common/fixtures.rs"]
+mod shared;
+
 fn regressions() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions/sif_load")
 }
@@ -22,12 +25,7 @@ fn past_crashes_stay_fixed() {
 
 #[test]
 fn every_truncation_of_a_real_image_is_handled() {
-    let fixtures = std::env::var_os("VESSEL_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
-        });
-    let data = std::fs::read(fixtures.join("sif/images/two-groups-signed-pgp.sif")).unwrap();
+    let data = std::fs::read(shared::golden_image("TwoGroupsSignedPGP")).unwrap();
     assert!(vessel_sif::exercise_untrusted(&data));
     let mut loaded = 0;
     for len in (0..data.len())

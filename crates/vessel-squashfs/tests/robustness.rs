@@ -12,15 +12,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use vessel_squashfs::{exercise_untrusted, Archive, Kind};
 
-/// The shared SIF fixtures: `$VESSEL_FIXTURES/sif`, else the workspace's
-/// `shared/fixtures` beside the checkout, as the other crates find them.
-fn fixtures() -> PathBuf {
-    std::env::var_os("VESSEL_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"))
-        .join("sif")
-}
-
 fn sif_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(rd) = fs::read_dir(dir) else { return };
     for e in rd.flatten() {
@@ -38,7 +29,7 @@ fn sif_files(dir: &Path, out: &mut Vec<PathBuf>) {
 #[test]
 fn sif_fixtures() {
     let mut sifs = Vec::new();
-    let dir = fixtures();
+    let dir = common::fixtures::sif_fixtures();
     sif_files(&dir, &mut sifs);
     sifs.sort();
     skip_unless!(

@@ -1,8 +1,10 @@
 //! Shared helpers: a corpus builder, a tree walker over `Archive`, a
-//! parser for `unsquashfs -lln` output, and the workspace's visible skips
-//! (`tests/common/skip.rs`, shared with the end-to-end tests).
+//! parser for `unsquashfs -lln` output, and, shared with the end-to-end
+//! tests, the fixture corpus and visible skips (`tests/common/`).
 #![allow(dead_code)]
 
+#[path = "../../../../tests/common/fixtures.rs"]
+pub mod fixtures;
 #[path = "../../../../tests/common/skip.rs"]
 mod skip;
 
