@@ -3,6 +3,10 @@
 //! `%post` as fake root, metadata, `%test`, SIF and sandbox outputs, build
 //! arguments, and clear errors for malformed files.
 
+// The tests read their own settings (VESSEL_TEST_*, VESSEL_FIXTURES, CI),
+// not Vessel's variables, so not through vessel-config's registry.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use std::path::Path;

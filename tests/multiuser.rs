@@ -4,6 +4,10 @@
 //! runs must be unaffected. Each test is deterministic; the race tests flip
 //! a path in a tight loop while the victim starts 50 containers.
 
+// The tests read their own settings (VESSEL_TEST_*, VESSEL_FIXTURES, CI),
+// not Vessel's variables, so not through vessel-config's registry.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -2,6 +2,9 @@
 //! workspace (the crates' tests include this file with `#[path]`).
 
 #![allow(dead_code)]
+// The tests read their own settings (VESSEL_TEST_*, VESSEL_FIXTURES, CI),
+// not Vessel's variables, so not through vessel-config's registry.
+#![allow(clippy::disallowed_methods)]
 
 use std::path::{Path, PathBuf};
 

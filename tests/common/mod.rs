@@ -4,6 +4,9 @@
 //! visible skips (`skip.rs`).
 
 #![allow(dead_code)]
+// The tests read their own settings (VESSEL_TEST_*, VESSEL_FIXTURES, CI),
+// not Vessel's variables, so not through vessel-config's registry.
+#![allow(clippy::disallowed_methods)]
 
 mod fixtures;
 mod skip;

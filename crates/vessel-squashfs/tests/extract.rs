@@ -4,6 +4,10 @@
 //! alone, and patched (hostile) images must fail cleanly without writing
 //! outside the destination.
 
+// The tests read their own settings (VESSEL_TEST_*, VESSEL_FIXTURES, CI),
+// not Vessel's variables, so not through vessel-config's registry.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use std::collections::BTreeMap;
