@@ -45,7 +45,7 @@ fn main() -> ExitCode {
     };
 
     let env = |var: EnvVar| {
-        let found = lookup(tool, var, |k| std::env::var(k).ok());
+        let found = lookup(tool, var, vessel_config::process_var);
         (found.value.map(|v| v.value), found.warning, found.info)
     };
     let env_flag = |var: EnvVar| env(var).0.as_deref().and_then(lookup_bool).unwrap_or(false);

@@ -72,7 +72,7 @@ fn execution_control(image: &mut vessel_image::Image) -> Result<()> {
 
 /// A variable for an option, in the persona's prefix order.
 fn env_value(tool: Tool, var: EnvVar) -> Option<String> {
-    lookup(tool, var, |k| std::env::var(k).ok())
+    lookup(tool, var, vessel_config::process_var)
         .value
         .map(|v| v.value)
 }
@@ -251,10 +251,10 @@ fn options(tool: Tool, verb: Verb, a: ActionArgs, host: &Host) -> Result<LaunchO
         driver: if a.unsquash || env_flag(tool, &[vars::UNSQUASH]) {
             Driver::Extract
         } else {
-            match std::env::var("VESSEL_IMAGE_DRIVER") {
-                Ok(v) => Driver::parse(&v)
+            match vessel_config::own_var(vessel_config::vessel_vars::IMAGE_DRIVER) {
+                Some(v) => Driver::parse(&v)
                     .ok_or_else(|| anyhow!("VESSEL_IMAGE_DRIVER={v}: use auto, fuse or extract"))?,
-                Err(_) => Driver::Auto,
+                None => Driver::Auto,
             }
         },
         extract_dir,
@@ -271,7 +271,7 @@ fn options(tool: Tool, verb: Verb, a: ActionArgs, host: &Host) -> Result<LaunchO
 /// user's home (`~/.apptainer/cache/vessel/extract`); a directory the user
 /// named is used or refused, never replaced.
 fn extract_settings(host: &Host) -> (PathBuf, Option<PathBuf>, u64) {
-    let named = std::env::var_os("VESSEL_EXTRACT_DIR")
+    let named = vessel_config::process_var_os(vessel_config::vessel_vars::EXTRACT_DIR.name)
         .filter(|d| !d.is_empty())
         .map(|d| absolute(Path::new(&d), &host.cwd));
     let fallback = named
@@ -286,8 +286,7 @@ fn extract_settings(host: &Host) -> (PathBuf, Option<PathBuf>, u64) {
         };
         base.join(format!("vessel-{}", host.uid)).join("extract")
     });
-    let gib = std::env::var("VESSEL_EXTRACT_MAX_GIB")
-        .ok()
+    let gib = vessel_config::own_var(vessel_config::vessel_vars::EXTRACT_MAX_GIB)
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(20);
     (dir, fallback, gib << 30)

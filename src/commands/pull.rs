@@ -13,7 +13,7 @@ use vessel_sys::fs::AtomicFile;
 use crate::cli::{PullArgs, RegistryOptions};
 
 pub(crate) fn env_value(tool: Tool, var: EnvVar) -> Option<String> {
-    lookup(tool, var, |k| std::env::var(k).ok())
+    lookup(tool, var, vessel_config::process_var)
         .value
         .map(|v| v.value)
 }
@@ -26,7 +26,7 @@ fn env_flag(tool: Tool, var: EnvVar) -> bool {
 }
 
 pub fn home() -> PathBuf {
-    std::env::var_os("HOME")
+    vessel_config::process_var_os("HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/"))
 }
@@ -59,10 +59,10 @@ pub fn pull_options(
         platform.push('/');
         platform.push_str(v);
     }
-    let username =
-        env_value(tool, vars::DOCKER_USERNAME).or_else(|| std::env::var("DOCKER_USERNAME").ok());
-    let password =
-        env_value(tool, vars::DOCKER_PASSWORD).or_else(|| std::env::var("DOCKER_PASSWORD").ok());
+    let username = env_value(tool, vars::DOCKER_USERNAME)
+        .or_else(|| vessel_config::process_var("DOCKER_USERNAME"));
+    let password = env_value(tool, vars::DOCKER_PASSWORD)
+        .or_else(|| vessel_config::process_var("DOCKER_PASSWORD"));
     let credentials = match (username, password) {
         (Some(username), Some(password)) => Some(Credentials { username, password }),
         _ if r.docker_login => Some(prompt_login()?),
@@ -73,7 +73,7 @@ pub fn pull_options(
         .clone()
         .or_else(|| env_value(tool, vars::AUTH_FILE).map(PathBuf::from));
     let disable_cache = r.disable_cache || env_flag(tool, vars::DISABLE_CACHE);
-    let tmpdir = vessel_config::tmp_dir(tool, |k| std::env::var(k).ok());
+    let tmpdir = vessel_config::tmp_dir(tool, vessel_config::process_var);
     let now = time::OffsetDateTime::now_utc();
     let date = now
         .format(time::macros::format_description!(

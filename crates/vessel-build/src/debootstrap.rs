@@ -88,7 +88,7 @@ pub(crate) fn bootstrap(stage: &Stage, rootfs: &Path, host: &HostRoot) -> Result
 }
 
 fn find_debootstrap() -> Option<PathBuf> {
-    std::env::var_os("PATH")
+    vessel_config::process_var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
         .unwrap_or_default()
         .into_iter()

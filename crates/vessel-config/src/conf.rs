@@ -38,7 +38,7 @@ pub fn conf_dir() -> Result<PathBuf, ConfError> {
         .and_then(|e| std::fs::metadata(e).ok())
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m));
     choose_conf_dir(
-        std::env::var_os("VESSEL_CONF_DIR"),
+        crate::process_var_os(crate::vessel_vars::CONF_DIR.name),
         real_uid(),
         exe.as_deref(),
         owner,

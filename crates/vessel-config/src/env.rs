@@ -14,6 +14,19 @@ impl EnvVar {
     }
 }
 
+/// One of Vessel's own variables (`VESSEL_*`), by its full name.
+#[derive(Clone, Copy, Debug)]
+pub struct OwnVar {
+    pub name: &'static str,
+    pub doc: &'static str,
+}
+
+impl OwnVar {
+    pub const fn new(name: &'static str, doc: &'static str) -> Self {
+        OwnVar { name, doc }
+    }
+}
+
 /// A value found in the environment, and the variable it came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EnvValue {

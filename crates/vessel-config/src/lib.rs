@@ -11,7 +11,7 @@ pub mod conf;
 mod env;
 mod tool;
 
-pub use env::{lookup, lookup_bool, EnvValue, EnvVar, Lookup};
+pub use env::{lookup, lookup_bool, EnvValue, EnvVar, Lookup, OwnVar};
 pub use tool::Tool;
 
 /// Where pulls and builds keep their temporary files: `APPTAINER_TMPDIR`
@@ -221,12 +221,177 @@ pub mod vars {
         UNSQUASH,
         KEYSDIR,
         VERIFY_KEY,
+        CACHEDIR,
+        DISABLE_CACHE,
+        DOCKER_USERNAME,
+        DOCKER_PASSWORD,
+        NOHTTPS,
+        NO_HTTPS,
+        AUTH_FILE,
+        PULLDIR,
+        PULL_ARCH,
+        TMPDIR,
     ];
+}
+
+/// Vessel's own variables (no Apptainer equivalent), read by their full
+/// name.
+pub mod vessel_vars {
+    use crate::env::OwnVar;
+
+    pub const CONF_DIR: OwnVar = OwnVar::new(
+        "VESSEL_CONF_DIR",
+        "Directory of `vessel.conf` and the global keyring (default `/etc/vessel`); honoured for root and for an installation the user owns.",
+    );
+    pub const IMAGE_DRIVER: OwnVar = OwnVar::new(
+        "VESSEL_IMAGE_DRIVER",
+        "How SIF and SquashFS images are run without privilege: `auto` (default), `fuse` or `extract`.",
+    );
+    pub const EXTRACT_DIR: OwnVar = OwnVar::new(
+        "VESSEL_EXTRACT_DIR",
+        "Node-local cache of extracted images (default `/var/tmp/vessel-UID/extract`).",
+    );
+    pub const EXTRACT_MAX_GIB: OwnVar = OwnVar::new(
+        "VESSEL_EXTRACT_MAX_GIB",
+        "Size bound of the extract cache in GiB (default 20); least recently used entries go first.",
+    );
+    pub const FUSE_THREADS: OwnVar = OwnVar::new(
+        "VESSEL_FUSE_THREADS",
+        "Threads of the FUSE image server (default: from the CPUs the process may use).",
+    );
+
+    /// Every one of them, for documentation.
+    pub const ALL: &[OwnVar] = &[
+        CONF_DIR,
+        IMAGE_DRIVER,
+        EXTRACT_DIR,
+        EXTRACT_MAX_GIB,
+        FUSE_THREADS,
+    ];
+}
+
+/// Reads a variable of the process environment: the one place that does,
+/// so that every variable Vessel acts on is declared in [`vars`] or
+/// [`vessel_vars`] (clippy's `disallowed-methods` keeps other code off
+/// `std::env::var`). Host variables Vessel only passes on or follows as any
+/// program would (`HOME`, `TMPDIR`, `PATH`) are read here too.
+#[allow(clippy::disallowed_methods)]
+pub fn process_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// [`process_var`] for values that need not be UTF-8 (paths).
+#[allow(clippy::disallowed_methods)]
+pub fn process_var_os(name: &str) -> Option<std::ffi::OsString> {
+    std::env::var_os(name)
+}
+
+/// One of Vessel's own variables, from the process environment.
+pub fn own_var(var: env::OwnVar) -> Option<String> {
+    process_var(var.name)
+}
+
+/// The reference of every variable, as a Markdown table (the README's).
+pub fn variables_markdown() -> String {
+    let mut out = String::from("| variable | meaning |\n|---|---|\n");
+    for v in vars::ALL {
+        out.push_str(&format!(
+            "| `APPTAINER_{0}` (`SINGULARITY_{0}`) | {1} |\n",
+            v.key,
+            v.doc.replace('|', "\\|")
+        ));
+    }
+    for v in vessel_vars::ALL {
+        out.push_str(&format!(
+            "| `{}` | {} |\n",
+            v.name,
+            v.doc.replace('|', "\\|")
+        ));
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every variable declared in the registry is listed in its `ALL`, and
+    /// every `VESSEL_` variable the sources name is declared (test-only
+    /// `VESSEL_TEST_*` aside).
+    #[test]
+    fn the_registry_is_complete() {
+        let this = include_str!("lib.rs");
+        let count = |ty: &str| {
+            this.lines()
+                .map(str::trim)
+                .filter(|l| l.starts_with("pub const ") && l.contains(&format!(": {ty} =")))
+                .count()
+        };
+        let declared = count("EnvVar");
+        assert_eq!(
+            declared,
+            vars::ALL.len(),
+            "a variable of `vars` is missing from vars::ALL"
+        );
+        let own = count("OwnVar");
+        assert_eq!(
+            own,
+            vessel_vars::ALL.len(),
+            "a variable is missing from vessel_vars::ALL"
+        );
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut stack = vec![root.join("src"), root.join("crates")];
+        let mut named = std::collections::BTreeSet::new();
+        while let Some(p) = stack.pop() {
+            if p.is_dir() {
+                if p.ends_with("tests") || p.ends_with("target") {
+                    continue;
+                }
+                stack.extend(std::fs::read_dir(&p).unwrap().flatten().map(|e| e.path()));
+            } else if p.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&p).unwrap();
+                for (i, _) in text.match_indices("\"VESSEL_") {
+                    let name: String = text[i + 1..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                        .collect();
+                    if !name.starts_with("VESSEL_TEST") && name.len() > "VESSEL_".len() {
+                        named.insert(name);
+                    }
+                }
+            }
+        }
+        let known: std::collections::BTreeSet<String> = vessel_vars::ALL
+            .iter()
+            .map(|v| v.name.to_string())
+            .collect();
+        let unknown: Vec<_> = named.difference(&known).collect();
+        assert!(
+            unknown.is_empty(),
+            "declare these in vessel_vars: {unknown:?}"
+        );
+    }
+
+    /// The README's variable table is the registry's, regenerated by
+    /// `VESSEL_TEST_UPDATE_README=1 cargo test -p vessel-config`.
+    #[test]
+    fn the_readme_lists_every_variable() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
+        let readme = std::fs::read_to_string(&path).unwrap();
+        let (start, end) = ("<!-- variables:begin -->\n", "<!-- variables:end -->");
+        let (head, rest) = readme
+            .split_once(start)
+            .expect("README: variables:begin marker");
+        let (_, tail) = rest.split_once(end).expect("README: variables:end marker");
+        let wanted = format!("{head}{start}{}{end}{tail}", variables_markdown());
+        if process_var("VESSEL_TEST_UPDATE_README").is_some() {
+            std::fs::write(&path, &wanted).unwrap();
+        }
+        assert!(
+            readme == wanted,
+            "the README's variable table is stale: run VESSEL_TEST_UPDATE_README=1 cargo test -p vessel-config"
+        );
+    }
 
     #[test]
     fn tmp_dir_rule() {

@@ -428,8 +428,7 @@ pub enum ServeError {
 
 /// Worker threads: `VESSEL_FUSE_THREADS`, else one per CPU up to 16.
 fn threads() -> usize {
-    std::env::var("VESSEL_FUSE_THREADS")
-        .ok()
+    vessel_config::own_var(vessel_config::vessel_vars::FUSE_THREADS)
         .and_then(|t| t.parse().ok())
         .unwrap_or_else(|| vessel_sys::process::cpu_count().min(16))
 }

@@ -138,7 +138,7 @@ impl Host {
             .filter(|&&g| g != gid)
             .filter_map(|&g| vessel_sys::user::group_by_gid(g))
             .collect();
-        let home = std::env::var_os("HOME")
+        let home = vessel_config::process_var_os("HOME")
             .filter(|h| !h.is_empty())
             .map(PathBuf::from)
             .or_else(|| user.as_ref().map(|u| PathBuf::from(&u.home)))
@@ -153,7 +153,7 @@ impl Host {
             home,
             cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
             env: std::env::vars_os().collect(),
-            tmpdir: std::env::var_os("TMPDIR")
+            tmpdir: vessel_config::process_var_os("TMPDIR")
                 .filter(|t| !t.is_empty())
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("/tmp")),
