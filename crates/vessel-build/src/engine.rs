@@ -368,16 +368,7 @@ fn unpack_sif(image: &Path, rootfs: &Path, owners: Owners) -> Result<(), BuildEr
             image.display()
         ))
     })?;
-    let failed = |e: &dyn std::error::Error| {
-        let mut msg = format!("unpacking {} failed", image.display());
-        let mut cause = Some(e);
-        while let Some(c) = cause {
-            msg.push_str(": ");
-            msg.push_str(&c.to_string());
-            cause = c.source();
-        }
-        msg
-    };
+    let failed = |e: &dyn std::fmt::Display| format!("unpacking {} failed: {e}", image.display());
     let opts = |owners| vessel_squashfs::ExtractOptions {
         paths: Vec::new(),
         owners: Some(owners),
@@ -385,39 +376,41 @@ fn unpack_sif(image: &Path, rootfs: &Path, owners: Owners) -> Result<(), BuildEr
     match owners {
         Owners::Real | Owners::Own => {
             arc.extract(rootfs, &opts(owners == Owners::Real))
-                .map_err(|e| BuildError::Failed(failed(&e)))?;
+                .map_err(|e| BuildError::Failed(failed(&e.one_line())))?;
         }
         Owners::FakeRoot => {
             // chown to the subordinate ids works only inside the namespace:
             // a child enters it and unpacks, and reports an error through
             // an anonymous file it shares with this process.
             let mut report = tempfile::tempfile().map_err(io(rootfs))?;
-            let pid = match vessel_sys::process::fork()
-                .map_err(|e| BuildError::Failed(failed(&e)))?
-            {
-                vessel_sys::process::Fork::Child => {
-                    use std::io::Write;
-                    let ns = vessel_sys::ns::Namespaces {
-                        user: true,
-                        ..Default::default()
-                    };
-                    let uid = vessel_sys::process::getuid();
-                    let gid = vessel_sys::process::getgid();
-                    let result = vessel_runtime::fakeroot::Fakeroot::current()
-                        .enter(ns, uid, gid)
-                        .map_err(|e| failed(&e))
-                        .and_then(|()| arc.extract(rootfs, &opts(true)).map_err(|e| failed(&e)));
-                    let code = match result {
-                        Ok(_) => 0,
-                        Err(msg) => {
-                            let _ = report.write_all(msg.as_bytes());
-                            1
-                        }
-                    };
-                    vessel_sys::process::exit_now(code)
-                }
-                vessel_sys::process::Fork::Parent(pid) => pid,
-            };
+            let pid =
+                match vessel_sys::process::fork().map_err(|e| BuildError::Failed(failed(&e)))? {
+                    vessel_sys::process::Fork::Child => {
+                        use std::io::Write;
+                        let ns = vessel_sys::ns::Namespaces {
+                            user: true,
+                            ..Default::default()
+                        };
+                        let uid = vessel_sys::process::getuid();
+                        let gid = vessel_sys::process::getgid();
+                        let result = vessel_runtime::fakeroot::Fakeroot::current()
+                            .enter(ns, uid, gid)
+                            .map_err(|e| failed(&e))
+                            .and_then(|()| {
+                                arc.extract(rootfs, &opts(true))
+                                    .map_err(|e| failed(&e.one_line()))
+                            });
+                        let code = match result {
+                            Ok(_) => 0,
+                            Err(msg) => {
+                                let _ = report.write_all(msg.as_bytes());
+                                1
+                            }
+                        };
+                        vessel_sys::process::exit_now(code)
+                    }
+                    vessel_sys::process::Fork::Parent(pid) => pid,
+                };
             let exit =
                 vessel_sys::process::wait_for(pid).map_err(|e| BuildError::Failed(failed(&e)))?;
             if exit.status() != 0 {

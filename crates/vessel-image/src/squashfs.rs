@@ -31,14 +31,11 @@ pub fn unpack_metadata(image: &Path, offset: u64) -> Result<TempDir, String> {
         owners: Some(false),
     };
     arc.extract(&root, &opts).map_err(|e| {
-        let mut msg = format!("could not read the root file system of {}", image.display());
-        let mut cause: Option<&dyn std::error::Error> = Some(&e);
-        while let Some(c) = cause {
-            msg.push_str(": ");
-            msg.push_str(&c.to_string());
-            cause = c.source();
-        }
-        msg
+        format!(
+            "could not read the root file system of {}: {}",
+            image.display(),
+            e.one_line()
+        )
     })?;
     Ok(dir)
 }

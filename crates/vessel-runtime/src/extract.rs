@@ -42,7 +42,7 @@ pub enum ExtractError {
         path: PathBuf,
         cause: vessel_squashfs::Error,
     },
-    #[error("unpacking {path} failed: {}", chain(cause))]
+    #[error("unpacking {path} failed: {}", cause.one_line())]
     Unpack {
         path: PathBuf,
         cause: vessel_squashfs::ExtractError,
@@ -325,19 +325,6 @@ impl ExtractCache {
             }
         }
     }
-}
-
-/// An error and its causes on one line (launch errors are printed
-/// without their chain).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cause = c.source();
-    }
-    s
 }
 
 /// Marks an entry as just used, for least-recently-used eviction.

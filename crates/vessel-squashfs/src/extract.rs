@@ -102,6 +102,21 @@ pub enum ExtractError {
     },
 }
 
+impl ExtractError {
+    /// The message followed by its causes, on one line, for callers whose
+    /// errors are still plain strings.
+    pub fn one_line(&self) -> String {
+        let mut s = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            s.push_str(": ");
+            s.push_str(&c.to_string());
+            cause = c.source();
+        }
+        s
+    }
+}
+
 type Result<T, E = ExtractError> = std::result::Result<T, E>;
 
 /// Which part of a directory to extract: everything, or the named children

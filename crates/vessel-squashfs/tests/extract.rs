@@ -310,6 +310,12 @@ fn a_name_twice_never_writes_through_an_earlier_link() {
         b"QQQQQQQQ1",
     );
     let r = arc.extract(&tmp.path().join("out"), &ExtractOptions::default());
+    let line = r.as_ref().map_err(ExtractError::one_line).err();
+    assert!(
+        line.as_deref()
+            .is_some_and(|l| l.contains("/QQQQQQQQ1: File exists")),
+        "{line:?}"
+    );
     match r {
         Err(ExtractError::Write { ref source, .. }) => {
             assert_eq!(source.kind(), std::io::ErrorKind::AlreadyExists, "{r:?}")
