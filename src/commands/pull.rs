@@ -245,13 +245,7 @@ pub fn fetch(
     })
 }
 
-/// Whether an image argument names a remote source rather than a file.
-pub fn is_uri(image: &str) -> bool {
-    image.contains("://")
-        || ["oci:", "oci-archive:", "docker-archive:", "docker-daemon:"]
-            .iter()
-            .any(|s| image.starts_with(s))
-}
+pub use vessel_runtime::resolve::is_source_uri as is_uri;
 
 /// `name_tag.sif`, as Apptainer names pulled images.
 fn default_name(source: &str) -> String {

@@ -19,6 +19,7 @@ pub mod launch;
 pub mod options;
 pub mod overlay_dir;
 pub mod plan;
+pub mod resolve;
 
 pub use launch::{launch, launch_image, LaunchError};
 pub use options::{Action, Host, LaunchOptions};

@@ -1,0 +1,583 @@
+//! The action commands' flags as the user typed them ([`ActionFlags`], the
+//! low arguments) turned into decided [`LaunchOptions`] (the high ones),
+//! with the `APPTAINER_*`/`SINGULARITY_*` and `VESSEL_*` variables and the
+//! host: ripgrep's split. The CLI only parses; every rule that merges a
+//! flag with its variable lives here, with a table test.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use vessel_config::{lookup, lookup_bool, vars, vessel_vars, EnvVar, Tool};
+
+use crate::bind::{parse_binds, parse_mount, BindError};
+use crate::options::{Action, Driver, Host, LaunchOptions, OverlaySpec};
+
+/// The flags of `exec`, `run`, `shell` and `test`, unresolved.
+#[derive(Clone, Debug, Default)]
+pub struct ActionFlags {
+    pub bind: Vec<String>,
+    pub mount: Vec<String>,
+    pub contain: bool,
+    pub containall: bool,
+    pub cleanenv: bool,
+    pub env: Vec<String>,
+    pub env_file: Vec<PathBuf>,
+    pub no_env: Vec<String>,
+    pub no_eval: bool,
+    pub no_home: bool,
+    pub home: Option<String>,
+    pub no_mount: Vec<String>,
+    pub scratch: Vec<PathBuf>,
+    pub workdir: Option<PathBuf>,
+    pub cwd: Option<PathBuf>,
+    pub writable: bool,
+    pub writable_tmpfs: bool,
+    pub writable_tmpfs_size: u64,
+    pub unsquash: bool,
+    pub overlay: Vec<String>,
+    pub pid: bool,
+    pub ipc: bool,
+    pub uts: bool,
+    pub hostname: Option<String>,
+    pub net: bool,
+    pub app: Option<String>,
+    pub fakeroot: bool,
+    /// The image, then the command and its arguments.
+    pub rest: Vec<OsString>,
+}
+
+/// Which action, with the shell `shell --shell` names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verb {
+    Exec,
+    Run,
+    Shell(Option<String>),
+    Test,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OptionsError {
+    #[error("no image given")]
+    NoImage,
+    #[error("exec needs a command to run after the image, as in: exec IMAGE COMMAND [ARGS...]")]
+    NoCommand,
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    #[error("--home {0}: the container path must be absolute")]
+    HomeNotAbsolute(String),
+    #[error("could not read env file {path}")]
+    EnvFileRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("env file {path}: {problem}")]
+    EnvFile { path: PathBuf, problem: String },
+    #[error("--env {0:?}: expected KEY=VALUE")]
+    EnvPair(String),
+    #[error("overlay {0}: not a directory (only overlay directories are supported so far)")]
+    OverlayNotDir(PathBuf),
+    #[error("--cwd {0}: the path must be absolute")]
+    CwdNotAbsolute(PathBuf),
+    #[error("VESSEL_IMAGE_DRIVER={0}: use auto, fuse or extract")]
+    Driver(String),
+}
+
+/// Reads the variables: the persona's prefix order for Apptainer's, the
+/// full name for Vessel's own and the host's.
+pub struct Vars<'a> {
+    pub tool: Tool,
+    pub get: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Vars<'_> {
+    fn value(&self, var: EnvVar) -> Option<String> {
+        lookup(self.tool, var, self.get).value.map(|v| v.value)
+    }
+
+    fn flag(&self, vars: &[EnvVar]) -> bool {
+        vars.iter().any(|v| {
+            self.value(*v)
+                .as_deref()
+                .and_then(lookup_bool)
+                .unwrap_or(false)
+        })
+    }
+
+    /// A comma-separated list variable, used when the flag gave none.
+    fn list(&self, cli: Vec<String>, var: EnvVar) -> Vec<String> {
+        if !cli.is_empty() {
+            return cli;
+        }
+        self.value(var)
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Whether an image argument names a source to fetch (`docker://…`,
+/// `oci:…`) rather than a local path.
+pub fn is_source_uri(image: &str) -> bool {
+    image.contains("://")
+        || ["oci:", "oci-archive:", "docker-archive:", "docker-daemon:"]
+            .iter()
+            .any(|s| image.starts_with(s))
+}
+
+/// Decides the launch options of `verb` from `flags`, the variables and
+/// `host`. Reads the env files named; touches nothing else.
+pub fn resolve(
+    verb: Verb,
+    flags: ActionFlags,
+    vars: &Vars<'_>,
+    host: &Host,
+) -> Result<LaunchOptions, OptionsError> {
+    let a = flags;
+    let mut rest = a.rest.into_iter();
+    let image = rest.next().ok_or(OptionsError::NoImage)?;
+    let args: Vec<OsString> = rest.collect();
+    let action = match verb {
+        Verb::Exec if args.is_empty() => return Err(OptionsError::NoCommand),
+        Verb::Exec => Action::Exec(args),
+        Verb::Run => Action::Run(args),
+        Verb::Test => Action::Test(args),
+        Verb::Shell(shell) => {
+            if !args.is_empty() {
+                tracing::warn!("shell takes no arguments after the image: ignoring them");
+            }
+            Action::Shell(shell.or_else(|| vars.value(vars::SHELL)))
+        }
+    };
+    let image = match image.to_str() {
+        Some(uri) if is_source_uri(uri) => PathBuf::from(uri),
+        _ => absolute(Path::new(&image), &host.cwd),
+    };
+
+    let containall = a.containall || vars.flag(&[vars::CONTAINALL]);
+    let mut binds = Vec::new();
+    for spec in a
+        .bind
+        .iter()
+        .cloned()
+        .chain(vars.value(vars::BIND))
+        .chain(vars.value(vars::BINDPATH))
+    {
+        binds.extend(parse_binds(&spec, &host.cwd)?);
+    }
+    for spec in a.mount.iter().cloned().chain(vars.value(vars::MOUNT)) {
+        binds.push(parse_mount(&spec, &host.cwd)?);
+    }
+    let home = match a.home.or_else(|| vars.value(vars::HOME)) {
+        Some(spec) => {
+            let (src, dst) = spec.split_once(':').unwrap_or((&spec, &spec));
+            let (src, dst) = (absolute(Path::new(src), &host.cwd), PathBuf::from(dst));
+            if !dst.is_absolute() {
+                return Err(OptionsError::HomeNotAbsolute(spec));
+            }
+            Some((src, dst))
+        }
+        None => None,
+    };
+    let files = if a.env_file.is_empty() {
+        vars.list(Vec::new(), vars::ENV_FILE)
+            .into_iter()
+            .map(PathBuf::from)
+            .collect()
+    } else {
+        a.env_file
+    };
+    let mut env_files = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).map_err(|source| OptionsError::EnvFileRead {
+            path: f.clone(),
+            source,
+        })?;
+        crate::env::parse_env_file(&text).map_err(|problem| OptionsError::EnvFile {
+            path: f.clone(),
+            problem,
+        })?;
+        env_files.push((f, text));
+    }
+    let mut env = Vec::new();
+    for kv in a.env {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| OptionsError::EnvPair(kv.clone()))?;
+        env.push((k.to_string(), v.to_string()));
+    }
+    let overlays = a
+        .overlay
+        .iter()
+        .cloned()
+        .chain(
+            vars.value(vars::OVERLAY)
+                .into_iter()
+                .flat_map(|v| v.split(',').map(String::from).collect::<Vec<_>>()),
+        )
+        .map(|spec| {
+            let (dir, readonly) = match spec.strip_suffix(":ro") {
+                Some(d) => (d.to_string(), true),
+                None => (spec.strip_suffix(":rw").unwrap_or(&spec).to_string(), false),
+            };
+            let dir = absolute(Path::new(&dir), &host.cwd);
+            if !dir.is_dir() {
+                return Err(OptionsError::OverlayNotDir(dir));
+            }
+            Ok(OverlaySpec { dir, readonly })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let cwd = a
+        .cwd
+        .or_else(|| vars.value(vars::CWD).map(PathBuf::from))
+        .or_else(|| vars.value(vars::PWD).map(PathBuf::from))
+        .or_else(|| vars.value(vars::TARGET_PWD).map(PathBuf::from));
+    if let Some(c) = &cwd {
+        if !c.is_absolute() {
+            return Err(OptionsError::CwdNotAbsolute(c.clone()));
+        }
+    }
+    let driver = if a.unsquash || vars.flag(&[vars::UNSQUASH]) {
+        Driver::Extract
+    } else {
+        match (vars.get)(vessel_vars::IMAGE_DRIVER.name) {
+            Some(v) => Driver::parse(&v).ok_or(OptionsError::Driver(v))?,
+            None => Driver::Auto,
+        }
+    };
+    let (extract_dir, extract_fallback, extract_max_bytes) = extract_settings(vars, host);
+    Ok(LaunchOptions {
+        image,
+        action: Some(action),
+        app: a.app.or_else(|| vars.value(vars::APP)),
+        binds,
+        contain: a.contain || containall || vars.flag(&[vars::CONTAIN]),
+        no_home: a.no_home || vars.flag(&[vars::NO_HOME]),
+        home,
+        no_mount: vars.list(a.no_mount, vars::NO_MOUNT),
+        scratch: vars
+            .list(
+                a.scratch
+                    .iter()
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .collect(),
+                vars::SCRATCH,
+            )
+            .into_iter()
+            .chain(vars.value(vars::SCRATCHDIR))
+            .map(PathBuf::from)
+            .collect(),
+        workdir: a
+            .workdir
+            .or_else(|| vars.value(vars::WORKDIR).map(PathBuf::from))
+            .map(|w| absolute(&w, &host.cwd)),
+        cwd,
+        writable: a.writable || vars.flag(&[vars::WRITABLE]),
+        writable_tmpfs: a.writable_tmpfs || vars.flag(&[vars::WRITABLE_TMPFS]),
+        tmpfs_size_mib: a.writable_tmpfs_size,
+        overlays,
+        pid: a.pid || containall || vars.flag(&[vars::PID, vars::UNSHARE_PID]),
+        ipc: a.ipc || containall || vars.flag(&[vars::IPC, vars::UNSHARE_IPC]),
+        uts: a.uts || vars.flag(&[vars::UTS, vars::UNSHARE_UTS]),
+        net: a.net || vars.flag(&[vars::NET, vars::UNSHARE_NET]),
+        hostname: a.hostname.or_else(|| vars.value(vars::HOSTNAME)),
+        cleanenv: a.cleanenv || containall || vars.flag(&[vars::CLEANENV]),
+        no_env: vars.list(a.no_env, vars::NOENV),
+        env_files,
+        env,
+        no_eval: a.no_eval || vars.flag(&[vars::NO_EVAL]),
+        fakeroot: a.fakeroot || vars.flag(&[vars::FAKEROOT]),
+        driver,
+        extract_dir,
+        extract_fallback,
+        extract_max_bytes,
+        product: vars.tool.product().to_string(),
+    })
+}
+
+/// The node-local cache for extracted images: `VESSEL_EXTRACT_DIR`, else
+/// `/var/tmp/vessel-UID/extract` (kept across jobs, unlike a job's
+/// `$TMPDIR`), bounded by `VESSEL_EXTRACT_MAX_GIB` (default 20). When
+/// another user took the default place first, the cache falls back to the
+/// user's home (`~/.apptainer/cache/vessel/extract`); a directory the user
+/// named is used or refused, never replaced.
+fn extract_settings(vars: &Vars<'_>, host: &Host) -> (PathBuf, Option<PathBuf>, u64) {
+    let named = (vars.get)(vessel_vars::EXTRACT_DIR.name)
+        .filter(|d| !d.is_empty())
+        .map(|d| absolute(Path::new(&d), &host.cwd));
+    let fallback = named
+        .is_none()
+        .then(|| host.home.join(".apptainer/cache/vessel/extract"));
+    let dir = named.unwrap_or_else(|| {
+        let var_tmp = Path::new("/var/tmp");
+        let base = if var_tmp.is_dir() {
+            var_tmp.to_path_buf()
+        } else {
+            host.tmpdir.clone()
+        };
+        base.join(format!("vessel-{}", host.uid)).join("extract")
+    });
+    let gib = (vars.get)(vessel_vars::EXTRACT_MAX_GIB.name)
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(20);
+    (dir, fallback, gib << 30)
+}
+
+fn absolute(p: &Path, cwd: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        cwd.join(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host() -> Host {
+        Host {
+            uid: 1000,
+            gid: 1000,
+            groups: vec![1000],
+            user: None,
+            group: None,
+            supplementary: Vec::new(),
+            home: "/home/u".into(),
+            cwd: "/work".into(),
+            env: Vec::new(),
+            tmpdir: "/tmp".into(),
+        }
+    }
+
+    fn flags(rest: &[&str]) -> ActionFlags {
+        ActionFlags {
+            rest: rest.iter().map(OsString::from).collect(),
+            writable_tmpfs_size: 64,
+            ..ActionFlags::default()
+        }
+    }
+
+    /// Resolves `exec img.sif true` with `f` changed and the variables of
+    /// `env`, as the `tool` persona.
+    fn resolve_with(
+        tool: Tool,
+        env: &[(&str, &str)],
+        f: impl FnOnce(&mut ActionFlags),
+    ) -> Result<LaunchOptions, OptionsError> {
+        let mut a = flags(&["img.sif", "true"]);
+        f(&mut a);
+        let table: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let get = move |k: &str| table.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        resolve(Verb::Exec, a, &Vars { tool, get: &get }, &host())
+    }
+
+    fn opts(env: &[(&str, &str)], f: impl FnOnce(&mut ActionFlags)) -> LaunchOptions {
+        resolve_with(Tool::Apptainer, env, f).unwrap()
+    }
+
+    #[test]
+    fn each_boolean_flag_and_its_variables() {
+        type Get = fn(&LaunchOptions) -> bool;
+        type Set = fn(&mut ActionFlags);
+        let table: &[(Set, &[&str], Get)] = &[
+            (|a| a.contain = true, &["CONTAIN"], |o| o.contain),
+            (|a| a.cleanenv = true, &["CLEANENV"], |o| o.cleanenv),
+            (|a| a.no_home = true, &["NO_HOME"], |o| o.no_home),
+            (|a| a.no_eval = true, &["NO_EVAL"], |o| o.no_eval),
+            (|a| a.writable = true, &["WRITABLE"], |o| o.writable),
+            (
+                |a| a.writable_tmpfs = true,
+                &["WRITABLE_TMPFS"],
+                |o| o.writable_tmpfs,
+            ),
+            (|a| a.pid = true, &["PID", "UNSHARE_PID"], |o| o.pid),
+            (|a| a.ipc = true, &["IPC", "UNSHARE_IPC"], |o| o.ipc),
+            (|a| a.uts = true, &["UTS", "UNSHARE_UTS"], |o| o.uts),
+            (|a| a.net = true, &["NET", "UNSHARE_NET"], |o| o.net),
+            (|a| a.fakeroot = true, &["FAKEROOT"], |o| o.fakeroot),
+            (
+                |a| a.unsquash = true,
+                &["UNSQUASH"],
+                |o| o.driver == Driver::Extract,
+            ),
+        ];
+        for (set, keys, get) in table {
+            assert!(!get(&opts(&[], |_| {})));
+            assert!(get(&opts(&[], set)));
+            for key in *keys {
+                for prefix in ["APPTAINER_", "SINGULARITY_"] {
+                    let name = format!("{prefix}{key}");
+                    assert!(get(&opts(&[(&name, "1")], |_| {})), "{name}=1");
+                    assert!(!get(&opts(&[(&name, "0")], |_| {})), "{name}=0");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn containall_implies_contain_pid_ipc_and_cleanenv() {
+        for o in [
+            opts(&[], |a| a.containall = true),
+            opts(&[("APPTAINER_CONTAINALL", "true")], |_| {}),
+        ] {
+            assert!(o.contain && o.pid && o.ipc && o.cleanenv);
+            assert!(!o.net && !o.uts);
+        }
+    }
+
+    #[test]
+    fn value_flags_and_their_variables() {
+        let o = opts(
+            &[
+                ("APPTAINER_HOSTNAME", "node"),
+                ("APPTAINER_APP", "tool"),
+                ("APPTAINER_WORKDIR", "scratch"),
+                ("APPTAINER_CWD", "/data"),
+                ("APPTAINER_HOME", "/h:/home/x"),
+                ("APPTAINER_NO_MOUNT", "tmp, home"),
+                ("APPTAINER_NOENV", "A,B"),
+                ("APPTAINER_SCRATCH", "/s1,/s2"),
+                ("APPTAINER_SCRATCHDIR", "/s3"),
+            ],
+            |_| {},
+        );
+        assert_eq!(o.hostname.as_deref(), Some("node"));
+        assert_eq!(o.app.as_deref(), Some("tool"));
+        assert_eq!(o.workdir, Some(PathBuf::from("/work/scratch")));
+        assert_eq!(o.cwd, Some(PathBuf::from("/data")));
+        assert_eq!(o.home, Some(("/h".into(), "/home/x".into())));
+        assert_eq!(o.no_mount, ["tmp", "home"]);
+        assert_eq!(o.no_env, ["A", "B"]);
+        assert_eq!(
+            o.scratch,
+            [PathBuf::from("/s1"), "/s2".into(), "/s3".into()]
+        );
+        // A flag wins over its variable.
+        let o = opts(
+            &[
+                ("APPTAINER_HOSTNAME", "node"),
+                ("APPTAINER_NO_MOUNT", "tmp"),
+            ],
+            |a| {
+                a.hostname = Some("flag".into());
+                a.no_mount = vec!["sys".into()];
+                a.cwd = Some("/flag".into());
+            },
+        );
+        assert_eq!(o.hostname.as_deref(), Some("flag"));
+        assert_eq!(o.no_mount, ["sys"]);
+        assert_eq!(o.cwd, Some(PathBuf::from("/flag")));
+        // --pwd's variables, in order.
+        let o = opts(
+            &[("APPTAINER_PWD", "/p"), ("APPTAINER_TARGET_PWD", "/t")],
+            |_| {},
+        );
+        assert_eq!(o.cwd, Some(PathBuf::from("/p")));
+    }
+
+    #[test]
+    fn binds_from_flags_and_variables_add_up() {
+        let o = opts(
+            &[("APPTAINER_BIND", "/b"), ("APPTAINER_BINDPATH", "/c:/d:ro")],
+            |a| {
+                a.bind = vec!["/a".into()];
+                a.mount = vec!["type=bind,src=/e,dst=/f".into()];
+            },
+        );
+        let srcs: Vec<_> = o.binds.iter().map(|b| b.src.clone()).collect();
+        assert_eq!(
+            srcs,
+            [PathBuf::from("/a"), "/b".into(), "/c".into(), "/e".into()]
+        );
+    }
+
+    #[test]
+    fn prefixes_follow_the_persona() {
+        let env = [
+            ("APPTAINER_HOSTNAME", "apptainer"),
+            ("SINGULARITY_HOSTNAME", "singularity"),
+        ];
+        let name = |tool| resolve_with(tool, &env, |_| {}).unwrap().hostname.unwrap();
+        assert_eq!(name(Tool::Apptainer), "apptainer");
+        assert_eq!(name(Tool::Vessel), "apptainer");
+        assert_eq!(name(Tool::Singularity), "singularity");
+    }
+
+    #[test]
+    fn vessel_variables() {
+        assert_eq!(opts(&[], |_| {}).driver, Driver::Auto);
+        let o = opts(&[("VESSEL_IMAGE_DRIVER", "fuse")], |_| {});
+        assert_eq!(o.driver, Driver::Fuse);
+        let err = resolve_with(Tool::Vessel, &[("VESSEL_IMAGE_DRIVER", "x")], |_| {});
+        assert!(matches!(err, Err(OptionsError::Driver(_))));
+        let o = opts(&[], |_| {});
+        assert_eq!(o.extract_dir, PathBuf::from("/var/tmp/vessel-1000/extract"));
+        assert_eq!(
+            o.extract_fallback,
+            Some(PathBuf::from("/home/u/.apptainer/cache/vessel/extract"))
+        );
+        assert_eq!(o.extract_max_bytes, 20 << 30);
+        let o = opts(
+            &[
+                ("VESSEL_EXTRACT_DIR", "cache"),
+                ("VESSEL_EXTRACT_MAX_GIB", "2"),
+            ],
+            |_| {},
+        );
+        assert_eq!(o.extract_dir, PathBuf::from("/work/cache"));
+        assert_eq!(o.extract_fallback, None);
+        assert_eq!(o.extract_max_bytes, 2 << 30);
+    }
+
+    #[test]
+    fn images_actions_and_refusals() {
+        let o = opts(&[], |_| {});
+        assert_eq!(o.image, PathBuf::from("/work/img.sif"));
+        assert_eq!(o.product, "Apptainer");
+        let o = opts(&[], |a| {
+            a.rest = vec!["docker://alpine".into(), "id".into()]
+        });
+        assert_eq!(o.image, PathBuf::from("docker://alpine"));
+        let err = |f: fn(&mut ActionFlags)| resolve_with(Tool::Vessel, &[], f).unwrap_err();
+        assert!(matches!(
+            err(|a| a.rest.truncate(1)),
+            OptionsError::NoCommand
+        ));
+        assert!(matches!(err(|a| a.rest.clear()), OptionsError::NoImage));
+        assert!(matches!(
+            err(|a| a.env = vec!["novalue".into()]),
+            OptionsError::EnvPair(_)
+        ));
+        assert!(matches!(
+            err(|a| a.home = Some("/h:rel".into())),
+            OptionsError::HomeNotAbsolute(_)
+        ));
+        assert!(matches!(
+            err(|a| a.cwd = Some("rel".into())),
+            OptionsError::CwdNotAbsolute(_)
+        ));
+        assert!(matches!(
+            err(|a| a.overlay = vec!["/nonexistent-overlay".into()]),
+            OptionsError::OverlayNotDir(_)
+        ));
+        let shell = resolve(
+            Verb::Shell(None),
+            flags(&["img.sif"]),
+            &Vars {
+                tool: Tool::Apptainer,
+                get: &|k| (k == "APPTAINER_SHELL").then(|| "/bin/zsh".to_string()),
+            },
+            &host(),
+        )
+        .unwrap();
+        assert_eq!(shell.action, Some(Action::Shell(Some("/bin/zsh".into()))));
+    }
+}
