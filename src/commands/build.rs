@@ -65,7 +65,7 @@ pub fn run(tool: Tool, args: BuildArgs) -> Result<u8> {
             vessel_build::engine::pack_sandbox(
                 spec,
                 &args.output,
-                &vessel_config::tmp_dir(tool, vessel_config::process_var),
+                &vessel_config::paths::tmp_dir(tool, &vessel_config::process_var),
                 &vessel,
                 &squash_options(&args)?,
             )?;
@@ -142,7 +142,7 @@ fn from_definition(tool: Tool, args: &BuildArgs) -> Result<u8> {
         kept.borrow_mut().push(fetched);
         Ok(path)
     };
-    let tmpdir = vessel_config::tmp_dir(tool, vessel_config::process_var);
+    let tmpdir = vessel_config::paths::tmp_dir(tool, &vessel_config::process_var);
     let opts = vessel_build::engine::BuildOptions {
         output: args.output.clone(),
         sandbox: args.sandbox,

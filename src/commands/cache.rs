@@ -82,13 +82,9 @@ pub fn run(tool: Tool, args: CacheArgs) -> Result<u8> {
                 .filter(|e| wanted.contains(&e.kind) && days.is_none_or(|d| older_than(e, d)))
                 .collect();
             if !dry_run && !force && std::io::stdin().is_terminal() {
-                eprint!(
-                    "This will delete {} cache entries. Continue? [y/N] ",
-                    doomed.len()
-                );
-                let mut answer = String::new();
-                std::io::stdin().read_line(&mut answer)?;
-                if !answer.trim().eq_ignore_ascii_case("y") {
+                let question =
+                    format!("This will delete {} cache entries. Continue?", doomed.len());
+                if !crate::prompt::confirm(&question)? {
                     tracing::info!("Cache clean cancelled");
                     return Ok(0);
                 }

@@ -2,26 +2,20 @@
 //! `pgp-secret`) and the global public keyring beside `vessel.conf`, which
 //! the run-time execution control list verifies with.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use vessel_config::{vars, Tool};
+use vessel_config::Tool;
 use vessel_sign::{KeyInfo, Keyring, NewKey};
 
 use crate::cli::{KeyArgs, KeyCommand};
-
-use super::pull::{env_value, home};
+use crate::prompt::{answer, read_secret};
 
 /// The user's key directory: `--keysdir`, `$APPTAINER_KEYSDIR`, else
 /// `~/.apptainer/keys`.
 pub fn keys_dir(tool: Tool, flag: Option<PathBuf>) -> PathBuf {
-    flag.or_else(|| {
-        env_value(tool, vars::KEYSDIR)
-            .filter(|d| !d.is_empty())
-            .map(PathBuf::from)
-    })
-    .unwrap_or_else(|| home().join(".apptainer/keys"))
+    vessel_config::paths::keys_dir(tool, flag, &vessel_config::process_var)
 }
 
 /// The keyring the command works on: the user's, or with `--global` the
@@ -264,36 +258,6 @@ fn repassword(data: &[u8]) -> Result<Vec<u8>> {
         }
     }
     Ok(out)
-}
-
-/// A line typed by the user for a value given by no flag.
-pub fn answer(value: Option<String>, prompt: &str, flag: &str) -> Result<String> {
-    if let Some(v) = value {
-        return Ok(v);
-    }
-    let stdin = std::io::stdin();
-    if stdin.is_terminal() {
-        print!("{prompt}");
-        std::io::stdout().flush()?;
-    }
-    let mut line = String::new();
-    if stdin.lock().read_line(&mut line)? == 0 {
-        bail!("no input for {flag}: give it on the command line ({flag} VALUE)");
-    }
-    Ok(line.trim_end_matches(['\n', '\r']).to_string())
-}
-
-/// A secret typed without echo on a terminal, or the next line of standard
-/// input when it is not one (scripts, `echo pass | vessel sign …`).
-pub fn read_secret(prompt: &str, flag: &str) -> Result<String> {
-    if std::io::stdin().is_terminal() {
-        return rpassword::prompt_password(prompt).context("reading the passphrase");
-    }
-    let mut line = String::new();
-    if std::io::stdin().lock().read_line(&mut line)? == 0 {
-        bail!("a passphrase is needed and standard input is empty: type it at a terminal or pipe it in ({flag})");
-    }
-    Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }
 
 /// Writes an exported key to a file that must not exist yet (as Apptainer

@@ -1,7 +1,6 @@
 //! `pull`, and the `docker://` images of `exec`/`run`/`shell`/`test`:
 //! flags and variables turned into pull options.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -26,17 +25,12 @@ fn env_flag(tool: Tool, var: EnvVar) -> bool {
 }
 
 pub fn home() -> PathBuf {
-    vessel_config::process_var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/"))
+    vessel_config::paths::home(&vessel_config::process_var)
 }
 
 /// `$APPTAINER_CACHEDIR/cache`, else `~/.apptainer/cache`.
 pub fn cache_root(tool: Tool) -> PathBuf {
-    match env_value(tool, vars::CACHEDIR).filter(|d| !d.is_empty()) {
-        Some(d) => PathBuf::from(d).join("cache"),
-        None => home().join(".apptainer/cache"),
-    }
+    vessel_config::paths::cache_root(tool, &vessel_config::process_var)
 }
 
 /// The Go name of this machine's architecture (`amd64`, `arm64`, …).
@@ -65,7 +59,7 @@ pub fn pull_options(
         .or_else(|| vessel_config::process_var("DOCKER_PASSWORD"));
     let credentials = match (username, password) {
         (Some(username), Some(password)) => Some(Credentials { username, password }),
-        _ if r.docker_login => Some(prompt_login()?),
+        _ if r.docker_login => Some(crate::prompt::docker_login()?),
         _ => None,
     };
     let authfile = r
@@ -73,7 +67,7 @@ pub fn pull_options(
         .clone()
         .or_else(|| env_value(tool, vars::AUTH_FILE).map(PathBuf::from));
     let disable_cache = r.disable_cache || env_flag(tool, vars::DISABLE_CACHE);
-    let tmpdir = vessel_config::tmp_dir(tool, vessel_config::process_var);
+    let tmpdir = vessel_config::paths::tmp_dir(tool, &vessel_config::process_var);
     let now = time::OffsetDateTime::now_utc();
     let date = now
         .format(time::macros::format_description!(
@@ -357,33 +351,6 @@ pub fn install(sif: &Path, out: &Path) -> Result<()> {
     tmp.commit()
         .with_context(|| format!("could not write {}", out.display()))?;
     Ok(())
-}
-
-/// `--docker-login`: asks for the user name and password.
-fn prompt_login() -> Result<Credentials> {
-    if !std::io::stdin().is_terminal() {
-        bail!("--docker-login needs a terminal to ask on: set APPTAINER_DOCKER_USERNAME and APPTAINER_DOCKER_PASSWORD instead");
-    }
-    eprint!("Enter Docker Username: ");
-    let mut username = String::new();
-    std::io::stdin().read_line(&mut username)?;
-    let password = read_password(false)?;
-    Ok(Credentials {
-        username: username.trim().to_string(),
-        password,
-    })
-}
-
-/// Prompts for a password on the terminal, or reads it from standard input.
-pub fn read_password(from_stdin: bool) -> Result<String> {
-    let mut line = String::new();
-    if !from_stdin && std::io::stdin().is_terminal() {
-        eprint!("Password / Token: ");
-    }
-    std::io::stdin()
-        .read_line(&mut line)
-        .context("reading the password")?;
-    Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }
 
 #[cfg(test)]

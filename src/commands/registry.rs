@@ -4,7 +4,8 @@ use anyhow::{anyhow, bail, Result};
 use vessel_oci::auth::{self, Credentials};
 
 use crate::cli::{RegistryArgs, RegistryCommand};
-use crate::commands::pull::{home, read_password};
+use crate::commands::pull::home;
+use crate::prompt::read_password;
 
 fn host(registry: &str) -> Result<String> {
     let h = registry

@@ -9,7 +9,8 @@ use vessel_sign::{DsseSigner, Keyring, SignKey, SignScope};
 
 use crate::cli::SignArgs;
 
-use super::key::{answer, keys_dir, read_secret};
+use super::key::keys_dir;
+use crate::prompt::{answer, read_secret};
 
 pub fn run(tool: Tool, args: SignArgs) -> Result<u8> {
     let image = &args.image;

@@ -14,17 +14,61 @@ mod tool;
 pub use env::{lookup, lookup_bool, EnvValue, EnvVar, Lookup, OwnVar};
 pub use tool::Tool;
 
-/// Where pulls and builds keep their temporary files: `APPTAINER_TMPDIR`
-/// (in the persona's prefix order), else `TMPDIR`, else `/tmp`. `get` reads
-/// a variable (the process environment, or a test's table).
-pub fn tmp_dir(tool: Tool, get: impl Fn(&str) -> Option<String>) -> std::path::PathBuf {
-    lookup(tool, vars::TMPDIR, &get)
-        .value
-        .map(|v| v.value)
-        .or_else(|| get("TMPDIR"))
-        .filter(|t| !t.is_empty())
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| "/tmp".into())
+/// The user's own places: home, caches, keys and temporary files, each
+/// decided once from the variables (`get` reads one: the process
+/// environment, or a test's table).
+pub mod paths {
+    use std::path::PathBuf;
+
+    use crate::{lookup, vars, Tool};
+
+    fn value(
+        tool: Tool,
+        var: crate::EnvVar,
+        get: &impl Fn(&str) -> Option<String>,
+    ) -> Option<String> {
+        lookup(tool, var, get)
+            .value
+            .map(|v| v.value)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// `HOME`, else `/`.
+    pub fn home(get: &impl Fn(&str) -> Option<String>) -> PathBuf {
+        get("HOME")
+            .filter(|h| !h.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| "/".into())
+    }
+
+    /// The pull cache: `$APPTAINER_CACHEDIR/cache`, else `~/.apptainer/cache`.
+    pub fn cache_root(tool: Tool, get: &impl Fn(&str) -> Option<String>) -> PathBuf {
+        match value(tool, vars::CACHEDIR, get) {
+            Some(d) => PathBuf::from(d).join("cache"),
+            None => home(get).join(".apptainer/cache"),
+        }
+    }
+
+    /// The keyrings: `--keysdir` (`flag`), else `APPTAINER_KEYSDIR`, else
+    /// `~/.apptainer/keys`.
+    pub fn keys_dir(
+        tool: Tool,
+        flag: Option<PathBuf>,
+        get: &impl Fn(&str) -> Option<String>,
+    ) -> PathBuf {
+        flag.or_else(|| value(tool, vars::KEYSDIR, get).map(PathBuf::from))
+            .unwrap_or_else(|| home(get).join(".apptainer/keys"))
+    }
+
+    /// Where pulls and builds keep their temporary files: `APPTAINER_TMPDIR`
+    /// (in the persona's prefix order), else `TMPDIR`, else `/tmp`.
+    pub fn tmp_dir(tool: Tool, get: &impl Fn(&str) -> Option<String>) -> PathBuf {
+        value(tool, vars::TMPDIR, get)
+            .or_else(|| get("TMPDIR"))
+            .filter(|t| !t.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| "/tmp".into())
+    }
 }
 
 /// The environment variables Vessel reads, by their key without prefix.
@@ -394,6 +438,50 @@ mod tests {
     }
 
     #[test]
+    fn home_cache_and_keys() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let p = std::path::PathBuf::from;
+        let none = env(&[]);
+        assert_eq!(paths::home(&none), p("/"));
+        assert_eq!(
+            paths::cache_root(Tool::Vessel, &none),
+            p("/.apptainer/cache")
+        );
+        let home = env(&[("HOME", "/h")]);
+        assert_eq!(
+            paths::cache_root(Tool::Vessel, &home),
+            p("/h/.apptainer/cache")
+        );
+        assert_eq!(
+            paths::keys_dir(Tool::Vessel, None, &home),
+            p("/h/.apptainer/keys")
+        );
+        assert_eq!(paths::keys_dir(Tool::Vessel, Some(p("/k")), &home), p("/k"));
+        let set = env(&[
+            ("HOME", "/h"),
+            ("APPTAINER_CACHEDIR", "/c"),
+            ("SINGULARITY_CACHEDIR", "/s"),
+            ("SINGULARITY_KEYSDIR", "/sk"),
+        ]);
+        assert_eq!(paths::cache_root(Tool::Apptainer, &set), p("/c/cache"));
+        assert_eq!(paths::cache_root(Tool::Singularity, &set), p("/s/cache"));
+        assert_eq!(paths::keys_dir(Tool::Apptainer, None, &set), p("/sk"));
+        // An empty variable is no setting.
+        let empty = env(&[("HOME", "/h"), ("APPTAINER_CACHEDIR", "")]);
+        assert_eq!(
+            paths::cache_root(Tool::Vessel, &empty),
+            p("/h/.apptainer/cache")
+        );
+    }
+
+    #[test]
     fn tmp_dir_rule() {
         let table = |pairs: &'static [(&'static str, &'static str)]| {
             move |k: &str| {
@@ -403,7 +491,7 @@ mod tests {
                     .map(|(_, v)| v.to_string())
             }
         };
-        let dir = |tool, pairs| tmp_dir(tool, table(pairs));
+        let dir = |tool, pairs| paths::tmp_dir(tool, &table(pairs));
         assert_eq!(dir(Tool::Vessel, &[]), std::path::PathBuf::from("/tmp"));
         assert_eq!(
             dir(Tool::Vessel, &[("TMPDIR", "/t")]),
