@@ -16,6 +16,7 @@ pub mod path;
 pub mod private_dir;
 pub mod process;
 pub mod signal;
+pub mod syscall;
 pub mod user;
 
 pub use rustix::io::Errno;

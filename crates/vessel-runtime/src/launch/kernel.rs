@@ -1,0 +1,121 @@
+//! The kernel side of the [`Syscall`] seam: each call forwards to the
+//! `vessel-sys` function it names, and each mount is narrated under
+//! `--debug` as it is made (`mount: bind /home/me on …/root/home/me`), as
+//! Charliecloud's `ch-run -vv` tells its story. Descriptor paths
+//! (`/proc/self/fd/N`) are shown as the host paths they stand for.
+
+use std::fs;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use vessel_sys::mount::{self as m, FsFlags};
+use vessel_sys::path;
+use vessel_sys::syscall::{flag_names, Syscall};
+use vessel_sys::{Result, SysError};
+
+/// The real implementation: the kernel, through `vessel-sys`.
+pub(super) struct Kernel;
+
+/// `p` for a reader: a descriptor's path becomes what it points to.
+fn shown(p: &Path) -> PathBuf {
+    if p.starts_with("/proc/self/fd") {
+        fs::read_link(p).unwrap_or_else(|_| p.to_path_buf())
+    } else {
+        p.to_path_buf()
+    }
+}
+
+impl Syscall for Kernel {
+    type Handle = OwnedFd;
+
+    fn open_dir(&self, p: &Path) -> Result<OwnedFd> {
+        path::open_dir(p)
+    }
+
+    fn open_host(&self, p: &Path) -> Result<OwnedFd> {
+        path::open_host(p)
+    }
+
+    fn open_in_root(&self, root: &OwnedFd, p: &Path) -> Result<OwnedFd> {
+        path::open_in_root(root, p)
+    }
+
+    fn ensure_in_root(&self, root: &OwnedFd, p: &Path, file: bool) -> Result<OwnedFd> {
+        path::ensure_in_root(root, p, file)
+    }
+
+    fn is_dir(&self, handle: &OwnedFd) -> bool {
+        path::is_dir(handle)
+    }
+
+    fn mount_path(&self, handle: &OwnedFd) -> PathBuf {
+        path::fd_path(handle)
+    }
+
+    fn host_path(&self, handle: &OwnedFd) -> Result<PathBuf> {
+        let p = path::fd_path(handle);
+        fs::read_link(&p).map_err(|e| SysError::new(format!("reading {}", p.display()), e))
+    }
+
+    fn is_empty_dir(&self, p: &Path) -> bool {
+        fs::read_dir(p)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false)
+    }
+
+    fn bind(&self, src: &Path, dst: &Path, recursive: bool) -> Result<()> {
+        tracing::debug!(
+            "mount: bind {} on {}{}",
+            shown(src).display(),
+            shown(dst).display(),
+            if recursive {
+                " (with the mounts below it)"
+            } else {
+                ""
+            }
+        );
+        m::bind(src, dst, recursive)
+    }
+
+    fn remount_bind(&self, dst: &Path, readonly: bool) -> Result<()> {
+        tracing::debug!(
+            "mount: remount {} {}",
+            shown(dst).display(),
+            if readonly { "read-only" } else { "read-write" }
+        );
+        m::remount_bind(dst, readonly)
+    }
+
+    fn mount_fs(&self, fstype: &str, dst: &Path, flags: FsFlags, options: &str) -> Result<()> {
+        tracing::debug!(
+            "mount: {fstype} on {} ({})",
+            shown(dst).display(),
+            [flag_names(flags).as_str(), options]
+                .iter()
+                .filter(|s| !s.is_empty())
+                .copied()
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        m::mount_fs(fstype, dst, flags, options)
+    }
+
+    fn create_dir(&self, p: &Path, all: bool) -> Result<()> {
+        let r = if all {
+            fs::create_dir_all(p)
+        } else {
+            fs::create_dir(p)
+        };
+        r.map_err(|e| SysError::new(format!("creating {}", p.display()), e))
+    }
+
+    fn write_file(&self, p: &Path, content: &[u8]) -> Result<()> {
+        fs::write(p, content).map_err(|e| SysError::new(format!("writing {}", p.display()), e))
+    }
+
+    fn symlink(&self, target: &Path, link: &Path) -> Result<()> {
+        tracing::debug!("symlink: {} -> {}", shown(link).display(), target.display());
+        std::os::unix::fs::symlink(target, link)
+            .map_err(|e| SysError::new(format!("linking {}", link.display()), e))
+    }
+}

@@ -1,0 +1,101 @@
+//! The monitor: `vessel` itself, the parent of the container. It creates
+//! the namespaces and the private session tmpfs the root is assembled in,
+//! and, once the payload is forked, stays as its parent: it relays the
+//! forwarded signals (TERM, INT, HUP, QUIT, USR1, USR2, CONT, WINCH),
+//! reaps, and returns the payload's status (128 + N for a signal). The
+//! container's init (`--pid`) runs the same relay loop.
+
+use vessel_sys::mount::{self as m, FsFlags};
+use vessel_sys::process::{self as p, Exit};
+use vessel_sys::signal::{SignalMask, SIGCHLD};
+use vessel_sys::syscall::Syscall;
+
+use super::kernel::Kernel;
+use super::{kernel_hint, LaunchError};
+use crate::fakeroot::Fakeroot;
+use crate::options::Host;
+use crate::plan::SessionPlan;
+
+/// Creates the namespaces and the private session tmpfs, returned as the
+/// temporary directory it is mounted on. `defer_pid` leaves the PID
+/// namespace for later (the FUSE server is forked first).
+pub(super) fn enter_namespaces(
+    plan: &SessionPlan,
+    host: &Host,
+    defer_pid: bool,
+) -> Result<tempfile::TempDir, LaunchError> {
+    let session = tempfile::Builder::new()
+        .prefix("vessel-session-")
+        .tempdir_in(&host.tmpdir)
+        .map_err(|e| {
+            LaunchError::Image(format!(
+                "cannot create a session directory in {}: {e}",
+                host.tmpdir.display()
+            ))
+        })?;
+    let mut ns = plan.namespaces;
+    ns.pid &= !defer_pid;
+    if ns.user && plan.fakeroot {
+        let mode = Fakeroot::for_user(&host.user_name(), host.uid, host.gid);
+        tracing::debug!("{}", mode.describe());
+        mode.enter(ns, host.uid, host.gid)
+            .map_err(|e| kernel_hint("could not create the fake-root namespace", e))?;
+    } else {
+        vessel_sys::ns::unshare(ns)
+            .map_err(|e| kernel_hint("could not create the container's namespaces", e))?;
+        if ns.user {
+            vessel_sys::ns::write_id_maps(host.uid, host.gid, host.uid, host.gid)
+                .map_err(|e| kernel_hint("could not map your user into the container", e))?;
+        }
+    }
+    // Once the id maps are written: from here on the container's processes
+    // (fake root too) cannot open the monitor's or the FUSE server's
+    // `/proc/PID/root`, which leads to the host's `/`.
+    p::set_not_dumpable()?;
+    m::make_private_recursive()?;
+    if let Some(h) = &plan.hostname {
+        vessel_sys::ns::set_hostname(h)?;
+    }
+    if plan.loopback {
+        if let Err(e) = vessel_sys::ns::loopback_up() {
+            tracing::warn!("could not bring up the loopback interface: {e}");
+        }
+    }
+    Kernel.mount_fs(
+        "tmpfs",
+        session.path(),
+        FsFlags {
+            nosuid: true,
+            nodev: true,
+            ..FsFlags::default()
+        },
+        &format!("size={}m,mode=0700", plan.session_mib),
+    )?;
+    Ok(session)
+}
+
+/// Relays signals to `child` until it ends, reaping any other child on the
+/// way; returns the shell-style status.
+pub(super) fn relay(child: p::Pid, mask: &SignalMask) -> Result<i32, LaunchError> {
+    loop {
+        let received = mask.wait()?;
+        if received.signal == SIGCHLD {
+            while let Some((pid, exit)) = p::reap_any()? {
+                if pid == child {
+                    // Reap whatever else is left before leaving.
+                    while let Ok(Some(_)) = p::reap_any() {}
+                    return Ok(match exit {
+                        Exit::Code(c) => c,
+                        Exit::Signal(_) => exit.status(),
+                    });
+                }
+            }
+            continue;
+        }
+        // A terminal's Ctrl-C already reached the payload, which shares our
+        // process group: sending it again would deliver it twice.
+        if !received.from_kernel {
+            p::kill(child, received.signal)?;
+        }
+    }
+}

@@ -1,0 +1,654 @@
+//! The root assembly: the container's `/` built under the session
+//! directory from the root plan, in the monitor, before the payload is
+//! released. The image (with any overlay layers) becomes the root, each
+//! planned mount is carried out inside it, and a read-only root is made
+//! read-only last, once every mount point exists.
+//!
+//! Every kernel call goes through [`Syscall`], so the order of the calls
+//! is unit-tested below against the recording fake, without privilege;
+//! the launch passes the real [`super::kernel::Kernel`].
+
+use std::path::{Path, PathBuf};
+
+use vessel_sys::mount::FsFlags;
+use vessel_sys::syscall::Syscall;
+use vessel_sys::Errno;
+
+use super::{kernel_hint, LaunchError};
+use crate::plan::{LaunchPlan, Mount, RootMode};
+
+/// The flags of every file system the executor mounts in the root.
+const NOSUID_NODEV: FsFlags = FsFlags {
+    nosuid: true,
+    nodev: true,
+    noexec: false,
+    readonly: false,
+};
+
+/// Builds the container's `/` under the session directory; returns it.
+pub(super) fn assemble_root<S: Syscall>(
+    sys: &S,
+    plan: &LaunchPlan,
+    session: &Path,
+) -> Result<PathBuf, LaunchError> {
+    let root = session.join("root");
+    for d in ["root", "upper", "work", "files", "dirs"] {
+        sys.create_dir(&session.join(d), false)?;
+    }
+    let layers: Vec<PathBuf> = plan
+        .read_only_layers
+        .iter()
+        .chain([&plan.lower])
+        .cloned()
+        .collect();
+    match &plan.root_mode {
+        RootMode::Writable => sys.bind(&plan.lower, &root, true)?,
+        RootMode::ReadOnly | RootMode::WritableTmpfs => overlay(
+            sys,
+            &layers,
+            &session.join("upper"),
+            &session.join("work"),
+            &root,
+        )?,
+        RootMode::Overlay { upper } => {
+            let (u, w) = (upper.join("upper"), upper.join("work"));
+            sys.create_dir(&u, true)
+                .and_then(|()| sys.create_dir(&w, true))
+                .map_err(|e| {
+                    LaunchError::Image(format!(
+                        "overlay directory {}: {}",
+                        upper.display(),
+                        e.errno
+                    ))
+                })?;
+            overlay(sys, &layers, &u, &w, &root)?
+        }
+    }
+    let root_fd = sys.open_dir(&root)?;
+    for mount in &plan.mounts {
+        apply(sys, mount, &root_fd, session).map_err(|e| match mount {
+            Mount::Bind { src, dst, .. } => LaunchError::Image(format!(
+                "could not bind {} to {} in the container: {e}",
+                src.display(),
+                dst.display()
+            )),
+            _ => e,
+        })?;
+    }
+    if plan.root_mode == RootMode::ReadOnly {
+        sys.remount_bind(&root, true)?;
+    }
+    Ok(root)
+}
+
+/// The options of an overlay mount of `layers` (topmost first, the image
+/// last) with a writable `upper`; refuses paths the option string cannot
+/// carry.
+fn overlay_options(layers: &[PathBuf], upper: &Path, work: &Path) -> Result<String, LaunchError> {
+    for p in layers.iter().map(PathBuf::as_path).chain([upper, work]) {
+        let s = p.to_string_lossy();
+        if s.contains(',') || s.contains(':') {
+            return Err(LaunchError::Image(format!(
+                "the path {s} contains ',' or ':', which overlay mounts cannot take: move it"
+            )));
+        }
+    }
+    let lowerdir: Vec<String> = layers.iter().map(|l| l.display().to_string()).collect();
+    Ok(format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lowerdir.join(":"),
+        upper.display(),
+        work.display()
+    ))
+}
+
+/// Mounts an overlay of `layers` with a writable `upper` at `target`.
+fn overlay<S: Syscall>(
+    sys: &S,
+    layers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+) -> Result<(), LaunchError> {
+    let options = overlay_options(layers, upper, work)?;
+    sys.mount_fs("overlay", target, NOSUID_NODEV, &options)
+        .map_err(|e| kernel_hint("could not mount the container's root file system (overlayfs in a user namespace needs Linux 5.11 or newer)", e))
+}
+
+/// The mount point `dst` inside the root, created when missing. When the
+/// image's directory cannot take it (a sandbox owned by another user, whose
+/// directories the overlay cannot copy up into the user's namespace), an
+/// empty parent directory is covered with a small tmpfs to hold it, as
+/// nothing in it is hidden; a non-empty one is an error that says why.
+fn mount_point<S: Syscall>(
+    sys: &S,
+    root: &S::Handle,
+    dst: &Path,
+    file: bool,
+) -> Result<S::Handle, LaunchError> {
+    match sys.ensure_in_root(root, dst, file) {
+        Ok(fd) => Ok(fd),
+        // The parent is not ours to change.
+        Err(e)
+            if matches!(
+                e.errno(),
+                Some(Errno::OVERFLOW | Errno::PERM | Errno::ACCESS | Errno::ROFS)
+            ) =>
+        {
+            let parent = dst.parent().unwrap_or(Path::new("/"));
+            let pfd = sys
+                .open_in_root(root, parent)
+                .map_err(|_| LaunchError::Image(e.to_string()))?;
+            let host_parent = sys.host_path(&pfd)?;
+            if !sys.is_empty_dir(&host_parent) || parent == Path::new("/") {
+                return Err(LaunchError::Image(format!(
+                    "cannot create the mount point {} in the image ({e}); the image may belong to another user: create the directory in the image, or use --no-mount or --no-home",
+                    dst.display()
+                )));
+            }
+            tracing::debug!(
+                "{e}: covering the empty {} with a tmpfs to hold {}",
+                parent.display(),
+                dst.display()
+            );
+            sys.mount_fs(
+                "tmpfs",
+                &sys.mount_path(&pfd),
+                NOSUID_NODEV,
+                "size=1m,mode=0755",
+            )?;
+            Ok(sys.ensure_in_root(root, dst, file)?)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Carries out one step of the root plan inside `root`.
+fn apply<S: Syscall>(
+    sys: &S,
+    mount: &Mount,
+    root: &S::Handle,
+    session: &Path,
+) -> Result<(), LaunchError> {
+    match mount {
+        Mount::Bind {
+            src,
+            dst,
+            readonly,
+            recursive,
+        } => {
+            let src_fd = sys.open_host(src)?;
+            let target = mount_point(sys, root, dst, !sys.is_dir(&src_fd))?;
+            let (from, to) = (sys.mount_path(&src_fd), sys.mount_path(&target));
+            match sys.bind(&from, &to, *recursive) {
+                // A directory with mounts below it that the namespace got
+                // locked from the host (another job's, mounted under /tmp
+                // as this one started) can only be bound with them.
+                Err(e) if !*recursive && e.errno() == Some(Errno::INVAL) => {
+                    tracing::debug!("{e}: binding {} with the mounts below it", src.display());
+                    sys.bind(&from, &to, true)?
+                }
+                other => other?,
+            }
+            if *readonly {
+                // The new mount, not the directory it covers.
+                let mounted = sys.open_in_root(root, dst)?;
+                sys.remount_bind(&sys.mount_path(&mounted), true)?;
+            }
+        }
+        Mount::Tmpfs {
+            dst,
+            size_mib,
+            mode,
+        } => {
+            let target = mount_point(sys, root, dst, false)?;
+            let mut options = format!("mode={mode:o}");
+            if let Some(s) = size_mib {
+                options.push_str(&format!(",size={s}m"));
+            }
+            sys.mount_fs("tmpfs", &sys.mount_path(&target), NOSUID_NODEV, &options)?;
+        }
+        Mount::SessionDir { name, dst } => {
+            let dir = session.join("dirs").join(name);
+            sys.create_dir(&dir, true)?;
+            let target = mount_point(sys, root, dst, false)?;
+            sys.bind(&dir, &sys.mount_path(&target), false)?;
+        }
+        Mount::SessionFile { name, content, dst } => {
+            let file = session.join("files").join(name);
+            sys.write_file(&file, content.as_bytes())?;
+            let target = mount_point(sys, root, dst, true)?;
+            sys.bind(&file, &sys.mount_path(&target), false)?;
+        }
+        Mount::Symlink { target, at } => {
+            let parent = at.parent().unwrap_or(Path::new("/"));
+            let dir = sys.open_in_root(root, parent)?;
+            let link = sys
+                .host_path(&dir)?
+                .join(at.file_name().unwrap_or_default());
+            match sys.symlink(Path::new(target), &link) {
+                Err(e) if e.errno() != Some(Errno::EXIST) => return Err(e.into()),
+                _ => {}
+            }
+        }
+        Mount::Devpts { dst } => {
+            let target = sys.ensure_in_root(root, dst, false)?;
+            sys.mount_fs(
+                "devpts",
+                &sys.mount_path(&target),
+                FsFlags {
+                    nosuid: true,
+                    noexec: true,
+                    ..FsFlags::default()
+                },
+                "newinstance,ptmxmode=0666,mode=0620",
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vessel_sys::syscall::{Call, Recorder};
+
+    fn plan(root_mode: RootMode, mounts: Vec<Mount>) -> LaunchPlan {
+        LaunchPlan {
+            lower: "/image".into(),
+            read_only_layers: Vec::new(),
+            root_mode,
+            new_proc: false,
+            mounts,
+            cwd: "/".into(),
+            home: "/home/me".into(),
+            argv: vec!["true".into()],
+            env: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    fn bind(src: &str, dst: &str, readonly: bool) -> Mount {
+        Mount::Bind {
+            src: src.into(),
+            dst: dst.into(),
+            readonly,
+            recursive: false,
+        }
+    }
+
+    fn mount(fstype: &str, dst: &str, flags: &str, options: &str) -> Call {
+        Call::Mount {
+            fstype: fstype.into(),
+            dst: dst.into(),
+            flags: flags.into(),
+            options: options.into(),
+        }
+    }
+
+    fn bind_call(src: &str, dst: &str, recursive: bool) -> Call {
+        Call::Bind {
+            src: src.into(),
+            dst: dst.into(),
+            recursive,
+        }
+    }
+
+    fn remount(dst: &str) -> Call {
+        Call::Remount {
+            dst: dst.into(),
+            readonly: true,
+        }
+    }
+
+    const ROOT_OVERLAY: &str = "lowerdir=/image,upperdir=/s/upper,workdir=/s/work";
+
+    fn assemble(sys: &Recorder, plan: &LaunchPlan) -> Result<PathBuf, LaunchError> {
+        assemble_root(sys, plan, Path::new("/s"))
+    }
+
+    #[test]
+    fn a_read_only_root_is_an_overlay_made_read_only_last() {
+        let sys = Recorder::new();
+        let root = assemble(&sys, &plan(RootMode::ReadOnly, vec![])).unwrap();
+        assert_eq!(root, Path::new("/s/root"));
+        let dirs: Vec<Call> = ["root", "upper", "work", "files", "dirs"]
+            .iter()
+            .map(|d| Call::CreateDir {
+                path: Path::new("/s").join(d),
+                all: false,
+            })
+            .collect();
+        assert_eq!(sys.calls()[..5], dirs[..]);
+        assert_eq!(
+            sys.mounts(),
+            vec![
+                mount("overlay", "/s/root", "nosuid,nodev", ROOT_OVERLAY),
+                remount("/s/root"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_writable_tmpfs_root_is_left_writable() {
+        let sys = Recorder::new();
+        assemble(&sys, &plan(RootMode::WritableTmpfs, vec![])).unwrap();
+        assert_eq!(
+            sys.mounts(),
+            vec![mount("overlay", "/s/root", "nosuid,nodev", ROOT_OVERLAY)]
+        );
+    }
+
+    #[test]
+    fn writable_binds_the_lower_directly() {
+        let sys = Recorder::new();
+        assemble(
+            &sys,
+            &plan(RootMode::Writable, vec![bind("/d", "/d", false)]),
+        )
+        .unwrap();
+        assert_eq!(
+            sys.mounts(),
+            vec![
+                bind_call("/image", "/s/root", true),
+                bind_call("/d", "/s/root/d", false),
+            ]
+        );
+    }
+
+    #[test]
+    fn overlay_layers_stack_topmost_first_on_the_image() {
+        let sys = Recorder::new();
+        let mut p = plan(
+            RootMode::Overlay {
+                upper: "/ov".into(),
+            },
+            vec![],
+        );
+        p.read_only_layers = vec!["/top".into(), "/mid".into()];
+        assemble(&sys, &p).unwrap();
+        let calls = sys.calls();
+        assert!(calls.contains(&Call::CreateDir {
+            path: "/ov/upper".into(),
+            all: true
+        }));
+        assert!(calls.contains(&Call::CreateDir {
+            path: "/ov/work".into(),
+            all: true
+        }));
+        assert_eq!(
+            sys.mounts(),
+            vec![mount(
+                "overlay",
+                "/s/root",
+                "nosuid,nodev",
+                "lowerdir=/top:/mid:/image,upperdir=/ov/upper,workdir=/ov/work"
+            )]
+        );
+    }
+
+    #[test]
+    fn an_overlay_directory_that_cannot_be_made_is_named() {
+        let sys = Recorder::new();
+        sys.fail(
+            Call::CreateDir {
+                path: "/ov/upper".into(),
+                all: true,
+            },
+            Errno::ACCESS,
+        );
+        let e = assemble(
+            &sys,
+            &plan(
+                RootMode::Overlay {
+                    upper: "/ov".into(),
+                },
+                vec![],
+            ),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("overlay directory /ov: "), "{e}");
+        assert!(sys.mounts().is_empty());
+    }
+
+    #[test]
+    fn paths_overlay_options_cannot_carry_are_refused() {
+        let sys = Recorder::new();
+        let mut p = plan(RootMode::ReadOnly, vec![]);
+        p.lower = "/images/a:b".into();
+        let e = assemble(&sys, &p).unwrap_err().to_string();
+        assert!(e.contains("contains ',' or ':'"), "{e}");
+        assert!(sys.mounts().is_empty());
+    }
+
+    #[test]
+    fn a_read_only_bind_is_a_bind_then_a_read_only_remount() {
+        let sys = Recorder::new();
+        let mounts = vec![
+            bind("/data", "/data", true),
+            bind("/scratch", "/mnt", false),
+        ];
+        assemble(&sys, &plan(RootMode::WritableTmpfs, mounts)).unwrap();
+        assert_eq!(
+            sys.mounts()[1..],
+            [
+                bind_call("/data", "/s/root/data", false),
+                remount("/s/root/data"),
+                bind_call("/scratch", "/s/root/mnt", false),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_file_is_bound_on_a_file_mount_point() {
+        let sys = Recorder::new().with_file("/etc/resolv.conf");
+        let mounts = vec![bind("/etc/resolv.conf", "/etc/resolv.conf", false)];
+        assemble(&sys, &plan(RootMode::WritableTmpfs, mounts)).unwrap();
+        assert!(sys.calls().contains(&Call::EnsureInRoot {
+            path: "/etc/resolv.conf".into(),
+            file: true
+        }));
+    }
+
+    #[test]
+    fn a_bind_refused_for_locked_mounts_below_is_made_recursive() {
+        let sys = Recorder::new();
+        sys.fail(bind_call("/tmp", "/s/root/tmp", false), Errno::INVAL);
+        assemble(
+            &sys,
+            &plan(RootMode::WritableTmpfs, vec![bind("/tmp", "/tmp", false)]),
+        )
+        .unwrap();
+        assert_eq!(
+            sys.mounts()[1..],
+            [
+                bind_call("/tmp", "/s/root/tmp", false),
+                bind_call("/tmp", "/s/root/tmp", true),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failed_bind_names_source_and_destination() {
+        let sys = Recorder::new();
+        sys.fail(bind_call("/data", "/s/root/data", false), Errno::PERM);
+        let e = assemble(
+            &sys,
+            &plan(RootMode::ReadOnly, vec![bind("/data", "/data", true)]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("could not bind /data to /data in the container: "),
+            "{e}"
+        );
+        // Nothing after the failure: no remount of the bind or the root.
+        assert_eq!(
+            sys.mounts().last(),
+            Some(&bind_call("/data", "/s/root/data", false))
+        );
+    }
+
+    #[test]
+    fn a_refused_empty_parent_gets_a_small_tmpfs_cover() {
+        for errno in [Errno::ACCESS, Errno::PERM, Errno::ROFS, Errno::OVERFLOW] {
+            let sys = Recorder::new();
+            let point = Call::EnsureInRoot {
+                path: "/home/me".into(),
+                file: false,
+            };
+            sys.fail(point.clone(), errno);
+            let mounts = vec![bind("/u/me", "/home/me", false)];
+            assemble(&sys, &plan(RootMode::ReadOnly, mounts)).unwrap();
+            let calls = sys.calls();
+            assert_eq!(
+                calls.iter().filter(|c| **c == point).count(),
+                2,
+                "{errno:?}"
+            );
+            assert_eq!(
+                sys.mounts()[1..],
+                [
+                    mount("tmpfs", "/s/root/home", "nosuid,nodev", "size=1m,mode=0755"),
+                    bind_call("/u/me", "/s/root/home/me", false),
+                    remount("/s/root"),
+                ],
+                "{errno:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_refused_parent_with_content_is_a_clear_error() {
+        let sys = Recorder::new().with_content("/s/root/home");
+        sys.fail(
+            Call::EnsureInRoot {
+                path: "/home/me".into(),
+                file: false,
+            },
+            Errno::ACCESS,
+        );
+        let mounts = vec![bind("/u/me", "/home/me", false)];
+        let e = assemble(&sys, &plan(RootMode::ReadOnly, mounts))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("cannot create the mount point /home/me in the image"),
+            "{e}"
+        );
+        assert!(e.contains("--no-mount or --no-home"), "{e}");
+        assert_eq!(sys.mounts().len(), 1, "only the root overlay");
+    }
+
+    #[test]
+    fn the_root_itself_is_never_covered() {
+        let sys = Recorder::new();
+        sys.fail(
+            Call::EnsureInRoot {
+                path: "/data".into(),
+                file: false,
+            },
+            Errno::ROFS,
+        );
+        let mounts = vec![bind("/data", "/data", false)];
+        let e = assemble(&sys, &plan(RootMode::ReadOnly, mounts)).unwrap_err();
+        assert!(e
+            .to_string()
+            .contains("cannot create the mount point /data"));
+    }
+
+    #[test]
+    fn other_mount_point_errors_are_passed_on() {
+        let sys = Recorder::new();
+        sys.fail(
+            Call::EnsureInRoot {
+                path: "/home/me".into(),
+                file: false,
+            },
+            Errno::NOSPC,
+        );
+        let mounts = vec![Mount::Tmpfs {
+            dst: "/home/me".into(),
+            size_mib: None,
+            mode: 0o700,
+        }];
+        let e = assemble(&sys, &plan(RootMode::ReadOnly, mounts)).unwrap_err();
+        assert!(
+            matches!(&e, LaunchError::Sys(s) if s.errno() == Some(Errno::NOSPC)),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn session_files_dirs_tmpfs_links_and_devpts() {
+        let sys = Recorder::new();
+        let mounts = vec![
+            Mount::SessionFile {
+                name: "passwd".into(),
+                content: "me:x:1000:1000::/home/me:/bin/sh\n".into(),
+                dst: "/etc/passwd".into(),
+            },
+            Mount::SessionDir {
+                name: "tmp".into(),
+                dst: "/tmp".into(),
+            },
+            Mount::Tmpfs {
+                dst: "/dev".into(),
+                size_mib: Some(1),
+                mode: 0o755,
+            },
+            Mount::Symlink {
+                target: "/proc/self/fd".into(),
+                at: "/dev/fd".into(),
+            },
+            Mount::Devpts {
+                dst: "/dev/pts".into(),
+            },
+        ];
+        assemble(&sys, &plan(RootMode::ReadOnly, mounts)).unwrap();
+        let calls = sys.calls();
+        assert!(calls.contains(&Call::WriteFile {
+            path: "/s/files/passwd".into(),
+            content: "me:x:1000:1000::/home/me:/bin/sh\n".into(),
+        }));
+        assert!(calls.contains(&Call::CreateDir {
+            path: "/s/dirs/tmp".into(),
+            all: true,
+        }));
+        assert!(calls.contains(&Call::Symlink {
+            target: "/proc/self/fd".into(),
+            link: "/s/root/dev/fd".into(),
+        }));
+        assert_eq!(
+            sys.mounts()[1..],
+            [
+                bind_call("/s/files/passwd", "/s/root/etc/passwd", false),
+                bind_call("/s/dirs/tmp", "/s/root/tmp", false),
+                mount("tmpfs", "/s/root/dev", "nosuid,nodev", "mode=755,size=1m"),
+                mount(
+                    "devpts",
+                    "/s/root/dev/pts",
+                    "nosuid,noexec",
+                    "newinstance,ptmxmode=0666,mode=0620"
+                ),
+                remount("/s/root"),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_existing_link_is_kept() {
+        let sys = Recorder::new();
+        let link = Call::Symlink {
+            target: "pts/ptmx".into(),
+            link: "/s/root/dev/ptmx".into(),
+        };
+        sys.fail(link, Errno::EXIST);
+        let mounts = vec![Mount::Symlink {
+            target: "pts/ptmx".into(),
+            at: "/dev/ptmx".into(),
+        }];
+        assemble(&sys, &plan(RootMode::ReadOnly, mounts)).unwrap();
+    }
+}
