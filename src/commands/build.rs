@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use vessel_config::Tool;
 
 use crate::cli::BuildArgs;
-use crate::commands::pull::{fetch, install, is_uri, parse_source};
+use crate::commands::pull::{fetch, install, is_uri, Source};
 
 pub fn run(tool: Tool, args: BuildArgs) -> Result<u8> {
     const SECTIONS: [&str; 9] = [
@@ -78,7 +78,7 @@ pub fn run(tool: Tool, args: BuildArgs) -> Result<u8> {
         tracing::info!("Build complete: {}", args.output.display());
         return Ok(0);
     }
-    parse_source(&args.spec)?;
+    Source::parse(&args.spec)?;
     let fetched = fetch(tool, &args.registry, args.arch.as_deref(), None, &args.spec)?;
     if args.sandbox {
         vessel_build::engine::unpack_to_sandbox(fetched.path(), &args.output)?;

@@ -117,87 +117,10 @@ impl vessel_oci::Progress for Bar {
     }
 }
 
-/// Where an image comes from.
-pub enum Source {
-    Docker(String),
-    Oras(String),
-    OciDir(PathBuf, Option<String>),
-    OciArchive(PathBuf, Option<String>),
-    DockerArchive(PathBuf, Option<String>),
-}
+pub use vessel_oci::source::{default_name, Fetched, Source};
 
-/// `PATH[:TAG]`: a tag is what follows the last ':' when it has no '/'.
-fn path_and_tag(rest: &str) -> (PathBuf, Option<String>) {
-    match rest.rsplit_once(':') {
-        Some((p, t)) if !t.contains('/') && !p.is_empty() => {
-            (PathBuf::from(p), Some(t.to_string()))
-        }
-        _ => (PathBuf::from(rest), None),
-    }
-}
-
-/// Parses an image source as Apptainer's transports name them.
-pub fn parse_source(uri: &str) -> Result<Source> {
-    if let Some(r) = uri.strip_prefix("docker://") {
-        return Ok(Source::Docker(r.to_string()));
-    }
-    if let Some(r) = uri.strip_prefix("oras://") {
-        return Ok(Source::Oras(r.to_string()));
-    }
-    for (scheme, make) in [
-        (
-            "oci-archive:",
-            Source::OciArchive as fn(PathBuf, Option<String>) -> Source,
-        ),
-        ("docker-archive:", Source::DockerArchive),
-        ("oci:", Source::OciDir),
-    ] {
-        if let Some(rest) = uri.strip_prefix(scheme) {
-            let (p, t) = path_and_tag(rest);
-            return Ok(make(p, t));
-        }
-    }
-    for scheme in [
-        "library://",
-        "shub://",
-        "http://",
-        "https://",
-        "docker-daemon:",
-    ] {
-        if uri.starts_with(scheme) {
-            bail!("{scheme} sources are not implemented yet in Vessel (docker://, oras://, oci:, oci-archive: and docker-archive: are)");
-        }
-    }
-    bail!("{uri:?} is not an image source: use docker://NAME[:TAG]")
-}
-
-/// A fetched image: a SIF, kept as long as this lives. For pulled images
-/// `path()` is `/proc/self/fd/N` of the checked, open image.
-pub enum Fetched {
-    Pulled(vessel_oci::Pulled),
-    Temporary {
-        _dir: tempfile::TempDir,
-        path: PathBuf,
-        digest: String,
-    },
-}
-
-impl Fetched {
-    pub fn path(&self) -> &Path {
-        match self {
-            Fetched::Pulled(p) => &p.sif,
-            Fetched::Temporary { path, .. } => path,
-        }
-    }
-    pub fn digest(&self) -> &str {
-        match self {
-            Fetched::Pulled(p) => &p.digest,
-            Fetched::Temporary { digest, .. } => digest,
-        }
-    }
-}
-
-/// Fetches any source into a runnable SIF.
+/// Fetches any source into a runnable SIF, with the registry settings of
+/// the flags and variables.
 pub fn fetch(
     tool: Tool,
     r: &RegistryOptions,
@@ -206,66 +129,25 @@ pub fn fetch(
     uri: &str,
 ) -> Result<Fetched> {
     let opts = pull_options(tool, r, arch, variant)?;
-    Ok(match parse_source(uri)? {
-        Source::Docker(reference) => Fetched::Pulled(vessel_oci::pull_to_sif(&reference, &opts)?),
-        Source::OciDir(dir, tag) => Fetched::Pulled(vessel_oci::local::from_layout(
-            &dir,
-            tag.as_deref(),
-            "oci",
-            &opts,
-        )?),
-        Source::OciArchive(f, tag) => Fetched::Pulled(vessel_oci::local::from_oci_archive(
-            &f,
-            tag.as_deref(),
-            &opts,
-        )?),
-        Source::DockerArchive(f, tag) => Fetched::Pulled(vessel_oci::local::from_docker_archive(
-            &f,
-            tag.as_deref(),
-            &opts,
-        )?),
-        Source::Oras(reference) => {
-            let dir = tempfile::Builder::new()
-                .prefix("vessel-oras-")
-                .tempdir_in(&opts.tmpdir)?;
-            let path = dir.path().join("image.sif");
-            let digest = pull_oras(tool, r, &reference, &path)?;
-            Fetched::Temporary {
-                _dir: dir,
-                path,
-                digest,
-            }
-        }
-    })
+    Ok(vessel_oci::source::fetch(uri, &opts, &oras_from(&opts))?)
 }
 
 pub use vessel_runtime::resolve::is_source_uri as is_uri;
 
-/// `name_tag.sif`, as Apptainer names pulled images.
-fn default_name(source: &str) -> String {
-    let reference = source.split_once("://").map_or(source, |(_, r)| r);
-    let reference = reference
-        .split_once(':')
-        .filter(|(s, _)| s.starts_with("oci") || s.starts_with("docker-archive"))
-        .map_or(reference, |(_, r)| r);
-    let without_digest = reference.split('@').next().unwrap_or(reference);
-    let last = without_digest.rsplit('/').next().unwrap_or(without_digest);
-    let (name, tag) = match last.split_once(':') {
-        Some((n, t)) => (n, t),
-        None => (last, "latest"),
-    };
-    format!("{name}_{tag}.sif")
-}
-
 /// Registry settings for `oras://`.
 pub fn oras_options(tool: Tool, r: &RegistryOptions) -> Result<vessel_oci::oras::OrasOptions> {
-    let p = pull_options(tool, r, None, None)?;
-    Ok(vessel_oci::oras::OrasOptions {
+    Ok(oras_from(&pull_options(tool, r, None, None)?))
+}
+
+/// The `oras://` part of settings already decided (so `--docker-login`
+/// asks once).
+fn oras_from(p: &PullOptions) -> vessel_oci::oras::OrasOptions {
+    vessel_oci::oras::OrasOptions {
         no_https: p.no_https,
-        ca_pem: p.ca_pem,
-        credentials: p.credentials,
-        auth_files: p.auth_files,
-    })
+        ca_pem: p.ca_pem.clone(),
+        credentials: p.credentials.clone(),
+        auth_files: p.auth_files.clone(),
+    }
 }
 
 /// Downloads an `oras://` SIF to `out`, whole or not at all.
@@ -351,21 +233,4 @@ pub fn install(sif: &Path, out: &Path) -> Result<()> {
     tmp.commit()
         .with_context(|| format!("could not write {}", out.display()))?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn default_names() {
-        assert_eq!(default_name("busybox"), "busybox_latest.sif");
-        assert_eq!(default_name("127.0.0.1:5000/team/app:1.2"), "app_1.2.sif");
-        assert_eq!(default_name("ubuntu:24.04@sha256:abc"), "ubuntu_24.04.sif");
-        assert_eq!(
-            default_name("docker://127.0.0.1:5000/busybox:latest"),
-            "busybox_latest.sif"
-        );
-        assert_eq!(default_name("oci:/tmp/layout:v1"), "layout_v1.sif");
-    }
 }

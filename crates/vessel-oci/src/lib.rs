@@ -6,6 +6,7 @@ pub mod local;
 pub mod metadata;
 pub mod oras;
 pub mod registry;
+pub mod source;
 
 pub use cache::Cache;
 pub use convert::{pull_to_sif, ProgressHook, PullError, PullOptions, Pulled};

@@ -1,0 +1,223 @@
+//! Image sources as Apptainer's transports name them (`docker://`,
+//! `oras://`, `oci:`, `oci-archive:`, `docker-archive:`), the file name a
+//! pull gives each, and fetching any of them into a runnable SIF: what
+//! `pull`, `build`, `exec docker://…` and the other commands share.
+
+use std::path::{Path, PathBuf};
+
+use crate::convert::{PullError, PullOptions, Pulled};
+use crate::oras::{OrasError, OrasOptions};
+
+/// Where an image comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    Docker(String),
+    Oras(String),
+    OciDir(PathBuf, Option<String>),
+    OciArchive(PathBuf, Option<String>),
+    DockerArchive(PathBuf, Option<String>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("{scheme} sources are not implemented yet in Vessel (docker://, oras://, oci:, oci-archive: and docker-archive: are)")]
+    NotImplemented { scheme: &'static str },
+    #[error("{0:?} is not an image source: use docker://NAME[:TAG]")]
+    NotASource(String),
+}
+
+/// `PATH[:TAG]`: a tag is what follows the last ':' when it has no '/'.
+fn path_and_tag(rest: &str) -> (PathBuf, Option<String>) {
+    match rest.rsplit_once(':') {
+        Some((p, t)) if !t.contains('/') && !p.is_empty() => {
+            (PathBuf::from(p), Some(t.to_string()))
+        }
+        _ => (PathBuf::from(rest), None),
+    }
+}
+
+impl Source {
+    /// Parses an image source.
+    pub fn parse(uri: &str) -> Result<Source, SourceError> {
+        if let Some(r) = uri.strip_prefix("docker://") {
+            return Ok(Source::Docker(r.to_string()));
+        }
+        if let Some(r) = uri.strip_prefix("oras://") {
+            return Ok(Source::Oras(r.to_string()));
+        }
+        for (scheme, make) in [
+            (
+                "oci-archive:",
+                Source::OciArchive as fn(PathBuf, Option<String>) -> Source,
+            ),
+            ("docker-archive:", Source::DockerArchive),
+            ("oci:", Source::OciDir),
+        ] {
+            if let Some(rest) = uri.strip_prefix(scheme) {
+                let (p, t) = path_and_tag(rest);
+                return Ok(make(p, t));
+            }
+        }
+        for scheme in [
+            "library://",
+            "shub://",
+            "http://",
+            "https://",
+            "docker-daemon:",
+        ] {
+            if uri.starts_with(scheme) {
+                return Err(SourceError::NotImplemented { scheme });
+            }
+        }
+        Err(SourceError::NotASource(uri.to_string()))
+    }
+}
+
+/// `name_tag.sif`, as Apptainer names pulled images.
+pub fn default_name(source: &str) -> String {
+    let reference = source.split_once("://").map_or(source, |(_, r)| r);
+    let reference = reference
+        .split_once(':')
+        .filter(|(s, _)| s.starts_with("oci") || s.starts_with("docker-archive"))
+        .map_or(reference, |(_, r)| r);
+    let without_digest = reference.split('@').next().unwrap_or(reference);
+    let last = without_digest.rsplit('/').next().unwrap_or(without_digest);
+    let (name, tag) = match last.split_once(':') {
+        Some((n, t)) => (n, t),
+        None => (last, "latest"),
+    };
+    format!("{name}_{tag}.sif")
+}
+
+/// A fetched image: a SIF, kept as long as this lives. For pulled images
+/// `path()` is `/proc/self/fd/N` of the checked, open image.
+pub enum Fetched {
+    Pulled(Pulled),
+    /// An `oras://` SIF, downloaded into a private temporary directory.
+    Temporary {
+        _dir: tempfile::TempDir,
+        path: PathBuf,
+        digest: String,
+    },
+}
+
+impl Fetched {
+    pub fn path(&self) -> &Path {
+        match self {
+            Fetched::Pulled(p) => &p.sif,
+            Fetched::Temporary { path, .. } => path,
+        }
+    }
+
+    pub fn digest(&self) -> &str {
+        match self {
+            Fetched::Pulled(p) => &p.digest,
+            Fetched::Temporary { digest, .. } => digest,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Pull(#[from] PullError),
+    #[error(transparent)]
+    Oras(#[from] OrasError),
+    #[error("cannot write the downloaded image in {dir}")]
+    Temporary {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Fetches `uri` into a runnable SIF.
+pub fn fetch(uri: &str, opts: &PullOptions, oras: &OrasOptions) -> Result<Fetched, FetchError> {
+    Ok(match Source::parse(uri)? {
+        Source::Docker(reference) => Fetched::Pulled(crate::pull_to_sif(&reference, opts)?),
+        Source::OciDir(dir, tag) => Fetched::Pulled(crate::local::from_layout(
+            &dir,
+            tag.as_deref(),
+            "oci",
+            opts,
+        )?),
+        Source::OciArchive(f, tag) => {
+            Fetched::Pulled(crate::local::from_oci_archive(&f, tag.as_deref(), opts)?)
+        }
+        Source::DockerArchive(f, tag) => {
+            Fetched::Pulled(crate::local::from_docker_archive(&f, tag.as_deref(), opts)?)
+        }
+        Source::Oras(reference) => {
+            let temporary = |source| FetchError::Temporary {
+                dir: opts.tmpdir.clone(),
+                source,
+            };
+            let dir = tempfile::Builder::new()
+                .prefix("vessel-oras-")
+                .tempdir_in(&opts.tmpdir)
+                .map_err(temporary)?;
+            let path = dir.path().join("image.sif");
+            let mut out = vessel_sys::fs::AtomicFile::create(&path, 0o755).map_err(temporary)?;
+            let digest = crate::oras::pull(&reference, out.file(), oras)?;
+            out.commit().map_err(temporary)?;
+            Fetched::Temporary {
+                _dir: dir,
+                path,
+                digest,
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources() {
+        assert_eq!(
+            Source::parse("docker://alpine:3").unwrap(),
+            Source::Docker("alpine:3".into())
+        );
+        assert_eq!(
+            Source::parse("oras://r/x:1").unwrap(),
+            Source::Oras("r/x:1".into())
+        );
+        assert_eq!(
+            Source::parse("oci:/tmp/layout:v1").unwrap(),
+            Source::OciDir("/tmp/layout".into(), Some("v1".into()))
+        );
+        assert_eq!(
+            Source::parse("oci-archive:a/b.tar").unwrap(),
+            Source::OciArchive("a/b.tar".into(), None)
+        );
+        assert_eq!(
+            Source::parse("docker-archive:/x.tar:t").unwrap(),
+            Source::DockerArchive("/x.tar".into(), Some("t".into()))
+        );
+        assert!(matches!(
+            Source::parse("library://x"),
+            Err(SourceError::NotImplemented {
+                scheme: "library://"
+            })
+        ));
+        assert!(matches!(
+            Source::parse("x.def"),
+            Err(SourceError::NotASource(_))
+        ));
+    }
+
+    #[test]
+    fn default_names() {
+        assert_eq!(default_name("busybox"), "busybox_latest.sif");
+        assert_eq!(default_name("127.0.0.1:5000/team/app:1.2"), "app_1.2.sif");
+        assert_eq!(default_name("ubuntu:24.04@sha256:abc"), "ubuntu_24.04.sif");
+        assert_eq!(
+            default_name("docker://127.0.0.1:5000/busybox:latest"),
+            "busybox_latest.sif"
+        );
+        assert_eq!(default_name("oci:/tmp/layout:v1"), "layout_v1.sif");
+    }
+}
