@@ -1,5 +1,5 @@
 //! Host programs run as (fake) root on the build's trees: debootstrap,
-//! `mksquashfs`, `unsquashfs` and the final clean-up. A tree built as fake
+//! `mksquashfs` and the final clean-up. A tree built as fake
 //! root holds files of the user's subordinate ids, which the user cannot
 //! read or delete from outside the namespace; `vessel __fakeroot` runs
 //! the program inside one. Real root runs it directly.

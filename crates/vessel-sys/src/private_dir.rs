@@ -11,7 +11,7 @@
 //!
 //! Because every directory above the result is trusted, its canonical path
 //! names the same directory for as long as the user and root leave it
-//! alone: that path is what tools given a path (`unsquashfs -dest`, an
+//! alone: that path is what tools given a path (the extraction target, an
 //! overlay's `lowerdir`) receive, while the descriptor is kept open.
 
 use std::ffi::OsStr;
