@@ -20,7 +20,7 @@ mod root;
 mod source;
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use vessel_image::Image;
 use vessel_sys::mount as m;
@@ -38,8 +38,48 @@ use source::RootSource;
 pub enum LaunchError {
     #[error("could not open image {0}")]
     Open(#[from] vessel_image::OpenError),
-    #[error("{0}")]
-    Image(String),
+    /// The image's root file system could not be found in it.
+    #[error(transparent)]
+    RootFs(vessel_image::OpenError),
+    #[error("{0}: no image file")]
+    NoImageFile(PathBuf),
+    #[error("{path}: the image is built for {image}, but this machine is {host}: use an image for {host} (pull with --arch {host})")]
+    WrongArch {
+        path: PathBuf,
+        image: vessel_sif::Arch,
+        host: vessel_sif::Arch,
+    },
+    #[error("{image}: {problem}")]
+    FuseImage { image: PathBuf, problem: String },
+    #[error(transparent)]
+    Fuse(crate::fuse::ServeError),
+    #[error("cannot create a session directory in {dir}: {source}")]
+    SessionDir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("overlay directory {dir}: {source}")]
+    OverlayDir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the path {0} contains ',' or ':', which overlay mounts cannot take: move it")]
+    OverlayPath(String),
+    #[error("could not bind {src} to {dst} in the container: {source}")]
+    Bind {
+        src: PathBuf,
+        dst: PathBuf,
+        #[source]
+        source: Box<LaunchError>,
+    },
+    #[error("cannot create the mount point {dst} in the image ({source}); the image may belong to another user: create the directory in the image, or use --no-mount or --no-home")]
+    MountPoint {
+        dst: PathBuf,
+        #[source]
+        source: SysError,
+    },
     #[error(transparent)]
     Extract(#[from] crate::extract::ExtractError),
     #[error(transparent)]

@@ -27,11 +27,9 @@ pub(super) fn enter_namespaces(
     let session = tempfile::Builder::new()
         .prefix("vessel-session-")
         .tempdir_in(&host.tmpdir)
-        .map_err(|e| {
-            LaunchError::Image(format!(
-                "cannot create a session directory in {}: {e}",
-                host.tmpdir.display()
-            ))
+        .map_err(|source| LaunchError::SessionDir {
+            dir: host.tmpdir.clone(),
+            source,
         })?;
     let mut ns = plan.namespaces;
     ns.pid &= !defer_pid;

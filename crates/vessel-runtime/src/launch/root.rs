@@ -54,12 +54,9 @@ pub(super) fn assemble_root<S: Syscall>(
             let (u, w) = (upper.join("upper"), upper.join("work"));
             sys.create_dir(&u, true)
                 .and_then(|()| sys.create_dir(&w, true))
-                .map_err(|e| {
-                    LaunchError::Image(format!(
-                        "overlay directory {}: {}",
-                        upper.display(),
-                        e.errno
-                    ))
+                .map_err(|e| LaunchError::OverlayDir {
+                    dir: upper.clone(),
+                    source: e.errno,
                 })?;
             overlay(sys, &layers, &u, &w, &root)?
         }
@@ -67,11 +64,11 @@ pub(super) fn assemble_root<S: Syscall>(
     let root_fd = sys.open_dir(&root)?;
     for mount in &plan.mounts {
         apply(sys, mount, &root_fd, session).map_err(|e| match mount {
-            Mount::Bind { src, dst, .. } => LaunchError::Image(format!(
-                "could not bind {} to {} in the container: {e}",
-                src.display(),
-                dst.display()
-            )),
+            Mount::Bind { src, dst, .. } => LaunchError::Bind {
+                src: src.clone(),
+                dst: dst.clone(),
+                source: Box::new(e),
+            },
             _ => e,
         })?;
     }
@@ -88,9 +85,7 @@ fn overlay_options(layers: &[PathBuf], upper: &Path, work: &Path) -> Result<Stri
     for p in layers.iter().map(PathBuf::as_path).chain([upper, work]) {
         let s = p.to_string_lossy();
         if s.contains(',') || s.contains(':') {
-            return Err(LaunchError::Image(format!(
-                "the path {s} contains ',' or ':', which overlay mounts cannot take: move it"
-            )));
+            return Err(LaunchError::OverlayPath(s.into_owned()));
         }
     }
     let lowerdir: Vec<String> = layers.iter().map(|l| l.display().to_string()).collect();
@@ -136,15 +131,15 @@ fn mount_point<S: Syscall>(
             ) =>
         {
             let parent = dst.parent().unwrap_or(Path::new("/"));
-            let pfd = sys
-                .open_in_root(root, parent)
-                .map_err(|_| LaunchError::Image(e.to_string()))?;
+            let Ok(pfd) = sys.open_in_root(root, parent) else {
+                return Err(LaunchError::Sys(e));
+            };
             let host_parent = sys.host_path(&pfd)?;
             if !sys.is_empty_dir(&host_parent) || parent == Path::new("/") {
-                return Err(LaunchError::Image(format!(
-                    "cannot create the mount point {} in the image ({e}); the image may belong to another user: create the directory in the image, or use --no-mount or --no-home",
-                    dst.display()
-                )));
+                return Err(LaunchError::MountPoint {
+                    dst: dst.to_path_buf(),
+                    source: e,
+                });
             }
             tracing::debug!(
                 "{e}: covering the empty {} with a tmpfs to hold {}",

@@ -45,9 +45,7 @@ pub(super) fn root_source(
     opts: &LaunchOptions,
     host: &Host,
 ) -> Result<RootSource, LaunchError> {
-    let root = image
-        .squashfs_root()
-        .map_err(|e| LaunchError::Image(e.to_string()))?;
+    let root = image.squashfs_root().map_err(LaunchError::RootFs)?;
     let Some(root) = root else {
         return Ok(RootSource::Dir {
             path: fs::canonicalize(image.path())?,
@@ -63,10 +61,7 @@ pub(super) fn root_source(
     let file = match image.file() {
         Some(f) => f.try_clone()?,
         None => {
-            return Err(LaunchError::Image(format!(
-                "{}: no image file",
-                path.display()
-            )))
+            return Err(LaunchError::NoImageFile(path));
         }
     };
     if host.uid == 0 && opts.driver != Driver::Extract {
@@ -152,13 +147,14 @@ fn serve_fuse(
     );
     let server = crate::fuse::mount_and_serve(file, offset, size, &target, uid, gid).map_err(
         |e| match e {
-            crate::fuse::ServeError::Image(msg) => {
-                LaunchError::Image(format!("{}: {msg}", opts.image.display()))
-            }
+            crate::fuse::ServeError::Image(problem) => LaunchError::FuseImage {
+                image: opts.image.clone(),
+                problem,
+            },
             crate::fuse::ServeError::Mount(e) => {
                 kernel_hint("could not mount the image with FUSE", e)
             }
-            other => LaunchError::Image(other.to_string()),
+            other => LaunchError::Fuse(other),
         },
     )?;
     Ok((target, server))
@@ -197,8 +193,9 @@ fn check_arch(path: &Path, arch: Arch) -> Result<(), LaunchError> {
     if arch.is_unknown() || arch == host || (arch.go_name() == Some("386") && host == Arch::AMD64) {
         return Ok(());
     }
-    Err(LaunchError::Image(format!(
-        "{}: the image is built for {arch}, but this machine is {host}: use an image for {host} (pull with --arch {host})",
-        path.display()
-    )))
+    Err(LaunchError::WrongArch {
+        path: path.to_path_buf(),
+        image: arch,
+        host,
+    })
 }
