@@ -160,6 +160,23 @@ impl Host {
         }
     }
 
+    /// A made-up user 1000 in `/data/project`, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> Host {
+        Host {
+            uid: 1000,
+            gid: 1000,
+            groups: vec![1000],
+            user: None,
+            group: None,
+            supplementary: vec![],
+            home: "/home/u".into(),
+            cwd: "/data/project".into(),
+            env: vec![],
+            tmpdir: "/tmp".into(),
+        }
+    }
+
     pub fn user_name(&self) -> String {
         self.user
             .as_ref()

@@ -551,18 +551,7 @@ mod tests {
     use crate::options::OverlaySpec;
 
     fn host() -> Host {
-        Host {
-            uid: 1000,
-            gid: 1000,
-            groups: vec![1000],
-            user: None,
-            group: None,
-            supplementary: vec![],
-            home: "/home/u".into(),
-            cwd: "/data/project".into(),
-            env: vec![],
-            tmpdir: "/tmp".into(),
-        }
+        Host::for_tests()
     }
 
     fn image() -> tempfile::TempDir {

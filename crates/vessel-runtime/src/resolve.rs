@@ -341,16 +341,8 @@ mod tests {
 
     fn host() -> Host {
         Host {
-            uid: 1000,
-            gid: 1000,
-            groups: vec![1000],
-            user: None,
-            group: None,
-            supplementary: Vec::new(),
-            home: "/home/u".into(),
             cwd: "/work".into(),
-            env: Vec::new(),
-            tmpdir: "/tmp".into(),
+            ..Host::for_tests()
         }
     }
 
