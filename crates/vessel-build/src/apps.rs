@@ -22,9 +22,7 @@ use crate::in_root::BuildRoot;
 pub(crate) fn check_names(stage: &Stage) -> Result<(), BuildError> {
     for name in &stage.app_order {
         if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\0']) {
-            return Err(BuildError::Failed(format!(
-                "SCIF app name {name:?} is not usable as a directory name under /scif/apps"
-            )));
+            return Err(BuildError::AppName { name: name.clone() });
         }
     }
     Ok(())
@@ -78,9 +76,10 @@ pub(crate) fn lay_out(stage: &Stage, rootfs: &Path) -> Result<(), BuildError> {
         for (src, dst) in &app.files {
             let matches = glob(src)?;
             if matches.is_empty() {
-                return Err(BuildError::Failed(format!(
-                    "%appfiles {name}: {src} matches nothing on the host"
-                )));
+                return Err(BuildError::AppFilesUnmatched {
+                    app: name.clone(),
+                    pattern: src.clone(),
+                });
             }
             let rel = dst.as_deref().unwrap_or(src).trim_start_matches('/');
             let dest = format!("/scif/apps/{name}/{rel}");

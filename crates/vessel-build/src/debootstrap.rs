@@ -17,29 +17,11 @@ const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sb
 
 pub(crate) fn bootstrap(stage: &Stage, rootfs: &Path, host: &HostRoot) -> Result<(), BuildError> {
     let header = |key: &str| stage.get(key).map(str::trim).filter(|v| !v.is_empty());
-    let mirror = header("mirrorurl").ok_or_else(|| {
-        BuildError::Failed(
-            "Bootstrap: debootstrap needs a MirrorURL: header (for example http://deb.debian.org/debian)"
-                .into(),
-        )
-    })?;
-    let suite = header("osversion").ok_or_else(|| {
-        BuildError::Failed(
-            "Bootstrap: debootstrap needs an OSVersion: header (the suite, for example bookworm)"
-                .into(),
-        )
-    })?;
-    let program = find_debootstrap().ok_or_else(|| {
-        BuildError::Failed(
-            "the debootstrap bootstrap agent needs the debootstrap program: install it (apt-get install debootstrap)"
-                .into(),
-        )
-    })?;
-    let arch = debian_arch().ok_or_else(|| {
-        BuildError::Unsupported(format!(
-            "debootstrap: no Debian architecture name known for {}",
-            std::env::consts::ARCH
-        ))
+    let mirror = header("mirrorurl").ok_or(BuildError::NoMirrorUrl)?;
+    let suite = header("osversion").ok_or(BuildError::NoOsVersion)?;
+    let program = find_debootstrap().ok_or(BuildError::NoDebootstrap)?;
+    let arch = debian_arch().ok_or(BuildError::NoDebianArch {
+        arch: std::env::consts::ARCH,
     })?;
     if !host.has_subordinate_ids() {
         tracing::warn!(
@@ -74,15 +56,15 @@ pub(crate) fn bootstrap(stage: &Stage, rootfs: &Path, host: &HostRoot) -> Result
         let log =
             std::fs::read_to_string(rootfs.join("debootstrap/debootstrap.log")).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
-        let tail = &lines[lines.len().saturating_sub(5)..];
-        return Err(BuildError::Failed(format!(
-            "debootstrap of {suite} from {mirror} failed ({status}){}",
-            if tail.is_empty() {
-                String::new()
-            } else {
-                format!("; the end of its log:\n{}", tail.join("\n"))
-            }
-        )));
+        return Err(BuildError::Debootstrap {
+            suite: suite.to_string(),
+            mirror: mirror.to_string(),
+            status,
+            log: lines[lines.len().saturating_sub(5)..]
+                .iter()
+                .map(|l| l.to_string())
+                .collect(),
+        });
     }
     Ok(())
 }

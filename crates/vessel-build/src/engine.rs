@@ -9,12 +9,15 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, ExitStatus};
 
 use crate::def::{Definition, Stage};
 use crate::hostroot::HostRoot;
 use crate::in_root::{BuildRoot, Target};
 pub use crate::pack::{split_mksquashfs_args, SquashOptions};
+pub use error::{BuildError, UnpackError};
+
+mod error;
 
 /// How to run the pieces the engine does not own: `vessel` itself (for
 /// `%post` and `%test` in a container) and the fetch of a bootstrap source
@@ -43,20 +46,6 @@ pub struct BuildOptions {
     pub squash: SquashOptions,
     pub tmpdir: PathBuf,
     pub product: String,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    #[error("{0}")]
-    Unsupported(String),
-    #[error("{0}")]
-    Failed(String),
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
 }
 
 pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
@@ -118,7 +107,6 @@ fn build_stages(
         return Ok(());
     }
     crate::pack::sif_from_dir(&rootfs, def, &opts.output, work, host, &opts.squash)
-        .map_err(BuildError::Failed)
 }
 
 /// `--update`: the last stage's sections over an existing sandbox, in place.
@@ -129,15 +117,12 @@ fn update_sandbox(
     work: &Path,
 ) -> Result<(), BuildError> {
     if !opts.sandbox || !opts.output.is_dir() {
-        return Err(BuildError::Failed(format!(
-            "--update runs a definition over an existing sandbox: use --sandbox with a directory ({} is not one)",
-            opts.output.display()
-        )));
+        return Err(BuildError::UpdateNeedsSandbox {
+            output: opts.output.clone(),
+        });
     }
     if def.stages.len() > 1 {
-        return Err(BuildError::Unsupported(
-            "--update works with single-stage definitions".into(),
-        ));
+        return Err(BuildError::UpdateMultiStage);
     }
     tracing::info!("Updating sandbox {} (no bootstrap)", opts.output.display());
     let rootfs = opts.output.canonicalize().map_err(io(&opts.output))?;
@@ -219,9 +204,7 @@ fn sections_of_stage(
             .status()
             .map_err(io(&tools.vessel))?;
         if !status.success() {
-            return Err(BuildError::Failed(format!(
-                "%test failed ({status}): the image was not written (use --notest to skip it)"
-            )));
+            return Err(BuildError::Test { status });
         }
     }
     Ok(())
@@ -250,13 +233,9 @@ fn bootstrap(
             p.to_path_buf()
         }
         "debootstrap" => return crate::debootstrap::bootstrap(stage, rootfs, host),
-        "docker" | "oras" => (tools.fetch)(&format!("{agent}://{from}")).map_err(BuildError::Failed)?,
-        "oci" | "oci-archive" | "docker-archive" => (tools.fetch)(&format!("{agent}:{from}")).map_err(BuildError::Failed)?,
-        other => {
-            return Err(BuildError::Unsupported(format!(
-                "the {other} bootstrap agent is not supported yet (supported: docker, oras, oci, oci-archive, docker-archive, localimage, debootstrap, scratch)"
-            )))
-        }
+        "docker" | "oras" => fetch(tools, &format!("{agent}://{from}"))?,
+        "oci" | "oci-archive" | "docker-archive" => fetch(tools, &format!("{agent}:{from}"))?,
+        _ => return Err(BuildError::UnsupportedAgent { agent }),
     };
     // As fake root with subordinate ids, the image's owners are kept;
     // otherwise every file becomes the user's (root inside).
@@ -270,6 +249,11 @@ fn bootstrap(
     unpack_sif(&source, rootfs, owners)
 }
 
+/// Fetches a bootstrap source into a SIF with `tools.fetch`.
+fn fetch(tools: &Tools<'_>, uri: &str) -> Result<PathBuf, BuildError> {
+    (tools.fetch)(uri).map_err(|e| BuildError::Fetch(e.into()))
+}
+
 /// `--fix-perms`: owner read/write (and search on directories) everywhere,
 /// so that a sandbox of an image with read-only files can be changed and
 /// deleted by the user. Symlinks are left alone (`chmod -R` does not follow
@@ -278,19 +262,23 @@ pub fn fix_perms(dir: &Path) -> Result<(), BuildError> {
     run_checked(
         Command::new("chmod").args(["-R", "u+rwX"]).arg(dir),
         dir,
-        || format!("--fix-perms: chmod of {} failed", dir.display()),
+        |status| BuildError::FixPerms {
+            dir: dir.to_path_buf(),
+            status,
+        },
     )
 }
 
-/// Runs a host tool to completion; `failed` words a non-zero exit.
+/// Runs a host tool to completion; `failed` makes the error of a non-zero
+/// exit.
 fn run_checked(
     cmd: &mut Command,
     subject: &Path,
-    failed: impl FnOnce() -> String,
+    failed: impl FnOnce(ExitStatus) -> BuildError,
 ) -> Result<(), BuildError> {
     let status = cmd.status().map_err(io(subject))?;
     if !status.success() {
-        return Err(BuildError::Failed(failed()));
+        return Err(failed(status));
     }
     Ok(())
 }
@@ -316,7 +304,6 @@ pub fn pack_sandbox(
         .unwrap_or_default();
     let host = HostRoot::new(vessel);
     crate::pack::sif_from_tree(dir, &deffile, output, work.path(), &host, squash)
-        .map_err(BuildError::Failed)
 }
 
 /// Removes a sandbox for `--force`; one built as fake root holds files of
@@ -327,10 +314,9 @@ pub fn remove_sandbox(dir: &Path, vessel: &Path) -> Result<(), BuildError> {
     }
     HostRoot::new(vessel).remove_tree(dir);
     if dir.exists() {
-        return Err(BuildError::Failed(format!(
-            "could not remove the sandbox {} to replace it: remove it yourself and build again",
-            dir.display()
-        )));
+        return Err(BuildError::RemoveSandbox {
+            dir: dir.to_path_buf(),
+        });
     }
     Ok(())
 }
@@ -362,13 +348,16 @@ enum Owners {
 fn unpack_sif(image: &Path, rootfs: &Path, owners: Owners) -> Result<(), BuildError> {
     let file = std::fs::File::open(image).map_err(io(image))?;
     let (offset, size) = rootfs_region(&file, image)?;
-    let arc = vessel_squashfs::Archive::open(file, offset, size).map_err(|e| {
-        BuildError::Failed(format!(
-            "{} is not a readable SquashFS image: {e}",
-            image.display()
-        ))
+    let arc = vessel_squashfs::Archive::open(file, offset, size).map_err(|source| {
+        BuildError::NotSquashfs {
+            image: image.to_path_buf(),
+            source,
+        }
     })?;
-    let failed = |e: &dyn std::fmt::Display| format!("unpacking {} failed: {e}", image.display());
+    let failed = |source: UnpackError| BuildError::Unpack {
+        image: image.to_path_buf(),
+        source,
+    };
     let opts = |owners| vessel_squashfs::ExtractOptions {
         paths: Vec::new(),
         owners: Some(owners),
@@ -376,56 +365,50 @@ fn unpack_sif(image: &Path, rootfs: &Path, owners: Owners) -> Result<(), BuildEr
     match owners {
         Owners::Real | Owners::Own => {
             arc.extract(rootfs, &opts(owners == Owners::Real))
-                .map_err(|e| BuildError::Failed(failed(&e.one_line())))?;
+                .map_err(|e| failed(e.into()))?;
         }
         Owners::FakeRoot => {
             // chown to the subordinate ids works only inside the namespace:
             // a child enters it and unpacks, and reports an error through
             // an anonymous file it shares with this process.
             let mut report = tempfile::tempfile().map_err(io(rootfs))?;
-            let pid =
-                match vessel_sys::process::fork().map_err(|e| BuildError::Failed(failed(&e)))? {
-                    vessel_sys::process::Fork::Child => {
-                        use std::io::Write;
-                        let ns = vessel_sys::ns::Namespaces {
-                            user: true,
-                            ..Default::default()
-                        };
-                        let uid = vessel_sys::process::getuid();
-                        let gid = vessel_sys::process::getgid();
-                        let result = vessel_runtime::fakeroot::Fakeroot::current()
-                            .enter(ns, uid, gid)
-                            .map_err(|e| failed(&e))
-                            .and_then(|()| {
-                                arc.extract(rootfs, &opts(true))
-                                    .map_err(|e| failed(&e.one_line()))
-                            });
-                        let code = match result {
-                            Ok(_) => 0,
-                            Err(msg) => {
-                                let _ = report.write_all(msg.as_bytes());
-                                1
-                            }
-                        };
-                        vessel_sys::process::exit_now(code)
-                    }
-                    vessel_sys::process::Fork::Parent(pid) => pid,
-                };
-            let exit =
-                vessel_sys::process::wait_for(pid).map_err(|e| BuildError::Failed(failed(&e)))?;
+            let pid = match vessel_sys::process::fork().map_err(|e| failed(e.into()))? {
+                vessel_sys::process::Fork::Child => {
+                    use std::io::Write;
+                    let ns = vessel_sys::ns::Namespaces {
+                        user: true,
+                        ..Default::default()
+                    };
+                    let uid = vessel_sys::process::getuid();
+                    let gid = vessel_sys::process::getgid();
+                    let result = vessel_runtime::fakeroot::Fakeroot::current()
+                        .enter(ns, uid, gid)
+                        .map_err(UnpackError::from)
+                        .and_then(|()| arc.extract(rootfs, &opts(true)).map_err(UnpackError::from));
+                    let code = match result {
+                        Ok(_) => 0,
+                        Err(e) => {
+                            let _ = report.write_all(error::one_line(&e).as_bytes());
+                            1
+                        }
+                    };
+                    vessel_sys::process::exit_now(code)
+                }
+                vessel_sys::process::Fork::Parent(pid) => pid,
+            };
+            let exit = vessel_sys::process::wait_for(pid).map_err(|e| failed(e.into()))?;
             if exit.status() != 0 {
                 use std::io::{Read, Seek};
-                let mut msg = String::new();
+                let mut said = String::new();
                 let _ = report.rewind();
-                let _ = report.read_to_string(&mut msg);
-                if msg.is_empty() {
-                    msg = format!(
-                        "unpacking {} failed (status {})",
-                        image.display(),
-                        exit.status()
-                    );
+                let _ = report.read_to_string(&mut said);
+                if said.is_empty() {
+                    return Err(BuildError::UnpackStatus {
+                        image: image.to_path_buf(),
+                        status: exit.status(),
+                    });
                 }
-                return Err(BuildError::Failed(msg));
+                return Err(failed(UnpackError::Child(said)));
             }
         }
     }
@@ -439,11 +422,18 @@ fn rootfs_region(file: &std::fs::File, image: &Path) -> Result<(u64, u64), Build
     let mut head = [0u8; 42];
     let len = file.metadata().map_err(io(image))?.len();
     if file.read_exact_at(&mut head, 0).is_ok() && &head[32..42] == b"SIF_MAGIC\0" {
-        let sif = vessel_sif::Sif::load(file.try_clone().map_err(io(image))?)
-            .map_err(|e| BuildError::Failed(format!("{}: {e}", image.display())))?;
-        let part = sif.primary_partition().ok_or_else(|| {
-            BuildError::Failed(format!("{} has no root file system", image.display()))
-        })?;
+        let sif =
+            vessel_sif::Sif::load(file.try_clone().map_err(io(image))?).map_err(|source| {
+                BuildError::SifRead {
+                    image: image.to_path_buf(),
+                    source,
+                }
+            })?;
+        let part = sif
+            .primary_partition()
+            .ok_or_else(|| BuildError::NoRootfs {
+                image: image.to_path_buf(),
+            })?;
         return Ok((part.offset as u64, part.size as u64));
     }
     Ok((0, len))
@@ -464,7 +454,10 @@ fn copy_tree(src: &Path, dst: &Path) -> Result<(), BuildError> {
             .arg(src)
             .arg(dst),
         src,
-        || format!("copying {} failed", src.display()),
+        |status| BuildError::Copy {
+            src: src.to_path_buf(),
+            status,
+        },
     )
 }
 
@@ -483,7 +476,7 @@ fn run_setup(stage: &Stage, rootfs: &Path) -> Result<(), BuildError> {
         .status()
         .map_err(io(Path::new(&shell)))?;
     if !status.success() {
-        return Err(BuildError::Failed(format!("%setup failed ({status})")));
+        return Err(BuildError::Setup { status });
     }
     Ok(())
 }
@@ -505,10 +498,8 @@ fn copy_files(
                     .iter()
                     .find(|(n, _)| *n == Some(name.as_str()))
                     .map(|(_, p)| p.as_path())
-                    .ok_or_else(|| {
-                        BuildError::Failed(format!(
-                            "%files from {name}: no earlier stage is named {name}"
-                        ))
+                    .ok_or_else(|| BuildError::NoSuchStage {
+                        stage: name.clone(),
                     })?,
             ),
         };
@@ -524,13 +515,10 @@ fn copy_files(
                 Some(from) => glob_in_stage(from, src)?,
             };
             if matches.is_empty() {
-                let place = match &block.from {
-                    None => "on the host".to_string(),
-                    Some(name) => format!("in stage {name}"),
-                };
-                return Err(BuildError::Failed(format!(
-                    "%files: {src} matches nothing {place}"
-                )));
+                return Err(BuildError::FilesUnmatched {
+                    pattern: src.clone(),
+                    stage: block.from.clone(),
+                });
             }
             for (m, default_dest) in matches {
                 let dest = dst.clone().unwrap_or(default_dest);
@@ -640,7 +628,7 @@ fn run_in(
     flags: &[&str],
     script: &crate::def::Script,
     work: &Path,
-    name: &str,
+    name: &'static str,
 ) -> Result<(), BuildError> {
     let shell = script
         .interpreter
@@ -666,9 +654,10 @@ fn run_in(
         .map_err(io(&tools.vessel))?;
     let _ = std::fs::remove_file(&in_root);
     if !status.success() {
-        return Err(BuildError::Failed(format!(
-            "%{name} failed ({status}): the image was not written"
-        )));
+        return Err(BuildError::Section {
+            section: name,
+            status,
+        });
     }
     Ok(())
 }
@@ -687,9 +676,7 @@ pub(crate) fn tab_indented_json(value: &impl serde::Serialize) -> Result<String,
         &mut buf,
         serde_json::ser::PrettyFormatter::with_indent(b"\t"),
     );
-    value
-        .serialize(&mut ser)
-        .map_err(|e| BuildError::Failed(e.to_string()))?;
+    value.serialize(&mut ser)?;
     Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 

@@ -41,9 +41,9 @@ impl BuildRoot {
     pub(crate) fn dir(&self, dir: &str) -> Result<PathBuf, BuildError> {
         let fd = ensure_in_root(&self.fd, Path::new(dir), false).map_err(|e| self.err(dir, e))?;
         if !is_dir(&fd) {
-            return Err(BuildError::Failed(format!(
-                "{dir} in the image is not a directory"
-            )));
+            return Err(BuildError::NotADirectory {
+                path: dir.to_string(),
+            });
         }
         self.host_path(&fd, dir)
     }
@@ -52,8 +52,9 @@ impl BuildRoot {
     /// its directory resolved (and made) inside the root; a symlink in its
     /// place is removed, so that writing replaces the link, not its target.
     pub(crate) fn file(&self, path: &str) -> Result<PathBuf, BuildError> {
-        let (parent, name) =
-            split(path).ok_or_else(|| BuildError::Failed(format!("{path}: not a file name")))?;
+        let (parent, name) = split(path).ok_or_else(|| BuildError::NotAFileName {
+            path: path.to_string(),
+        })?;
         let host = self.dir(&parent)?.join(name);
         if host.is_symlink() {
             std::fs::remove_file(&host).map_err(crate::engine::io(&host))?;
@@ -99,15 +100,18 @@ impl BuildRoot {
         if !host.starts_with(&root) {
             // The kernel's resolution cannot leave the root; a mount inside
             // it could, and is refused.
-            return Err(BuildError::Failed(format!(
-                "{what} resolves outside the image"
-            )));
+            return Err(BuildError::OutsideImage {
+                path: what.to_string(),
+            });
         }
         Ok(host)
     }
 
-    fn err(&self, path: &str, e: SysError) -> BuildError {
-        BuildError::Failed(format!("{path} in the image: {e}"))
+    fn err(&self, path: &str, source: SysError) -> BuildError {
+        BuildError::InImage {
+            path: path.to_string(),
+            source,
+        }
     }
 }
 
@@ -136,8 +140,11 @@ fn split(path: &str) -> Option<(String, String)> {
     Some((format!("/{}", parts.join("/")), name))
 }
 
-fn sys(path: &Path, e: SysError) -> BuildError {
-    BuildError::Failed(format!("{}: {e}", path.display()))
+fn sys(path: &Path, source: SysError) -> BuildError {
+    BuildError::OpenRoot {
+        root: path.to_path_buf(),
+        source,
+    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use vessel_sif::{
 };
 
 use crate::def::Definition;
+use crate::engine::BuildError;
 use crate::hostroot::HostRoot;
 
 /// How the SquashFS is made.
@@ -40,8 +41,10 @@ impl SquashOptions {
 
 /// `--mksquashfs-args "-comp zstd -b 1M"`: split into words as a POSIX
 /// shell would (quotes and backslashes; no expansions).
-pub fn split_mksquashfs_args(text: &str) -> Result<Vec<String>, String> {
-    shlex::split(text).ok_or_else(|| format!("--mksquashfs-args {text:?}: unterminated quote"))
+pub fn split_mksquashfs_args(text: &str) -> Result<Vec<String>, BuildError> {
+    shlex::split(text).ok_or_else(|| BuildError::MksquashfsArgs {
+        text: text.to_string(),
+    })
 }
 
 /// Makes `output` (a SIF) from the root file system at `root`.
@@ -52,7 +55,7 @@ pub fn sif_from_dir(
     work: &Path,
     host: &HostRoot,
     squash: &SquashOptions,
-) -> Result<(), String> {
+) -> Result<(), BuildError> {
     sif_from_tree(root, &def.raw, output, work, host, squash)
 }
 
@@ -64,7 +67,7 @@ pub fn sif_from_tree(
     work: &Path,
     host: &HostRoot,
     squash: &SquashOptions,
-) -> Result<(), String> {
+) -> Result<(), BuildError> {
     let squashfs = work.join("rootfs.sqfs");
     let out = host
         .command("mksquashfs")
@@ -74,18 +77,16 @@ pub fn sif_from_tree(
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .output()
-        .map_err(|e| format!("mksquashfs (squashfs-tools) is needed to write the image: {e}"))?;
+        .map_err(|source| BuildError::NoMksquashfs { source })?;
     if !out.status.success() {
-        let said: Vec<String> = String::from_utf8_lossy(&out.stderr)
-            .lines()
-            .map(|l| l.trim().to_string())
-            .filter(|l| !l.is_empty())
-            .collect();
-        return Err(format!(
-            "making the SquashFS image failed ({}): {}",
-            out.status,
-            said.join("; ")
-        ));
+        return Err(BuildError::Mksquashfs {
+            status: out.status,
+            stderr: String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .map(|l| l.trim().to_string())
+                .filter(|l| !l.is_empty())
+                .collect(),
+        });
     }
 
     let mut image = vessel_image::Image::Sandbox {
@@ -96,15 +97,19 @@ pub fn sif_from_tree(
         ..Default::default()
     }
     .normalized();
-    let meta = vessel_image::inspect::inspect(&mut image, &req).map_err(|e| e.to_string())?;
-    let meta_json = serde_json::to_vec(&meta).map_err(|e| e.to_string())?;
+    let meta = vessel_image::inspect::inspect(&mut image, &req)?;
+    let meta_json = serde_json::to_vec(&meta)?;
 
     let dir = output
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut tmp = vessel_sys::fs::AtomicFile::create(output, 0o755)
-        .map_err(|e| format!("cannot write to {}: {e}", dir.display()))?;
+    let mut tmp = vessel_sys::fs::AtomicFile::create(output, 0o755).map_err(|source| {
+        BuildError::CreateOutput {
+            dir: dir.to_path_buf(),
+            source,
+        }
+    })?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
@@ -119,14 +124,18 @@ pub fn sif_from_tree(
     };
     let mut opts = CreateOptions::new(id, now);
     opts.launch_script = vessel_sif::APPTAINER_LAUNCH_SCRIPT.into();
-    let file = tmp.file().try_clone().map_err(|e| e.to_string())?;
-    let mut sif = Sif::create(file, &opts).map_err(|e| e.to_string())?;
-    let mut named = |t, name: &str, data: &[u8]| -> Result<(), String> {
+    let staging = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| BuildError::Staging { path, source }
+    };
+    let file = tmp.file().try_clone().map_err(staging(output))?;
+    let mut sif = Sif::create(file, &opts).map_err(BuildError::SifWrite)?;
+    let mut named = |t, name: &str, data: &[u8]| -> Result<(), BuildError> {
         let mut input = ObjectInput::new(t);
         input.name = name.into();
         sif.add_object(&input, &mut &data[..], now)
             .map(drop)
-            .map_err(|e| e.to_string())
+            .map_err(BuildError::SifWrite)
     };
     if !deffile.is_empty() {
         named(DataType::DEFFILE, "", deffile.as_bytes())?;
@@ -138,12 +147,14 @@ pub fn sif_from_tree(
         part: PartType::PRIMARY_SYSTEM,
         arch: Arch::host(),
     });
-    let mut sq = fs::File::open(&squashfs).map_err(|e| e.to_string())?;
+    let mut sq = fs::File::open(&squashfs).map_err(staging(&squashfs))?;
     sif.add_object(&part, &mut sq, now)
-        .map_err(|e| e.to_string())?;
+        .map_err(BuildError::SifWrite)?;
     drop(sif);
-    tmp.commit()
-        .map_err(|e| format!("could not write {}: {e}", output.display()))?;
+    tmp.commit().map_err(|source| BuildError::CommitOutput {
+        output: output.to_path_buf(),
+        source,
+    })?;
     Ok(())
 }
 
