@@ -93,24 +93,7 @@ pub fn fatal(style: Style, message: &str) {
     let _ = writeln!(std::io::stderr(), "{}{message}", style.prefix("FATAL", RED));
 }
 
-/// An error and its causes on one line, as Apptainer's `FATAL:` line is
-/// one line that tools match on: each cause after a `: `, except one whose
-/// text the line already holds (many errors name their cause themselves).
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut line = String::new();
-    let mut cause = Some(error);
-    while let Some(e) = cause {
-        let text = e.to_string();
-        if !text.is_empty() && !line.contains(&text) {
-            if !line.is_empty() {
-                line.push_str(": ");
-            }
-            line.push_str(&text);
-        }
-        cause = e.source();
-    }
-    line
-}
+pub use vessel_sys::error_chain;
 
 struct ApptainerFormat {
     style: Style,
@@ -164,18 +147,6 @@ mod tests {
         assert_eq!(plain.prefix("INFO", BLUE), "INFO:    ");
         let color = Style { color: true };
         assert_eq!(color.prefix("ERROR", RED), "\x1b[31mERROR:  \x1b[0m ");
-    }
-
-    #[test]
-    fn a_cause_is_printed_once() {
-        #[derive(Debug, thiserror::Error)]
-        #[error("reading {0}: {1}")]
-        struct Named(&'static str, #[source] std::io::Error);
-        #[derive(Debug, thiserror::Error)]
-        #[error("could not open image")]
-        struct Outer(#[source] Named);
-        let e = Outer(Named("a.sif", std::io::Error::other("gone")));
-        assert_eq!(error_chain(&e), "could not open image: reading a.sif: gone");
     }
 
     #[test]

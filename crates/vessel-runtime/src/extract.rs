@@ -33,8 +33,6 @@ pub enum ExtractError {
         #[source]
         source: io::Error,
     },
-    // The cause is part of the message: launch errors are still printed
-    // without their chain.
     #[error("the extract cache {dir} is not safe to use: {cause}; remove it, or set VESSEL_EXTRACT_DIR to a directory of your own")]
     Unsafe { dir: PathBuf, cause: UnsafeDir },
     #[error("{path} is not a readable SquashFS image: {cause}")]
@@ -42,10 +40,11 @@ pub enum ExtractError {
         path: PathBuf,
         cause: vessel_squashfs::Error,
     },
-    #[error("unpacking {path} failed: {}", cause.one_line())]
+    #[error("unpacking {path} failed")]
     Unpack {
         path: PathBuf,
-        cause: vessel_squashfs::ExtractError,
+        #[source]
+        source: vessel_squashfs::ExtractError,
     },
 }
 
@@ -255,9 +254,9 @@ impl ExtractCache {
                     &tmp.join("root"),
                     &vessel_squashfs::ExtractOptions::default(),
                 )
-                .map_err(|cause| ExtractError::Unpack {
+                .map_err(|source| ExtractError::Unpack {
                     path: image.to_path_buf(),
-                    cause,
+                    source,
                 })
             });
         if let Err(e) = unpacked {

@@ -50,6 +50,25 @@ impl SysError {
 
 pub type Result<T, E = SysError> = std::result::Result<T, E>;
 
+/// An error and its causes on one line, as Apptainer's `FATAL:` line is one
+/// line that tools match on: each cause after a `: `, except one whose text
+/// the line already holds (many errors name their cause themselves).
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = String::new();
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        let text = e.to_string();
+        if !text.is_empty() && !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+        cause = e.source();
+    }
+    line
+}
+
 /// Adds the operation's description to a failing call.
 pub(crate) trait Context<T> {
     fn op(self, op: impl FnOnce() -> String) -> Result<T>;
@@ -58,5 +77,22 @@ pub(crate) trait Context<T> {
 impl<T, E: Into<std::io::Error>> Context<T> for std::result::Result<T, E> {
     fn op(self, op: impl FnOnce() -> String) -> Result<T> {
         self.map_err(|e| SysError::new(op(), e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_is_printed_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("reading {0}: {1}")]
+        struct Named(&'static str, #[source] std::io::Error);
+        #[derive(Debug, thiserror::Error)]
+        #[error("could not open image")]
+        struct Outer(#[source] Named);
+        let e = Outer(Named("a.sif", std::io::Error::other("gone")));
+        assert_eq!(error_chain(&e), "could not open image: reading a.sif: gone");
     }
 }

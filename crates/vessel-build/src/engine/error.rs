@@ -189,24 +189,9 @@ pub enum UnpackError {
     Child(String),
 }
 
-/// An error and its causes on one line, each cause once (skipped when the
-/// line already holds it, as the CLI prints errors): what the unpacking
-/// child reports to its parent.
-pub(crate) fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut line = String::new();
-    let mut cause = Some(error);
-    while let Some(e) = cause {
-        let text = e.to_string();
-        if !text.is_empty() && !line.contains(&text) {
-            if !line.is_empty() {
-                line.push_str(": ");
-            }
-            line.push_str(&text);
-        }
-        cause = e.source();
-    }
-    line
-}
+/// An error and its causes on one line, each cause once, as the CLI prints
+/// errors: what the unpacking child reports to its parent.
+pub(crate) use vessel_sys::error_chain as one_line;
 
 fn log_tail(log: &[String]) -> String {
     if log.is_empty() {
