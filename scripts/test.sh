@@ -92,7 +92,7 @@ echo "unprivileged inspect and sif list: ok"
 
 fuzz_seconds=${FUZZ_SECONDS:-60}
 if [ "$fuzz_seconds" -gt 0 ]; then
-  echo "==> fuzzing the SIF parser for ${fuzz_seconds}s"
+  echo "==> fuzzing the SIF, SquashFS, OCI layer and definition-file parsers for ${fuzz_seconds}s"
   .ci/fuzz.sh "$fuzz_seconds"
 fi
 

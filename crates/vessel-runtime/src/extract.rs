@@ -12,7 +12,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -215,10 +215,9 @@ impl ExtractCache {
             hasher.update(&buf[..n]);
         }
         let digest = hex(&hasher.finalize());
-        let tmp = memo.with_extension(format!("tmp{}", std::process::id()));
-        if fs::write(&tmp, &digest).is_ok() {
-            let _ = fs::rename(&tmp, &memo);
-        }
+        // A memo is only an optimisation: one that cannot be written is
+        // computed again next time.
+        let _ = vessel_sys::fs::write_atomic(&memo, digest.as_bytes(), 0o600);
         Ok(digest)
     }
 
@@ -361,25 +360,8 @@ fn disk_usage(root: &Path) -> u64 {
     total
 }
 
-/// Removes a tree even where unpacked directories lack write permission.
+/// Removes a tree even where unpacked directories lack write permission
+/// (best effort: what remains is a stale temporary the next run removes).
 fn remove_tree(path: &Path) {
-    if fs::remove_dir_all(path).is_ok() {
-        return;
-    }
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        if let Ok(m) = fs::symlink_metadata(&p) {
-            if m.is_dir() {
-                let _ = fs::set_permissions(&p, fs::Permissions::from_mode(0o700));
-                stack.extend(
-                    fs::read_dir(&p)
-                        .into_iter()
-                        .flatten()
-                        .flatten()
-                        .map(|e| e.path()),
-                );
-            }
-        }
-    }
-    let _ = fs::remove_dir_all(path);
+    let _ = vessel_sys::fs::remove_tree(path);
 }
