@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: system packages, formatting and lints,
 # every unit and end-to-end test (with the reference Go siftool as an oracle),
-# an unprivileged smoke test, and a bounded fuzz run of the SIF parser.
+# an unprivileged smoke test, and a bounded fuzz run of the four parsers of
+# untrusted input (SIF, SquashFS, OCI layers, definition files).
 #
 # Environment: FUZZ_SECONDS (default 60; 0 skips fuzzing).
 set -euo pipefail
