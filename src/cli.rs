@@ -568,8 +568,11 @@ pub enum KeyCommand {
     },
 }
 
-/// Options of `exec`, `run`, `shell` and `test`.
+/// Options of `exec`, `run`, `shell` and `test`, in Apptainer's grammar:
+/// flags before the image, everything after it is the command's. A flag
+/// given twice takes its last value (lists accumulate), as with pflag.
 #[derive(Debug, Args)]
+#[command(args_override_self = true)]
 pub struct ActionArgs {
     /// Bind a host path into the container: SRC[:DST[:ro|rw]], comma-separated or repeated
     #[arg(short = 'B', long = "bind", value_name = "SPEC")]
@@ -586,7 +589,7 @@ pub struct ActionArgs {
     /// Do not pass the host's environment (except TERM, proxies and launcher variables)
     #[arg(short = 'e', long)]
     pub cleanenv: bool,
-    /// Set a variable in the container: KEY=VALUE (repeatable; beats every other source)
+    /// Set variables in the container: KEY=VALUE[,KEY=VALUE...] (repeatable; beats every other source)
     #[arg(long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
     /// Set the variables of a file of KEY=VALUE lines
@@ -657,15 +660,113 @@ pub struct ActionArgs {
     pub fakeroot: bool,
     #[command(flatten)]
     pub registry: RegistryOptions,
-    /// The image (SIF, SquashFS or sandbox directory), then the command and its arguments
+    #[command(flatten)]
+    pub refused: RefusedActionArgs,
+    /// The image (SIF, SquashFS or sandbox directory), then the command and its arguments.
+    /// Everything after the image is the command's, flags included; an unknown flag
+    /// before it is an error, never an image path.
     #[arg(
         value_name = "IMAGE [ARGS]...",
         required = true,
         num_args = 1..,
-        trailing_var_arg = true,
-        allow_hyphen_values = true
+        trailing_var_arg = true
     )]
     pub rest: Vec<OsString>,
+}
+
+/// Apptainer's action flags that Vessel parses but does not honour (yet):
+/// the library refuses each by name, with the reason (GPUs, CNI networks,
+/// capabilities, cgroups, shared namespaces), so that none is taken for
+/// the image or silently ignored. `--network none` is honoured.
+#[derive(Debug, Args, Default)]
+pub struct RefusedActionArgs {
+    /// NVIDIA GPU support (not implemented yet)
+    #[arg(long)]
+    pub nv: bool,
+    /// NVIDIA GPU support through nvidia-container-cli (not implemented yet)
+    #[arg(long)]
+    pub nvccli: bool,
+    /// AMD ROCm GPU support (not implemented yet)
+    #[arg(long)]
+    pub rocm: bool,
+    /// Network: `none` (loopback only, like --net); CNI networks need root
+    #[arg(long, value_name = "NAME")]
+    pub network: Option<String>,
+    /// CNI network arguments (need CNI and root)
+    #[arg(long, value_name = "ARGS")]
+    pub network_args: Vec<String>,
+    /// Name servers for the container's /etc/resolv.conf (not implemented yet)
+    #[arg(long, value_name = "IP[,IP...]")]
+    pub dns: Option<String>,
+    /// Do not run an init as PID 1 in a PID namespace
+    #[arg(long)]
+    pub no_init: bool,
+    /// Do not pass the host's umask; use 0022 (not implemented yet)
+    #[arg(long)]
+    pub no_umask: bool,
+    /// OCI compatibility: --containall --writable-tmpfs --no-init --no-umask --no-eval
+    #[arg(long)]
+    pub compat: bool,
+    /// Extra host libraries to bind into the container (not implemented yet)
+    #[arg(long, value_name = "LIB", hide = true)]
+    pub containlibs: Vec<String>,
+    /// Drop all capabilities, even root's (needs root)
+    #[arg(long)]
+    pub no_privs: bool,
+    /// Keep all of root's capabilities (needs root)
+    #[arg(long)]
+    pub keep_privs: bool,
+    /// Capabilities to add (needs root)
+    #[arg(long, value_name = "CAPS")]
+    pub add_caps: Option<String>,
+    /// Capabilities to drop (needs root)
+    #[arg(long, value_name = "CAPS")]
+    pub drop_caps: Option<String>,
+    /// Security options: seccomp:, apparmor:, selinux:, uid:, gid: (not implemented yet)
+    #[arg(long, value_name = "OPTION")]
+    pub security: Vec<String>,
+    /// Apply a cgroups TOML file (needs cgroups)
+    #[arg(long, value_name = "FILE")]
+    pub apply_cgroups: Option<String>,
+    /// Number of CPUs (needs cgroups)
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<String>,
+    /// CPU shares (needs cgroups)
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub cpu_shares: Option<String>,
+    /// Host CPUs to run on (needs cgroups)
+    #[arg(long, value_name = "LIST")]
+    pub cpuset_cpus: Option<String>,
+    /// Host memory nodes to use (needs cgroups)
+    #[arg(long, value_name = "LIST")]
+    pub cpuset_mems: Option<String>,
+    /// Memory limit (needs cgroups)
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// Memory soft limit (needs cgroups)
+    #[arg(long, value_name = "SIZE")]
+    pub memory_reservation: Option<String>,
+    /// Memory plus swap limit (needs cgroups)
+    #[arg(long, value_name = "SIZE", allow_negative_numbers = true)]
+    pub memory_swap: Option<String>,
+    /// Maximum number of processes (needs cgroups)
+    #[arg(long, value_name = "N")]
+    pub pids_limit: Option<String>,
+    /// Block IO weight (needs cgroups)
+    #[arg(long, value_name = "N")]
+    pub blkio_weight: Option<String>,
+    /// Per-device block IO weight (needs cgroups)
+    #[arg(long, value_name = "DEVICE:WEIGHT")]
+    pub blkio_weight_device: Vec<String>,
+    /// Disable the OOM killer (needs cgroups)
+    #[arg(long)]
+    pub oom_kill_disable: bool,
+    /// Share namespaces and image with the other containers of the same parent (not implemented yet)
+    #[arg(long)]
+    pub sharens: bool,
+    /// CDI devices to add (not implemented yet)
+    #[arg(long, value_name = "NAME")]
+    pub device: Vec<String>,
 }
 
 #[derive(Debug, Args)]

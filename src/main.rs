@@ -30,9 +30,18 @@ fn main() -> ExitCode {
     if Tool::is_launch_script(&argv0) {
         args.splice(1..1, ["--quiet".into(), "run".into()]);
     }
+    let env = |var: EnvVar| {
+        let found = lookup(tool, var, vessel_config::process_var);
+        (found.value.map(|v| v.value), found.warning, found.info)
+    };
+    let env_flag = |var: EnvVar| env(var).0.as_deref().and_then(lookup_bool).unwrap_or(false);
     let matches = match cli_command(tool).try_get_matches_from(args) {
         Ok(m) => m,
         Err(e) => {
+            if let Some(message) = unknown_flag(&e) {
+                logging::fatal(Style::detect(env_flag(vars::NOCOLOR)), &message);
+                return ExitCode::from(EXIT_FAILURE);
+            }
             let _ = e.print();
             return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
         }
@@ -45,11 +54,6 @@ fn main() -> ExitCode {
         }
     };
 
-    let env = |var: EnvVar| {
-        let found = lookup(tool, var, vessel_config::process_var);
-        (found.value.map(|v| v.value), found.warning, found.info)
-    };
-    let env_flag = |var: EnvVar| env(var).0.as_deref().and_then(lookup_bool).unwrap_or(false);
     let g = &cli.global;
     let level = if g.debug || env_flag(vars::DEBUG) {
         MessageLevel::Debug
@@ -89,6 +93,26 @@ fn main() -> ExitCode {
             logging::fatal(style, &logging::error_chain(e.as_ref()));
             ExitCode::from(EXIT_FAILURE)
         }
+    }
+}
+
+/// An unknown flag as Apptainer (pflag) words it, for its one `FATAL:`
+/// line and exit status 255: `unknown flag: --bnd`, or `unknown shorthand
+/// flag: 'X' in -X`. Other usage errors keep clap's message.
+fn unknown_flag(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let long = arg.split('=').next().unwrap_or(arg);
+    if long.starts_with("--") {
+        Some(format!("unknown flag: {long}"))
+    } else {
+        let letter = arg.strip_prefix('-')?.chars().next()?;
+        Some(format!("unknown shorthand flag: '{letter}' in {arg}"))
     }
 }
 

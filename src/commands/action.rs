@@ -65,6 +65,24 @@ fn execution_control(image: &mut vessel_image::Image) -> Result<()> {
 
 impl From<ActionArgs> for ActionFlags {
     fn from(a: ActionArgs) -> ActionFlags {
+        let r = a.refused;
+        let cgroups = [
+            ("--apply-cgroups", r.apply_cgroups.is_some()),
+            ("--cpus", r.cpus.is_some()),
+            ("--cpu-shares", r.cpu_shares.is_some()),
+            ("--cpuset-cpus", r.cpuset_cpus.is_some()),
+            ("--cpuset-mems", r.cpuset_mems.is_some()),
+            ("--memory", r.memory.is_some()),
+            ("--memory-reservation", r.memory_reservation.is_some()),
+            ("--memory-swap", r.memory_swap.is_some()),
+            ("--pids-limit", r.pids_limit.is_some()),
+            ("--blkio-weight", r.blkio_weight.is_some()),
+            ("--blkio-weight-device", !r.blkio_weight_device.is_empty()),
+            ("--oom-kill-disable", r.oom_kill_disable),
+        ]
+        .into_iter()
+        .filter_map(|(name, given)| given.then_some(name))
+        .collect();
         ActionFlags {
             bind: a.bind,
             mount: a.mount,
@@ -93,6 +111,24 @@ impl From<ActionArgs> for ActionFlags {
             net: a.net,
             app: a.app,
             fakeroot: a.fakeroot,
+            nv: r.nv,
+            nvccli: r.nvccli,
+            rocm: r.rocm,
+            network: r.network,
+            network_args: r.network_args,
+            dns: r.dns,
+            no_init: r.no_init,
+            no_umask: r.no_umask,
+            compat: r.compat,
+            containlibs: r.containlibs,
+            no_privs: r.no_privs,
+            keep_privs: r.keep_privs,
+            add_caps: r.add_caps,
+            drop_caps: r.drop_caps,
+            security: r.security,
+            cgroups,
+            sharens: r.sharens,
+            device: r.device,
             rest: a.rest,
         }
     }

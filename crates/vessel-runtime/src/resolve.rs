@@ -42,6 +42,27 @@ pub struct ActionFlags {
     pub net: bool,
     pub app: Option<String>,
     pub fakeroot: bool,
+    /// Apptainer's flags that Vessel parses but refuses (or, for
+    /// `--network none`, honours): see [`refusal`].
+    pub nv: bool,
+    pub nvccli: bool,
+    pub rocm: bool,
+    pub network: Option<String>,
+    pub network_args: Vec<String>,
+    pub dns: Option<String>,
+    pub no_init: bool,
+    pub no_umask: bool,
+    pub compat: bool,
+    pub containlibs: Vec<String>,
+    pub no_privs: bool,
+    pub keep_privs: bool,
+    pub add_caps: Option<String>,
+    pub drop_caps: Option<String>,
+    pub security: Vec<String>,
+    /// The cgroups flags given (`--memory`, `--cpus`, …), by name.
+    pub cgroups: Vec<&'static str>,
+    pub sharens: bool,
+    pub device: Vec<String>,
     /// The image, then the command and its arguments.
     pub rest: Vec<OsString>,
 }
@@ -81,6 +102,233 @@ pub enum OptionsError {
     CwdNotAbsolute(PathBuf),
     #[error("VESSEL_IMAGE_DRIVER={0}: use auto, fuse or extract")]
     Driver(String),
+    /// A flag of Apptainer's that Vessel parses but does not honour, or
+    /// its variable: `flag` names what the user set, `why` says why.
+    #[error("{flag} {why}")]
+    Unsupported { flag: String, why: String },
+}
+
+/// The variables of the flags Vessel refuses, read only to refuse them by
+/// name (never silently ignored). Apptainer's keys, including its quirk
+/// that `--cpus` reads `CPU_SHARES`.
+mod refused_vars {
+    use vessel_config::EnvVar;
+
+    pub const NV: EnvVar = EnvVar::new("NV", "NVIDIA GPU support (like --nv).");
+    pub const NVCCLI: EnvVar = EnvVar::new("NVCCLI", "GPUs via nvidia-container-cli.");
+    pub const ROCM: EnvVar = EnvVar::new("ROCM", "AMD GPU support (like --rocm).");
+    pub const NETWORK: EnvVar = EnvVar::new("NETWORK", "Network (like --network).");
+    pub const NETWORK_ARGS: EnvVar = EnvVar::new("NETWORK_ARGS", "Like --network-args.");
+    pub const DNS: EnvVar = EnvVar::new("DNS", "Name servers (like --dns).");
+    pub const NOSHIMINIT: EnvVar = EnvVar::new("NOSHIMINIT", "No init as PID 1 (--no-init).");
+    pub const NO_UMASK: EnvVar = EnvVar::new("NO_UMASK", "Use umask 0022 (like --no-umask).");
+    pub const COMPAT: EnvVar = EnvVar::new("COMPAT", "OCI compatibility (like --compat).");
+    pub const CONTAINLIBS: EnvVar = EnvVar::new("CONTAINLIBS", "Like --containlibs.");
+    pub const NO_PRIVS: EnvVar = EnvVar::new("NO_PRIVS", "Like --no-privs.");
+    pub const KEEP_PRIVS: EnvVar = EnvVar::new("KEEP_PRIVS", "Like --keep-privs.");
+    pub const ADD_CAPS: EnvVar = EnvVar::new("ADD_CAPS", "Like --add-caps.");
+    pub const DROP_CAPS: EnvVar = EnvVar::new("DROP_CAPS", "Like --drop-caps.");
+    pub const SECURITY: EnvVar = EnvVar::new("SECURITY", "Like --security.");
+    pub const SHARENS: EnvVar = EnvVar::new("SHARENS", "Like --sharens.");
+    /// The cgroups variables, with the flag each stands for.
+    pub const CGROUPS: &[(EnvVar, &str)] = &[
+        (EnvVar::new("APPLY_CGROUPS", ""), "--apply-cgroups"),
+        (EnvVar::new("CPU_SHARES", ""), "--cpus"),
+        (EnvVar::new("CPUSET_CPUS", ""), "--cpuset-cpus"),
+        (EnvVar::new("CPUSET_MEMS", ""), "--cpuset-mems"),
+        (EnvVar::new("MEMORY", ""), "--memory"),
+        (
+            EnvVar::new("MEMORY_RESERVATION", ""),
+            "--memory-reservation",
+        ),
+        (EnvVar::new("MEMORY_SWAP", ""), "--memory-swap"),
+        (EnvVar::new("PIDS_LIMIT", ""), "--pids-limit"),
+        (EnvVar::new("BLKIO_WEIGHT", ""), "--blkio-weight"),
+        (
+            EnvVar::new("BLKIO_WEIGHT_DEVICE", ""),
+            "--blkio-weight-device",
+        ),
+        (EnvVar::new("OOM_KILL_DISABLE", ""), "--oom-kill-disable"),
+    ];
+}
+
+const NOT_YET: &str = "is not implemented yet in Vessel";
+const NEEDS_CNI: &str = "needs CNI and root: Vessel supports only --network none (loopback only)";
+const NEEDS_CGROUPS: &str =
+    "needs cgroups (root, or cgroups v2 delegated through systemd): not implemented yet in Vessel";
+
+/// Where a refused setting came from: the flag, else its variable (by the
+/// name the user set).
+enum Given {
+    Flag,
+    Var(String),
+}
+
+impl Vars<'_> {
+    /// A refused boolean: the flag, else its variable when true.
+    fn refused_bool(&self, flag: bool, var: EnvVar) -> Option<Given> {
+        if flag {
+            return Some(Given::Flag);
+        }
+        let found = lookup(self.tool, var, self.get).value?;
+        lookup_bool(&found.value)
+            .unwrap_or(false)
+            .then_some(Given::Var(found.name))
+    }
+
+    /// A refused value: the flag's, else its variable's when not empty.
+    fn refused_value(&self, flag: Option<String>, var: EnvVar) -> Option<(Given, String)> {
+        if let Some(v) = flag {
+            return Some((Given::Flag, v));
+        }
+        let found = lookup(self.tool, var, self.get).value?;
+        (!found.value.trim().is_empty()).then_some((Given::Var(found.name), found.value))
+    }
+}
+
+fn unsupported(given: Given, flag: &str, why: &str) -> OptionsError {
+    let flag = match given {
+        Given::Flag => flag.to_string(),
+        Given::Var(name) => format!("{name} (like {flag})"),
+    };
+    OptionsError::Unsupported {
+        flag,
+        why: why.to_string(),
+    }
+}
+
+/// The first of Apptainer's flags (or their variables) that Vessel does not
+/// honour, as the error naming it; and whether `--network none` asked for
+/// a network namespace with only loopback. `pid` is whether the container
+/// gets a PID namespace (where `--no-init` would matter).
+fn refusal(
+    a: &mut ActionFlags,
+    vars: &Vars<'_>,
+    host: &Host,
+    pid: bool,
+) -> Result<bool, OptionsError> {
+    use refused_vars as rv;
+    let gpus = [
+        (a.nv, rv::NV, "--nv"),
+        (a.nvccli, rv::NVCCLI, "--nvccli"),
+        (a.rocm, rv::ROCM, "--rocm"),
+    ];
+    for (flag, var, name) in gpus {
+        if let Some(g) = vars.refused_bool(flag, var) {
+            return Err(unsupported(g, name, NOT_YET));
+        }
+    }
+    let mut net_none = false;
+    if let Some((g, v)) = vars.refused_value(a.network.take(), rv::NETWORK) {
+        let names: Vec<&str> = v.split(',').map(str::trim).collect();
+        if names.iter().all(|n| *n == "none") {
+            net_none = true;
+        } else {
+            let flag = format!("--network {v}");
+            return Err(unsupported(g, &flag, NEEDS_CNI));
+        }
+    }
+    let args = a.network_args.first().cloned();
+    if let Some((g, _)) = vars.refused_value(args, rv::NETWORK_ARGS) {
+        return Err(unsupported(g, "--network-args", NEEDS_CNI));
+    }
+    if let Some((g, _)) = vars.refused_value(a.dns.take(), rv::DNS) {
+        return Err(unsupported(g, "--dns", NOT_YET));
+    }
+    if let Some(g) = vars.refused_bool(a.compat, rv::COMPAT) {
+        let why = "is not implemented yet in Vessel (it implies --no-init and --no-umask)";
+        return Err(unsupported(g, "--compat", why));
+    }
+    // Without a PID namespace there is no init to leave out.
+    if let Some(g) = vars.refused_bool(a.no_init, rv::NOSHIMINIT) {
+        if pid {
+            let why = "is not implemented yet in Vessel: its init is PID 1 in a PID namespace";
+            return Err(unsupported(g, "--no-init", why));
+        }
+    }
+    if let Some(g) = vars.refused_bool(a.no_umask, rv::NO_UMASK) {
+        return Err(unsupported(g, "--no-umask", NOT_YET));
+    }
+    let libs = a.containlibs.first().cloned();
+    if let Some((g, _)) = vars.refused_value(libs, rv::CONTAINLIBS) {
+        return Err(unsupported(g, "--containlibs", NOT_YET));
+    }
+    let privs = if host.uid == 0 { NOT_YET } else { "needs root" };
+    for (flag, var, name) in [
+        (a.no_privs, rv::NO_PRIVS, "--no-privs"),
+        (a.keep_privs, rv::KEEP_PRIVS, "--keep-privs"),
+    ] {
+        if let Some(g) = vars.refused_bool(flag, var) {
+            return Err(unsupported(g, name, privs));
+        }
+    }
+    for (flag, var, name) in [
+        (a.add_caps.take(), rv::ADD_CAPS, "--add-caps"),
+        (a.drop_caps.take(), rv::DROP_CAPS, "--drop-caps"),
+    ] {
+        if let Some((g, _)) = vars.refused_value(flag, var) {
+            return Err(unsupported(g, name, privs));
+        }
+    }
+    let security = a.security.first().cloned();
+    if let Some((g, _)) = vars.refused_value(security, rv::SECURITY) {
+        let why = "is not implemented yet in Vessel (seccomp, AppArmor, SELinux, uid and gid)";
+        return Err(unsupported(g, "--security", why));
+    }
+    if let Some(name) = a.cgroups.first() {
+        return Err(unsupported(Given::Flag, name, NEEDS_CGROUPS));
+    }
+    for (var, name) in rv::CGROUPS {
+        if let Some((g, _)) = vars.refused_value(None, *var) {
+            return Err(unsupported(g, name, NEEDS_CGROUPS));
+        }
+    }
+    if let Some(g) = vars.refused_bool(a.sharens, rv::SHARENS) {
+        return Err(unsupported(g, "--sharens", NOT_YET));
+    }
+    if !a.device.is_empty() {
+        return Err(unsupported(Given::Flag, "--device", NOT_YET));
+    }
+    Ok(net_none)
+}
+
+/// `--env`'s value as Apptainer's (pflag's) string map reads it: one
+/// `KEY=VALUE` when it holds a single `=` (commas and all), else
+/// comma-separated pairs, CSV-quoted where a value holds a comma.
+fn env_pairs(value: &str) -> Result<Vec<(String, String)>, OptionsError> {
+    let items = match value.matches('=').count() {
+        0 => return Err(OptionsError::EnvPair(value.to_string())),
+        1 => vec![value.trim_matches('"').to_string()],
+        _ => csv_fields(value),
+    };
+    items
+        .into_iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => Ok((k.to_string(), v.to_string())),
+            None => Err(OptionsError::EnvPair(kv)),
+        })
+        .collect()
+}
+
+/// The fields of one CSV record: split on commas, except inside double
+/// quotes, where `""` is a quote.
+fn csv_fields(line: &str) -> Vec<String> {
+    let mut fields = vec![String::new()];
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        let field = fields.last_mut().expect("one field at least");
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => fields.push(String::new()),
+            c => field.push(c),
+        }
+    }
+    fields
 }
 
 /// Reads the variables: the persona's prefix order for Apptainer's, the
@@ -137,7 +385,10 @@ pub fn resolve(
     vars: &Vars<'_>,
     host: &Host,
 ) -> Result<LaunchOptions, OptionsError> {
-    let a = flags;
+    let mut a = flags;
+    let containall = a.containall || vars.flag(&[vars::CONTAINALL]);
+    let pid = a.pid || containall || vars.flag(&[vars::PID, vars::UNSHARE_PID]);
+    let net_none = refusal(&mut a, vars, host, pid)?;
     let mut rest = a.rest.into_iter();
     let image = rest.next().ok_or(OptionsError::NoImage)?;
     let args: Vec<OsString> = rest.collect();
@@ -158,7 +409,6 @@ pub fn resolve(
         _ => absolute(Path::new(&image), &host.cwd),
     };
 
-    let containall = a.containall || vars.flag(&[vars::CONTAINALL]);
     let mut binds = Vec::new();
     for spec in a
         .bind
@@ -204,11 +454,8 @@ pub fn resolve(
         env_files.push((f, text));
     }
     let mut env = Vec::new();
-    for kv in a.env {
-        let (k, v) = kv
-            .split_once('=')
-            .ok_or_else(|| OptionsError::EnvPair(kv.clone()))?;
-        env.push((k.to_string(), v.to_string()));
+    for kv in &a.env {
+        env.extend(env_pairs(kv)?);
     }
     let overlays = a
         .overlay
@@ -280,10 +527,10 @@ pub fn resolve(
         writable_tmpfs: a.writable_tmpfs || vars.flag(&[vars::WRITABLE_TMPFS]),
         tmpfs_size_mib: a.writable_tmpfs_size,
         overlays,
-        pid: a.pid || containall || vars.flag(&[vars::PID, vars::UNSHARE_PID]),
+        pid,
         ipc: a.ipc || containall || vars.flag(&[vars::IPC, vars::UNSHARE_IPC]),
         uts: a.uts || vars.flag(&[vars::UTS, vars::UNSHARE_UTS]),
-        net: a.net || vars.flag(&[vars::NET, vars::UNSHARE_NET]),
+        net: a.net || net_none || vars.flag(&[vars::NET, vars::UNSHARE_NET]),
         hostname: a.hostname.or_else(|| vars.value(vars::HOSTNAME)),
         cleanenv: a.cleanenv || containall || vars.flag(&[vars::CLEANENV]),
         no_env: vars.list(a.no_env, vars::NOENV),
@@ -571,5 +818,208 @@ mod tests {
         )
         .unwrap();
         assert_eq!(shell.action, Some(Action::Shell(Some("/bin/zsh".into()))));
+    }
+
+    /// The refused error's message, or `None` when the settings resolve.
+    fn refused(uid: u32, env: &[(&str, &str)], f: impl FnOnce(&mut ActionFlags)) -> Option<String> {
+        let mut a = flags(&["img.sif", "true"]);
+        f(&mut a);
+        let table: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let get = move |k: &str| table.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let host = Host { uid, ..host() };
+        let vars = Vars {
+            tool: Tool::Apptainer,
+            get: &get,
+        };
+        match resolve(Verb::Exec, a, &vars, &host) {
+            Ok(_) => None,
+            Err(e @ OptionsError::Unsupported { .. }) => Some(e.to_string()),
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+
+    #[test]
+    fn each_refused_flag_is_named_with_why() {
+        type Set = fn(&mut ActionFlags);
+        let table: &[(Set, &str)] = &[
+            (|a| a.nv = true, "--nv is not implemented yet in Vessel"),
+            (|a| a.nvccli = true, "--nvccli is not implemented yet"),
+            (|a| a.rocm = true, "--rocm is not implemented yet"),
+            (
+                |a| a.network = Some("bridge".into()),
+                "--network bridge needs CNI and root",
+            ),
+            (
+                |a| a.network = Some("none,bridge".into()),
+                "--network none,bridge needs CNI and root",
+            ),
+            (
+                |a| a.network_args = vec!["portmap=80:80/tcp".into()],
+                "--network-args needs CNI and root",
+            ),
+            (
+                |a| a.dns = Some("1.1.1.1".into()),
+                "--dns is not implemented",
+            ),
+            (|a| a.compat = true, "--compat is not implemented"),
+            (
+                |a| {
+                    a.no_init = true;
+                    a.pid = true;
+                },
+                "--no-init is not implemented",
+            ),
+            (|a| a.no_umask = true, "--no-umask is not implemented"),
+            (
+                |a| a.containlibs = vec!["/lib/x.so".into()],
+                "--containlibs is not implemented",
+            ),
+            (|a| a.no_privs = true, "--no-privs needs root"),
+            (|a| a.keep_privs = true, "--keep-privs needs root"),
+            (
+                |a| a.add_caps = Some("CAP_NET_RAW".into()),
+                "--add-caps needs root",
+            ),
+            (
+                |a| a.drop_caps = Some("all".into()),
+                "--drop-caps needs root",
+            ),
+            (
+                |a| a.security = vec!["seccomp:p.json".into()],
+                "--security is not implemented",
+            ),
+            (|a| a.cgroups = vec!["--memory"], "--memory needs cgroups"),
+            (|a| a.cgroups = vec!["--cpus"], "--cpus needs cgroups"),
+            (|a| a.sharens = true, "--sharens is not implemented"),
+            (
+                |a| a.device = vec!["nvidia.com/gpu=all".into()],
+                "--device is not implemented",
+            ),
+        ];
+        for (set, want) in table {
+            let got = refused(1000, &[], set).unwrap_or_default();
+            assert!(got.starts_with(want), "{got:?} should start with {want:?}");
+        }
+        // Root is refused too, until the capability flags are implemented.
+        let got = refused(0, &[], |a| a.keep_privs = true).unwrap();
+        assert_eq!(got, "--keep-privs is not implemented yet in Vessel");
+    }
+
+    #[test]
+    fn each_refused_variable_is_named() {
+        let table: &[(&str, &str, &str)] = &[
+            (
+                "APPTAINER_NV",
+                "1",
+                "APPTAINER_NV (like --nv) is not implemented",
+            ),
+            ("SINGULARITY_NV", "true", "SINGULARITY_NV (like --nv)"),
+            ("APPTAINER_NVCCLI", "1", "(like --nvccli)"),
+            ("APPTAINER_ROCM", "1", "(like --rocm)"),
+            (
+                "APPTAINER_NETWORK",
+                "bridge",
+                "(like --network bridge) needs CNI",
+            ),
+            (
+                "APPTAINER_NETWORK_ARGS",
+                "IP=10.0.0.2",
+                "(like --network-args)",
+            ),
+            ("APPTAINER_DNS", "1.1.1.1", "(like --dns)"),
+            ("APPTAINER_COMPAT", "1", "(like --compat)"),
+            ("APPTAINER_NO_UMASK", "1", "(like --no-umask)"),
+            ("APPTAINER_CONTAINLIBS", "/l.so", "(like --containlibs)"),
+            ("APPTAINER_NO_PRIVS", "1", "(like --no-privs) needs root"),
+            (
+                "APPTAINER_KEEP_PRIVS",
+                "1",
+                "(like --keep-privs) needs root",
+            ),
+            (
+                "APPTAINER_ADD_CAPS",
+                "CAP_X",
+                "(like --add-caps) needs root",
+            ),
+            (
+                "APPTAINER_DROP_CAPS",
+                "CAP_X",
+                "(like --drop-caps) needs root",
+            ),
+            ("APPTAINER_SECURITY", "uid:0", "(like --security)"),
+            (
+                "APPTAINER_APPLY_CGROUPS",
+                "c.toml",
+                "(like --apply-cgroups)",
+            ),
+            (
+                "APPTAINER_CPU_SHARES",
+                "2",
+                "APPTAINER_CPU_SHARES (like --cpus)",
+            ),
+            ("APPTAINER_MEMORY", "1G", "(like --memory) needs cgroups"),
+            ("APPTAINER_PIDS_LIMIT", "10", "(like --pids-limit)"),
+            (
+                "APPTAINER_OOM_KILL_DISABLE",
+                "1",
+                "(like --oom-kill-disable)",
+            ),
+            ("APPTAINER_SHARENS", "1", "(like --sharens)"),
+        ];
+        for (name, value, want) in table {
+            let got = refused(1000, &[(name, value)], |_| {}).unwrap_or_default();
+            assert!(got.contains(want), "{name}={value}: {got:?} lacks {want:?}");
+        }
+        // False booleans and empty values are not set.
+        for (name, value) in [("APPTAINER_NV", "0"), ("APPTAINER_MEMORY", "")] {
+            assert_eq!(refused(1000, &[(name, value)], |_| {}), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn network_none_and_no_init_are_honoured() {
+        assert!(opts(&[], |a| a.network = Some("none".into())).net);
+        assert!(opts(&[("APPTAINER_NETWORK", "none")], |_| {}).net);
+        assert!(!opts(&[], |_| {}).net);
+        // Without a PID namespace there is no init to leave out.
+        assert!(!opts(&[], |a| a.no_init = true).pid);
+        assert!(!opts(&[("APPTAINER_NOSHIMINIT", "1")], |_| {}).pid);
+        let err = refused(1000, &[("APPTAINER_NOSHIMINIT", "1")], |a| a.pid = true);
+        assert!(err.unwrap().contains("(like --no-init)"));
+    }
+
+    #[test]
+    fn env_is_a_comma_separated_map() {
+        let env = |values: &[&str]| {
+            opts(&[], |a| {
+                a.env = values.iter().map(|v| v.to_string()).collect()
+            })
+            .env
+        };
+        let pairs = |p: &[(&str, &str)]| -> Vec<(String, String)> {
+            p.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert_eq!(env(&["A=1,B=2"]), pairs(&[("A", "1"), ("B", "2")]));
+        assert_eq!(
+            env(&["A=1", "B=2,C=3"]),
+            pairs(&[("A", "1"), ("B", "2"), ("C", "3")])
+        );
+        // One `=`: the whole value, commas and all (pflag's rule).
+        assert_eq!(env(&["A=1,2"]), pairs(&[("A", "1,2")]));
+        assert_eq!(env(&["A=x=y"]), pairs(&[("A", "x=y")]));
+        // CSV quoting keeps a comma in a value of several pairs.
+        assert_eq!(env(&["\"A=1,2\",B=3"]), pairs(&[("A", "1,2"), ("B", "3")]));
+        assert_eq!(env(&["A="]), pairs(&[("A", "")]));
+        let err = |v: &str| resolve_with(Tool::Vessel, &[], |a| a.env = vec![v.into()]);
+        assert!(matches!(err("novalue"), Err(OptionsError::EnvPair(_))));
+        assert!(matches!(
+            err("A=1,novalue,B=2"),
+            Err(OptionsError::EnvPair(_))
+        ));
     }
 }

@@ -1,0 +1,165 @@
+//! Apptainer's argument grammar for `exec`, `run`, `shell` and `test`, run
+//! through the real binary as workflow tools write it: flags before the
+//! image (`--flag=value`, `--flag value`, `-Bvalue`, `-B value`, combined
+//! short flags, repeated flags), everything after the image for the
+//! command; an unknown flag is a `FATAL:` line naming it (exit 255), never
+//! an image path; flags Vessel does not honour are refused by name.
+
+mod common;
+
+use common::*;
+
+/// `vessel exec FLAGS… BUSYBOX sh -c SCRIPT` as the test user in `dir`;
+/// asserts success and returns standard output.
+fn exec_sh(dir: &std::path::Path, flags: &[&str], script: &str, env: &[(&str, &str)]) -> String {
+    let image = busybox();
+    let mut args = vec!["exec"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&[image.to_str().unwrap(), "/bin/sh", "-c", script]);
+    let out = user_run(dir, &args, env);
+    assert_ok(&out, format!("{args:?}"))
+}
+
+#[test]
+fn flags_in_every_form_apptainer_accepts() {
+    let dir = user_dir();
+    let d = dir.path();
+    for name in ["a", "b"] {
+        std::fs::create_dir(d.join(name)).unwrap();
+        std::fs::write(d.join(name).join("f"), name).unwrap();
+        give_to_test_user(&d.join(name));
+    }
+    let a = d.join("a").to_str().unwrap().to_string();
+    let b = d.join("b").to_str().unwrap().to_string();
+    let (attached, equals) = (format!("-B{a}:/mnt"), format!("--bind={a}:/mnt"));
+    let spec = format!("{a}:/mnt");
+    let (spec_a, spec_b) = (format!("{a}:/ma"), format!("{b}:/mb"));
+    let home = format!("-H{a}");
+    let table: &[(&str, Vec<&str>, &str, &str)] = &[
+        ("-Bvalue", vec![&attached], "cat /mnt/f", "a"),
+        ("--bind=value", vec![&equals], "cat /mnt/f", "a"),
+        ("-B value", vec!["-B", &spec], "cat /mnt/f", "a"),
+        ("--bind value", vec!["--bind", &spec], "cat /mnt/f", "a"),
+        (
+            "repeated --bind accumulates",
+            vec!["--bind", &spec_a, "-B", &spec_b],
+            "cat /ma/f /mb/f",
+            "ab",
+        ),
+        ("-Hvalue", vec![&home], "echo $HOME", &a),
+        (
+            "last --hostname wins",
+            vec!["--hostname", "one", "--hostname=two"],
+            "hostname",
+            "two",
+        ),
+        ("combined -ce", vec!["-ce"], "echo ${FOO:-unset}", "unset"),
+        ("combined -ec", vec!["-ec"], "echo ${FOO:-unset}", "unset"),
+        (
+            "repeated boolean",
+            vec!["--cleanenv", "-e"],
+            "echo ${FOO:-unset}",
+            "unset",
+        ),
+        ("no flags", vec![], "echo ${FOO:-unset}", "bar"),
+        ("--env map", vec!["--env", "A=1,B=2"], "echo $A $B", "1 2"),
+        (
+            "--env repeated",
+            vec!["--env=A=1", "--env", "B=x,y"],
+            "echo $A $B",
+            "1 x,y",
+        ),
+    ];
+    for (what, flags, script, want) in table {
+        let out = exec_sh(d, flags, script, &[("FOO", "bar")]);
+        let got: String = out.lines().collect::<Vec<_>>().join(" ");
+        assert_eq!(got, *want, "{what}: {flags:?}");
+    }
+}
+
+#[test]
+fn everything_after_the_image_is_the_commands() {
+    let dir = user_dir();
+    let image = busybox();
+    let image = image.to_str().unwrap();
+    let out = user_run(
+        dir.path(),
+        &["exec", image, "echo", "--nv", "-B", "x", "--bnd", "-ce"],
+        &[],
+    );
+    assert_eq!(assert_ok(&out, "exec echo"), "--nv -B x --bnd -ce\n");
+}
+
+#[test]
+fn unknown_flags_are_named_never_taken_for_the_image() {
+    let image = busybox();
+    let image = image.to_str().unwrap();
+    for verb in ["exec", "run", "shell", "test"] {
+        let out = run(&[verb, "--bnd", "/x", image, "true"]);
+        assert_fatal(&out, &["unknown flag: --bnd"]);
+        let out = run(&[verb, "--bnd=/x", image, "true"]);
+        assert_fatal(&out, &["unknown flag: --bnd"]);
+    }
+    let out = run(&["exec", "-cX", image, "true"]);
+    assert_fatal(&out, &["unknown shorthand flag: 'X'"]);
+}
+
+#[test]
+fn refused_flags_are_named() {
+    let image = busybox();
+    let image = image.to_str().unwrap();
+    let table: &[(&[&str], &[&str])] = &[
+        (&["--nv"], &["--nv is not implemented yet in Vessel"]),
+        (&["--rocm"], &["--rocm is not implemented"]),
+        (
+            &["--network", "bridge"],
+            &["--network bridge", "needs CNI and root"],
+        ),
+        (
+            &["--network-args", "portmap=80:80/tcp"],
+            &["--network-args"],
+        ),
+        (&["--dns", "1.1.1.1"], &["--dns"]),
+        (&["--memory", "1G"], &["--memory", "needs cgroups"]),
+        (&["--cpus", "2"], &["--cpus", "needs cgroups"]),
+        (&["--add-caps", "CAP_NET_RAW"], &["--add-caps"]),
+        (&["--security", "seccomp:p.json"], &["--security"]),
+        (&["--sharens"], &["--sharens"]),
+        (&["--device", "nvidia.com/gpu=all"], &["--device"]),
+        (&["--compat"], &["--compat"]),
+    ];
+    for (flags, needles) in table {
+        let mut args = vec!["exec"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&[image, "true"]);
+        assert_fatal(&run(&args), needles);
+    }
+    // Their variables too: never silently ignored.
+    let out = vessel()
+        .env("APPTAINER_NV", "1")
+        .args(["exec", image, "true"])
+        .output()
+        .unwrap();
+    assert_fatal(&out, &["APPTAINER_NV (like --nv) is not implemented"]);
+}
+
+#[test]
+fn network_none_gives_only_loopback() {
+    let dir = user_dir();
+    let out = exec_sh(dir.path(), &["--network", "none"], "cat /proc/net/dev", &[]);
+    let interfaces: Vec<&str> = out
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next())
+        .map(str::trim)
+        .collect();
+    assert_eq!(interfaces, ["lo"], "{out}");
+    // cwltool's form.
+    let out = exec_sh(
+        dir.path(),
+        &["--net", "--network", "none"],
+        "cat /proc/net/dev",
+        &[],
+    );
+    assert_eq!(out.lines().count(), 3, "{out}");
+}
