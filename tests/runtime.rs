@@ -77,9 +77,9 @@ fn exit_codes_and_signals_pass_through() {
     assert_eq!(code("exit 7"), Some(7));
     assert_eq!(code("kill -TERM $$"), Some(143));
     assert_eq!(code("kill -KILL $$"), Some(137));
-    // A command that does not exist in the container.
+    // A command that does not exist in the container: as Apptainer says it.
     let out = user_run(dir.path(), &["exec", img, "no-such-command"], &[]);
-    assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(255), "{}", stderr(&out));
 }
 
 #[test]

@@ -67,7 +67,8 @@ pub fn parse_mount(value: &str, cwd: &std::path::Path) -> Result<BindSpec, BindE
         problem: problem.to_string(),
     };
     let (mut kind, mut src, mut dst, mut readonly) = (None, None, None, false);
-    for field in value.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+    for field in csv_fields(value).map_err(|p| bad(&p))? {
+        let field = field.as_str();
         let (key, val) = field.split_once('=').unwrap_or((field, ""));
         match key {
             "type" => kind = Some(val.to_string()),
@@ -95,6 +96,60 @@ pub fn parse_mount(value: &str, cwd: &std::path::Path) -> Result<BindSpec, BindE
         dst: PathBuf::from(dst),
         readonly,
     })
+}
+
+/// The fields of one CSV record, as Docker (and so Apptainer) reads a
+/// `--mount` value: a field that starts with `"` runs to the closing
+/// quote, commas included, and `""` in it is one literal quote
+/// (`"source=/a,b"`, as cwltool writes paths with commas). Unquoted fields
+/// are trimmed and empty ones dropped, as before. Hand-written rather than
+/// the `csv` crate: one record from a string, no I/O, no new dependency.
+fn csv_fields(value: &str) -> Result<Vec<String>, String> {
+    let mut fields = Vec::new();
+    let mut chars = value.chars().peekable();
+    loop {
+        while chars.next_if(|c| *c == ' ' || *c == '\t').is_some() {}
+        let mut field = String::new();
+        if chars.next_if_eq(&'"').is_some() {
+            loop {
+                match chars.next() {
+                    Some('"') if chars.next_if_eq(&'"').is_some() => field.push('"'),
+                    Some('"') => break,
+                    Some(c) => field.push(c),
+                    None => return Err("a quoted field has no closing quote".into()),
+                }
+            }
+            while chars.next_if(|c| *c == ' ' || *c == '\t').is_some() {}
+            match chars.next() {
+                None | Some(',') => {}
+                Some(c) => {
+                    return Err(format!(
+                        "{c:?} after a closing quote (use \"\" for a quote)"
+                    ))
+                }
+            }
+            fields.push(field);
+        } else {
+            for c in chars.by_ref() {
+                match c {
+                    ',' => break,
+                    '"' => {
+                        return Err(
+                            "a quote inside an unquoted field (quote the whole field)".into()
+                        )
+                    }
+                    c => field.push(c),
+                }
+            }
+            let field = field.trim();
+            if !field.is_empty() {
+                fields.push(field.to_string());
+            }
+        }
+        if chars.peek().is_none() {
+            return Ok(fields);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -151,6 +206,28 @@ mod tests {
             b("/a", "/b", false)
         );
         assert!(parse_mount("type=volume,src=/a,dst=/b", cwd).is_err());
+        // Docker's CSV quoting, as cwltool writes paths with commas.
+        assert_eq!(
+            parse_mount("type=bind,\"source=/a,b\",destination=/x", cwd).unwrap(),
+            b("/a,b", "/x", false)
+        );
+        assert_eq!(
+            parse_mount("\"type=bind\",\"src=/q\"\"t\"\"\",\"dst=/y\",readonly", cwd).unwrap(),
+            b("/q\"t\"", "/y", true)
+        );
         assert!(parse_mount("type=bind,src=/a", cwd).is_err());
+    }
+
+    #[test]
+    fn csv_fields_follow_dockers_quoting() {
+        let ok = |v: &str| csv_fields(v).unwrap();
+        assert_eq!(ok("a,b"), ["a", "b"]);
+        assert_eq!(ok(" a , ,b,"), ["a", "b"]);
+        assert_eq!(ok("\"a,b\",c"), ["a,b", "c"]);
+        assert_eq!(ok("\"say \"\"hi\"\"\""), ["say \"hi\""]);
+        assert_eq!(ok("x,\"\""), ["x", ""]);
+        assert!(csv_fields("\"open").is_err());
+        assert!(csv_fields("\"a\"b").is_err());
+        assert!(csv_fields("a\"b").is_err());
     }
 }

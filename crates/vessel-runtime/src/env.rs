@@ -298,7 +298,18 @@ fn action_script(action: &Action, app: &str, product: &str) -> String {
         format!("/scif/apps/{app}/scif")
     };
     match action {
-        Action::Exec(_) => "exec \"$@\"\n".into(),
+        // The command is looked up here, with the PATH the environment
+        // scripts left, so that a missing one is reported as Apptainer
+        // reports it (exit 255), which workflow tools match on, rather
+        // than as the shell's `exec: X: not found` (127).
+        Action::Exec(_) => "if [ $# -gt 0 ]; then\n  \
+               case $1 in\n  \
+               */*) [ -e \"$1\" ] || { printf 'FATAL:   \"%s\": stat %s: no such file or directory\\n' \"$1\" \"$1\" >&2; exit 255; } ;;\n  \
+               *) command -v -- \"$1\" >/dev/null 2>&1 || { printf 'FATAL:   \"%s\": executable file not found in $PATH\\n' \"$1\" >&2; exit 255; } ;;\n  \
+               esac\n\
+             fi\n\
+             exec \"$@\"\n"
+            .into(),
         Action::Run(_) => format!(
             "if [ -f {base}/runscript ]; then\n  \
                [ -x {base}/runscript ] && exec {base}/runscript \"$@\"\n  \

@@ -80,8 +80,34 @@ pub(super) fn payload(plan: &LaunchPlan, root: &Path, mask: &SignalMask) -> ! {
     if let Err(e) = mask.restore() {
         fail("restoring the signal mask", &e);
     }
+    exec(plan)
+}
+
+/// Execs the command; on failure says so as Apptainer does (a missing
+/// program is `"X": executable file not found in $PATH`, which workflow
+/// tools match on) and exits 255. The search uses the container's `PATH`,
+/// from inside the container. Through `/bin/sh` the action script makes
+/// the same check with the `PATH` the environment scripts left; this is
+/// for images without a shell, whose command is run directly.
+fn exec(plan: &LaunchPlan) -> ! {
     let err = p::exec(&plan.argv, &plan.env);
-    fail("could not run the command", &err)
+    let program = plan.argv.first().map(|a| a.to_string_lossy());
+    match program {
+        Some(program) if err.errno() == Some(vessel_sys::Errno::NOENT) => {
+            eprintln!("FATAL:   {}", not_found(&program));
+        }
+        _ => eprintln!("FATAL:   could not run the command: {err}"),
+    }
+    p::exit_now(255)
+}
+
+/// Apptainer's words for a program that is not there.
+fn not_found(program: &str) -> String {
+    if program.contains('/') {
+        format!("{program:?}: stat {program}: no such file or directory")
+    } else {
+        format!("{program:?}: executable file not found in $PATH")
+    }
 }
 
 /// PID 1 of a new PID namespace: starts the payload, relays signals to it,
@@ -90,9 +116,7 @@ fn init(plan: &LaunchPlan, mask: &SignalMask) -> ! {
     let child = match p::fork() {
         Ok(Fork::Child) => {
             let _ = mask.restore();
-            let err = p::exec(&plan.argv, &plan.env);
-            eprintln!("FATAL:   could not run the command: {err}");
-            p::exit_now(255)
+            exec(plan)
         }
         Ok(Fork::Parent(pid)) => pid,
         Err(e) => {
@@ -103,5 +127,22 @@ fn init(plan: &LaunchPlan, mask: &SignalMask) -> ! {
     match monitor::relay(child, mask) {
         Ok(status) => p::exit_now(status),
         Err(_) => p::exit_now(255),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::not_found;
+
+    #[test]
+    fn a_missing_program_is_named_as_apptainer_names_it() {
+        assert_eq!(
+            not_found("nosuchcmd"),
+            "\"nosuchcmd\": executable file not found in $PATH"
+        );
+        assert_eq!(
+            not_found("/no/such"),
+            "\"/no/such\": stat /no/such: no such file or directory"
+        );
     }
 }

@@ -32,7 +32,7 @@ pub(super) fn assemble_root<S: Syscall>(
     session: &Path,
 ) -> Result<PathBuf, LaunchError> {
     let root = session.join("root");
-    for d in ["root", "upper", "work", "files", "dirs"] {
+    for d in ["root", "upper", "work", "files", "dirs", "covers"] {
         sys.create_dir(&session.join(d), false)?;
     }
     let layers: Vec<PathBuf> = plan
@@ -62,8 +62,8 @@ pub(super) fn assemble_root<S: Syscall>(
         }
     }
     let root_fd = sys.open_dir(&root)?;
-    for mount in &plan.mounts {
-        apply(sys, mount, &root_fd, session).map_err(|e| match mount {
+    for (index, mount) in plan.mounts.iter().enumerate() {
+        apply(sys, mount, &root_fd, session, index).map_err(|e| match mount {
             Mount::Bind { src, dst, .. } => LaunchError::Bind {
                 src: src.clone(),
                 dst: dst.clone(),
@@ -110,48 +110,77 @@ fn overlay<S: Syscall>(
         .map_err(|e| kernel_hint("could not mount the container's root file system (overlayfs in a user namespace needs Linux 5.11 or newer)", e))
 }
 
-/// The mount point `dst` inside the root, created when missing. When the
-/// image's directory cannot take it (a sandbox owned by another user, whose
-/// directories the overlay cannot copy up into the user's namespace), an
-/// empty parent directory is covered with a small tmpfs to hold it, as
-/// nothing in it is hidden; a non-empty one is an error that says why.
+/// The mount point `dst` inside the root, created when missing.
+///
+/// When the image's directory cannot take it (its owner in the image is
+/// another user, as busybox's `/home` is `nobody`'s, or a sandbox belongs
+/// to someone else), the mount point is made in a layer of the session
+/// instead, as Apptainer does: the deepest directory on the way that
+/// exists is covered with a small tmpfs when it is empty, and otherwise
+/// with an overlay whose lower layer is that directory itself, so that
+/// everything in it still shows, and whose upper layer is ours, under
+/// `session/covers/INDEX`. The directory is found inside the root, never
+/// following a link out of it; only the root itself is never covered.
 fn mount_point<S: Syscall>(
     sys: &S,
     root: &S::Handle,
     dst: &Path,
     file: bool,
+    cover: &Path,
 ) -> Result<S::Handle, LaunchError> {
     match sys.ensure_in_root(root, dst, file) {
         Ok(fd) => Ok(fd),
-        // The parent is not ours to change.
+        // The directory is not ours to change.
         Err(e)
             if matches!(
                 e.errno(),
                 Some(Errno::OVERFLOW | Errno::PERM | Errno::ACCESS | Errno::ROFS)
             ) =>
         {
-            let parent = dst.parent().unwrap_or(Path::new("/"));
-            let Ok(pfd) = sys.open_in_root(root, parent) else {
-                return Err(LaunchError::Sys(e));
+            // The deepest directory that exists: the one the first missing
+            // component could not be made in.
+            let mut parent = dst.parent().unwrap_or(Path::new("/"));
+            let pfd = loop {
+                match sys.open_in_root(root, parent) {
+                    Ok(pfd) => break pfd,
+                    Err(_) => match parent.parent() {
+                        Some(up) => parent = up,
+                        None => return Err(LaunchError::Sys(e)),
+                    },
+                }
             };
-            let host_parent = sys.host_path(&pfd)?;
-            if !sys.is_empty_dir(&host_parent) || parent == Path::new("/") {
+            if parent == Path::new("/") || !sys.is_dir(&pfd) {
                 return Err(LaunchError::MountPoint {
                     dst: dst.to_path_buf(),
                     source: e,
                 });
             }
-            tracing::debug!(
-                "{e}: covering the empty {} with a tmpfs to hold {}",
-                parent.display(),
-                dst.display()
-            );
-            sys.mount_fs(
-                "tmpfs",
-                &sys.mount_path(&pfd),
-                NOSUID_NODEV,
-                "size=1m,mode=0755",
-            )?;
+            let at = sys.mount_path(&pfd);
+            if sys.is_empty_dir(&sys.host_path(&pfd)?) {
+                tracing::debug!(
+                    "{e}: covering the empty {} with a tmpfs to hold {}",
+                    parent.display(),
+                    dst.display()
+                );
+                sys.mount_fs("tmpfs", &at, NOSUID_NODEV, "size=1m,mode=0755")?;
+            } else {
+                tracing::debug!(
+                    "{e}: covering {} with an overlay of itself to hold {}",
+                    parent.display(),
+                    dst.display()
+                );
+                let (upper, work) = (cover.join("upper"), cover.join("work"));
+                for d in [cover, &upper, &work] {
+                    sys.create_dir(d, false)?;
+                }
+                overlay(sys, std::slice::from_ref(&at), &upper, &work, &at).map_err(|o| {
+                    tracing::debug!("{o}");
+                    LaunchError::MountPoint {
+                        dst: dst.to_path_buf(),
+                        source: e,
+                    }
+                })?;
+            }
             Ok(sys.ensure_in_root(root, dst, file)?)
         }
         Err(e) => Err(e.into()),
@@ -164,7 +193,10 @@ fn apply<S: Syscall>(
     mount: &Mount,
     root: &S::Handle,
     session: &Path,
+    index: usize,
 ) -> Result<(), LaunchError> {
+    // Where this step's mount point may be made, if the image refuses it.
+    let cover = session.join("covers").join(index.to_string());
     match mount {
         Mount::Bind {
             src,
@@ -173,7 +205,7 @@ fn apply<S: Syscall>(
             recursive,
         } => {
             let src_fd = sys.open_host(src)?;
-            let target = mount_point(sys, root, dst, !sys.is_dir(&src_fd))?;
+            let target = mount_point(sys, root, dst, !sys.is_dir(&src_fd), &cover)?;
             let (from, to) = (sys.mount_path(&src_fd), sys.mount_path(&target));
             match sys.bind(&from, &to, *recursive) {
                 // A directory with mounts below it that the namespace got
@@ -196,7 +228,7 @@ fn apply<S: Syscall>(
             size_mib,
             mode,
         } => {
-            let target = mount_point(sys, root, dst, false)?;
+            let target = mount_point(sys, root, dst, false, &cover)?;
             let mut options = format!("mode={mode:o}");
             if let Some(s) = size_mib {
                 options.push_str(&format!(",size={s}m"));
@@ -206,13 +238,13 @@ fn apply<S: Syscall>(
         Mount::SessionDir { name, dst } => {
             let dir = session.join("dirs").join(name);
             sys.create_dir(&dir, true)?;
-            let target = mount_point(sys, root, dst, false)?;
+            let target = mount_point(sys, root, dst, false, &cover)?;
             sys.bind(&dir, &sys.mount_path(&target), false)?;
         }
         Mount::SessionFile { name, content, dst } => {
             let file = session.join("files").join(name);
             sys.write_file(&file, content.as_bytes())?;
-            let target = mount_point(sys, root, dst, true)?;
+            let target = mount_point(sys, root, dst, true, &cover)?;
             sys.bind(&file, &sys.mount_path(&target), false)?;
         }
         Mount::Symlink { target, at } => {
@@ -307,14 +339,14 @@ mod tests {
         let sys = Recorder::new();
         let root = assemble(&sys, &plan(RootMode::ReadOnly, vec![])).unwrap();
         assert_eq!(root, Path::new("/s/root"));
-        let dirs: Vec<Call> = ["root", "upper", "work", "files", "dirs"]
+        let dirs: Vec<Call> = ["root", "upper", "work", "files", "dirs", "covers"]
             .iter()
             .map(|d| Call::CreateDir {
                 path: Path::new("/s").join(d),
                 all: false,
             })
             .collect();
-        assert_eq!(sys.calls()[..5], dirs[..]);
+        assert_eq!(sys.calls()[..6], dirs[..]);
         assert_eq!(
             sys.mounts(),
             vec![
@@ -515,7 +547,49 @@ mod tests {
     }
 
     #[test]
-    fn a_refused_parent_with_content_is_a_clear_error() {
+    fn a_refused_parent_with_content_is_covered_with_an_overlay_of_itself() {
+        let sys = Recorder::new().with_content("/s/root/home/wf/.cache");
+        let point = Call::EnsureInRoot {
+            path: "/home/wf/.cache/x".into(),
+            file: false,
+        };
+        sys.fail(point.clone(), Errno::ACCESS);
+        let mounts = vec![
+            bind("/u/me", "/elsewhere", false),
+            bind("/u/x", "/home/wf/.cache/x", false),
+        ];
+        let mut p = plan(RootMode::ReadOnly, mounts);
+        p.home = "/elsewhere".into();
+        assemble(&sys, &p).unwrap();
+        let calls = sys.calls();
+        for d in ["/s/covers/1", "/s/covers/1/upper", "/s/covers/1/work"] {
+            assert!(
+                calls.contains(&Call::CreateDir {
+                    path: d.into(),
+                    all: false
+                }),
+                "{d}"
+            );
+        }
+        assert_eq!(calls.iter().filter(|c| **c == point).count(), 2);
+        assert_eq!(
+            sys.mounts()[1..],
+            [
+                bind_call("/u/me", "/s/root/elsewhere", false),
+                mount(
+                    "overlay",
+                    "/s/root/home/wf/.cache",
+                    "nosuid,nodev",
+                    "lowerdir=/s/root/home/wf/.cache,upperdir=/s/covers/1/upper,workdir=/s/covers/1/work"
+                ),
+                bind_call("/u/x", "/s/root/home/wf/.cache/x", false),
+                remount("/s/root"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cover_the_kernel_refuses_is_a_clear_error() {
         let sys = Recorder::new().with_content("/s/root/home");
         sys.fail(
             Call::EnsureInRoot {
@@ -523,6 +597,15 @@ mod tests {
                 file: false,
             },
             Errno::ACCESS,
+        );
+        sys.fail(
+            mount(
+                "overlay",
+                "/s/root/home",
+                "nosuid,nodev",
+                "lowerdir=/s/root/home,upperdir=/s/covers/0/upper,workdir=/s/covers/0/work",
+            ),
+            Errno::INVAL,
         );
         let mounts = vec![bind("/u/me", "/home/me", false)];
         let e = assemble(&sys, &plan(RootMode::ReadOnly, mounts))
@@ -533,7 +616,11 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("--no-mount or --no-home"), "{e}");
-        assert_eq!(sys.mounts().len(), 1, "only the root overlay");
+        assert_eq!(
+            sys.mounts().len(),
+            2,
+            "the root overlay and the refused cover"
+        );
     }
 
     #[test]
