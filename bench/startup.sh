@@ -15,7 +15,7 @@ runs=${BENCH_RUNS:-100}
 . bench/lib.sh
 
 if [ -n "${1:-}" ]; then vessel=$1; else cargo build --release --quiet; vessel=$root/target/release/vessel; fi
-image=${2:-../shared/fixtures/sif/apptainer/images/busybox_amd64.sif}
+image=${2:-${VESSEL_FIXTURES:-../shared/fixtures}/sif/apptainer/images/busybox_amd64.sif}
 
 need_packages charliecloud-runtime hyperfine squashfs-tools
 ensure_user
