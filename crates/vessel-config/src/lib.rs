@@ -221,6 +221,114 @@ pub mod vars {
         "Directory for temporary files of pulls and builds.",
     );
 
+    // Options Vessel parses and refuses by name (GPUs, networks, privileges,
+    // cgroups): their variables are refused the same way.
+    pub const NV: EnvVar = EnvVar::new(
+        "NV",
+        "NVIDIA GPU support (like --nv); refused until implemented.",
+    );
+    pub const NVCCLI: EnvVar = EnvVar::new(
+        "NVCCLI",
+        "GPUs through nvidia-container-cli (like --nvccli); refused until implemented.",
+    );
+    pub const ROCM: EnvVar = EnvVar::new(
+        "ROCM",
+        "AMD GPU support (like --rocm); refused until implemented.",
+    );
+    pub const NETWORK: EnvVar = EnvVar::new(
+        "NETWORK",
+        "Network type (like --network): only `none` is supported.",
+    );
+    pub const NETWORK_ARGS: EnvVar = EnvVar::new(
+        "NETWORK_ARGS",
+        "CNI network arguments (like --network-args); refused: needs CNI and root.",
+    );
+    pub const DNS: EnvVar = EnvVar::new(
+        "DNS",
+        "Name servers (like --dns); refused until implemented.",
+    );
+    pub const NOSHIMINIT: EnvVar = EnvVar::new("NOSHIMINIT", "No init as PID 1 (like --no-init).");
+    pub const NO_UMASK: EnvVar = EnvVar::new(
+        "NO_UMASK",
+        "Use umask 0022 (like --no-umask); refused until implemented.",
+    );
+    pub const COMPAT: EnvVar = EnvVar::new(
+        "COMPAT",
+        "OCI compatibility mode (like --compat); refused until implemented.",
+    );
+    pub const CONTAINLIBS: EnvVar = EnvVar::new(
+        "CONTAINLIBS",
+        "Host libraries to bind (like --containlibs); refused until implemented.",
+    );
+    pub const NO_PRIVS: EnvVar = EnvVar::new(
+        "NO_PRIVS",
+        "Drop all privileges as root (like --no-privs); refused.",
+    );
+    pub const KEEP_PRIVS: EnvVar = EnvVar::new(
+        "KEEP_PRIVS",
+        "Keep root's privileges (like --keep-privs); refused.",
+    );
+    pub const ADD_CAPS: EnvVar = EnvVar::new(
+        "ADD_CAPS",
+        "Capabilities to add (like --add-caps); refused.",
+    );
+    pub const DROP_CAPS: EnvVar = EnvVar::new(
+        "DROP_CAPS",
+        "Capabilities to drop (like --drop-caps); refused.",
+    );
+    pub const SECURITY: EnvVar = EnvVar::new(
+        "SECURITY",
+        "Security options (like --security); refused until implemented.",
+    );
+    pub const SHARENS: EnvVar = EnvVar::new(
+        "SHARENS",
+        "Share one container per node (like --sharens); refused until implemented.",
+    );
+    pub const APPLY_CGROUPS: EnvVar = EnvVar::new(
+        "APPLY_CGROUPS",
+        "cgroups limits from a file (like --apply-cgroups); refused: needs cgroups.",
+    );
+    pub const CPU_SHARES: EnvVar = EnvVar::new(
+        "CPU_SHARES",
+        "CPU shares (like --cpus and --cpu-shares); refused: needs cgroups.",
+    );
+    pub const CPUSET_CPUS: EnvVar = EnvVar::new(
+        "CPUSET_CPUS",
+        "CPUs to use (like --cpuset-cpus); refused: needs cgroups.",
+    );
+    pub const CPUSET_MEMS: EnvVar = EnvVar::new(
+        "CPUSET_MEMS",
+        "Memory nodes to use (like --cpuset-mems); refused: needs cgroups.",
+    );
+    pub const MEMORY: EnvVar = EnvVar::new(
+        "MEMORY",
+        "Memory limit (like --memory); refused: needs cgroups.",
+    );
+    pub const MEMORY_RESERVATION: EnvVar = EnvVar::new(
+        "MEMORY_RESERVATION",
+        "Memory soft limit (like --memory-reservation); refused: needs cgroups.",
+    );
+    pub const MEMORY_SWAP: EnvVar = EnvVar::new(
+        "MEMORY_SWAP",
+        "Swap limit (like --memory-swap); refused: needs cgroups.",
+    );
+    pub const PIDS_LIMIT: EnvVar = EnvVar::new(
+        "PIDS_LIMIT",
+        "Process limit (like --pids-limit); refused: needs cgroups.",
+    );
+    pub const BLKIO_WEIGHT: EnvVar = EnvVar::new(
+        "BLKIO_WEIGHT",
+        "Block I/O weight (like --blkio-weight); refused: needs cgroups.",
+    );
+    pub const BLKIO_WEIGHT_DEVICE: EnvVar = EnvVar::new(
+        "BLKIO_WEIGHT_DEVICE",
+        "Block I/O weight per device (like --blkio-weight-device); refused: needs cgroups.",
+    );
+    pub const OOM_KILL_DISABLE: EnvVar = EnvVar::new(
+        "OOM_KILL_DISABLE",
+        "No OOM killer (like --oom-kill-disable); refused: needs cgroups.",
+    );
+
     /// Every variable, for documentation.
     pub const ALL: &[EnvVar] = &[
         DEBUG,
@@ -275,6 +383,33 @@ pub mod vars {
         PULLDIR,
         PULL_ARCH,
         TMPDIR,
+        NV,
+        NVCCLI,
+        ROCM,
+        NETWORK,
+        NETWORK_ARGS,
+        DNS,
+        NOSHIMINIT,
+        NO_UMASK,
+        COMPAT,
+        CONTAINLIBS,
+        NO_PRIVS,
+        KEEP_PRIVS,
+        ADD_CAPS,
+        DROP_CAPS,
+        SECURITY,
+        SHARENS,
+        APPLY_CGROUPS,
+        CPU_SHARES,
+        CPUSET_CPUS,
+        CPUSET_MEMS,
+        MEMORY,
+        MEMORY_RESERVATION,
+        MEMORY_SWAP,
+        PIDS_LIMIT,
+        BLKIO_WEIGHT,
+        BLKIO_WEIGHT_DEVICE,
+        OOM_KILL_DISABLE,
     ];
 }
 

@@ -104,7 +104,7 @@ pub fn parse_mount(value: &str, cwd: &std::path::Path) -> Result<BindSpec, BindE
 /// (`"source=/a,b"`, as cwltool writes paths with commas). Unquoted fields
 /// are trimmed and empty ones dropped, as before. Hand-written rather than
 /// the `csv` crate: one record from a string, no I/O, no new dependency.
-fn csv_fields(value: &str) -> Result<Vec<String>, String> {
+pub(crate) fn csv_fields(value: &str) -> Result<Vec<String>, String> {
     let mut fields = Vec::new();
     let mut chars = value.chars().peekable();
     loop {

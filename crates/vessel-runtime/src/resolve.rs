@@ -108,49 +108,20 @@ pub enum OptionsError {
     Unsupported { flag: String, why: String },
 }
 
-/// The variables of the flags Vessel refuses, read only to refuse them by
-/// name (never silently ignored). Apptainer's keys, including its quirk
-/// that `--cpus` reads `CPU_SHARES`.
-mod refused_vars {
-    use vessel_config::EnvVar;
-
-    pub const NV: EnvVar = EnvVar::new("NV", "NVIDIA GPU support (like --nv).");
-    pub const NVCCLI: EnvVar = EnvVar::new("NVCCLI", "GPUs via nvidia-container-cli.");
-    pub const ROCM: EnvVar = EnvVar::new("ROCM", "AMD GPU support (like --rocm).");
-    pub const NETWORK: EnvVar = EnvVar::new("NETWORK", "Network (like --network).");
-    pub const NETWORK_ARGS: EnvVar = EnvVar::new("NETWORK_ARGS", "Like --network-args.");
-    pub const DNS: EnvVar = EnvVar::new("DNS", "Name servers (like --dns).");
-    pub const NOSHIMINIT: EnvVar = EnvVar::new("NOSHIMINIT", "No init as PID 1 (--no-init).");
-    pub const NO_UMASK: EnvVar = EnvVar::new("NO_UMASK", "Use umask 0022 (like --no-umask).");
-    pub const COMPAT: EnvVar = EnvVar::new("COMPAT", "OCI compatibility (like --compat).");
-    pub const CONTAINLIBS: EnvVar = EnvVar::new("CONTAINLIBS", "Like --containlibs.");
-    pub const NO_PRIVS: EnvVar = EnvVar::new("NO_PRIVS", "Like --no-privs.");
-    pub const KEEP_PRIVS: EnvVar = EnvVar::new("KEEP_PRIVS", "Like --keep-privs.");
-    pub const ADD_CAPS: EnvVar = EnvVar::new("ADD_CAPS", "Like --add-caps.");
-    pub const DROP_CAPS: EnvVar = EnvVar::new("DROP_CAPS", "Like --drop-caps.");
-    pub const SECURITY: EnvVar = EnvVar::new("SECURITY", "Like --security.");
-    pub const SHARENS: EnvVar = EnvVar::new("SHARENS", "Like --sharens.");
-    /// The cgroups variables, with the flag each stands for.
-    pub const CGROUPS: &[(EnvVar, &str)] = &[
-        (EnvVar::new("APPLY_CGROUPS", ""), "--apply-cgroups"),
-        (EnvVar::new("CPU_SHARES", ""), "--cpus"),
-        (EnvVar::new("CPUSET_CPUS", ""), "--cpuset-cpus"),
-        (EnvVar::new("CPUSET_MEMS", ""), "--cpuset-mems"),
-        (EnvVar::new("MEMORY", ""), "--memory"),
-        (
-            EnvVar::new("MEMORY_RESERVATION", ""),
-            "--memory-reservation",
-        ),
-        (EnvVar::new("MEMORY_SWAP", ""), "--memory-swap"),
-        (EnvVar::new("PIDS_LIMIT", ""), "--pids-limit"),
-        (EnvVar::new("BLKIO_WEIGHT", ""), "--blkio-weight"),
-        (
-            EnvVar::new("BLKIO_WEIGHT_DEVICE", ""),
-            "--blkio-weight-device",
-        ),
-        (EnvVar::new("OOM_KILL_DISABLE", ""), "--oom-kill-disable"),
-    ];
-}
+/// The cgroups variables, with the flag each stands for.
+const CGROUP_VARS: &[(EnvVar, &str)] = &[
+    (vars::APPLY_CGROUPS, "--apply-cgroups"),
+    (vars::CPU_SHARES, "--cpus"),
+    (vars::CPUSET_CPUS, "--cpuset-cpus"),
+    (vars::CPUSET_MEMS, "--cpuset-mems"),
+    (vars::MEMORY, "--memory"),
+    (vars::MEMORY_RESERVATION, "--memory-reservation"),
+    (vars::MEMORY_SWAP, "--memory-swap"),
+    (vars::PIDS_LIMIT, "--pids-limit"),
+    (vars::BLKIO_WEIGHT, "--blkio-weight"),
+    (vars::BLKIO_WEIGHT_DEVICE, "--blkio-weight-device"),
+    (vars::OOM_KILL_DISABLE, "--oom-kill-disable"),
+];
 
 const NOT_YET: &str = "is not implemented yet in Vessel";
 const NEEDS_CNI: &str = "needs CNI and root: Vessel supports only --network none (loopback only)";
@@ -207,11 +178,10 @@ fn refusal(
     host: &Host,
     pid: bool,
 ) -> Result<bool, OptionsError> {
-    use refused_vars as rv;
     let gpus = [
-        (a.nv, rv::NV, "--nv"),
-        (a.nvccli, rv::NVCCLI, "--nvccli"),
-        (a.rocm, rv::ROCM, "--rocm"),
+        (a.nv, vars::NV, "--nv"),
+        (a.nvccli, vars::NVCCLI, "--nvccli"),
+        (a.rocm, vars::ROCM, "--rocm"),
     ];
     for (flag, var, name) in gpus {
         if let Some(g) = vars.refused_bool(flag, var) {
@@ -219,7 +189,7 @@ fn refusal(
         }
     }
     let mut net_none = false;
-    if let Some((g, v)) = vars.refused_value(a.network.take(), rv::NETWORK) {
+    if let Some((g, v)) = vars.refused_value(a.network.take(), vars::NETWORK) {
         let names: Vec<&str> = v.split(',').map(str::trim).collect();
         if names.iter().all(|n| *n == "none") {
             net_none = true;
@@ -229,61 +199,61 @@ fn refusal(
         }
     }
     let args = a.network_args.first().cloned();
-    if let Some((g, _)) = vars.refused_value(args, rv::NETWORK_ARGS) {
+    if let Some((g, _)) = vars.refused_value(args, vars::NETWORK_ARGS) {
         return Err(unsupported(g, "--network-args", NEEDS_CNI));
     }
-    if let Some((g, _)) = vars.refused_value(a.dns.take(), rv::DNS) {
+    if let Some((g, _)) = vars.refused_value(a.dns.take(), vars::DNS) {
         return Err(unsupported(g, "--dns", NOT_YET));
     }
-    if let Some(g) = vars.refused_bool(a.compat, rv::COMPAT) {
+    if let Some(g) = vars.refused_bool(a.compat, vars::COMPAT) {
         let why = "is not implemented yet in Vessel (it implies --no-init and --no-umask)";
         return Err(unsupported(g, "--compat", why));
     }
     // Without a PID namespace there is no init to leave out.
-    if let Some(g) = vars.refused_bool(a.no_init, rv::NOSHIMINIT) {
+    if let Some(g) = vars.refused_bool(a.no_init, vars::NOSHIMINIT) {
         if pid {
             let why = "is not implemented yet in Vessel: its init is PID 1 in a PID namespace";
             return Err(unsupported(g, "--no-init", why));
         }
     }
-    if let Some(g) = vars.refused_bool(a.no_umask, rv::NO_UMASK) {
+    if let Some(g) = vars.refused_bool(a.no_umask, vars::NO_UMASK) {
         return Err(unsupported(g, "--no-umask", NOT_YET));
     }
     let libs = a.containlibs.first().cloned();
-    if let Some((g, _)) = vars.refused_value(libs, rv::CONTAINLIBS) {
+    if let Some((g, _)) = vars.refused_value(libs, vars::CONTAINLIBS) {
         return Err(unsupported(g, "--containlibs", NOT_YET));
     }
     let privs = if host.uid == 0 { NOT_YET } else { "needs root" };
     for (flag, var, name) in [
-        (a.no_privs, rv::NO_PRIVS, "--no-privs"),
-        (a.keep_privs, rv::KEEP_PRIVS, "--keep-privs"),
+        (a.no_privs, vars::NO_PRIVS, "--no-privs"),
+        (a.keep_privs, vars::KEEP_PRIVS, "--keep-privs"),
     ] {
         if let Some(g) = vars.refused_bool(flag, var) {
             return Err(unsupported(g, name, privs));
         }
     }
     for (flag, var, name) in [
-        (a.add_caps.take(), rv::ADD_CAPS, "--add-caps"),
-        (a.drop_caps.take(), rv::DROP_CAPS, "--drop-caps"),
+        (a.add_caps.take(), vars::ADD_CAPS, "--add-caps"),
+        (a.drop_caps.take(), vars::DROP_CAPS, "--drop-caps"),
     ] {
         if let Some((g, _)) = vars.refused_value(flag, var) {
             return Err(unsupported(g, name, privs));
         }
     }
     let security = a.security.first().cloned();
-    if let Some((g, _)) = vars.refused_value(security, rv::SECURITY) {
+    if let Some((g, _)) = vars.refused_value(security, vars::SECURITY) {
         let why = "is not implemented yet in Vessel (seccomp, AppArmor, SELinux, uid and gid)";
         return Err(unsupported(g, "--security", why));
     }
     if let Some(name) = a.cgroups.first() {
         return Err(unsupported(Given::Flag, name, NEEDS_CGROUPS));
     }
-    for (var, name) in rv::CGROUPS {
+    for (var, name) in CGROUP_VARS {
         if let Some((g, _)) = vars.refused_value(None, *var) {
             return Err(unsupported(g, name, NEEDS_CGROUPS));
         }
     }
-    if let Some(g) = vars.refused_bool(a.sharens, rv::SHARENS) {
+    if let Some(g) = vars.refused_bool(a.sharens, vars::SHARENS) {
         return Err(unsupported(g, "--sharens", NOT_YET));
     }
     if !a.device.is_empty() {
@@ -299,7 +269,8 @@ fn env_pairs(value: &str) -> Result<Vec<(String, String)>, OptionsError> {
     let items = match value.matches('=').count() {
         0 => return Err(OptionsError::EnvPair(value.to_string())),
         1 => vec![value.trim_matches('"').to_string()],
-        _ => csv_fields(value),
+        _ => crate::bind::csv_fields(value)
+            .map_err(|problem| OptionsError::EnvPair(format!("{value} ({problem})")))?,
     };
     items
         .into_iter()
@@ -308,27 +279,6 @@ fn env_pairs(value: &str) -> Result<Vec<(String, String)>, OptionsError> {
             None => Err(OptionsError::EnvPair(kv)),
         })
         .collect()
-}
-
-/// The fields of one CSV record: split on commas, except inside double
-/// quotes, where `""` is a quote.
-fn csv_fields(line: &str) -> Vec<String> {
-    let mut fields = vec![String::new()];
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        let field = fields.last_mut().expect("one field at least");
-        match c {
-            '"' if quoted && chars.peek() == Some(&'"') => {
-                chars.next();
-                field.push('"');
-            }
-            '"' => quoted = !quoted,
-            ',' if !quoted => fields.push(String::new()),
-            c => field.push(c),
-        }
-    }
-    fields
 }
 
 /// Reads the variables: the persona's prefix order for Apptainer's, the
