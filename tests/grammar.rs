@@ -126,7 +126,6 @@ fn refused_flags_are_named() {
         (&["--security", "seccomp:p.json"], &["--security"]),
         (&["--sharens"], &["--sharens"]),
         (&["--device", "nvidia.com/gpu=all"], &["--device"]),
-        (&["--compat"], &["--compat"]),
     ];
     for (flags, needles) in table {
         let mut args = vec!["exec"];
@@ -162,4 +161,48 @@ fn network_none_gives_only_loopback() {
         &[],
     );
     assert_eq!(out.lines().count(), 3, "{out}");
+}
+
+#[test]
+fn no_init_no_umask_and_compat() {
+    let dir = user_dir();
+    // With a PID namespace a shim init is PID 1; --no-init makes the
+    // command PID 1 itself.
+    assert_eq!(exec_sh(dir.path(), &["--pid"], "echo $$", &[]), "2\n");
+    assert_eq!(
+        exec_sh(dir.path(), &["--pid", "--no-init"], "echo $$", &[]),
+        "1\n"
+    );
+    // The user's umask is passed in unless --no-umask: `sh -c 'umask 077;
+    // exec vessel …'` as the test user.
+    let with_umask = |flags: &[&str]| {
+        let image = busybox();
+        let mut args = vec!["exec"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&[image.to_str().unwrap(), "/bin/sh", "-c", "umask"]);
+        let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
+        let line = format!(
+            "umask 077; exec {} {}",
+            bin_path().display(),
+            quoted.join(" ")
+        );
+        let sh = std::path::Path::new("/bin/sh");
+        let out = as_user(&test_user(), sh, &["-c", &line], &[], dir.path())
+            .output()
+            .unwrap();
+        assert_ok(&out, format!("{flags:?}"))
+    };
+    assert_eq!(with_umask(&[]).trim(), "0077");
+    assert_eq!(with_umask(&["--no-umask"]).trim(), "0022");
+    // --compat: contained, PID 1 the command, umask 0022, a writable root
+    // whose changes vanish.
+    let out = with_umask(&["--compat"]);
+    assert_eq!(out.trim(), "0022");
+    let out = exec_sh(
+        dir.path(),
+        &["--compat"],
+        "echo $$; touch /new && echo writable",
+        &[],
+    );
+    assert_eq!(out, "1\nwritable\n");
 }

@@ -96,6 +96,10 @@ pub struct LaunchOptions {
     pub env_files: Vec<(PathBuf, String)>,
     pub env: Vec<(String, String)>,
     pub no_eval: bool,
+    /// With a PID namespace, the command itself is PID 1 (no shim init).
+    pub no_init: bool,
+    /// Umask 0022 in the container instead of the user's.
+    pub no_umask: bool,
     /// Appear as root (uid 0) inside, through the user namespace mapping:
     /// privileges over the container's files only, none on the host.
     pub fakeroot: bool,

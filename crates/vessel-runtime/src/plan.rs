@@ -85,6 +85,11 @@ pub struct LaunchPlan {
     pub root_mode: RootMode,
     /// Mount a new `/proc` (with a PID namespace) instead of the host's.
     pub new_proc: bool,
+    /// In a PID namespace, a small init is PID 1 and reaps (not with
+    /// `--no-init`).
+    pub shim_init: bool,
+    /// The umask the command starts with; `None` keeps the user's.
+    pub umask: Option<u32>,
     pub mounts: Vec<Mount>,
     pub cwd: PathBuf,
     pub home: PathBuf,
@@ -402,6 +407,8 @@ pub fn build_root(
             .collect(),
         root_mode,
         new_proc,
+        shim_init: new_proc && !opts.no_init,
+        umask: opts.no_umask.then_some(0o022),
         mounts,
         cwd: cwd_dst,
         home: home_dst,

@@ -170,14 +170,8 @@ fn unsupported(given: Given, flag: &str, why: &str) -> OptionsError {
 
 /// The first of Apptainer's flags (or their variables) that Vessel does not
 /// honour, as the error naming it; and whether `--network none` asked for
-/// a network namespace with only loopback. `pid` is whether the container
-/// gets a PID namespace (where `--no-init` would matter).
-fn refusal(
-    a: &mut ActionFlags,
-    vars: &Vars<'_>,
-    host: &Host,
-    pid: bool,
-) -> Result<bool, OptionsError> {
+/// a network namespace with only loopback.
+fn refusal(a: &mut ActionFlags, vars: &Vars<'_>, host: &Host) -> Result<bool, OptionsError> {
     let gpus = [
         (a.nv, vars::NV, "--nv"),
         (a.nvccli, vars::NVCCLI, "--nvccli"),
@@ -204,20 +198,6 @@ fn refusal(
     }
     if let Some((g, _)) = vars.refused_value(a.dns.take(), vars::DNS) {
         return Err(unsupported(g, "--dns", NOT_YET));
-    }
-    if let Some(g) = vars.refused_bool(a.compat, vars::COMPAT) {
-        let why = "is not implemented yet in Vessel (it implies --no-init and --no-umask)";
-        return Err(unsupported(g, "--compat", why));
-    }
-    // Without a PID namespace there is no init to leave out.
-    if let Some(g) = vars.refused_bool(a.no_init, vars::NOSHIMINIT) {
-        if pid {
-            let why = "is not implemented yet in Vessel: its init is PID 1 in a PID namespace";
-            return Err(unsupported(g, "--no-init", why));
-        }
-    }
-    if let Some(g) = vars.refused_bool(a.no_umask, vars::NO_UMASK) {
-        return Err(unsupported(g, "--no-umask", NOT_YET));
     }
     let libs = a.containlibs.first().cloned();
     if let Some((g, _)) = vars.refused_value(libs, vars::CONTAINLIBS) {
@@ -336,9 +316,12 @@ pub fn resolve(
     host: &Host,
 ) -> Result<LaunchOptions, OptionsError> {
     let mut a = flags;
-    let containall = a.containall || vars.flag(&[vars::CONTAINALL]);
+    // Docker's semantics: no shim init, no umask passed in, no evaluation
+    // of arguments, a contained and writable (but discarded) root.
+    let compat = a.compat || vars.flag(&[vars::COMPAT]);
+    let containall = compat || a.containall || vars.flag(&[vars::CONTAINALL]);
     let pid = a.pid || containall || vars.flag(&[vars::PID, vars::UNSHARE_PID]);
-    let net_none = refusal(&mut a, vars, host, pid)?;
+    let net_none = refusal(&mut a, vars, host)?;
     let mut rest = a.rest.into_iter();
     let image = rest.next().ok_or(OptionsError::NoImage)?;
     let args: Vec<OsString> = rest.collect();
@@ -474,7 +457,7 @@ pub fn resolve(
             .map(|w| absolute(&w, &host.cwd)),
         cwd,
         writable: a.writable || vars.flag(&[vars::WRITABLE]),
-        writable_tmpfs: a.writable_tmpfs || vars.flag(&[vars::WRITABLE_TMPFS]),
+        writable_tmpfs: compat || a.writable_tmpfs || vars.flag(&[vars::WRITABLE_TMPFS]),
         tmpfs_size_mib: a.writable_tmpfs_size,
         overlays,
         pid,
@@ -486,7 +469,9 @@ pub fn resolve(
         no_env: vars.list(a.no_env, vars::NOENV),
         env_files,
         env,
-        no_eval: a.no_eval || vars.flag(&[vars::NO_EVAL]),
+        no_eval: compat || a.no_eval || vars.flag(&[vars::NO_EVAL]),
+        no_init: compat || a.no_init || vars.flag(&[vars::NOSHIMINIT]),
+        no_umask: compat || a.no_umask || vars.flag(&[vars::NO_UMASK]),
         fakeroot: a.fakeroot || vars.flag(&[vars::FAKEROOT]),
         driver,
         extract_dir,
@@ -814,15 +799,6 @@ mod tests {
                 |a| a.dns = Some("1.1.1.1".into()),
                 "--dns is not implemented",
             ),
-            (|a| a.compat = true, "--compat is not implemented"),
-            (
-                |a| {
-                    a.no_init = true;
-                    a.pid = true;
-                },
-                "--no-init is not implemented",
-            ),
-            (|a| a.no_umask = true, "--no-umask is not implemented"),
             (
                 |a| a.containlibs = vec!["/lib/x.so".into()],
                 "--containlibs is not implemented",
@@ -880,8 +856,6 @@ mod tests {
                 "(like --network-args)",
             ),
             ("APPTAINER_DNS", "1.1.1.1", "(like --dns)"),
-            ("APPTAINER_COMPAT", "1", "(like --compat)"),
-            ("APPTAINER_NO_UMASK", "1", "(like --no-umask)"),
             ("APPTAINER_CONTAINLIBS", "/l.so", "(like --containlibs)"),
             ("APPTAINER_NO_PRIVS", "1", "(like --no-privs) needs root"),
             (
@@ -934,11 +908,24 @@ mod tests {
         assert!(opts(&[], |a| a.network = Some("none".into())).net);
         assert!(opts(&[("APPTAINER_NETWORK", "none")], |_| {}).net);
         assert!(!opts(&[], |_| {}).net);
-        // Without a PID namespace there is no init to leave out.
         assert!(!opts(&[], |a| a.no_init = true).pid);
-        assert!(!opts(&[("APPTAINER_NOSHIMINIT", "1")], |_| {}).pid);
-        let err = refused(1000, &[("APPTAINER_NOSHIMINIT", "1")], |a| a.pid = true);
-        assert!(err.unwrap().contains("(like --no-init)"));
+        let o = opts(&[("APPTAINER_NOSHIMINIT", "1")], |a| a.pid = true);
+        assert!(o.pid && o.no_init);
+        assert!(opts(&[("SINGULARITY_NO_UMASK", "1")], |_| {}).no_umask);
+        assert!(opts(&[], |a| a.no_umask = true).no_umask);
+    }
+
+    #[test]
+    fn compat_means_docker_semantics() {
+        for o in [
+            opts(&[], |a| a.compat = true),
+            opts(&[("APPTAINER_COMPAT", "true")], |_| {}),
+        ] {
+            assert!(o.contain && o.pid && o.ipc && o.cleanenv);
+            assert!(o.writable_tmpfs && o.no_init && o.no_umask && o.no_eval);
+        }
+        let o = opts(&[], |_| {});
+        assert!(!o.no_init && !o.no_umask && !o.writable_tmpfs);
     }
 
     #[test]

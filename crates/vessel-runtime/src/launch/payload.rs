@@ -74,7 +74,7 @@ pub(super) fn payload(plan: &LaunchPlan, root: &Path, mask: &SignalMask) -> ! {
     if let Err(e) = p::set_no_new_privs() {
         fail("setting no_new_privs", &e);
     }
-    if plan.new_proc {
+    if plan.shim_init {
         init(plan, mask)
     }
     if let Err(e) = mask.restore() {
@@ -90,6 +90,9 @@ pub(super) fn payload(plan: &LaunchPlan, root: &Path, mask: &SignalMask) -> ! {
 /// the same check with the `PATH` the environment scripts left; this is
 /// for images without a shell, whose command is run directly.
 fn exec(plan: &LaunchPlan) -> ! {
+    if let Some(mask) = plan.umask {
+        p::umask(mask);
+    }
     let err = p::exec(&plan.argv, &plan.env);
     let program = plan.argv.first().map(|a| a.to_string_lossy());
     match program {

@@ -286,6 +286,8 @@ mod tests {
             read_only_layers: Vec::new(),
             root_mode,
             new_proc: false,
+            shim_init: false,
+            umask: None,
             mounts,
             cwd: "/".into(),
             home: "/home/me".into(),
