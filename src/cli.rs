@@ -257,6 +257,19 @@ pub struct PullArgs {
     /// Directory to write the image to
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+    /// Name of the pulled image file (instead of OUTPUT; with --dir, a name in it).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Do not verify signatures: Vessel's sources (docker://, oras://, oci:)
+    /// carry none to check, so this changes nothing.
+    #[arg(short = 'U', long)]
+    pub allow_unsigned: bool,
+    /// Keep temporary files of a failed conversion: Vessel leaves none.
+    #[arg(long)]
+    pub no_cleanup: bool,
+    /// Pull into a sandbox directory (not implemented yet: refused by name).
+    #[arg(long)]
+    pub sandbox: bool,
     #[command(flatten)]
     pub registry: RegistryOptions,
     /// [OUTPUT.sif] SOURCE, where SOURCE is docker://NAME[:TAG]

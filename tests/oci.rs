@@ -75,6 +75,50 @@ fn entry<'a>(listing: &'a str, path: &str) -> Option<&'a str> {
     })
 }
 
+/// The pull flags workflow tools write (Snakemake, cwltool, spython and
+/// Nextflow use `--name`).
+#[test]
+fn pull_name_dir_and_unsigned() {
+    let Some(r) = registry() else { return };
+    let s = Scratch::new();
+    let uri = format!("docker://{}/busybox:latest", r.http);
+    std::fs::create_dir(s.path().join("images")).unwrap();
+    give_to_test_user(&s.path().join("images"));
+    s.ok(
+        &[
+            "pull",
+            "--no-https",
+            "--name",
+            "named.sif",
+            "--dir",
+            "images",
+            &uri,
+        ],
+        &[],
+    );
+    assert!(s.path().join("images/named.sif").is_file());
+    s.ok(
+        &[
+            "pull",
+            "--no-https",
+            "-U",
+            "--no-cleanup",
+            "--name",
+            "n2.sif",
+            &uri,
+        ],
+        &[],
+    );
+    assert!(s.path().join("n2.sif").is_file());
+    let out = s.run(
+        &["pull", "--no-https", "--name", "x.sif", "y.sif", &uri],
+        &[],
+    );
+    assert_failed(&out, &["either as OUTPUT or with --name"]);
+    let out = s.run(&["pull", "--sandbox", &uri], &[]);
+    assert_failed(&out, &["pull --sandbox is not implemented"]);
+}
+
 #[test]
 fn pull_inspect_and_run() {
     let Some(r) = registry() else { return };

@@ -176,6 +176,9 @@ pub fn push(tool: Tool, args: crate::cli::PushArgs) -> Result<u8> {
 }
 
 pub fn run(tool: Tool, args: PullArgs) -> Result<u8> {
+    if args.sandbox {
+        bail!("pull --sandbox is not implemented yet in Vessel: use `build --sandbox DIR SOURCE`");
+    }
     let (out, source) = match args.args.as_slice() {
         [source] => (None, source.clone()),
         [out, source] => (Some(PathBuf::from(out)), source.clone()),
@@ -185,10 +188,17 @@ pub fn run(tool: Tool, args: PullArgs) -> Result<u8> {
         .dir
         .clone()
         .or_else(|| env_value(tool, vars::PULLDIR).map(PathBuf::from));
-    let out = match (out, dir) {
-        (Some(o), _) => o,
-        (None, Some(d)) => d.join(default_name(&source)),
-        (None, None) => PathBuf::from(default_name(&source)),
+    // OUTPUT stands on its own; --name and the default name go in the
+    // pull directory when there is one.
+    let out = match (out, &args.name, dir) {
+        (Some(_), Some(_), _) => {
+            bail!("pull: give the image file either as OUTPUT or with --name, not both")
+        }
+        (Some(o), None, _) => o,
+        (None, name, dir) => {
+            let name = name.clone().unwrap_or_else(|| default_name(&source));
+            dir.map_or_else(|| PathBuf::from(&name), |d| d.join(&name))
+        }
     };
     if out.exists() && !args.force {
         bail!(
