@@ -90,6 +90,17 @@ out=$(as_vtest "$bin" inspect --runscript "$smoke_img")
 [ "$out" = "$(printf '#!/bin/sh\n\n    echo "run: $FOO $*"')" ] || { echo "unexpected: $out" >&2; exit 1; }
 as_vtest "$bin" sif list "$smoke_img" >/dev/null
 echo "unprivileged inspect and sif list: ok"
+# Installed as the setup script installs it, `./image.sif ARGS` runs the
+# image through the run-singularity link its first line names.
+scripts/install.sh "$tools/prefix" "$bin" >/dev/null
+chmod 0755 "$tools/prefix" "$tools/prefix/bin" "$smoke_img"
+out=$(cd "$tools" && setpriv --reuid=vtest --regid=vtest --init-groups \
+  env -i HOME=/home/vtest USER=vtest PATH="$tools/prefix/bin:/usr/bin:/bin" TMPDIR=/tmp \
+  ./smoke.sif one two)
+[ "$out" = "run: bar one two" ] || { echo "unexpected from ./smoke.sif: $out" >&2; exit 1; }
+out=$(as_vtest "$tools/prefix/bin/apptainer" --version)
+case "$out" in "apptainer version "*) ;; *) echo "unexpected: $out" >&2; exit 1 ;; esac
+echo "./image.sif through the installed run-singularity link, and the apptainer persona: ok"
 
 fuzz_seconds=${FUZZ_SECONDS:-60}
 if [ "$fuzz_seconds" -gt 0 ]; then
