@@ -101,3 +101,37 @@ fn a_bind_below_a_full_directory_of_another_owner_keeps_its_content() {
     );
     assert_eq!(assert_ok(&out, &bind), "cached\nkept\n");
 }
+
+/// A Singularity 2.x image: a SquashFS after a `#!/usr/bin/env
+/// run-singularity` line (`.simg`), run and inspected like any image.
+#[test]
+fn singularity_2_images_run() {
+    let dir = user_dir();
+    let tree = dir.path().join("tree");
+    unsquash(&busybox(), &tree, &[]);
+    std::fs::write(tree.join("marker"), "simg\n").unwrap();
+    let sqfs = dir.path().join("root.sqfs");
+    let out = std::process::Command::new("mksquashfs")
+        .arg(&tree)
+        .arg(&sqfs)
+        .args(["-noappend", "-quiet", "-no-progress", "-all-root"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let simg = dir.path().join("old.simg");
+    let mut bytes = b"#!/usr/bin/env run-singularity\n".to_vec();
+    bytes.extend(std::fs::read(&sqfs).unwrap());
+    std::fs::write(&simg, bytes).unwrap();
+    give_to_test_user(dir.path());
+    let img = simg.to_str().unwrap();
+    let out = user_run(dir.path(), &["exec", img, "cat", "/marker"], &[]);
+    assert_eq!(assert_ok(&out, "exec old.simg"), "simg\n");
+    let out = user_run(
+        dir.path(),
+        &["exec", "--unsquash", img, "cat", "/marker"],
+        &[],
+    );
+    assert_eq!(assert_ok(&out, "exec --unsquash old.simg"), "simg\n");
+    let out = user_run(dir.path(), &["inspect", img], &[]);
+    assert_ok(&out, "inspect old.simg");
+}

@@ -266,8 +266,8 @@ pub fn inspect(image: &mut Image, req: &Request) -> Result<Metadata, InspectErro
                 from_rootfs(&root, req, raw_deffile)?
             }
         }
-        Image::Squashfs { path, .. } => {
-            let unpacked = unpack_metadata(path, 0).map_err(InspectError::Image)?;
+        Image::Squashfs { path, offset, .. } => {
+            let unpacked = unpack_metadata(path, *offset).map_err(InspectError::Image)?;
             from_rootfs(&RootDir::new(unpacked.path().join("root")), req, None)?
         }
         Image::Sandbox { path } => from_rootfs(&RootDir::new(path.as_path()), req, None)?,

@@ -50,10 +50,13 @@ pub enum Image {
         path: PathBuf,
         sif: Sif<File>,
     },
-    /// A bare SquashFS file: the root file system with no SIF around it.
+    /// A bare SquashFS file: the root file system with no SIF around it,
+    /// at `offset` (after the `#!… run-singularity` line of a Singularity
+    /// 2.x `.simg` image, else 0).
     Squashfs {
         path: PathBuf,
         file: File,
+        offset: u64,
     },
     /// A directory tree used as the root file system.
     Sandbox {
@@ -97,9 +100,13 @@ impl Image {
     pub fn squashfs_root(&self) -> Result<Option<SquashfsRoot>, OpenError> {
         match self {
             Image::Sandbox { .. } => Ok(None),
-            Image::Squashfs { path, file } => Ok(Some(SquashfsRoot {
-                offset: 0,
-                size: file.metadata().map_err(|e| io_error(path, e))?.len(),
+            Image::Squashfs { path, file, offset } => Ok(Some(SquashfsRoot {
+                offset: *offset,
+                size: file
+                    .metadata()
+                    .map_err(|e| io_error(path, e))?
+                    .len()
+                    .saturating_sub(*offset),
                 arch: None,
             })),
             Image::Sif { path, sif } => {
@@ -160,10 +167,11 @@ pub fn open_image(path: &Path) -> Result<Image, OpenError> {
             sif,
         });
     }
-    if head.starts_with(b"hsqs") {
+    if let Some(offset) = squashfs_offset(&head) {
         return Ok(Image::Squashfs {
             path: path.to_path_buf(),
             file,
+            offset,
         });
     }
     if head.len() >= 1082 && head[1080..1082] == [0x53, 0xef] {
@@ -175,6 +183,21 @@ pub fn open_image(path: &Path) -> Result<Image, OpenError> {
     Err(OpenError::UnknownFormat {
         path: path.to_path_buf(),
     })
+}
+
+/// Where a bare SquashFS image's file system starts: at 0, or (Singularity
+/// 2.x `.simg`) right after a first line `#!/usr/bin/env run-singularity`.
+fn squashfs_offset(head: &[u8]) -> Option<u64> {
+    if head.starts_with(b"hsqs") {
+        return Some(0);
+    }
+    if !head.starts_with(b"#!") {
+        return None;
+    }
+    let end = head.iter().position(|&b| b == b'\n')?;
+    let line = &head[..end];
+    let names_launcher = line.windows(15).any(|w| w == b"run-singularity");
+    (names_launcher && head[end + 1..].starts_with(b"hsqs")).then_some(end as u64 + 1)
 }
 
 /// Opens `path` as a SIF file for reading.
