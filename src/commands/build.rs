@@ -153,6 +153,12 @@ fn from_definition(tool: Tool, args: &BuildArgs) -> Result<u8> {
         squash: squash_options(args)?,
         tmpdir,
         product: tool.product().to_string(),
+        stamp: vessel_build::engine::BuildStamp {
+            date: apptainer_date(time::OffsetDateTime::now_utc()),
+            // What `--version` says as `apptainer`, whichever name ran the
+            // build: the label tells which Apptainer the image was made for.
+            version: super::version(Tool::Apptainer),
+        },
     };
     let tools = vessel_build::engine::Tools {
         vessel: std::env::current_exe().context("cannot find the vessel executable")?,
@@ -161,4 +167,27 @@ fn from_definition(tool: Tool, args: &BuildArgs) -> Result<u8> {
     vessel_build::engine::build(&def, &opts, &tools)?;
     tracing::info!("Build complete: {}", args.output.display());
     Ok(0)
+}
+
+/// A time in Apptainer's label format, `Tuesday_1_December_2026_16:02:00_UTC`
+/// (`org.label-schema.build-date`). `pull` formats its date inline the same
+/// way; it can call this one.
+pub(crate) fn apptainer_date(t: time::OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .format(time::macros::format_description!(
+            "[weekday]_[day padding:none]_[month repr:long]_[year]_[hour padding:none]:[minute padding:none]:[second padding:none]_UTC"
+        ))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn build_date_in_apptainers_format() {
+        let t = time::macros::datetime!(2026-12-01 16:02:05 UTC);
+        assert_eq!(
+            super::apptainer_date(t),
+            "Tuesday_1_December_2026_16:2:5_UTC"
+        );
+    }
 }

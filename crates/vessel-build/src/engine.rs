@@ -46,6 +46,48 @@ pub struct BuildOptions {
     pub squash: SquashOptions,
     pub tmpdir: PathBuf,
     pub product: String,
+    /// The labels every build writes afresh (the base image's are stale).
+    pub stamp: BuildStamp,
+}
+
+/// What a build records about itself in the image's labels, decided by the
+/// caller (the clock and the version are the command's, not the engine's).
+#[derive(Clone, Debug, Default)]
+pub struct BuildStamp {
+    /// `org.label-schema.build-date`, in Apptainer's format
+    /// (`Tuesday_1_December_2026_16:02:00_UTC`).
+    pub date: String,
+    /// `org.label-schema.usage.apptainer.version`, as `--version` reports
+    /// it under the Apptainer persona.
+    pub version: String,
+}
+
+/// The labels Apptainer's `addBuildLabels` sets on every build, replacing
+/// any the base image carried: the schema version, date, architecture,
+/// Apptainer version, and one `…deffile.<key>` per header key of this
+/// stage (a base's `deffile.*` labels describe another definition, so they
+/// all go first).
+fn set_build_labels(labels: &mut BTreeMap<String, String>, stage: &Stage, stamp: &BuildStamp) {
+    const DEFFILE: &str = "org.label-schema.usage.singularity.deffile.";
+    labels.retain(|k, _| !k.starts_with(DEFFILE));
+    let arch = vessel_sif::Arch::host().go_name().unwrap_or("unknown");
+    for (k, v) in [
+        ("org.label-schema.schema-version", "1.0"),
+        ("org.label-schema.build-arch", arch),
+        ("org.label-schema.build-date", stamp.date.as_str()),
+        (
+            "org.label-schema.usage.apptainer.version",
+            stamp.version.as_str(),
+        ),
+    ] {
+        labels.insert(k.to_string(), v.to_string());
+    }
+    for (k, v) in &stage.header {
+        labels.insert(format!("{DEFFILE}{k}"), v.clone());
+    }
+    if !stage.header.iter().any(|(k, _)| k == "bootstrap") {
+        labels.insert(format!("{DEFFILE}bootstrap"), stage.bootstrap.clone());
+    }
 }
 
 pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
@@ -749,19 +791,61 @@ fn write_metadata(
         for (k, v) in &s.labels {
             labels.insert(k.clone(), v.clone());
         }
-        labels.insert("org.label-schema.schema-version".into(), "1.0".into());
-        labels.insert(
-            "org.label-schema.usage.singularity.deffile.bootstrap".into(),
-            stage.bootstrap.clone(),
-        );
-        if let Some(from) = stage.from() {
-            labels.insert(
-                "org.label-schema.usage.singularity.deffile.from".into(),
-                from.to_string(),
-            );
-        }
+        set_build_labels(&mut labels, stage, &opts.stamp);
         write("labels.json", &tab_indented_json(&labels)?, 0o644)?;
     }
     write("Singularity", &def.raw, 0o644)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_labels_replace_the_bases() {
+        let def = crate::parse("t.def", "Bootstrap: localimage\nFrom: base.sif\n").unwrap();
+        let mut labels: BTreeMap<String, String> = [
+            (
+                "org.label-schema.build-date",
+                "Monday_1_January_2024_1:2:3_UTC",
+            ),
+            ("org.label-schema.build-arch", "ppc64le"),
+            ("org.label-schema.usage.apptainer.version", "1.0.0"),
+            (
+                "org.label-schema.usage.singularity.deffile.bootstrap",
+                "docker",
+            ),
+            ("org.label-schema.usage.singularity.deffile.from", "alpine"),
+            ("org.label-schema.usage.singularity.deffile.osversion", "9"),
+            ("Author", "kept"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let stamp = BuildStamp {
+            date: "Tuesday_1_December_2026_16:2:0_UTC".into(),
+            version: "1.4.5+vessel.0.1.0".into(),
+        };
+        set_build_labels(&mut labels, def.final_stage(), &stamp);
+        let get = |k: &str| labels.get(k).map(String::as_str);
+        assert_eq!(
+            get("org.label-schema.build-date"),
+            Some(stamp.date.as_str())
+        );
+        assert_eq!(
+            get("org.label-schema.build-arch"),
+            vessel_sif::Arch::host().go_name()
+        );
+        assert_eq!(
+            get("org.label-schema.usage.apptainer.version"),
+            Some("1.4.5+vessel.0.1.0")
+        );
+        let deffile = "org.label-schema.usage.singularity.deffile.";
+        assert_eq!(get(&format!("{deffile}bootstrap")), Some("localimage"));
+        assert_eq!(get(&format!("{deffile}from")), Some("base.sif"));
+        assert_eq!(get(&format!("{deffile}osversion")), None);
+        assert_eq!(get("Author"), Some("kept"));
+        assert_eq!(get("org.label-schema.schema-version"), Some("1.0"));
+    }
 }

@@ -1,0 +1,116 @@
+//! `build` behaviour that workflow tools rely on (issue 14): the build
+//! labels set afresh, `$APPTAINER_LABELS` in `%post`, `%pre` on the host,
+//! `--bind`/`--mount`/`--writable-tmpfs` for `%post` and `%test`, and the
+//! `Fingerprints:` header of a `localimage` bootstrap. Run as the
+//! unprivileged test user.
+
+// The tests read their own settings (VESSEL_TEST_*, VESSEL_FIXTURES, CI),
+// not Vessel's variables, so not through vessel-config's registry.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Output;
+
+use common::*;
+
+/// `vessel ARGS` as the test user in `dir`.
+fn run_in(dir: &Path, args: &[&str]) -> Output {
+    user_run(dir, args, &[])
+}
+
+/// `vessel ARGS` as the test user in `dir`, which must succeed: its output.
+fn ok(dir: &Path, args: &[&str]) -> String {
+    assert_ok(&run_in(dir, args), format_args!("{args:?}"))
+}
+
+/// Writes `dir/name`, owned by the test user; returns its path.
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    give_to_test_user(&p);
+    p.display().to_string()
+}
+
+/// A sandbox's `labels.json`.
+fn labels_of(sandbox: &Path) -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(sandbox.join(".singularity.d/labels.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// What `apptainer --version` prints after "apptainer version ".
+fn apptainer_version(dir: &Path) -> String {
+    let link = dir.join("apptainer");
+    std::os::unix::fs::symlink(bin_path(), &link).unwrap();
+    let out = std::process::Command::new(&link)
+        .arg("--version")
+        .output()
+        .unwrap();
+    stdout(&out)
+        .trim()
+        .strip_prefix("apptainer version ")
+        .expect("apptainer version …")
+        .to_string()
+}
+
+#[test]
+fn build_labels_are_set_afresh_not_inherited() {
+    let dir = user_dir();
+    let d = dir.path();
+    // A base whose labels are stale: another build's date, arch, version
+    // and definition.
+    let base_def = write(
+        d,
+        "base.def",
+        &format!("Bootstrap: localimage\nFrom: {}\n", busybox().display()),
+    );
+    ok(d, &["build", "--sandbox", "base", &base_def]);
+    let base = d.join("base");
+    let stale = serde_json::json!({
+        "org.label-schema.build-date": "Monday_1_January_2024_1:2:3_UTC",
+        "org.label-schema.build-arch": "ppc64le",
+        "org.label-schema.usage.apptainer.version": "1.0.0",
+        "org.label-schema.usage.singularity.deffile.bootstrap": "docker",
+        "org.label-schema.usage.singularity.deffile.from": "alpine:3",
+        "org.label-schema.usage.singularity.deffile.osversion": "9",
+        "Maintainer": "base",
+    });
+    std::fs::write(
+        base.join(".singularity.d/labels.json"),
+        serde_json::to_string(&stale).unwrap(),
+    )
+    .unwrap();
+    let def = write(
+        d,
+        "app.def",
+        &format!("Bootstrap: localimage\nFrom: {}\n", base.display()),
+    );
+    ok(d, &["build", "--sandbox", "app", &def]);
+    let labels = labels_of(&d.join("app"));
+    let get = |k: &str| labels.get(k).map(String::as_str).unwrap_or("");
+    let date = get("org.label-schema.build-date");
+    assert!(
+        date.ends_with("_UTC") && date.split('_').count() == 6 && !date.contains("2024"),
+        "{labels:?}"
+    );
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    assert_eq!(get("org.label-schema.build-arch"), arch);
+    assert_eq!(
+        get("org.label-schema.usage.apptainer.version"),
+        apptainer_version(d)
+    );
+    let deffile = "org.label-schema.usage.singularity.deffile.";
+    assert_eq!(get(&format!("{deffile}bootstrap")), "localimage");
+    assert_eq!(
+        get(&format!("{deffile}from")),
+        base.display().to_string().as_str()
+    );
+    assert!(!labels.contains_key(&format!("{deffile}osversion")));
+    assert_eq!(get("Maintainer"), "base");
+}
