@@ -1,6 +1,7 @@
 pub mod auth;
 pub mod cache;
 pub mod convert;
+pub mod http;
 pub mod layers;
 pub mod local;
 pub mod metadata;

@@ -1,6 +1,7 @@
 //! `oras://`: a SIF stored as-is as an OCI artifact (one layer of media
 //! type `application/vnd.sylabs.sif.layer.v1.sif`, an empty `{}` config),
-//! as Apptainer and SingularityCE store it, for `pull` and `push`.
+//! as Apptainer and SingularityCE store it, for `pull` and `push`, and
+//! cached by manifest digest for `exec`, `run` and `build` ([`fetch`]).
 
 use std::fs::File;
 use std::io::Read;
@@ -13,6 +14,8 @@ use oci_client::{Client, RegistryOperation};
 use sha2::{Digest, Sha256};
 
 use crate::auth::{self, Credentials};
+use crate::cache::{Cache, CacheError, Claim, Kind, Producer};
+use crate::convert::{PullOptions, Pulled};
 use crate::registry::{client_config, hex, parse_reference, registry_auth, runtime, RegistryError};
 
 pub const SIF_LAYER_MEDIA_TYPE: &str = "application/vnd.sylabs.sif.layer.v1.sif";
@@ -45,6 +48,8 @@ pub enum OrasError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Cache(#[from] CacheError),
     #[error("{0}")]
     Other(String),
 }
@@ -79,9 +84,16 @@ fn other(
     OrasError::Registry(crate::registry::classify(reference, e))
 }
 
-/// Downloads the SIF stored at `reference` into `out` (a new file),
-/// checking its digest; returns the manifest digest.
-pub fn pull(reference: &str, out: &mut File, opts: &OrasOptions) -> Result<String, OrasError> {
+/// A resolved `oras://` reference: the session, the manifest's digest and
+/// the SIF layer to download.
+struct Resolved {
+    reference: oci_client::Reference,
+    session: Session,
+    digest: String,
+    layer: OciDescriptor,
+}
+
+fn resolve(reference: &str, opts: &OrasOptions) -> Result<Resolved, OrasError> {
     let r = parse_reference(reference)?;
     let s = session(&r, opts)?;
     let (manifest, digest) =
@@ -100,39 +112,100 @@ pub fn pull(reference: &str, out: &mut File, opts: &OrasOptions) -> Result<Strin
                 .unwrap_or_default(),
         })?
         .clone();
-    tracing::info!(
-        "Downloading SIF image {} ({:.1} MiB)",
-        r.whole(),
-        layer.size as f64 / 1048576.0
-    );
-    let mut hasher = Sha256::new();
-    s.rt.block_on(async {
-        use futures_util::StreamExt;
-        use std::io::Write;
-        let mut stream = s
-            .client
-            .pull_blob_stream(&r, &layer)
-            .await
-            .map_err(|e| other(&r, e))?;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk
-                .map_err(|e| OrasError::Other(format!("downloading {}: {e}", layer.digest)))?;
-            hasher.update(&chunk);
-            out.write_all(&chunk)
-                .map_err(|e| OrasError::Other(format!("writing the image: {e}")))?;
+    Ok(Resolved {
+        reference: r,
+        session: s,
+        digest,
+        layer,
+    })
+}
+
+impl Resolved {
+    /// Downloads the SIF layer into `out`, checking its digest.
+    fn download(&self, out: &mut File) -> Result<(), OrasError> {
+        let (r, s, layer) = (&self.reference, &self.session, &self.layer);
+        tracing::info!(
+            "Downloading SIF image {} ({:.1} MiB)",
+            r.whole(),
+            layer.size as f64 / 1048576.0
+        );
+        let mut hasher = Sha256::new();
+        s.rt.block_on(async {
+            use futures_util::StreamExt;
+            use std::io::Write;
+            let mut stream = s
+                .client
+                .pull_blob_stream(r, layer)
+                .await
+                .map_err(|e| other(r, e))?;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk
+                    .map_err(|e| OrasError::Other(format!("downloading {}: {e}", layer.digest)))?;
+                hasher.update(&chunk);
+                out.write_all(&chunk)
+                    .map_err(|e| OrasError::Other(format!("writing the image: {e}")))?;
+            }
+            Ok::<(), OrasError>(())
+        })?;
+        let got = format!("sha256:{}", hex(&hasher.finalize()));
+        if got != layer.digest {
+            return Err(RegistryError::DigestMismatch {
+                registry: r.resolve_registry().to_string(),
+                digest: layer.digest.clone(),
+                got,
+            }
+            .into());
         }
-        Ok::<(), OrasError>(())
-    })?;
-    let got = format!("sha256:{}", hex(&hasher.finalize()));
-    if got != layer.digest {
-        return Err(RegistryError::DigestMismatch {
-            registry: r.resolve_registry().to_string(),
-            digest: layer.digest,
-            got,
-        }
-        .into());
+        Ok(())
     }
-    Ok(digest)
+}
+
+/// Downloads the SIF stored at `reference` into `out` (a new file),
+/// checking its digest; returns the manifest digest.
+pub fn pull(reference: &str, out: &mut File, opts: &OrasOptions) -> Result<String, OrasError> {
+    let resolved = resolve(reference, opts)?;
+    resolved.download(out)?;
+    Ok(resolved.digest)
+}
+
+/// The SIF stored at `reference`, to run: from the pull cache when it has
+/// it, keyed by the manifest digest like a converted `docker://` image (per
+/// user, see the [`crate::cache`] module doc), else downloaded into it,
+/// checked to be a SIF first. Without a cache (`--disable-cache`), into a
+/// private temporary file.
+pub fn fetch(reference: &str, opts: &OrasOptions, pull: &PullOptions) -> Result<Pulled, OrasError> {
+    let resolved = resolve(reference, opts)?;
+    let digest = resolved.digest.clone();
+    let private = |dir: &Path| {
+        Producer::private(dir).map_err(|source| OrasError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })
+    };
+    let cache = pull
+        .cache_root
+        .as_deref()
+        .map(|root| Cache::new(root).map(|c| c.with_private_dir(&pull.tmpdir)))
+        .transpose()?;
+    let mut producer = match &cache {
+        Some(c) => match c.claim(Kind::Sif, &digest, true)? {
+            Claim::Ready(hit) => {
+                tracing::debug!("using the cached image {}", hit.path.display());
+                return Ok(Pulled::new(hit, digest));
+            }
+            Claim::Mine(p) => p,
+            Claim::Busy(_) => private(&pull.tmpdir)?,
+        },
+        None => private(&pull.tmpdir)?,
+    };
+    resolved.download(producer.file())?;
+    crate::http::check_image(producer.file()).map_err(|why| {
+        OrasError::Other(format!(
+            "{} is not a SIF image: {why}",
+            resolved.reference.whole()
+        ))
+    })?;
+    Ok(Pulled::new(producer.commit()?, digest))
 }
 
 /// Uploads the SIF at `path` to `reference`, streaming it from disk;

@@ -1,11 +1,12 @@
 //! Image sources as Apptainer's transports name them (`docker://`,
-//! `oras://`, `oci:`, `oci-archive:`, `docker-archive:`), the file name a
+//! `oras://`, `http(s)://`, `oci:`, `oci-archive:`, `docker-archive:`), the file name a
 //! pull gives each, and fetching any of them into a runnable SIF: what
 //! `pull`, `build`, `exec docker://…` and the other commands share.
 
 use std::path::{Path, PathBuf};
 
 use crate::convert::{PullError, PullOptions, Pulled};
+use crate::http::HttpError;
 use crate::oras::{OrasError, OrasOptions};
 
 /// Where an image comes from.
@@ -13,6 +14,8 @@ use crate::oras::{OrasError, OrasOptions};
 pub enum Source {
     Docker(String),
     Oras(String),
+    /// An `http://` or `https://` URL of a SIF or SquashFS image, whole.
+    Url(String),
     OciDir(PathBuf, Option<String>),
     OciArchive(PathBuf, Option<String>),
     DockerArchive(PathBuf, Option<String>),
@@ -20,7 +23,7 @@ pub enum Source {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("{scheme} sources are not implemented yet in Vessel (docker://, oras://, oci:, oci-archive: and docker-archive: are)")]
+    #[error("{scheme} sources are not implemented yet in Vessel (docker://, oras://, http(s)://, oci:, oci-archive: and docker-archive: are)")]
     NotImplemented { scheme: &'static str },
     #[error("{0:?} is not an image source: use docker://NAME[:TAG]")]
     NotASource(String),
@@ -45,6 +48,9 @@ impl Source {
         if let Some(r) = uri.strip_prefix("oras://") {
             return Ok(Source::Oras(r.to_string()));
         }
+        if uri.starts_with("http://") || uri.starts_with("https://") {
+            return Ok(Source::Url(uri.to_string()));
+        }
         for (scheme, make) in [
             (
                 "oci-archive:",
@@ -58,13 +64,7 @@ impl Source {
                 return Ok(make(p, t));
             }
         }
-        for scheme in [
-            "library://",
-            "shub://",
-            "http://",
-            "https://",
-            "docker-daemon:",
-        ] {
+        for scheme in ["library://", "shub://", "docker-daemon:"] {
             if uri.starts_with(scheme) {
                 return Err(SourceError::NotImplemented { scheme });
             }
@@ -73,8 +73,15 @@ impl Source {
     }
 }
 
-/// `name_tag.sif`, as Apptainer names pulled images.
+/// `name_tag.sif`, as Apptainer names pulled images; a URL's file name
+/// for `http(s)://`.
 pub fn default_name(source: &str) -> String {
+    if source.starts_with("http://") || source.starts_with("https://") {
+        let path = source.split(['?', '#']).next().unwrap_or(source);
+        if let Some(name) = path.rsplit('/').next().filter(|n| !n.is_empty()) {
+            return name.to_string();
+        }
+    }
     let reference = source.split_once("://").map_or(source, |(_, r)| r);
     let reference = reference
         .split_once(':')
@@ -89,30 +96,22 @@ pub fn default_name(source: &str) -> String {
     format!("{name}_{tag}.sif")
 }
 
-/// A fetched image: a SIF, kept as long as this lives. For pulled images
-/// `path()` is `/proc/self/fd/N` of the checked, open image.
+/// A fetched image: a SIF (or, from a URL, a SquashFS image), kept as long
+/// as this lives. `path()` is `/proc/self/fd/N` of the checked, open image.
 pub enum Fetched {
     Pulled(Pulled),
-    /// An `oras://` SIF, downloaded into a private temporary directory.
-    Temporary {
-        _dir: tempfile::TempDir,
-        path: PathBuf,
-        digest: String,
-    },
 }
 
 impl Fetched {
     pub fn path(&self) -> &Path {
         match self {
             Fetched::Pulled(p) => &p.sif,
-            Fetched::Temporary { path, .. } => path,
         }
     }
 
     pub fn digest(&self) -> &str {
         match self {
             Fetched::Pulled(p) => &p.digest,
-            Fetched::Temporary { digest, .. } => digest,
         }
     }
 }
@@ -125,12 +124,8 @@ pub enum FetchError {
     Pull(#[from] PullError),
     #[error(transparent)]
     Oras(#[from] OrasError),
-    #[error("cannot write the downloaded image in {dir}")]
-    Temporary {
-        dir: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Http(#[from] HttpError),
 }
 
 /// Fetches `uri` into a runnable SIF.
@@ -149,25 +144,8 @@ pub fn fetch(uri: &str, opts: &PullOptions, oras: &OrasOptions) -> Result<Fetche
         Source::DockerArchive(f, tag) => {
             Fetched::Pulled(crate::local::from_docker_archive(&f, tag.as_deref(), opts)?)
         }
-        Source::Oras(reference) => {
-            let temporary = |source| FetchError::Temporary {
-                dir: opts.tmpdir.clone(),
-                source,
-            };
-            let dir = tempfile::Builder::new()
-                .prefix("vessel-oras-")
-                .tempdir_in(&opts.tmpdir)
-                .map_err(temporary)?;
-            let path = dir.path().join("image.sif");
-            let mut out = vessel_sys::fs::AtomicFile::create(&path, 0o755).map_err(temporary)?;
-            let digest = crate::oras::pull(&reference, out.file(), oras)?;
-            out.commit().map_err(temporary)?;
-            Fetched::Temporary {
-                _dir: dir,
-                path,
-                digest,
-            }
-        }
+        Source::Oras(reference) => Fetched::Pulled(crate::oras::fetch(&reference, oras, opts)?),
+        Source::Url(url) => Fetched::Pulled(crate::http::fetch(&url, opts)?),
     })
 }
 
@@ -203,6 +181,14 @@ mod tests {
                 scheme: "library://"
             })
         ));
+        assert_eq!(
+            Source::parse("https://h.example/a/b.sif").unwrap(),
+            Source::Url("https://h.example/a/b.sif".into())
+        );
+        assert_eq!(
+            Source::parse("http://127.0.0.1:8000/b.sif").unwrap(),
+            Source::Url("http://127.0.0.1:8000/b.sif".into())
+        );
         assert!(matches!(
             Source::parse("x.def"),
             Err(SourceError::NotASource(_))
@@ -219,5 +205,9 @@ mod tests {
             "busybox_latest.sif"
         );
         assert_eq!(default_name("oci:/tmp/layout:v1"), "layout_v1.sif");
+        assert_eq!(
+            default_name("https://h.example:8443/x/busybox.sif?v=1"),
+            "busybox.sif"
+        );
     }
 }
