@@ -114,3 +114,25 @@ fn build_labels_are_set_afresh_not_inherited() {
     assert!(!labels.contains_key(&format!("{deffile}osversion")));
     assert_eq!(get("Maintainer"), "base");
 }
+
+#[test]
+fn labels_written_by_post_are_added() {
+    let dir = user_dir();
+    let d = dir.path();
+    let def = write(
+        d,
+        "app.def",
+        &format!(
+            "Bootstrap: localimage\nFrom: {}\n\n%labels\n    Author def\n    Kept yes\n\n%post\n    echo \"Author post\" >> $APPTAINER_LABELS\n    echo \"Built-With two words\" >> $SINGULARITY_LABELS\n",
+            busybox().display()
+        ),
+    );
+    ok(d, &["build", "--sandbox", "app", &def]);
+    let app = d.join("app");
+    let labels = labels_of(&app);
+    let get = |k: &str| labels.get(k).map(String::as_str);
+    assert_eq!(get("Author"), Some("post"), "{labels:?}");
+    assert_eq!(get("Built-With"), Some("two words"), "{labels:?}");
+    assert_eq!(get("Kept"), Some("yes"), "{labels:?}");
+    assert!(!app.join(".build.labels").exists());
+}

@@ -238,6 +238,9 @@ fn sections_of_stage(
             "appinstall",
         )?;
     }
+    if runs(opts, "post") {
+        add_post_labels(rootfs)?;
+    }
     if !opts.notest && runs(opts, "test") && !stage.sections.test.is_empty() {
         tracing::info!("Running %test");
         let status = Command::new(&tools.vessel)
@@ -687,6 +690,10 @@ fn run_in(
         .args([
             "--env",
             "APPTAINER_ENVIRONMENT=/.singularity.d/env/91-environment.sh",
+            "--env",
+            &format!("APPTAINER_LABELS={POST_LABELS}"),
+            "--env",
+            &format!("SINGULARITY_LABELS={POST_LABELS}"),
             "--pwd",
             "/",
         ])
@@ -702,6 +709,46 @@ fn run_in(
         });
     }
     Ok(())
+}
+
+/// Where `%post` may append `KEY VALUE` lines (`$APPTAINER_LABELS`).
+const POST_LABELS: &str = "/.build.labels";
+
+/// The labels `%post` wrote to `$APPTAINER_LABELS` (`KEY VALUE` lines; the
+/// value is the rest of the line, trimmed; a line with no value is
+/// skipped), as Apptainer reads `/.build.labels` after `%post`. A later
+/// line replaces an earlier one with the same key.
+fn parse_post_labels(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|line| {
+            let (k, v) = line.trim().split_once(char::is_whitespace)?;
+            Some((k.to_string(), v.trim().to_string()))
+        })
+        .collect()
+}
+
+/// Moves the labels `%post` wrote into `labels.json` (over the definition's
+/// and the base image's), and removes the file.
+fn add_post_labels(rootfs: &Path) -> Result<(), BuildError> {
+    let root = BuildRoot::open(rootfs)?;
+    let Some(text) = root.read(POST_LABELS) else {
+        return Ok(());
+    };
+    let added = parse_post_labels(&text);
+    if !added.is_empty() {
+        let mut labels: BTreeMap<String, String> = root
+            .read("/.singularity.d/labels.json")
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        labels.extend(added);
+        root.write(
+            "/.singularity.d/labels.json",
+            &tab_indented_json(&labels)?,
+            0o644,
+        )?;
+    }
+    let file = root.file(POST_LABELS)?;
+    std::fs::remove_file(&file).map_err(io(&file))
 }
 
 /// Writes a file with exactly `mode` (not filtered by the umask).
@@ -801,6 +848,16 @@ fn write_metadata(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn post_labels_are_key_and_rest_of_line() {
+        assert_eq!(
+            parse_post_labels("A 1\n\n  B  two words \nlonely\nA\t3\n"),
+            [("A", "1"), ("B", "two words"), ("A", "3")]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .to_vec()
+        );
+    }
 
     #[test]
     fn build_labels_replace_the_bases() {
