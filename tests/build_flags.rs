@@ -136,3 +136,34 @@ fn labels_written_by_post_are_added() {
     assert_eq!(get("Kept"), Some("yes"), "{labels:?}");
     assert!(!app.join(".build.labels").exists());
 }
+
+#[test]
+fn pre_runs_on_the_host_before_the_bootstrap() {
+    let dir = user_dir();
+    let d = dir.path();
+    let def = write(
+        d,
+        "app.def",
+        &format!(
+            "Bootstrap: localimage\nFrom: {}\n\n%pre\n    test ! -e \"$APPTAINER_ROOTFS/bin\"\n    id -u > {}/pre-uid\n",
+            busybox().display(),
+            d.display()
+        ),
+    );
+    ok(d, &["build", "--sandbox", "app", &def]);
+    let uid = std::fs::read_to_string(d.join("pre-uid")).unwrap();
+    assert_eq!(uid.trim(), test_user().uid.to_string());
+    assert!(!d.join("app/pre-uid").exists());
+
+    let def = write(
+        d,
+        "bad.def",
+        &format!(
+            "Bootstrap: localimage\nFrom: {}\n\n%pre\n    exit 3\n",
+            busybox().display()
+        ),
+    );
+    let out = run_in(d, &["build", "bad.sif", &def]);
+    assert_failed(&out, &["%pre failed"]);
+    assert!(!d.join("bad.sif").exists());
+}

@@ -1,8 +1,8 @@
 //! The build engine: a definition file's single stage turned into a SIF (or
 //! a sandbox), unprivileged. The bootstrap source is unpacked into a
-//! private root file system; `%setup` runs on the host, `%files` are copied
-//! in (resolved inside the root), `%post` runs in the container as fake
-//! root (`vessel exec --fakeroot --writable`, a root-mapped user
+//! private root file system (after `%pre` on the host); `%setup` runs on
+//! the host, `%files` are copied in (resolved inside the root), `%post`
+//! runs in the container as fake root (`vessel exec --fakeroot --writable`, a root-mapped user
 //! namespace), the `/.singularity.d` metadata is written, `%test` runs, and
 //! the tree is packed with the files' owners seen from inside (the user's
 //! own files as root's), so that a failed build leaves nothing behind.
@@ -176,7 +176,8 @@ fn runs(opts: &BuildOptions, name: &str) -> bool {
     opts.sections.is_empty() || opts.sections.iter().any(|s| s == name || s == "all")
 }
 
-/// One stage: base image, `%setup`, `%files`, metadata, `%post`, `%test`.
+/// One stage: `%pre` on the host, base image, `%setup`, `%files`,
+/// metadata, `%post`, `%test`.
 #[allow(clippy::too_many_arguments)]
 fn build_stage(
     def: &Definition,
@@ -189,6 +190,16 @@ fn build_stage(
     work: &Path,
 ) -> Result<(), BuildError> {
     crate::apps::check_names(stage)?;
+    if runs(opts, "pre") && !stage.sections.pre.is_empty() {
+        tracing::info!("Running %pre on the host");
+        let status = on_host(&stage.sections.pre, rootfs)?;
+        if !status.success() {
+            return Err(BuildError::Section {
+                section: "pre",
+                status,
+            });
+        }
+    }
     bootstrap(stage, rootfs, tools, host)?;
     if opts.fix_perms {
         fix_perms(rootfs)?;
@@ -513,17 +524,24 @@ fn run_setup(stage: &Stage, rootfs: &Path) -> Result<(), BuildError> {
         return Ok(());
     }
     tracing::info!("Running %setup on the host");
-    let shell = s.interpreter.clone().unwrap_or_else(|| "/bin/sh".into());
-    let status = Command::new(&shell)
-        .args(["-e", "-c", &s.body])
-        .env("APPTAINER_ROOTFS", rootfs)
-        .env("SINGULARITY_ROOTFS", rootfs)
-        .status()
-        .map_err(io(Path::new(&shell)))?;
+    let status = on_host(s, rootfs)?;
     if !status.success() {
         return Err(BuildError::Setup { status });
     }
     Ok(())
+}
+
+/// Runs a host section (`%pre`, `%setup`) as the building user, with
+/// `$APPTAINER_ROOTFS` naming the root (which `%pre`, before the
+/// bootstrap, sees not yet made).
+fn on_host(s: &crate::def::Script, rootfs: &Path) -> Result<ExitStatus, BuildError> {
+    let shell = s.interpreter.clone().unwrap_or_else(|| "/bin/sh".into());
+    Command::new(&shell)
+        .args(["-e", "-c", &s.body])
+        .env("APPTAINER_ROOTFS", rootfs)
+        .env("SINGULARITY_ROOTFS", rootfs)
+        .status()
+        .map_err(io(Path::new(&shell)))
 }
 
 /// `%files`: host paths (globs), or paths inside an earlier stage for
