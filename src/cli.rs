@@ -338,6 +338,15 @@ pub struct BuildArgs {
     /// Build as fake root (what unprivileged builds always do; accepted for compatibility)
     #[arg(short = 'f', long)]
     pub fakeroot: bool,
+    /// Bind a host path into the %post and %test runs: SRC[:DST[:ro|rw]], comma-separated or repeated
+    #[arg(short = 'B', long = "bind", value_name = "SPEC")]
+    pub bind: Vec<String>,
+    /// Bind into the %post and %test runs in Docker's syntax: type=bind,src=SRC,dst=DST[,ro]
+    #[arg(long = "mount", value_name = "SPEC")]
+    pub mount: Vec<String>,
+    /// Run %test with a writable root whose changes are discarded
+    #[arg(long)]
+    pub writable_tmpfs: bool,
     /// The image to write
     #[arg(value_name = "IMAGE")]
     pub output: std::path::PathBuf,

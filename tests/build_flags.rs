@@ -167,3 +167,53 @@ fn pre_runs_on_the_host_before_the_bootstrap() {
     assert_failed(&out, &["%pre failed"]);
     assert!(!d.join("bad.sif").exists());
 }
+
+#[test]
+fn bind_mount_and_writable_tmpfs_reach_post_and_test() {
+    let dir = user_dir();
+    let d = dir.path();
+    let input = d.join("input");
+    std::fs::create_dir(&input).unwrap();
+    give_to_test_user(&input);
+    write(&input, "data.txt", "from the host\n");
+    let other = d.join("other");
+    std::fs::create_dir(&other).unwrap();
+    give_to_test_user(&other);
+    write(&other, "more.txt", "more\n");
+    let def = write(
+        d,
+        "app.def",
+        &format!(
+            "Bootstrap: localimage\nFrom: {}\n\n%post\n    cp /mnt/data.txt /opt-data.txt\n    cat /srv/more.txt >> /opt-data.txt\n\n%test\n    test -f /mnt/data.txt\n    test -f /srv/more.txt\n    touch /written-by-test\n",
+            busybox().display()
+        ),
+    );
+    let bind = format!("{}:/mnt", input.display());
+    let mount = format!("type=bind,src={},dst=/srv", other.display());
+    // Without --writable-tmpfs, %test cannot write to the image.
+    let out = run_in(
+        d,
+        &["build", "--bind", &bind, "--mount", &mount, "a.sif", &def],
+    );
+    assert_failed(&out, &["%test"]);
+    ok(
+        d,
+        &[
+            "build",
+            "-B",
+            &bind,
+            "--mount",
+            &mount,
+            "--writable-tmpfs",
+            "app.sif",
+            &def,
+        ],
+    );
+    assert_eq!(
+        ok(d, &["exec", "app.sif", "cat", "/opt-data.txt"]),
+        "from the host\nmore\n"
+    );
+    // What %test wrote was discarded.
+    let out = run_in(d, &["exec", "app.sif", "test", "-e", "/written-by-test"]);
+    assert_eq!(out.status.code(), Some(1));
+}

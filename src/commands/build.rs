@@ -159,6 +159,9 @@ fn from_definition(tool: Tool, args: &BuildArgs) -> Result<u8> {
             // build: the label tells which Apptainer the image was made for.
             version: super::version(Tool::Apptainer),
         },
+        binds: args.bind.clone(),
+        mounts: args.mount.clone(),
+        writable_tmpfs: args.writable_tmpfs,
     };
     let tools = vessel_build::engine::Tools {
         vessel: std::env::current_exe().context("cannot find the vessel executable")?,

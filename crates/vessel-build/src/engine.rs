@@ -2,8 +2,8 @@
 //! a sandbox), unprivileged. The bootstrap source is unpacked into a
 //! private root file system (after `%pre` on the host); `%setup` runs on
 //! the host, `%files` are copied in (resolved inside the root), `%post`
-//! runs in the container as fake root (`vessel exec --fakeroot --writable`, a root-mapped user
-//! namespace), the `/.singularity.d` metadata is written, `%test` runs, and
+//! runs in the container as fake root (`vessel exec --fakeroot
+//! --writable`, a root-mapped user namespace), the `/.singularity.d` metadata is written, `%test` runs, and
 //! the tree is packed with the files' owners seen from inside (the user's
 //! own files as root's), so that a failed build leaves nothing behind.
 
@@ -48,6 +48,23 @@ pub struct BuildOptions {
     pub product: String,
     /// The labels every build writes afresh (the base image's are stale).
     pub stamp: BuildStamp,
+    /// `--bind` values, for the `%post` and `%test` runs.
+    pub binds: Vec<String>,
+    /// `--mount` values, for the `%post` and `%test` runs.
+    pub mounts: Vec<String>,
+    /// `--writable-tmpfs`: `%test` runs with a writable (discarded) root;
+    /// `%post` is always run `--writable`.
+    pub writable_tmpfs: bool,
+}
+
+impl BuildOptions {
+    /// The user's `--bind`/`--mount` as flags of the nested `vessel exec`
+    /// and `vessel test` (which parse and check them).
+    fn mount_flags(&self) -> Vec<String> {
+        let binds = self.binds.iter().map(|b| format!("--bind={b}"));
+        let mounts = self.mounts.iter().map(|m| format!("--mount={m}"));
+        binds.chain(mounts).collect()
+    }
 }
 
 /// What a build records about itself in the image's labels, decided by the
@@ -232,7 +249,7 @@ fn sections_of_stage(
         run_in(
             tools,
             rootfs,
-            &["--fakeroot", "--writable", "--cleanenv", "--no-home"],
+            &opts.mount_flags(),
             &stage.sections.post,
             work,
             "post",
@@ -243,7 +260,7 @@ fn sections_of_stage(
         run_in(
             tools,
             rootfs,
-            &["--fakeroot", "--writable", "--cleanenv", "--no-home"],
+            &opts.mount_flags(),
             &install,
             work,
             "appinstall",
@@ -256,6 +273,8 @@ fn sections_of_stage(
         tracing::info!("Running %test");
         let status = Command::new(&tools.vessel)
             .args(["-s", "test", "--no-home"])
+            .args(opts.mount_flags())
+            .args(opts.writable_tmpfs.then_some("--writable-tmpfs"))
             .arg(rootfs)
             .status()
             .map_err(io(&tools.vessel))?;
@@ -684,11 +703,13 @@ fn shell_glob(dir: &Path, pattern: &str, dangling: bool) -> Result<Vec<String>, 
         .collect())
 }
 
-/// Runs a section in the container: `vessel exec FLAGS ROOTFS SHELL -e -c BODY`.
+/// Runs a section in the container as fake root, with the user's
+/// `--bind`/`--mount` flags: `vessel exec --fakeroot --writable FLAGS
+/// ROOTFS SHELL -e SCRIPT`.
 fn run_in(
     tools: &Tools<'_>,
     rootfs: &Path,
-    flags: &[&str],
+    flags: &[String],
     script: &crate::def::Script,
     work: &Path,
     name: &'static str,
@@ -703,7 +724,13 @@ fn run_in(
     let in_root = BuildRoot::open(rootfs)?.file(&inside)?;
     std::fs::copy(&file, &in_root).map_err(io(&file))?;
     let status = Command::new(&tools.vessel)
-        .arg("exec")
+        .args([
+            "exec",
+            "--fakeroot",
+            "--writable",
+            "--cleanenv",
+            "--no-home",
+        ])
         .args(flags)
         .args([
             "--env",
