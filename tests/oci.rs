@@ -6,7 +6,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -30,32 +30,6 @@ fn registry() -> Option<Registry> {
         ca: get("REGISTRY_CA"),
         state,
     })
-}
-
-/// A private cache and working directory for one test.
-struct Scratch {
-    dir: tempfile::TempDir,
-}
-
-impl Scratch {
-    fn new() -> Scratch {
-        Scratch { dir: user_dir() }
-    }
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-    fn cache(&self) -> String {
-        self.dir.path().join("cachedir").display().to_string()
-    }
-    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let cache = self.cache();
-        let mut all: Vec<(&str, &str)> = vec![("APPTAINER_CACHEDIR", cache.as_str())];
-        all.extend_from_slice(env);
-        user_run(self.path(), args, &all)
-    }
-    fn ok(&self, args: &[&str], env: &[(&str, &str)]) -> String {
-        assert_ok(&self.run(args, env), format_args!("{args:?}"))
-    }
 }
 
 /// `unsquashfs -lln` of a SIF's root file system: mode, owner and path per line.

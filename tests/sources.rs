@@ -8,8 +8,8 @@ use common::*;
 
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// `python3 -m http.server` serving a directory on 127.0.0.1, killed when
@@ -75,34 +75,17 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A working directory and private cache for the test user.
-struct Scratch {
-    dir: tempfile::TempDir,
-}
-
-impl Scratch {
-    fn new() -> Scratch {
-        Scratch { dir: user_dir() }
-    }
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-    fn run(&self, args: &[&str]) -> Output {
-        let cache = self.path().join("cachedir").display().to_string();
-        user_run(self.path(), args, &[("APPTAINER_CACHEDIR", &cache)])
-    }
-    /// The test user's cached images: `sif/<uid>/` of the pull cache.
-    fn cached_images(&self) -> Vec<PathBuf> {
-        let dir = self
-            .path()
-            .join("cachedir/cache/vessel/sif")
-            .join(test_user().uid.to_string());
-        let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map(|d| d.map(|e| e.unwrap().path()).collect())
-            .unwrap_or_default();
-        out.retain(|p| p.extension().is_some_and(|e| e == "sif"));
-        out
-    }
+/// The test user's cached images: `sif/<uid>/` of the pull cache.
+fn cached_images(s: &Scratch) -> Vec<PathBuf> {
+    let dir = s
+        .path()
+        .join("cachedir/cache/vessel/sif")
+        .join(test_user().uid.to_string());
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    out.retain(|p| p.extension().is_some_and(|e| e == "sif"));
+    out
 }
 
 /// Runs `exec IMAGE echo` twice: the first run leaves the image (the
@@ -111,12 +94,12 @@ impl Scratch {
 fn exec_twice(s: &Scratch, exec: &[&str]) {
     let mut entries = Vec::new();
     for word in ["hi", "again"] {
-        let out = s.run(&[exec, &["echo", word]].concat());
+        let out = s.run(&[exec, &["echo", word]].concat(), &[]);
         assert_eq!(
             assert_ok(&out, format_args!("{exec:?}")),
             format!("{word}\n")
         );
-        let cached = s.cached_images();
+        let cached = cached_images(s);
         assert_eq!(cached.len(), 1, "{cached:?}");
         let inode = std::fs::metadata(&cached[0]).unwrap().ino();
         entries.push((cached[0].clone(), inode));
@@ -148,8 +131,11 @@ fn http_images_run_from_the_cache() {
         .unwrap()
         .set_modified(later)
         .unwrap();
-    assert_ok(&s.run(&["exec", &url, "true"]), "exec of the changed file");
-    assert_eq!(s.cached_images().len(), 2);
+    assert_ok(
+        &s.run(&["exec", &url, "true"], &[]),
+        "exec of the changed file",
+    );
+    assert_eq!(cached_images(&s).len(), 2);
 }
 
 #[test]
@@ -159,13 +145,13 @@ fn http_pull_writes_the_file() {
     };
     let s = Scratch::new();
     let url = server.url("busybox.sif");
-    assert_ok(&s.run(&["pull", "out.sif", &url]), "pull OUTPUT");
+    assert_ok(&s.run(&["pull", "out.sif", &url], &[]), "pull OUTPUT");
     assert_eq!(
         std::fs::read(s.path().join("out.sif")).unwrap(),
         std::fs::read(busybox()).unwrap()
     );
     // The default name is the URL's file name.
-    assert_ok(&s.run(&["pull", &url]), "pull");
+    assert_ok(&s.run(&["pull", &url], &[]), "pull");
     assert!(s.path().join("busybox.sif").is_file());
 }
 
@@ -177,20 +163,20 @@ fn http_errors_name_the_url() {
     let s = Scratch::new();
     let missing = server.url("missing.sif");
     assert_fatal(
-        &s.run(&["exec", &missing, "true"]),
+        &s.run(&["exec", &missing, "true"], &[]),
         &[&missing, "404 Not Found"],
     );
     let nowhere = format!("http://127.0.0.1:{}/busybox.sif", free_port());
     assert_fatal(
-        &s.run(&["exec", &nowhere, "true"]),
+        &s.run(&["exec", &nowhere, "true"], &[]),
         &[&nowhere, "cannot download"],
     );
     let notes = server.url("notes.txt");
     assert_failed(
-        &s.run(&["exec", &notes, "true"]),
+        &s.run(&["exec", &notes, "true"], &[]),
         &[&notes, "not a SIF or SquashFS image"],
     );
-    assert!(s.cached_images().is_empty(), "{:?}", s.cached_images());
+    assert!(cached_images(&s).is_empty(), "{:?}", cached_images(&s));
 }
 
 #[test]
@@ -203,6 +189,6 @@ fn oras_images_run_from_the_cache() {
     std::fs::copy(busybox(), s.path().join("b.sif")).unwrap();
     give_to_test_user(&s.path().join("b.sif"));
     let uri = format!("oras://{registry}/sifs/sources:{}", std::process::id());
-    assert_ok(&s.run(&["push", "--no-https", "b.sif", &uri]), "push");
+    assert_ok(&s.run(&["push", "--no-https", "b.sif", &uri], &[]), "push");
     exec_twice(&s, &["exec", "--no-https", &uri]);
 }

@@ -367,3 +367,29 @@ pub fn user_owned_vessel(user: &TestUser) -> (tempfile::TempDir, PathBuf) {
     chown_tree(&own, user.uid, user.gid);
     (install, own)
 }
+
+/// A private cache and working directory for one test.
+pub struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        Scratch { dir: user_dir() }
+    }
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    pub fn cache(&self) -> String {
+        self.dir.path().join("cachedir").display().to_string()
+    }
+    pub fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let cache = self.cache();
+        let mut all: Vec<(&str, &str)> = vec![("APPTAINER_CACHEDIR", cache.as_str())];
+        all.extend_from_slice(env);
+        user_run(self.path(), args, &all)
+    }
+    pub fn ok(&self, args: &[&str], env: &[(&str, &str)]) -> String {
+        assert_ok(&self.run(args, env), format_args!("{args:?}"))
+    }
+}
