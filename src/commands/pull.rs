@@ -68,12 +68,7 @@ pub fn pull_options(
         .or_else(|| env_value(tool, vars::AUTH_FILE).map(PathBuf::from));
     let disable_cache = r.disable_cache || env_flag(tool, vars::DISABLE_CACHE);
     let tmpdir = vessel_config::paths::tmp_dir(tool, &vessel_config::process_var);
-    let now = time::OffsetDateTime::now_utc();
-    let date = now
-        .format(time::macros::format_description!(
-            "[weekday]_[day padding:none]_[month repr:long]_[year]_[hour padding:none]:[minute padding:none]:[second padding:none]_UTC"
-        ))
-        .unwrap_or_default();
+    let date = super::build::apptainer_date(time::OffsetDateTime::now_utc());
     Ok(PullOptions {
         platform,
         no_https: r.no_https || env_flag(tool, vars::NOHTTPS) || env_flag(tool, vars::NO_HTTPS),
