@@ -217,3 +217,103 @@ fn bind_mount_and_writable_tmpfs_reach_post_and_test() {
     let out = run_in(d, &["exec", "app.sif", "test", "-e", "/written-by-test"]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// `Fingerprints:` for a `localimage` base: the build goes on only when the
+/// base is signed, verifiably with the user's keyring, by a listed key.
+#[test]
+fn fingerprints_bind_a_localimage_base_to_its_signers() {
+    let dir = user_dir();
+    let d = dir.path();
+    let keys = d.join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    give_to_test_user(&keys);
+    let keys_env = [("APPTAINER_KEYSDIR", keys.to_str().unwrap())];
+    let with_keys =
+        |args: &[&str]| assert_ok(&user_run(d, args, &keys_env), format_args!("{args:?}"));
+    with_keys(&[
+        "key",
+        "newpair",
+        "--name",
+        "Builder",
+        "--email",
+        "b@example.org",
+        "--comment",
+        "t",
+        "--password",
+        "",
+        "--bit-length",
+        "2048",
+    ]);
+    let fp = with_keys(&["key", "list", "--secret"])
+        .lines()
+        .find_map(|l| l.split("Fingerprint:").nth(1).map(|f| f.trim().to_string()))
+        .expect("a fingerprint");
+    // Unsigned and signed copies of busybox.
+    let unsigned = d.join("unsigned.sif");
+    std::fs::copy(busybox(), &unsigned).unwrap();
+    std::fs::set_permissions(
+        &unsigned,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    for line in stdout(&run(&["sif", "list", unsigned.to_str().unwrap()]))
+        .lines()
+        .filter(|l| l.contains("Signature"))
+    {
+        let id = line.split('|').next().unwrap().trim().to_string();
+        assert!(run(&["sif", "del", &id, unsigned.to_str().unwrap()])
+            .status
+            .success());
+    }
+    let signed = d.join("signed.sif");
+    std::fs::copy(&unsigned, &signed).unwrap();
+    for f in [&unsigned, &signed] {
+        std::fs::set_permissions(f, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+        give_to_test_user(f);
+    }
+    with_keys(&["sign", signed.to_str().unwrap()]);
+    let def = |base: &Path, fps: &str| {
+        write(
+            d,
+            "fp.def",
+            &format!(
+                "Bootstrap: localimage\nFrom: {}\nFingerprints: {fps}\n",
+                base.display()
+            ),
+        )
+    };
+    let build = |def: &str, out: &str| user_run(d, &["build", "--force", out, def], &keys_env);
+    let spaced: String = fp
+        .chars()
+        .collect::<Vec<_>>()
+        .chunks(4)
+        .map(|c| c.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let out = build(
+        &def(
+            &signed,
+            &format!("0000000000000000000000000000000000000000, {spaced}"),
+        ),
+        "ok.sif",
+    );
+    assert_ok(&out, "build from a base signed by a listed key");
+    let out = build(
+        &def(&signed, "0000000000000000000000000000000000000000"),
+        "no.sif",
+    );
+    assert_failed(
+        &out,
+        &[
+            "Fingerprints:",
+            "not signed as the definition requires",
+            &fp,
+        ],
+    );
+    let out = build(&def(&unsigned, &fp), "no.sif");
+    assert_failed(
+        &out,
+        &["Fingerprints:", "not signed as the definition requires"],
+    );
+    assert!(!d.join("no.sif").exists());
+}

@@ -163,13 +163,58 @@ fn from_definition(tool: Tool, args: &BuildArgs) -> Result<u8> {
         mounts: args.mount.clone(),
         writable_tmpfs: args.writable_tmpfs,
     };
+    let verify = |image: &Path, wanted: &[String]| verify_fingerprints(tool, image, wanted);
     let tools = vessel_build::engine::Tools {
         vessel: std::env::current_exe().context("cannot find the vessel executable")?,
         fetch: &fetch_source,
+        verify: &verify,
     };
     vessel_build::engine::build(&def, &opts, &tools)?;
     tracing::info!("Build complete: {}", args.output.display());
     Ok(0)
+}
+
+/// `Fingerprints:`: the base image is signed, verifiably with the user's
+/// and the site's public keyrings (no key server is asked), by at least one
+/// of `wanted` in every object group; the error says why not.
+fn verify_fingerprints(tool: Tool, image: &Path, wanted: &[String]) -> Result<(), String> {
+    use vessel_sign::{Keyring, VerifyKeys, VerifyOptions, VerifyScope};
+    let summary = (|| -> Result<vessel_sign::SignerSummary> {
+        let mut sif = vessel_image::open_sif(image)?;
+        let mut keys = Keyring::new(super::key::keys_dir(tool, None)).public_keys()?;
+        keys.extend(Keyring::global(vessel_config::conf::conf_dir()?).public_keys()?);
+        let keys = VerifyKeys {
+            pgp: Some(keys),
+            dsse: Vec::new(),
+        };
+        let opts = VerifyOptions {
+            scope: VerifyScope::AllGroups,
+            legacy: false,
+        };
+        Ok(vessel_sign::signer_summary(&mut sif, &keys, &opts)?)
+    })()
+    .map_err(|e| crate::logging::error_chain(e.as_ref()))?;
+    let signed: Vec<&String> = summary
+        .all
+        .iter()
+        .filter(|fp| !summary.unvalidated.contains(fp))
+        .collect();
+    if signed.iter().any(|fp| wanted.contains(fp)) {
+        return Ok(());
+    }
+    Err(format!(
+        "it is signed by {}, none of {}",
+        if signed.is_empty() {
+            "no key in your or the global keyring".to_string()
+        } else {
+            signed
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+        wanted.join(", ")
+    ))
 }
 
 /// A time in Apptainer's label format, `Tuesday_1_December_2026_16:02:00_UTC`

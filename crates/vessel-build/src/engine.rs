@@ -26,6 +26,9 @@ pub struct Tools<'a> {
     pub vessel: PathBuf,
     /// Fetches `docker://…`-style sources into a SIF; returns its path.
     pub fetch: &'a dyn Fn(&str) -> Result<PathBuf, String>,
+    /// Checks that the SIF at the path is signed by one of the OpenPGP
+    /// fingerprints (the `Fingerprints:` header); the error says why not.
+    pub verify: &'a dyn Fn(&Path, &[String]) -> Result<(), String>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -302,6 +305,12 @@ fn bootstrap(
         "localimage" => {
             let p = Path::new(from);
             if p.is_dir() {
+                if stage.get("fingerprints").is_some() {
+                    return Err(BuildError::Fingerprints {
+                        image: p.to_path_buf(),
+                        why: "a sandbox directory carries no signatures".into(),
+                    });
+                }
                 copy_tree(p, rootfs)?;
                 return Ok(());
             }
@@ -312,6 +321,21 @@ fn bootstrap(
         "oci" | "oci-archive" | "docker-archive" => fetch(tools, &format!("{agent}:{from}"))?,
         _ => return Err(BuildError::UnsupportedAgent { agent }),
     };
+    // `Fingerprints:` binds the base of a signed-image bootstrap to its
+    // signers, as Apptainer does for localimage, oras and library.
+    if let Some(list) = stage.get("fingerprints") {
+        if matches!(agent.as_str(), "localimage" | "oras") {
+            let wanted: Vec<String> = list
+                .split(',')
+                .map(|f| f.trim().replace(' ', "").to_ascii_uppercase())
+                .filter(|f| !f.is_empty())
+                .collect();
+            (tools.verify)(&source, &wanted).map_err(|why| BuildError::Fingerprints {
+                image: source.clone(),
+                why,
+            })?;
+        }
+    }
     // As fake root with subordinate ids, the image's owners are kept;
     // otherwise every file becomes the user's (root inside).
     let owners = if host.is_real_root() {

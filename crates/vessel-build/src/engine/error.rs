@@ -56,6 +56,10 @@ pub enum BuildError {
     /// The bootstrap source could not be fetched (`Tools::fetch`).
     #[error(transparent)]
     Fetch(Box<dyn std::error::Error + Send + Sync>),
+    #[error(
+        "Fingerprints: the base image {image} is not signed as the definition requires: {why}"
+    )]
+    Fingerprints { image: PathBuf, why: String },
     #[error("Bootstrap: debootstrap needs a MirrorURL: header (for example http://deb.debian.org/debian)")]
     NoMirrorUrl,
     #[error("Bootstrap: debootstrap needs an OSVersion: header (the suite, for example bookworm)")]
