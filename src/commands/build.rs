@@ -163,7 +163,7 @@ fn from_definition(tool: Tool, args: &BuildArgs) -> Result<u8> {
         mounts: args.mount.clone(),
         writable_tmpfs: args.writable_tmpfs,
     };
-    let verify = |image: &Path, wanted: &[String]| verify_fingerprints(tool, image, wanted);
+    let verify = move |image: &Path, wanted: &[String]| verify_fingerprints(tool, image, wanted);
     let tools = vessel_build::engine::Tools {
         vessel: std::env::current_exe().context("cannot find the vessel executable")?,
         fetch: &fetch_source,

@@ -28,8 +28,11 @@ pub struct Tools<'a> {
     pub fetch: &'a dyn Fn(&str) -> Result<PathBuf, String>,
     /// Checks that the SIF at the path is signed by one of the OpenPGP
     /// fingerprints (the `Fingerprints:` header); the error says why not.
-    pub verify: &'a dyn Fn(&Path, &[String]) -> Result<(), String>,
+    pub verify: &'a VerifySigners,
 }
+
+/// See [`Tools::verify`].
+pub type VerifySigners = dyn Fn(&Path, &[String]) -> Result<(), String>;
 
 #[derive(Clone, Debug, Default)]
 pub struct BuildOptions {
