@@ -10,34 +10,16 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 
 use common::*;
-
-/// `vessel ARGS` as the test user in `dir`.
-fn run_in(dir: &Path, args: &[&str]) -> Output {
-    user_run(dir, args, &[])
-}
-
-/// `vessel ARGS` as the test user in `dir`, which must succeed: its output.
-fn ok(dir: &Path, args: &[&str]) -> String {
-    assert_ok(&run_in(dir, args), format_args!("{args:?}"))
-}
-
-/// Writes `dir/name`, owned by the test user; returns its path.
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    give_to_test_user(&p);
-    p.display().to_string()
-}
 
 #[test]
 fn every_section_from_a_local_image() {
     let dir = user_dir();
     let d = dir.path();
-    write(d, "data.txt", "from the host\n");
-    let def = write(
+    write_for_user(d, "data.txt", "from the host\n");
+    let def = write_for_user(
         d,
         "app.def",
         &format!(
@@ -46,11 +28,14 @@ fn every_section_from_a_local_image() {
             d.display()
         ),
     );
-    ok(d, &["build", "app.sif", &def]);
-    assert_eq!(ok(d, &["run", "app.sif", "a", "b"]), "run: hello yes a b\n");
-    ok(d, &["test", "app.sif"]);
+    ok_in(d, &["build", "app.sif", &def]);
     assert_eq!(
-        ok(
+        ok_in(d, &["run", "app.sif", "a", "b"]),
+        "run: hello yes a b\n"
+    );
+    ok_in(d, &["test", "app.sif"]);
+    assert_eq!(
+        ok_in(
             d,
             &[
                 "exec",
@@ -63,13 +48,13 @@ fn every_section_from_a_local_image() {
         ),
         "setup\nfrom the host\n0\n"
     );
-    let labels = ok(d, &["inspect", "app.sif"]);
+    let labels = ok_in(d, &["inspect", "app.sif"]);
     assert!(
         labels.contains("Author: vessel-test") && labels.contains("Version: 1.0"),
         "{labels}"
     );
-    assert!(ok(d, &["run-help", "app.sif"]).contains("How to use this image."));
-    assert!(ok(d, &["inspect", "--deffile", "app.sif"]).contains("%post"));
+    assert!(ok_in(d, &["run-help", "app.sif"]).contains("How to use this image."));
+    assert!(ok_in(d, &["inspect", "--deffile", "app.sif"]).contains("%post"));
     // What %post made belongs to root in the image.
     let out = std::process::Command::new("unsquashfs")
         .args(["-lln", "-offset", &primary_offset(&d.join("app.sif"))])
@@ -82,7 +67,7 @@ fn every_section_from_a_local_image() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    let list = ok(d, &["sif", "list", "app.sif"]);
+    let list = ok_in(d, &["sif", "list", "app.sif"]);
     assert!(
         list.contains("Def.FILE") && list.contains("JSON.Generic") && list.contains("*System"),
         "{list}"
@@ -93,7 +78,7 @@ fn every_section_from_a_local_image() {
 fn sandbox_output_and_build_args() {
     let dir = user_dir();
     let d = dir.path();
-    let def = write(
+    let def = write_for_user(
         d,
         "args.def",
         &format!(
@@ -101,13 +86,16 @@ fn sandbox_output_and_build_args() {
             busybox().display()
         ),
     );
-    ok(d, &["build", "--sandbox", "box", &def]);
+    ok_in(d, &["build", "--sandbox", "box", &def]);
     assert_eq!(
         std::fs::read_to_string(d.join("box/name.txt")).unwrap(),
         "default\n"
     );
-    ok(d, &["build", "--build-arg", "NAME=given", "args.sif", &def]);
-    assert_eq!(ok(d, &["exec", "args.sif", "cat", "/name.txt"]), "given\n");
+    ok_in(d, &["build", "--build-arg", "NAME=given", "args.sif", &def]);
+    assert_eq!(
+        ok_in(d, &["exec", "args.sif", "cat", "/name.txt"]),
+        "given\n"
+    );
     // An argument the file does not use is an error, or a warning when asked.
     assert_failed(
         &run_in(d, &["build", "--build-arg", "OTHER=1", "x.sif", &def]),
@@ -126,7 +114,7 @@ fn sandbox_output_and_build_args() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     // A sandbox can itself be the base of another build.
-    let def2 = write(
+    let def2 = write_for_user(
         d,
         "from-sandbox.def",
         &format!(
@@ -134,9 +122,9 @@ fn sandbox_output_and_build_args() {
             d.join("box").display()
         ),
     );
-    ok(d, &["build", "copy.sif", &def2]);
+    ok_in(d, &["build", "copy.sif", &def2]);
     assert_eq!(
-        ok(d, &["exec", "copy.sif", "cat", "/copied.txt"]),
+        ok_in(d, &["exec", "copy.sif", "cat", "/copied.txt"]),
         "default\n"
     );
 }
@@ -145,7 +133,7 @@ fn sandbox_output_and_build_args() {
 fn failures_leave_no_image() {
     let dir = user_dir();
     let d = dir.path();
-    let post = write(
+    let post = write_for_user(
         d,
         "post.def",
         &format!(
@@ -155,7 +143,7 @@ fn failures_leave_no_image() {
     );
     assert_failed(&run_in(d, &["build", "p.sif", &post]), &["%post failed"]);
     assert!(!d.join("p.sif").exists());
-    let test = write(
+    let test = write_for_user(
         d,
         "test.def",
         &format!(
@@ -168,7 +156,7 @@ fn failures_leave_no_image() {
         &["%test failed", "--notest"],
     );
     assert!(!d.join("t.sif").exists());
-    ok(d, &["build", "--notest", "t.sif", &test]);
+    ok_in(d, &["build", "--notest", "t.sif", &test]);
     // Refuses to overwrite without --force.
     assert_failed(
         &run_in(d, &["build", "t.sif", &test]),
@@ -180,17 +168,17 @@ fn failures_leave_no_image() {
 fn malformed_definitions_name_the_line() {
     let dir = user_dir();
     let d = dir.path();
-    let unknown = write(d, "unknown.def", "Bootstrap: scratch\n\n%postt\n    true\n");
+    let unknown = write_for_user(d, "unknown.def", "Bootstrap: scratch\n\n%postt\n    true\n");
     assert_failed(
         &run_in(d, &["build", "x.sif", &unknown]),
         &["unknown.def:3", "%postt"],
     );
-    let missing = write(d, "missing.def", "From: busybox\n\n%post\n    true\n");
+    let missing = write_for_user(d, "missing.def", "From: busybox\n\n%post\n    true\n");
     assert_failed(
         &run_in(d, &["build", "x.sif", &missing]),
         &["missing.def", "Bootstrap"],
     );
-    let braces = write(
+    let braces = write_for_user(
         d,
         "braces.def",
         "Bootstrap: scratch\n\n%post\n    echo {{ NAME\n",
@@ -199,7 +187,7 @@ fn malformed_definitions_name_the_line() {
         &run_in(d, &["build", "x.sif", &braces]),
         &["braces.def:4", "{{"],
     );
-    let agent = write(d, "agent.def", "Bootstrap: yum\nOSVersion: 9\n");
+    let agent = write_for_user(d, "agent.def", "Bootstrap: yum\nOSVersion: 9\n");
     assert_failed(
         &run_in(d, &["build", "x.sif", &agent]),
         &["yum", "not supported"],
@@ -212,9 +200,9 @@ fn scratch_with_files() {
     let d = dir.path();
     let sh = Path::new("/bin/busybox");
     skip_unless!(sh.exists(), "needs /bin/busybox (package busybox-static)");
-    let def = write(d, "scratch.def", "Bootstrap: scratch\n\n%files\n    /bin/busybox /bin/busybox\n\n%runscript\n    echo from scratch\n");
-    ok(d, &["build", "--notest", "scratch.sif", &def]);
-    let list = ok(d, &["sif", "list", "scratch.sif"]);
+    let def = write_for_user(d, "scratch.def", "Bootstrap: scratch\n\n%files\n    /bin/busybox /bin/busybox\n\n%runscript\n    echo from scratch\n");
+    ok_in(d, &["build", "--notest", "scratch.sif", &def]);
+    let list = ok_in(d, &["sif", "list", "scratch.sif"]);
     assert!(list.contains("*System"), "{list}");
 }
 
@@ -228,9 +216,9 @@ fn docker_bootstrap_from_the_local_registry() {
     let http = get("REGISTRY_HTTP");
     let dir = user_dir();
     let d = dir.path();
-    let def = write(d, "docker.def", &format!("Bootstrap: docker\nFrom: {http}/busybox:latest\n\n%post\n    echo from-docker > /marker\n\n%runscript\n    cat /marker\n"));
-    ok(d, &["build", "--no-https", "d.sif", &def]);
-    assert_eq!(ok(d, &["run", "d.sif"]), "from-docker\n");
+    let def = write_for_user(d, "docker.def", &format!("Bootstrap: docker\nFrom: {http}/busybox:latest\n\n%post\n    echo from-docker > /marker\n\n%runscript\n    cat /marker\n"));
+    ok_in(d, &["build", "--no-https", "d.sif", &def]);
+    assert_eq!(ok_in(d, &["run", "d.sif"]), "from-docker\n");
 }
 
 /// SIF → sandbox → SIF, keeping the runscript and the definition file.
@@ -239,16 +227,19 @@ fn conversions() {
     let dir = user_dir();
     let d = dir.path();
     let img = busybox();
-    ok(d, &["build", "--sandbox", "sb", img.to_str().unwrap()]);
+    ok_in(d, &["build", "--sandbox", "sb", img.to_str().unwrap()]);
     assert!(d.join("sb/bin/busybox").exists());
-    ok(d, &["build", "back.sif", "sb"]);
+    ok_in(d, &["build", "back.sif", "sb"]);
     assert_eq!(
-        ok(d, &["exec", "back.sif", "echo", "converted"]),
+        ok_in(d, &["exec", "back.sif", "echo", "converted"]),
         "converted\n"
     );
-    assert!(ok(d, &["inspect", "--deffile", "back.sif"]).contains("busybox"));
-    ok(d, &["build", "copy.sif", img.to_str().unwrap()]);
-    assert_eq!(ok(d, &["exec", "copy.sif", "echo", "copied"]), "copied\n");
+    assert!(ok_in(d, &["inspect", "--deffile", "back.sif"]).contains("busybox"));
+    ok_in(d, &["build", "copy.sif", img.to_str().unwrap()]);
+    assert_eq!(
+        ok_in(d, &["exec", "copy.sif", "echo", "copied"]),
+        "copied\n"
+    );
 }
 
 /// What `%post` makes unreadable (as root may) still goes into the image.
@@ -256,10 +247,10 @@ fn conversions() {
 fn unreadable_files_made_in_post() {
     let dir = user_dir();
     let d = dir.path();
-    let def = write(d, "mode0.def", &format!("Bootstrap: localimage\nFrom: {}\n\n%post\n    mkdir -m 0 /etc/denied\n    echo s > /secret && chmod 0 /secret\n", busybox().display()));
-    ok(d, &["build", "m.sif", &def]);
+    let def = write_for_user(d, "mode0.def", &format!("Bootstrap: localimage\nFrom: {}\n\n%post\n    mkdir -m 0 /etc/denied\n    echo s > /secret && chmod 0 /secret\n", busybox().display()));
+    ok_in(d, &["build", "m.sif", &def]);
     assert_eq!(
-        ok(
+        ok_in(
             d,
             &[
                 "exec",
@@ -274,10 +265,10 @@ fn unreadable_files_made_in_post() {
         "0\n0\n"
     );
     // --fix-perms gives the owner access again in a sandbox of it.
-    ok(d, &["build", "--sandbox", "--fix-perms", "fixed", "m.sif"]);
-    assert_eq!(ok(d, &["exec", "fixed", "cat", "/secret"]), "s\n");
+    ok_in(d, &["build", "--sandbox", "--fix-perms", "fixed", "m.sif"]);
+    assert_eq!(ok_in(d, &["exec", "fixed", "cat", "/secret"]), "s\n");
     assert_eq!(
-        ok(d, &["exec", "fixed", "stat", "-c", "%a", "/etc/denied"]),
+        ok_in(d, &["exec", "fixed", "stat", "-c", "%a", "/etc/denied"]),
         "700\n"
     );
 }
@@ -289,7 +280,7 @@ fn files_from_an_earlier_stage() {
     let dir = user_dir();
     let d = dir.path();
     let img = busybox().display().to_string();
-    let def = write(
+    let def = write_for_user(
         d,
         "stages.def",
         &format!(
@@ -297,10 +288,10 @@ fn files_from_an_earlier_stage() {
              Bootstrap: localimage\nFrom: {img}\nStage: final\n\n%files from builder\n    /out/result.txt /result.txt\n    /out/*.bin\n    /hop/vessel-stage-only /via-link\n\n%runscript\n    cat /result.txt /out/a.bin /out/b.bin /via-link\n"
         ),
     );
-    ok(d, &["build", "s.sif", &def]);
-    assert_eq!(ok(d, &["run", "s.sif"]), "built\na\nb\ninside\n");
+    ok_in(d, &["build", "s.sif", &def]);
+    assert_eq!(ok_in(d, &["run", "s.sif"]), "built\na\nb\ninside\n");
     assert_eq!(
-        ok(
+        ok_in(
             d,
             &[
                 "exec",
@@ -312,7 +303,7 @@ fn files_from_an_earlier_stage() {
         ),
         "only-what-was-asked\n"
     );
-    let missing = write(
+    let missing = write_for_user(
         d,
         "missing.def",
         &format!("Bootstrap: localimage\nFrom: {img}\nStage: one\n\nBootstrap: localimage\nFrom: {img}\n\n%files from one\n    /nowhere\n"),
@@ -330,8 +321,8 @@ fn files_from_an_earlier_stage() {
 fn scif_apps() {
     let dir = user_dir();
     let d = dir.path();
-    write(d, "tool.txt", "app file\n");
-    let def = write(
+    write_for_user(d, "tool.txt", "app file\n");
+    let def = write_for_user(
         d,
         "apps.def",
         &format!(
@@ -348,18 +339,18 @@ fn scif_apps() {
             d.display()
         ),
     );
-    ok(d, &["build", "a.sif", &def]);
-    assert_eq!(ok(d, &["inspect", "--list-apps", "a.sif"]), "bar\nfoo\n");
+    ok_in(d, &["build", "a.sif", &def]);
+    assert_eq!(ok_in(d, &["inspect", "--list-apps", "a.sif"]), "bar\nfoo\n");
     assert_eq!(
-        ok(d, &["run", "--app", "foo", "a.sif", "x"]),
+        ok_in(d, &["run", "--app", "foo", "a.sif", "x"]),
         "foo-bin foo x on\n"
     );
     assert_eq!(
-        ok(d, &["run", "--app", "bar", "a.sif"]),
+        ok_in(d, &["run", "--app", "bar", "a.sif"]),
         "bar /scif/data/bar\n"
     );
     assert_eq!(
-        ok(
+        ok_in(
             d,
             &[
                 "exec",
@@ -373,11 +364,11 @@ fn scif_apps() {
         "app file\n"
     );
     assert_eq!(
-        ok(d, &["exec", "a.sif", "sh", "-c", "echo $SCIF_APPRUN_bar"]),
+        ok_in(d, &["exec", "a.sif", "sh", "-c", "echo $SCIF_APPRUN_bar"]),
         "/scif/apps/bar/scif/runscript\n"
     );
-    ok(d, &["test", "--app", "foo", "a.sif"]);
-    let labels = ok(d, &["inspect", "--app", "foo", "--labels", "a.sif"]);
+    ok_in(d, &["test", "--app", "foo", "a.sif"]);
+    let labels = ok_in(d, &["inspect", "--app", "foo", "--labels", "a.sif"]);
     assert!(
         labels.contains("team-a") && labels.contains("SCIF_APP_NAME"),
         "{labels}"
@@ -394,7 +385,7 @@ fn scif_apps() {
 fn update_a_sandbox_with_chosen_sections() {
     let dir = user_dir();
     let d = dir.path();
-    let first = write(
+    let first = write_for_user(
         d,
         "first.def",
         &format!(
@@ -402,13 +393,13 @@ fn update_a_sandbox_with_chosen_sections() {
             busybox().display()
         ),
     );
-    ok(d, &["build", "--sandbox", "sb", &first]);
-    let second = write(
+    ok_in(d, &["build", "--sandbox", "sb", &first]);
+    let second = write_for_user(
         d,
         "second.def",
         "Bootstrap: localimage\nFrom: /nonexistent.sif\n\n%post\n    echo two > /second\n\n%environment\n    export SKIPPED=yes\n",
     );
-    ok(
+    ok_in(
         d,
         &[
             "build",
@@ -420,9 +411,9 @@ fn update_a_sandbox_with_chosen_sections() {
             &second,
         ],
     );
-    assert_eq!(ok(d, &["run", "sb"]), "one\ntwo\n");
+    assert_eq!(ok_in(d, &["run", "sb"]), "one\ntwo\n");
     assert_eq!(
-        ok(d, &["exec", "sb", "sh", "-c", "echo ${SKIPPED:-not-set}"]),
+        ok_in(d, &["exec", "sb", "sh", "-c", "echo ${SKIPPED:-not-set}"]),
         "not-set\n"
     );
     assert_failed(
@@ -461,7 +452,7 @@ fn debootstrap_with_apt_get_as_fake_root() {
     };
     let dir = user_dir();
     let d = dir.path();
-    let def = write(
+    let def = write_for_user(
         d,
         "deb.def",
         &format!(
@@ -491,12 +482,12 @@ fn debootstrap_with_apt_get_as_fake_root() {
         err.contains("Fake root: root-mapped user namespace with your subordinate ids"),
         "{err}"
     );
-    assert_eq!(ok(d, &["run", "deb.sif", "x"]), "from debootstrap x\n");
-    ok(d, &["test", "deb.sif"]);
-    assert!(ok(d, &["inspect", "deb.sif"]).contains("Maintainer: vessel-tests"));
-    assert!(ok(d, &["inspect", "--deffile", "deb.sif"]).contains("Bootstrap: debootstrap"));
+    assert_eq!(ok_in(d, &["run", "deb.sif", "x"]), "from debootstrap x\n");
+    ok_in(d, &["test", "deb.sif"]);
+    assert!(ok_in(d, &["inspect", "deb.sif"]).contains("Maintainer: vessel-tests"));
+    assert!(ok_in(d, &["inspect", "--deffile", "deb.sif"]).contains("Bootstrap: debootstrap"));
     assert_eq!(
-        ok(d, &["run-help", "deb.sif"]).trim(),
+        ok_in(d, &["run-help", "deb.sif"]).trim(),
         "Prints a greeting with GNU hello."
     );
     // Owners as they were inside the build: apt's _apt directory, the new
@@ -515,7 +506,7 @@ fn debootstrap_with_apt_get_as_fake_root() {
             .unwrap_or_else(|| panic!("{path} not in the image"));
         line.split_whitespace().nth(1).unwrap().to_string()
     };
-    let passwd = ok(d, &["exec", "deb.sif", "cat", "/etc/passwd"]);
+    let passwd = ok_in(d, &["exec", "deb.sif", "cat", "/etc/passwd"]);
     let apt_uid = passwd
         .lines()
         .find(|l| l.starts_with("_apt:"))
@@ -549,24 +540,24 @@ fn fixture_apt_builds_from_a_debian_image() {
     let defs = sif_fixtures().join("apptainer/defs");
     let from = format!("FROMSIF={debian}");
     let def = defs.join("unprivileged_build.def").display().to_string();
-    ok(d, &["build", "--build-arg", &from, "apt.sif", &def]);
+    ok_in(d, &["build", "--build-arg", &from, "apt.sif", &def]);
     let out = run_in(d, &["exec", "apt.sif", "ssh", "-V"]);
     assert!(out.status.success(), "{def}: {}", stderr(&out));
 
     // As a sandbox: files of the user's subordinate ids (apt's _apt) are in
     // it, and --force still replaces it.
     let def = defs.join("unprivileged_build_4.def").display().to_string();
-    ok(
+    ok_in(
         d,
         &["build", "--sandbox", "--build-arg", &from, "apt-sb", &def],
     );
-    assert!(ok(d, &["exec", "apt-sb", "cpio", "--version"]).contains("cpio"));
-    let small = write(
+    assert!(ok_in(d, &["exec", "apt-sb", "cpio", "--version"]).contains("cpio"));
+    let small = write_for_user(
         d,
         "small.def",
         &format!("Bootstrap: localimage\nFrom: {}\n", busybox().display()),
     );
-    ok(d, &["build", "--force", "--sandbox", "apt-sb", &small]);
+    ok_in(d, &["build", "--force", "--sandbox", "apt-sb", &small]);
     assert!(!d.join("apt-sb/usr/bin/cpio").exists());
 }
 
@@ -576,7 +567,7 @@ fn fixture_apt_builds_from_a_debian_image() {
 fn compression_through_mksquashfs_args() {
     let dir = user_dir();
     let d = dir.path();
-    let def = write(
+    let def = write_for_user(
         d,
         "z.def",
         &format!(
@@ -597,9 +588,9 @@ fn compression_through_mksquashfs_args() {
             .unwrap_or_else(|| panic!("no compression in:\n{text}"))
             .to_string()
     };
-    ok(d, &["build", "gz.sif", &def]);
+    ok_in(d, &["build", "gz.sif", &def]);
     assert_eq!(compression("gz.sif"), "gzip");
-    ok(
+    ok_in(
         d,
         &[
             "build",
@@ -610,7 +601,7 @@ fn compression_through_mksquashfs_args() {
         ],
     );
     assert_eq!(compression("zs.sif"), "zstd");
-    assert_eq!(ok(d, &["run", "zs.sif"]), "compressed\n");
+    assert_eq!(ok_in(d, &["run", "zs.sif"]), "compressed\n");
     assert_failed(
         &run_in(
             d,

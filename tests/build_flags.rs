@@ -12,27 +12,8 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Output;
 
 use common::*;
-
-/// `vessel ARGS` as the test user in `dir`.
-fn run_in(dir: &Path, args: &[&str]) -> Output {
-    user_run(dir, args, &[])
-}
-
-/// `vessel ARGS` as the test user in `dir`, which must succeed: its output.
-fn ok(dir: &Path, args: &[&str]) -> String {
-    assert_ok(&run_in(dir, args), format_args!("{args:?}"))
-}
-
-/// Writes `dir/name`, owned by the test user; returns its path.
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    give_to_test_user(&p);
-    p.display().to_string()
-}
 
 /// A sandbox's `labels.json`.
 fn labels_of(sandbox: &Path) -> BTreeMap<String, String> {
@@ -61,12 +42,12 @@ fn build_labels_are_set_afresh_not_inherited() {
     let d = dir.path();
     // A base whose labels are stale: another build's date, arch, version
     // and definition.
-    let base_def = write(
+    let base_def = write_for_user(
         d,
         "base.def",
         &format!("Bootstrap: localimage\nFrom: {}\n", busybox().display()),
     );
-    ok(d, &["build", "--sandbox", "base", &base_def]);
+    ok_in(d, &["build", "--sandbox", "base", &base_def]);
     let base = d.join("base");
     let stale = serde_json::json!({
         "org.label-schema.build-date": "Monday_1_January_2024_1:2:3_UTC",
@@ -82,12 +63,12 @@ fn build_labels_are_set_afresh_not_inherited() {
         serde_json::to_string(&stale).unwrap(),
     )
     .unwrap();
-    let def = write(
+    let def = write_for_user(
         d,
         "app.def",
         &format!("Bootstrap: localimage\nFrom: {}\n", base.display()),
     );
-    ok(d, &["build", "--sandbox", "app", &def]);
+    ok_in(d, &["build", "--sandbox", "app", &def]);
     let labels = labels_of(&d.join("app"));
     let get = |k: &str| labels.get(k).map(String::as_str).unwrap_or("");
     let date = get("org.label-schema.build-date");
@@ -119,7 +100,7 @@ fn build_labels_are_set_afresh_not_inherited() {
 fn labels_written_by_post_are_added() {
     let dir = user_dir();
     let d = dir.path();
-    let def = write(
+    let def = write_for_user(
         d,
         "app.def",
         &format!(
@@ -127,7 +108,7 @@ fn labels_written_by_post_are_added() {
             busybox().display()
         ),
     );
-    ok(d, &["build", "--sandbox", "app", &def]);
+    ok_in(d, &["build", "--sandbox", "app", &def]);
     let app = d.join("app");
     let labels = labels_of(&app);
     let get = |k: &str| labels.get(k).map(String::as_str);
@@ -141,7 +122,7 @@ fn labels_written_by_post_are_added() {
 fn pre_runs_on_the_host_before_the_bootstrap() {
     let dir = user_dir();
     let d = dir.path();
-    let def = write(
+    let def = write_for_user(
         d,
         "app.def",
         &format!(
@@ -150,12 +131,12 @@ fn pre_runs_on_the_host_before_the_bootstrap() {
             d.display()
         ),
     );
-    ok(d, &["build", "--sandbox", "app", &def]);
+    ok_in(d, &["build", "--sandbox", "app", &def]);
     let uid = std::fs::read_to_string(d.join("pre-uid")).unwrap();
     assert_eq!(uid.trim(), test_user().uid.to_string());
     assert!(!d.join("app/pre-uid").exists());
 
-    let def = write(
+    let def = write_for_user(
         d,
         "bad.def",
         &format!(
@@ -175,12 +156,12 @@ fn bind_mount_and_writable_tmpfs_reach_post_and_test() {
     let input = d.join("input");
     std::fs::create_dir(&input).unwrap();
     give_to_test_user(&input);
-    write(&input, "data.txt", "from the host\n");
+    write_for_user(&input, "data.txt", "from the host\n");
     let other = d.join("other");
     std::fs::create_dir(&other).unwrap();
     give_to_test_user(&other);
-    write(&other, "more.txt", "more\n");
-    let def = write(
+    write_for_user(&other, "more.txt", "more\n");
+    let def = write_for_user(
         d,
         "app.def",
         &format!(
@@ -196,7 +177,7 @@ fn bind_mount_and_writable_tmpfs_reach_post_and_test() {
         &["build", "--bind", &bind, "--mount", &mount, "a.sif", &def],
     );
     assert_failed(&out, &["%test"]);
-    ok(
+    ok_in(
         d,
         &[
             "build",
@@ -210,7 +191,7 @@ fn bind_mount_and_writable_tmpfs_reach_post_and_test() {
         ],
     );
     assert_eq!(
-        ok(d, &["exec", "app.sif", "cat", "/opt-data.txt"]),
+        ok_in(d, &["exec", "app.sif", "cat", "/opt-data.txt"]),
         "from the host\nmore\n"
     );
     // What %test wrote was discarded.
@@ -250,21 +231,7 @@ fn fingerprints_bind_a_localimage_base_to_its_signers() {
         .expect("a fingerprint");
     // Unsigned and signed copies of busybox.
     let unsigned = d.join("unsigned.sif");
-    std::fs::copy(busybox(), &unsigned).unwrap();
-    std::fs::set_permissions(
-        &unsigned,
-        std::os::unix::fs::PermissionsExt::from_mode(0o644),
-    )
-    .unwrap();
-    for line in stdout(&run(&["sif", "list", unsigned.to_str().unwrap()]))
-        .lines()
-        .filter(|l| l.contains("Signature"))
-    {
-        let id = line.split('|').next().unwrap().trim().to_string();
-        assert!(run(&["sif", "del", &id, unsigned.to_str().unwrap()])
-            .status
-            .success());
-    }
+    unsigned_copy(&busybox(), &unsigned);
     let signed = d.join("signed.sif");
     std::fs::copy(&unsigned, &signed).unwrap();
     for f in [&unsigned, &signed] {
@@ -273,7 +240,7 @@ fn fingerprints_bind_a_localimage_base_to_its_signers() {
     }
     with_keys(&["sign", signed.to_str().unwrap()]);
     let def = |base: &Path, fps: &str| {
-        write(
+        write_for_user(
             d,
             "fp.def",
             &format!(

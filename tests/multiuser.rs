@@ -327,16 +327,7 @@ fn execution_control_runs_the_file_it_checked() {
     .unwrap();
     let dir = std::fs::canonicalize(images.path()).unwrap();
     let good = dir.join("good.sif");
-    std::fs::copy(busybox(), &good).unwrap();
-    for line in stdout(&run(&["sif", "list", good.to_str().unwrap()]))
-        .lines()
-        .filter(|l| l.contains("Signature"))
-    {
-        let id = line.split('|').next().unwrap().trim().to_string();
-        assert!(run(&["sif", "del", &id, good.to_str().unwrap()])
-            .status
-            .success());
-    }
+    unsigned_copy(&busybox(), &good);
     with_keys(&["sign", good.to_str().unwrap()]);
     let evil = dir.join("evil.sif");
     sif_of(&evil_tree(work.path()), &evil);

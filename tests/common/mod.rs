@@ -393,3 +393,35 @@ impl Scratch {
         assert_ok(&self.run(args, env), format_args!("{args:?}"))
     }
 }
+
+/// `vessel ARGS` as the test user in `dir`.
+pub fn run_in(dir: &Path, args: &[&str]) -> Output {
+    user_run(dir, args, &[])
+}
+
+/// `vessel ARGS` as the test user in `dir`, which must succeed: its output.
+pub fn ok_in(dir: &Path, args: &[&str]) -> String {
+    assert_ok(&run_in(dir, args), format_args!("{args:?}"))
+}
+
+/// Writes `dir/name`, owned by the test user; returns its path.
+pub fn write_for_user(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    give_to_test_user(&p);
+    p.display().to_string()
+}
+
+/// A writable copy of the SIF `from` at `to` with its signatures removed.
+pub fn unsigned_copy(from: &Path, to: &Path) {
+    std::fs::copy(from, to).unwrap();
+    std::fs::set_permissions(to, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let image = to.to_str().unwrap();
+    for line in stdout(&run(&["sif", "list", image]))
+        .lines()
+        .filter(|l| l.contains("Signature"))
+    {
+        let id = line.split('|').next().unwrap().trim().to_string();
+        assert!(run(&["sif", "del", &id, image]).status.success());
+    }
+}
