@@ -32,17 +32,18 @@ pub const DEFAULT_CONF_DIR: &str = "/etc/vessel";
 /// configuration only from its own installation. Anyone else who sets it
 /// gets an error, never a silent fallback either way.
 pub fn conf_dir() -> Result<PathBuf, ConfError> {
+    let var = crate::process_var_os(crate::vessel_vars::CONF_DIR.name).filter(|v| !v.is_empty());
+    if var.is_none() {
+        // The common case, on every run: no look at the executable or the
+        // caller's ids.
+        return Ok(PathBuf::from(DEFAULT_CONF_DIR));
+    }
     let exe = std::env::current_exe().ok();
     let owner = exe
         .as_deref()
         .and_then(|e| std::fs::metadata(e).ok())
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m));
-    choose_conf_dir(
-        crate::process_var_os(crate::vessel_vars::CONF_DIR.name),
-        real_uid(),
-        exe.as_deref(),
-        owner,
-    )
+    choose_conf_dir(var, real_uid(), exe.as_deref(), owner)
 }
 
 /// [`conf_dir`]'s rule, given the variable, the caller's real uid (`None`
