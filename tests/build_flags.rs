@@ -211,24 +211,7 @@ fn fingerprints_bind_a_localimage_base_to_its_signers() {
     let keys_env = [("APPTAINER_KEYSDIR", keys.to_str().unwrap())];
     let with_keys =
         |args: &[&str]| assert_ok(&user_run(d, args, &keys_env), format_args!("{args:?}"));
-    with_keys(&[
-        "key",
-        "newpair",
-        "--name",
-        "Builder",
-        "--email",
-        "b@example.org",
-        "--comment",
-        "t",
-        "--password",
-        "",
-        "--bit-length",
-        "2048",
-    ]);
-    let fp = with_keys(&["key", "list", "--secret"])
-        .lines()
-        .find_map(|l| l.split("Fingerprint:").nth(1).map(|f| f.trim().to_string()))
-        .expect("a fingerprint");
+    let fp = new_key(&with_keys, "Builder");
     // Unsigned and signed copies of busybox.
     let unsigned = d.join("unsigned.sif");
     unsigned_copy(&busybox(), &unsigned);

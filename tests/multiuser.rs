@@ -294,27 +294,9 @@ fn execution_control_runs_the_file_it_checked() {
             .output()
             .unwrap();
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));
-        out
+        stdout(&out)
     };
-    with_keys(&[
-        "key",
-        "newpair",
-        "--name",
-        "Site Admin",
-        "--email",
-        "ci@example.org",
-        "--comment",
-        "t",
-        "--password",
-        "",
-        "--bit-length",
-        "2048",
-    ]);
-    let fp = stdout(&with_keys(&["key", "list", "--secret"]))
-        .lines()
-        .find_map(|l| l.split("Fingerprint:").nth(1))
-        .map(|f| f.trim().to_string())
-        .expect("a fingerprint in `key list`");
+    let fp = new_key(&with_keys, "Site Admin");
 
     // The attacker's directory, which the site's policy lists: signed and
     // unsigned images take turns under one name.

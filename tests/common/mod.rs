@@ -425,3 +425,29 @@ pub fn unsigned_copy(from: &Path, to: &Path) {
         assert!(run(&["sif", "del", &id, image]).status.success());
     }
 }
+
+/// A new passphrase-less 2048-bit key pair named `name`, made with `vessel`
+/// run by `vessel_with_keys` (which points it at a key directory and
+/// returns its output); returns the key's fingerprint.
+pub fn new_key(vessel_with_keys: &dyn Fn(&[&str]) -> String, name: &str) -> String {
+    vessel_with_keys(&[
+        "key",
+        "newpair",
+        "--name",
+        name,
+        "--email",
+        "ci@example.org",
+        "--comment",
+        "test key",
+        "--password",
+        "",
+        "--bit-length",
+        "2048",
+    ]);
+    vessel_with_keys(&["key", "list", "--secret"])
+        .lines()
+        .rev()
+        .find_map(|l| l.split("Fingerprint:").nth(1))
+        .map(|f| f.trim().to_string())
+        .expect("a fingerprint in key list")
+}
