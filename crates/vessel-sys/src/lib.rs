@@ -9,6 +9,7 @@
 
 pub mod fs;
 pub mod fuse;
+pub mod hint;
 pub mod loopdev;
 pub mod mount;
 pub mod ns;
@@ -19,6 +20,7 @@ pub mod signal;
 pub mod syscall;
 pub mod user;
 
+pub use hint::{hints, Hint, Hinted};
 pub use rustix::io::Errno;
 
 /// An errno with the operation that failed, for error messages.
