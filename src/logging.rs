@@ -70,6 +70,7 @@ impl Style {
 const RED: &str = "\x1b[31m";
 const YELLOW: &str = "\x1b[33m";
 const BLUE: &str = "\x1b[34m";
+const CYAN: &str = "\x1b[36m";
 
 static PROGRESS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
 
@@ -91,6 +92,16 @@ pub fn init(level: MessageLevel, style: Style) {
 /// Prints the one line that ends a failed command.
 pub fn fatal(style: Style, message: &str) {
     let _ = writeln!(std::io::stderr(), "{}{message}", style.prefix("FATAL", RED));
+}
+
+/// Prints a failed command's error: its chain of causes on the one
+/// `FATAL:` line tools match on, then each piece of advice the chain
+/// carries (`vessel_sys::Hint`) on a `HINT:` line of its own.
+pub fn fatal_error(style: Style, error: &(dyn std::error::Error + 'static)) {
+    fatal(style, &error_chain(error));
+    for hint in vessel_sys::hints(error) {
+        let _ = writeln!(std::io::stderr(), "{}{hint}", style.prefix("HINT", CYAN));
+    }
 }
 
 pub use vessel_sys::error_chain;

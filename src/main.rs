@@ -90,7 +90,7 @@ fn main() -> ExitCode {
     match commands::run(cli, tool) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            logging::fatal(style, &logging::error_chain(e.as_ref()));
+            logging::fatal_error(style, e.as_ref());
             ExitCode::from(EXIT_FAILURE)
         }
     }

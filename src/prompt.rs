@@ -4,8 +4,9 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use vessel_oci::auth::Credentials;
+use vessel_sys::Hinted;
 
 /// A line typed by the user for a value given by no flag.
 pub fn answer(value: Option<String>, prompt: &str, flag: &str) -> Result<String> {
@@ -19,7 +20,11 @@ pub fn answer(value: Option<String>, prompt: &str, flag: &str) -> Result<String>
     }
     let mut line = String::new();
     if stdin.lock().read_line(&mut line)? == 0 {
-        bail!("no input for {flag}: give it on the command line ({flag} VALUE)");
+        return Err(Hinted::new(
+            format!("no input for {flag}"),
+            format!("give it on the command line ({flag} VALUE)"),
+        )
+        .into());
     }
     Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }
@@ -32,7 +37,11 @@ pub fn read_secret(prompt: &str, flag: &str) -> Result<String> {
     }
     let mut line = String::new();
     if std::io::stdin().lock().read_line(&mut line)? == 0 {
-        bail!("a passphrase is needed and standard input is empty: type it at a terminal or pipe it in ({flag})");
+        return Err(Hinted::new(
+            "a passphrase is needed and standard input is empty",
+            format!("type it at a terminal or pipe it in ({flag})"),
+        )
+        .into());
     }
     Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }
@@ -40,7 +49,11 @@ pub fn read_secret(prompt: &str, flag: &str) -> Result<String> {
 /// `--docker-login`: asks for the user name and password.
 pub fn docker_login() -> Result<Credentials> {
     if !std::io::stdin().is_terminal() {
-        bail!("--docker-login needs a terminal to ask on: set APPTAINER_DOCKER_USERNAME and APPTAINER_DOCKER_PASSWORD instead");
+        return Err(Hinted::new(
+            "--docker-login needs a terminal to ask on",
+            "set APPTAINER_DOCKER_USERNAME and APPTAINER_DOCKER_PASSWORD instead",
+        )
+        .into());
     }
     eprint!("Enter Docker Username: ");
     let mut username = String::new();

@@ -55,28 +55,43 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// Asserts a failure as users see it: exit 255 and exactly one `FATAL:` line
-/// that contains every one of `needles`.
+/// Asserts a failure as users see it: exit 255 and exactly one `FATAL:` line,
+/// then only the `HINT:` lines of its advice; every one of `needles` is in
+/// the `FATAL:` line or a hint.
 pub fn assert_fatal(out: &Output, needles: &[&str]) {
     let err = stderr(out);
     assert_eq!(out.status.code(), Some(255), "stderr: {err}");
     let lines: Vec<_> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "expected one line, got: {err}");
+    assert!(!lines.is_empty(), "expected a FATAL line, got nothing");
     assert!(lines[0].starts_with("FATAL:   "), "{err}");
+    assert!(
+        lines[1..].iter().all(|l| l.starts_with("HINT:    ")),
+        "expected one FATAL line and its hints, got: {err}"
+    );
     for n in needles {
-        assert!(lines[0].contains(n), "{n:?} missing from: {err}");
+        assert!(err.contains(n), "{n:?} missing from: {err}");
     }
 }
 
-/// A failed command whose last line is a `FATAL:` naming every needle
-/// (progress `INFO:` lines may come before it).
+/// A failed command that ends with a `FATAL:` line (and its `HINT:` lines)
+/// naming every needle (progress `INFO:` lines may come before it).
 pub fn assert_failed(out: &Output, needles: &[&str]) {
     let err = stderr(out);
     assert_eq!(out.status.code(), Some(255), "{err}");
-    let last = err.lines().last().unwrap_or_default();
-    assert!(last.starts_with("FATAL:   "), "{err}");
+    let lines: Vec<_> = err.lines().collect();
+    let fatal = lines
+        .iter()
+        .rposition(|l| l.starts_with("FATAL:   "))
+        .unwrap_or_else(|| panic!("no FATAL line in: {err}"));
+    assert!(
+        lines[fatal + 1..]
+            .iter()
+            .all(|l| l.starts_with("HINT:    ")),
+        "only hints may follow the FATAL line: {err}"
+    );
+    let end = lines[fatal..].join("\n");
     for n in needles {
-        assert!(last.contains(n), "{n:?} missing from: {last}");
+        assert!(end.contains(n), "{n:?} missing from: {end}");
     }
 }
 

@@ -184,6 +184,7 @@ fn update_sandbox(
     if !opts.sandbox || !opts.output.is_dir() {
         return Err(BuildError::UpdateNeedsSandbox {
             output: opts.output.clone(),
+            hint: vessel_sys::Hint::new("build with --sandbox into an existing directory"),
         });
     }
     if def.stages.len() > 1 {
@@ -418,6 +419,7 @@ pub fn remove_sandbox(dir: &Path, vessel: &Path) -> Result<(), BuildError> {
     if dir.exists() {
         return Err(BuildError::RemoveSandbox {
             dir: dir.to_path_buf(),
+            hint: vessel_sys::Hint::new("remove it yourself and build again"),
         });
     }
     Ok(())

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 use vessel_sif::{Sif, HEADER_LEN, MAGIC};
+use vessel_sys::Hint;
 
 /// Why a path could not be opened as an image. Each message is
 /// `PATH: problem`, with what to do where there is something to do.
@@ -16,10 +17,18 @@ use vessel_sif::{Sif, HEADER_LEN, MAGIC};
 pub enum OpenError {
     #[error("{path}: no such file or directory")]
     NotFound { path: PathBuf },
-    #[error("{path}: not readable by the current user, check its permissions")]
-    NotReadable { path: PathBuf },
-    #[error("{path}: not writable by the current user (the change is made in the file itself): check its permissions, or work on a copy")]
-    NotWritable { path: PathBuf },
+    #[error("{path}: not readable by the current user")]
+    NotReadable {
+        path: PathBuf,
+        #[source]
+        hint: Hint,
+    },
+    #[error("{path}: not writable by the current user (the change is made in the file itself)")]
+    NotWritable {
+        path: PathBuf,
+        #[source]
+        hint: Hint,
+    },
     #[error("{path} has no primary system partition: it holds no container to run")]
     NoRootFs { path: PathBuf },
     #[error("{path}: {fs} root file systems are not supported yet")]
@@ -224,6 +233,7 @@ pub fn open_sif_rw(path: &Path) -> Result<Sif<File>, OpenError> {
         .map_err(|e| match e.kind() {
             io::ErrorKind::PermissionDenied => OpenError::NotWritable {
                 path: path.to_path_buf(),
+                hint: Hint::new("check its permissions, or work on a copy"),
             },
             _ => open_error(path, e),
         })?;
@@ -287,7 +297,10 @@ fn open_error(path: &Path, e: io::Error) -> OpenError {
     let path = path.to_path_buf();
     match e.kind() {
         io::ErrorKind::NotFound => OpenError::NotFound { path },
-        io::ErrorKind::PermissionDenied => OpenError::NotReadable { path },
+        io::ErrorKind::PermissionDenied => OpenError::NotReadable {
+            path,
+            hint: Hint::new("check its permissions"),
+        },
         _ => OpenError::Io { path, cause: e },
     }
 }

@@ -25,8 +25,8 @@ pub enum Source {
 pub enum SourceError {
     #[error("{scheme} sources are not implemented yet in Vessel (docker://, oras://, http(s)://, oci:, oci-archive: and docker-archive: are)")]
     NotImplemented { scheme: &'static str },
-    #[error("{0:?} is not an image source: use docker://NAME[:TAG]")]
-    NotASource(String),
+    #[error("{0:?} is not an image source")]
+    NotASource(String, #[source] vessel_sys::Hint),
 }
 
 /// `PATH[:TAG]`: a tag is what follows the last ':' when it has no '/'.
@@ -69,7 +69,10 @@ impl Source {
                 return Err(SourceError::NotImplemented { scheme });
             }
         }
-        Err(SourceError::NotASource(uri.to_string()))
+        Err(SourceError::NotASource(
+            uri.to_string(),
+            vessel_sys::Hint::new("name one as docker://NAME[:TAG], oras://, http(s)://, oci:, oci-archive: or docker-archive:"),
+        ))
     }
 }
 
@@ -191,7 +194,7 @@ mod tests {
         );
         assert!(matches!(
             Source::parse("x.def"),
-            Err(SourceError::NotASource(_))
+            Err(SourceError::NotASource(..))
         ));
     }
 

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::ExitStatus;
 
-use vessel_sys::SysError;
+use vessel_sys::{Hint, SysError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -41,8 +41,12 @@ pub enum BuildError {
     OutsideImage { path: String },
 
     // The definition and the options.
-    #[error("--update runs a definition over an existing sandbox: use --sandbox with a directory ({output} is not one)")]
-    UpdateNeedsSandbox { output: PathBuf },
+    #[error("--update runs a definition over an existing sandbox, and {output} is not a sandbox directory")]
+    UpdateNeedsSandbox {
+        output: PathBuf,
+        #[source]
+        hint: Hint,
+    },
     #[error("--update works with single-stage definitions")]
     UpdateMultiStage,
     #[error("SCIF app name {name:?} is not usable as a directory name under /scif/apps")]
@@ -172,10 +176,12 @@ pub enum BuildError {
         #[source]
         source: std::io::Error,
     },
-    #[error(
-        "could not remove the sandbox {dir} to replace it: remove it yourself and build again"
-    )]
-    RemoveSandbox { dir: PathBuf },
+    #[error("could not remove the sandbox {dir} to replace it")]
+    RemoveSandbox {
+        dir: PathBuf,
+        #[source]
+        hint: Hint,
+    },
 }
 
 /// Why unpacking an image's root file system stopped.
