@@ -11,6 +11,11 @@
 //! single path components (checked by the reader and again here). Memory is
 //! bounded by the depth limit and the archive's own directory sizes.
 //!
+//! Regular files are created in the walk's order, then filled by a few
+//! worker threads (decompression is the cost of an extraction, and the
+//! archive's reader is shared across threads); everything else, and every
+//! name, is made by the walk itself.
+//!
 //! Order of work: a file's contents, then its owner (only when running as
 //! root, where `chown` is allowed), mode and times. Directories are made
 //! `0700` while they are filled, and their owners, modes and times are set
@@ -28,6 +33,8 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Mutex;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Timespec, Timestamps, CWD};
 
@@ -197,8 +204,22 @@ struct Extractor<'a> {
     links: HashMap<u32, Vec<u8>>,
     visited: HashSet<InodeRef>,
     dirs: Vec<DirAttrs>,
+    /// Files created and waiting for their contents (a worker thread's
+    /// job); `None` fills them in the walk itself.
+    fill: Option<SyncSender<FileJob>>,
     buf: Vec<u8>,
 }
+
+/// A regular file created empty, to be filled and given its attributes.
+struct FileJob {
+    file: File,
+    path: Vec<u8>,
+    ino: Inode,
+}
+
+/// Most threads filling files: beyond a few, the disk or the page cache is
+/// the limit, not decompression.
+const MAX_FILL_THREADS: usize = 8;
 
 impl Archive {
     /// Extracts the archive (or the paths `opts` names) into `dest`, which
@@ -221,20 +242,124 @@ impl Archive {
         )
         .map_err(|e| dest_err(e.into()))?;
         let is_root = rustix::process::geteuid().is_root();
+        let owners = opts.owners.unwrap_or(is_root);
         let mut x = Extractor {
             arc: self,
             dest: dest.to_path_buf(),
             root,
-            owners: opts.owners.unwrap_or(is_root),
+            owners,
             is_root,
             stats: ExtractStats::default(),
             links: HashMap::new(),
             visited: HashSet::new(),
             dirs: Vec::new(),
+            fill: None,
             buf: vec![0; self.sb.block_size as usize],
         };
-        x.run(&select)?;
+        let threads = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min(MAX_FILL_THREADS);
+        if threads < 2 {
+            x.run(&select)?;
+            x.finish_dirs()?;
+            return Ok(x.stats);
+        }
+        let (send, receive) = sync_channel::<FileJob>(4 * threads);
+        let receive = Mutex::new(receive);
+        let walked = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| scope.spawn(|| fill_files(self, &receive, owners)))
+                .collect();
+            x.fill = Some(send);
+            let walked = x.run(&select);
+            // Closing the channel lets the workers finish what is queued.
+            x.fill = None;
+            let mut filled = Ok(0);
+            for w in workers {
+                let r = w.join().unwrap_or_else(|_| {
+                    Err(hostile(b"", "a thread filling files stopped unexpectedly"))
+                });
+                filled = match (filled, r) {
+                    (Ok(a), Ok(b)) => Ok(a + b),
+                    (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+                };
+            }
+            walked.and(filled)
+        })?;
+        x.stats.owners_not_set += walked;
+        x.finish_dirs()?;
         Ok(x.stats)
+    }
+}
+
+/// A worker: fills the files the walk queues until the queue closes; the
+/// count of owners it could not set. After an error it keeps taking jobs
+/// (dropping them) so that the walk never blocks on a full queue.
+fn fill_files(arc: &Archive, jobs: &Mutex<Receiver<FileJob>>, owners: bool) -> Result<u64> {
+    let mut buf = vec![0; arc.sb.block_size as usize];
+    let mut result = Ok(0);
+    loop {
+        let job = match jobs.lock() {
+            Ok(r) => r.recv(),
+            Err(_) => return Err(hostile(b"", "a thread filling files stopped unexpectedly")),
+        };
+        let Ok(job) = job else { return result };
+        if let Ok(n) = result {
+            result = fill_file(arc, &job, &mut buf, owners).map(|unset| n + u64::from(unset));
+        }
+    }
+}
+
+/// A file's contents, then its owner, mode and times; whether the owner
+/// could not be set.
+fn fill_file(arc: &Archive, job: &FileJob, buf: &mut [u8], owners: bool) -> Result<bool> {
+    let FileJob { file, path, ino } = job;
+    let mut at = 0u64;
+    while at < ino.size {
+        let n = arc
+            .read(ino, at, buf)
+            .map_err(|source| ExtractError::Read {
+                path: shown(path),
+                source,
+            })?;
+        if n == 0 {
+            return Err(hostile(path, "file data ends before its size"));
+        }
+        let chunk = &buf[..n];
+        // Blocks of zeros (sparse ones included) stay holes.
+        if chunk.iter().any(|&b| b != 0) {
+            file.write_all_at(chunk, at)
+                .map_err(|e| write_err("writing", path, e))?;
+        }
+        at += n as u64;
+    }
+    file.set_len(ino.size)
+        .map_err(|e| write_err("writing", path, e))?;
+    set_attrs_fd(file, path, ino, owners)
+}
+
+/// Owner (when asked), mode and times of an open file or directory;
+/// whether the owner could not be set (an id not mapped here).
+fn set_attrs_fd(fd: &impl AsFd, path: &[u8], ino: &Inode, owners: bool) -> Result<bool> {
+    let mut unset = false;
+    if owners {
+        let r = rustix::fs::fchown(fd, Some(uid(ino.uid)), Some(gid(ino.gid)));
+        unset = owner_not_set(r, path)?;
+    }
+    rustix::fs::fchmod(fd, Mode::from_raw_mode(u32::from(ino.mode & 0o7777)))
+        .map_err(|e| write_err("setting the mode of", path, e.into()))?;
+    rustix::fs::futimens(fd, &times(ino))
+        .map_err(|e| write_err("setting the times of", path, e.into()))?;
+    Ok(unset)
+}
+
+/// Whether a `chown` failed only because the id is not mapped in this
+/// user namespace (the entry then keeps the extracting user's).
+fn owner_not_set(r: rustix::io::Result<()>, path: &[u8]) -> Result<bool> {
+    match r {
+        Ok(()) => Ok(false),
+        Err(rustix::io::Errno::INVAL | rustix::io::Errno::PERM) => Ok(true),
+        Err(e) => Err(write_err("setting the owner of", path, e.into())),
     }
 }
 
@@ -296,7 +421,7 @@ impl Extractor<'_> {
             }
             self.leaf(parent, name, &path, &ino)?;
         }
-        self.finish_dirs()
+        Ok(())
     }
 
     fn frame<'s>(
@@ -417,44 +542,29 @@ impl Extractor<'_> {
             Mode::RUSR | Mode::WUSR,
         )
         .map_err(|e| write_err("creating", path, e.into()))?;
-        let file = File::from(fd);
-        let mut at = 0u64;
-        while at < ino.size {
-            let n = self
-                .arc
-                .read(ino, at, &mut self.buf)
-                .map_err(|source| ExtractError::Read {
-                    path: shown(path),
-                    source,
-                })?;
-            if n == 0 {
-                return Err(hostile(path, "file data ends before its size"));
-            }
-            let chunk = &self.buf[..n];
-            // Blocks of zeros (sparse ones included) stay holes.
-            if chunk.iter().any(|&b| b != 0) {
-                file.write_all_at(chunk, at)
-                    .map_err(|e| write_err("writing", path, e))?;
-            }
-            at += n as u64;
-        }
-        file.set_len(ino.size)
-            .map_err(|e| write_err("writing", path, e))?;
         self.stats.files += 1;
         self.stats.bytes += ino.size;
-        self.attrs_fd(&file, path, ino)
+        let job = FileJob {
+            file: File::from(fd),
+            path: path.to_vec(),
+            ino: ino.clone(),
+        };
+        match &self.fill {
+            Some(queue) => queue
+                .send(job)
+                .map_err(|_| hostile(path, "the threads filling files stopped (an earlier error)")),
+            None => {
+                let unset = fill_file(self.arc, &job, &mut self.buf, self.owners)?;
+                self.stats.owners_not_set += u64::from(unset);
+                Ok(())
+            }
+        }
     }
 
     /// Owner, mode and times of an open file or directory.
     fn attrs_fd(&mut self, fd: &impl AsFd, path: &[u8], ino: &Inode) -> Result<()> {
-        if self.owners {
-            let r = rustix::fs::fchown(fd, Some(uid(ino.uid)), Some(gid(ino.gid)));
-            self.owner_result(r, path)?;
-        }
-        rustix::fs::fchmod(fd, Mode::from_raw_mode(u32::from(ino.mode & 0o7777)))
-            .map_err(|e| write_err("setting the mode of", path, e.into()))?;
-        rustix::fs::futimens(fd, &times(ino))
-            .map_err(|e| write_err("setting the times of", path, e.into()))?;
+        let unset = set_attrs_fd(fd, path, ino, self.owners)?;
+        self.stats.owners_not_set += u64::from(unset);
         Ok(())
     }
 
@@ -494,15 +604,9 @@ impl Extractor<'_> {
     }
 
     fn owner_result(&mut self, r: rustix::io::Result<()>, path: &[u8]) -> Result<()> {
-        match r {
-            Ok(()) => Ok(()),
-            // An id not mapped in this user namespace.
-            Err(rustix::io::Errno::INVAL | rustix::io::Errno::PERM) => {
-                self.stats.owners_not_set += 1;
-                Ok(())
-            }
-            Err(e) => Err(write_err("setting the owner of", path, e.into())),
-        }
+        let unset = owner_not_set(r, path)?;
+        self.stats.owners_not_set += u64::from(unset);
+        Ok(())
     }
 
     /// The directory holding an entry extracted earlier, opened from the
