@@ -462,13 +462,13 @@ fn unpack_sif(image: &Path, rootfs: &Path, owners: Owners) -> Result<(), BuildEr
         image: image.to_path_buf(),
         source,
     };
-    let opts = |owners| vessel_squashfs::ExtractOptions {
+    let opts = |owners| vessel_image::ExtractOptions {
         paths: Vec::new(),
         owners: Some(owners),
     };
     match owners {
         Owners::Real | Owners::Own => {
-            arc.extract(rootfs, &opts(owners == Owners::Real))
+            vessel_image::extract(&arc, rootfs, &opts(owners == Owners::Real))
                 .map_err(|e| failed(e.into()))?;
         }
         Owners::FakeRoot => {
@@ -488,7 +488,10 @@ fn unpack_sif(image: &Path, rootfs: &Path, owners: Owners) -> Result<(), BuildEr
                     let result = vessel_runtime::fakeroot::Fakeroot::current()
                         .enter(ns, uid, gid)
                         .map_err(UnpackError::from)
-                        .and_then(|()| arc.extract(rootfs, &opts(true)).map_err(UnpackError::from));
+                        .and_then(|()| {
+                            vessel_image::extract(&arc, rootfs, &opts(true))
+                                .map_err(UnpackError::from)
+                        });
                     let code = match result {
                         Ok(_) => 0,
                         Err(e) => {

@@ -3,12 +3,14 @@
 //! everything that is not an image, and reads the `/.singularity.d`
 //! metadata that `inspect` shows.
 
+mod extract;
 mod open;
 mod rootfs;
 mod squashfs;
 
 pub mod inspect;
 
+pub use extract::{extract, ExtractError, ExtractOptions, ExtractStats, MAX_DEPTH};
 pub use open::{
     check_regular_file, open_image, open_sif, open_sif_rw, Image, OpenError, SquashfsRoot,
 };

@@ -8,7 +8,9 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use tempfile::TempDir;
-use vessel_squashfs::{Archive, ExtractOptions};
+use vessel_squashfs::Archive;
+
+use crate::{extract, ExtractOptions};
 
 /// Unpacks `/.singularity.d` and `/scif` from the SquashFS at `offset` in
 /// `image`; the returned directory is the root of what was unpacked.
@@ -30,11 +32,11 @@ pub fn unpack_metadata(image: &Path, offset: u64) -> Result<TempDir, String> {
         // Metadata files only: the user's own ids are what is wanted.
         owners: Some(false),
     };
-    arc.extract(&root, &opts).map_err(|e| {
+    extract(&arc, &root, &opts).map_err(|e| {
         format!(
             "could not read the root file system of {}: {}",
             image.display(),
-            e.one_line()
+            vessel_sys::error_chain(&e)
         )
     })?;
     Ok(dir)

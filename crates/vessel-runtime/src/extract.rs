@@ -44,7 +44,7 @@ pub enum ExtractError {
     Unpack {
         path: PathBuf,
         #[source]
-        source: vessel_squashfs::ExtractError,
+        source: vessel_image::ExtractError,
     },
 }
 
@@ -249,9 +249,10 @@ impl ExtractCache {
                 cause,
             })
             .and_then(|arc| {
-                arc.extract(
+                vessel_image::extract(
+                    &arc,
                     &tmp.join("root"),
-                    &vessel_squashfs::ExtractOptions::default(),
+                    &vessel_image::ExtractOptions::default(),
                 )
                 .map_err(|source| ExtractError::Unpack {
                     path: image.to_path_buf(),

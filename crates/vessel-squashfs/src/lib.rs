@@ -41,7 +41,6 @@ mod compress;
 mod data;
 mod dir;
 mod error;
-mod extract;
 mod inode;
 mod lzo;
 mod metadata;
@@ -56,7 +55,6 @@ pub use cache::OpenOptions;
 pub use compress::Compressor;
 pub use dir::DirEntry;
 pub use error::{Error, Result};
-pub use extract::{ExtractError, ExtractOptions, ExtractStats, MAX_DEPTH};
 pub use inode::{Inode, InodeRef, Kind};
 pub use superblock::{flags, Superblock};
 

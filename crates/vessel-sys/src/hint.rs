@@ -124,7 +124,10 @@ mod tests {
         #[derive(Debug, thiserror::Error)]
         #[error("pull failed")]
         struct Outer(#[source] Hinted);
-        let e = Outer(Hinted::new("a.sif already exists", "use --force to overwrite it"));
+        let e = Outer(Hinted::new(
+            "a.sif already exists",
+            "use --force to overwrite it",
+        ));
         assert_eq!(crate::error_chain(&e), "pull failed: a.sif already exists");
         assert_eq!(hints(&e), ["use --force to overwrite it"]);
     }

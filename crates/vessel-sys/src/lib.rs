@@ -18,6 +18,7 @@ pub mod private_dir;
 pub mod process;
 pub mod signal;
 pub mod syscall;
+pub mod tree;
 pub mod user;
 
 pub use hint::{hints, Hint, Hinted};

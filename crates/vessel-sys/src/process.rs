@@ -15,15 +15,34 @@ pub enum Fork {
     Parent(Pid),
 }
 
+/// The process's thread count. A worker that was just joined (extraction
+/// uses a few) may still be leaving the kernel's task list: `join` returns
+/// once the thread's id is released, a moment before its task is gone, so
+/// look again for a little while before reporting more than one.
+fn thread_count_settled() -> usize {
+    let count = || {
+        std::fs::read_dir("/proc/self/task")
+            .map(|d| d.count())
+            .unwrap_or(1)
+    };
+    let mut threads = count();
+    for _ in 0..50 {
+        if threads == 1 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        threads = count();
+    }
+    threads
+}
+
 /// Forks the calling process.
 ///
 /// Refuses to run when the process has more than one thread: after a fork
 /// only the calling thread exists in the child, so a lock held by another
 /// thread (in the allocator, say) would never be released there.
 pub fn fork() -> Result<Fork> {
-    let threads = std::fs::read_dir("/proc/self/task")
-        .map(|d| d.count())
-        .unwrap_or(1);
+    let threads = thread_count_settled();
     if threads != 1 {
         return Err(SysError::new(
             format!("fork with {threads} threads running"),

@@ -188,7 +188,7 @@ pub enum BuildError {
 #[derive(Debug, thiserror::Error)]
 pub enum UnpackError {
     #[error(transparent)]
-    Extract(#[from] vessel_squashfs::ExtractError),
+    Extract(#[from] vessel_image::ExtractError),
     /// Forking the unpacking child, entering its fake-root namespace, or
     /// waiting for it.
     #[error(transparent)]
@@ -279,7 +279,7 @@ mod tests {
         let io = || std::io::Error::from_raw_os_error(2);
         let e = BuildError::Unpack {
             image: "a.sif".into(),
-            source: UnpackError::Extract(vessel_squashfs::ExtractError::Destination {
+            source: UnpackError::Extract(vessel_image::ExtractError::Destination {
                 dest: "/d".into(),
                 source: io(),
             }),

@@ -1,6 +1,7 @@
-//! Unpacking an archive (or chosen paths of it) into a directory: the
-//! `unsquashfs` Vessel needs to run images without privilege, inspect them
-//! and build from them.
+//! Unpacking a SquashFS archive (or chosen paths of it) into a directory:
+//! the `unsquashfs` Vessel needs to run images without privilege, inspect
+//! them and build from them. The archive is read with `vessel-squashfs`;
+//! every file-system call goes through `vessel-sys` (`tree`, `path`).
 //!
 //! The archive is untrusted. Every entry is created relative to its parent
 //! directory's descriptor with `O_EXCL`/`O_NOFOLLOW` semantics (`mkdirat`,
@@ -36,9 +37,9 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Mutex;
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Timespec, Timestamps, CWD};
-
-use crate::{Archive, DirEntry, Error, Inode, InodeRef, Kind};
+use vessel_squashfs::{Archive, DirEntry, Error, Inode, InodeRef, Kind};
+use vessel_sys::path::{make_dir_at, open_dir_at};
+use vessel_sys::tree::{self, Node};
 
 /// Deepest directory nesting extracted: one descriptor is held per level.
 pub const MAX_DEPTH: usize = 512;
@@ -107,21 +108,6 @@ pub enum ExtractError {
         path: PathBuf,
         problem: &'static str,
     },
-}
-
-impl ExtractError {
-    /// The message followed by its causes, on one line, for callers whose
-    /// errors are still plain strings.
-    pub fn one_line(&self) -> String {
-        let mut s = self.to_string();
-        let mut cause = std::error::Error::source(self);
-        while let Some(c) = cause {
-            s.push_str(": ");
-            s.push_str(&c.to_string());
-            cause = c.source();
-        }
-        s
-    }
 }
 
 type Result<T, E = ExtractError> = std::result::Result<T, E>;
@@ -221,30 +207,22 @@ struct FileJob {
 /// the limit, not decompression.
 const MAX_FILL_THREADS: usize = 8;
 
-impl Archive {
-    /// Extracts the archive (or the paths `opts` names) into `dest`, which
-    /// is created when missing and otherwise must be a directory; its mode,
-    /// times (and owner) become those of the archive's root.
-    pub fn extract(&self, dest: &Path, opts: &ExtractOptions) -> Result<ExtractStats> {
+/// Extracts the archive (or the paths `opts` names) into `dest`, which is
+/// created when missing and otherwise must be a directory; its mode, times
+/// (and owner) become those of the archive's root.
+pub fn extract(archive: &Archive, dest: &Path, opts: &ExtractOptions) -> Result<ExtractStats> {
+    {
+        let arc = archive;
         let select = Select::from_paths(&opts.paths)?;
         let dest_err = |source: io::Error| ExtractError::Destination {
             dest: dest.to_path_buf(),
             source,
         };
-        match rustix::fs::mkdirat(CWD, dest, Mode::RWXU) {
-            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
-            Err(e) => return Err(dest_err(e.into())),
-        }
-        let root = rustix::fs::open(
-            dest,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| dest_err(e.into()))?;
-        let is_root = rustix::process::geteuid().is_root();
+        let root = tree::make_and_open_dir(dest, 0o700).map_err(dest_err)?;
+        let is_root = vessel_sys::process::is_root();
         let owners = opts.owners.unwrap_or(is_root);
         let mut x = Extractor {
-            arc: self,
+            arc,
             dest: dest.to_path_buf(),
             root,
             owners,
@@ -254,7 +232,7 @@ impl Archive {
             visited: HashSet::new(),
             dirs: Vec::new(),
             fill: None,
-            buf: vec![0; self.sb.block_size as usize],
+            buf: vec![0; block_size(arc)],
         };
         let threads = std::thread::available_parallelism()
             .map_or(1, usize::from)
@@ -268,7 +246,7 @@ impl Archive {
         let receive = Mutex::new(receive);
         let walked = std::thread::scope(|scope| {
             let workers: Vec<_> = (0..threads)
-                .map(|_| scope.spawn(|| fill_files(self, &receive, owners)))
+                .map(|_| scope.spawn(|| fill_files(arc, &receive, owners)))
                 .collect();
             x.fill = Some(send);
             let walked = x.run(&select);
@@ -296,7 +274,7 @@ impl Archive {
 /// count of owners it could not set. After an error it keeps taking jobs
 /// (dropping them) so that the walk never blocks on a full queue.
 fn fill_files(arc: &Archive, jobs: &Mutex<Receiver<FileJob>>, owners: bool) -> Result<u64> {
-    let mut buf = vec![0; arc.sb.block_size as usize];
+    let mut buf = vec![0; block_size(arc)];
     let mut result = Ok(0);
     loop {
         let job = match jobs.lock() {
@@ -343,24 +321,32 @@ fn fill_file(arc: &Archive, job: &FileJob, buf: &mut [u8], owners: bool) -> Resu
 fn set_attrs_fd(fd: &impl AsFd, path: &[u8], ino: &Inode, owners: bool) -> Result<bool> {
     let mut unset = false;
     if owners {
-        let r = rustix::fs::fchown(fd, Some(uid(ino.uid)), Some(gid(ino.gid)));
-        unset = owner_not_set(r, path)?;
+        unset = owner_not_set(tree::chown_fd(fd, ino.uid, ino.gid), path)?;
     }
-    rustix::fs::fchmod(fd, Mode::from_raw_mode(u32::from(ino.mode & 0o7777)))
-        .map_err(|e| write_err("setting the mode of", path, e.into()))?;
-    rustix::fs::futimens(fd, &times(ino))
-        .map_err(|e| write_err("setting the times of", path, e.into()))?;
+    vessel_sys::path::chmod_fd(fd, u32::from(ino.mode & 0o7777))
+        .map_err(|e| write_err("setting the mode of", path, e))?;
+    tree::set_times_fd(fd, i64::from(ino.mtime))
+        .map_err(|e| write_err("setting the times of", path, e))?;
     Ok(unset)
 }
 
 /// Whether a `chown` failed only because the id is not mapped in this
 /// user namespace (the entry then keeps the extracting user's).
-fn owner_not_set(r: rustix::io::Result<()>, path: &[u8]) -> Result<bool> {
+fn owner_not_set(r: io::Result<()>, path: &[u8]) -> Result<bool> {
     match r {
         Ok(()) => Ok(false),
-        Err(rustix::io::Errno::INVAL | rustix::io::Errno::PERM) => Ok(true),
-        Err(e) => Err(write_err("setting the owner of", path, e.into())),
+        Err(e) if matches!(e.raw_os_error(), Some(EINVAL | EPERM)) => Ok(true),
+        Err(e) => Err(write_err("setting the owner of", path, e)),
     }
+}
+
+// The kernel's errno values (the same on every Linux architecture).
+const EPERM: i32 = 1;
+const EACCES: i32 = 13;
+const EINVAL: i32 = 22;
+
+fn block_size(arc: &Archive) -> usize {
+    arc.superblock().block_size as usize
 }
 
 impl Extractor<'_> {
@@ -404,15 +390,10 @@ impl Extractor<'_> {
                 if depth >= MAX_DEPTH {
                     return Err(hostile(&path, "directories nested too deeply"));
                 }
-                rustix::fs::mkdirat(parent, name, Mode::RWXU)
-                    .map_err(|e| write_err("creating the directory", &path, e.into()))?;
-                let fd = rustix::fs::openat(
-                    parent,
-                    name,
-                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )
-                .map_err(|e| write_err("opening the directory", &path, e.into()))?;
+                make_dir_at(parent, name, 0o700)
+                    .map_err(|e| write_err("creating the directory", &path, e))?;
+                let fd = open_dir_at(parent, name)
+                    .map_err(|e| write_err("opening the directory", &path, e))?;
                 self.stats.dirs += 1;
                 let frame = self.frame(fd, path.clone(), &ino, sel)?;
                 self.dirs.push(DirAttrs { path, inode: ino });
@@ -467,8 +448,8 @@ impl Extractor<'_> {
         if ino.nlink > 1 {
             if let Some(first) = self.links.get(&ino.number) {
                 let (dir, first_name) = self.open_parent(first)?;
-                rustix::fs::linkat(&dir, first_name, parent, name, AtFlags::empty())
-                    .map_err(|e| write_err("creating the hard link", path, e.into()))?;
+                tree::hard_link_at(&dir, first_name, parent, name)
+                    .map_err(|e| write_err("creating the hard link", path, e))?;
                 self.stats.hard_links += 1;
                 return Ok(());
             }
@@ -486,19 +467,19 @@ impl Extractor<'_> {
                 if target.is_empty() || target.contains(&0) {
                     return Err(hostile(path, "an invalid symbolic link target"));
                 }
-                rustix::fs::symlinkat(target.as_slice(), parent, name)
-                    .map_err(|e| write_err("creating the symbolic link", path, e.into()))?;
+                tree::symlink_at(&target, parent, name)
+                    .map_err(|e| write_err("creating the symbolic link", path, e))?;
                 self.stats.symlinks += 1;
                 self.attrs_at(parent, name, path, ino, false)?;
             }
             Kind::Fifo | Kind::Socket => {
-                let t = if ino.kind == Kind::Fifo {
-                    FileType::Fifo
+                let node = if ino.kind == Kind::Fifo {
+                    Node::Fifo
                 } else {
-                    FileType::Socket
+                    Node::Socket
                 };
-                rustix::fs::mknodat(parent, name, t, Mode::RUSR | Mode::WUSR, 0)
-                    .map_err(|e| write_err("creating", path, e.into()))?;
+                tree::make_node_at(parent, name, node, 0o600)
+                    .map_err(|e| write_err("creating", path, e))?;
                 self.stats.special += 1;
                 self.attrs_at(parent, name, path, ino, true)?;
             }
@@ -507,21 +488,20 @@ impl Extractor<'_> {
                     self.stats.skipped_devices += 1;
                     return Ok(());
                 }
-                let t = if ino.kind == Kind::BlockDev {
-                    FileType::BlockDevice
-                } else {
-                    FileType::CharacterDevice
-                };
                 let (major, minor) = ino.rdev_major_minor();
-                let dev = rustix::fs::makedev(major, minor);
-                match rustix::fs::mknodat(parent, name, t, Mode::RUSR | Mode::WUSR, dev) {
+                let node = if ino.kind == Kind::BlockDev {
+                    Node::BlockDevice { major, minor }
+                } else {
+                    Node::CharDevice { major, minor }
+                };
+                match tree::make_node_at(parent, name, node, 0o600) {
                     Ok(()) => {}
                     // Root of a user namespace, or a nodev mount.
-                    Err(rustix::io::Errno::PERM | rustix::io::Errno::ACCESS) => {
+                    Err(e) if matches!(e.raw_os_error(), Some(EPERM | EACCES)) => {
                         self.stats.skipped_devices += 1;
                         return Ok(());
                     }
-                    Err(e) => return Err(write_err("creating the device", path, e.into())),
+                    Err(e) => return Err(write_err("creating the device", path, e)),
                 }
                 self.stats.devices += 1;
                 self.attrs_at(parent, name, path, ino, true)?;
@@ -535,13 +515,8 @@ impl Extractor<'_> {
     }
 
     fn file(&mut self, parent: &OwnedFd, name: &OsStr, path: &[u8], ino: &Inode) -> Result<()> {
-        let fd = rustix::fs::openat(
-            parent,
-            name,
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::RUSR | Mode::WUSR,
-        )
-        .map_err(|e| write_err("creating", path, e.into()))?;
+        let fd = tree::create_file_at(parent, name, 0o600)
+            .map_err(|e| write_err("creating", path, e))?;
         self.stats.files += 1;
         self.stats.bytes += ino.size;
         let job = FileJob {
@@ -578,32 +553,21 @@ impl Extractor<'_> {
         mode: bool,
     ) -> Result<()> {
         if self.owners {
-            let r = rustix::fs::chownat(
-                dir,
-                name,
-                Some(uid(ino.uid)),
-                Some(gid(ino.gid)),
-                AtFlags::SYMLINK_NOFOLLOW,
-            );
+            let r = tree::chown_at(dir, name, ino.uid, ino.gid);
             self.owner_result(r, path)?;
         }
         if mode {
             // Only for entries this extraction just made that are not
             // links (FIFOs, sockets, devices), and names are never reused.
-            rustix::fs::chmodat(
-                dir,
-                name,
-                Mode::from_raw_mode(u32::from(ino.mode & 0o7777)),
-                AtFlags::empty(),
-            )
-            .map_err(|e| write_err("setting the mode of", path, e.into()))?;
+            tree::chmod_at(dir, name, u32::from(ino.mode & 0o7777))
+                .map_err(|e| write_err("setting the mode of", path, e))?;
         }
-        rustix::fs::utimensat(dir, name, &times(ino), AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(|e| write_err("setting the times of", path, e.into()))?;
+        tree::set_times_at(dir, name, i64::from(ino.mtime))
+            .map_err(|e| write_err("setting the times of", path, e))?;
         Ok(())
     }
 
-    fn owner_result(&mut self, r: rustix::io::Result<()>, path: &[u8]) -> Result<()> {
+    fn owner_result(&mut self, r: io::Result<()>, path: &[u8]) -> Result<()> {
         let unset = owner_not_set(r, path)?;
         self.stats.owners_not_set += u64::from(unset);
         Ok(())
@@ -619,20 +583,14 @@ impl Extractor<'_> {
         let fd = if dir.is_empty() {
             self.dup_root()?
         } else {
-            self.open_beneath(dir, OFlags::PATH)?
+            self.open_beneath(dir, false)?
         };
         Ok((fd, OsStr::from_bytes(name)))
     }
 
-    fn open_beneath(&self, dir: &[u8], flags: OFlags) -> Result<OwnedFd> {
-        rustix::fs::openat2(
-            &self.root,
-            OsStr::from_bytes(dir),
-            flags | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
-        )
-        .map_err(|e| write_err("opening the directory", dir, e.into()))
+    fn open_beneath(&self, dir: &[u8], for_reading: bool) -> Result<OwnedFd> {
+        tree::open_dir_beneath(&self.root, OsStr::from_bytes(dir), for_reading)
+            .map_err(|e| write_err("opening the directory", dir, e))
     }
 
     /// Directories' owners, modes and times, deepest (last made) first.
@@ -642,7 +600,7 @@ impl Extractor<'_> {
             let fd = if d.path.is_empty() {
                 self.dup_root()?
             } else {
-                self.open_beneath(&d.path, OFlags::RDONLY)?
+                self.open_beneath(&d.path, true)?
             };
             self.attrs_fd(&fd, &d.path, &d.inode)?;
         }
@@ -681,25 +639,6 @@ fn write_err(op: &'static str, path: &[u8], source: io::Error) -> ExtractError {
         op,
         path: shown(path),
         source,
-    }
-}
-
-fn uid(id: u32) -> rustix::fs::Uid {
-    rustix::fs::Uid::from_raw(id)
-}
-
-fn gid(id: u32) -> rustix::fs::Gid {
-    rustix::fs::Gid::from_raw(id)
-}
-
-fn times(ino: &Inode) -> Timestamps {
-    let t = Timespec {
-        tv_sec: i64::from(ino.mtime),
-        tv_nsec: 0,
-    };
-    Timestamps {
-        last_access: t,
-        last_modification: t,
     }
 }
 

@@ -1,4 +1,4 @@
-//! `Archive::extract` against trees packed by the real `mksquashfs`: the
+//! `vessel_image::extract` against trees packed by the real `mksquashfs`: the
 //! unpacked tree must match the source (types, contents, link targets, hard
 //! link groups, modes, times, owners when root), chosen paths must unpack
 //! alone, and patched (hostile) images must fail cleanly without writing
@@ -19,7 +19,8 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use common::{have, is_root};
-use vessel_squashfs::{Archive, ExtractError, ExtractOptions};
+use vessel_image::{extract, ExtractError, ExtractOptions};
+use vessel_squashfs::Archive;
 
 /// Why a test does not run without `mksquashfs`.
 const NEEDS_MKSQUASHFS: &str = "needs mksquashfs (package squashfs-tools)";
@@ -199,7 +200,7 @@ fn extracted_tree_matches_the_source() {
         let (file, offset, size) = at_offset(&img, 4096 + 17);
         let arc = Archive::open(file, offset, size).unwrap();
         let dest = tmp.path().join(format!("out-{comp}"));
-        let stats = arc.extract(&dest, &ExtractOptions::default()).unwrap();
+        let stats = extract(&arc, &dest, &ExtractOptions::default()).unwrap();
         assert_eq!(stats.files, 8, "{stats:?}");
         assert_eq!(stats.hard_links, 2, "{stats:?}");
         assert_eq!(stats.symlinks, 3, "{stats:?}");
@@ -219,7 +220,7 @@ fn extracted_tree_matches_the_source() {
             sparse.blocks()
         );
         // A non-empty destination is refused nowhere, but names never clash.
-        let again = arc.extract(&dest, &ExtractOptions::default());
+        let again = extract(&arc, &dest, &ExtractOptions::default());
         assert!(
             matches!(again, Err(ExtractError::Write { .. })),
             "{again:?}"
@@ -246,7 +247,7 @@ fn chosen_paths_only() {
         paths: vec!["/d".into(), "/ro/inner".into(), "/not/there".into()],
         owners: Some(false),
     };
-    arc.extract(&dest, &opts).unwrap();
+    extract(&arc, &dest, &opts).unwrap();
     let got: Vec<_> = snapshot(&dest).into_keys().collect();
     let want: Vec<PathBuf> = ["", "d", "d/f", "d/sub", "d/sub/hl2", "ro", "ro/inner"]
         .iter()
@@ -258,7 +259,8 @@ fn chosen_paths_only() {
         fs::metadata(dest.join("ro")).unwrap().permissions().mode() & 0o7777,
         0o555
     );
-    let bad = arc.extract(
+    let bad = extract(
+        &arc,
         &tmp.path().join("bad"),
         &ExtractOptions {
             paths: vec!["/d/../../etc".into()],
@@ -309,8 +311,8 @@ fn a_name_twice_never_writes_through_an_earlier_link() {
         b"QQQQQQQQ2",
         b"QQQQQQQQ1",
     );
-    let r = arc.extract(&tmp.path().join("out"), &ExtractOptions::default());
-    let line = r.as_ref().map_err(ExtractError::one_line).err();
+    let r = extract(&arc, &tmp.path().join("out"), &ExtractOptions::default());
+    let line = r.as_ref().map_err(|e| vessel_sys::error_chain(e)).err();
     assert!(
         line.as_deref()
             .is_some_and(|l| l.contains("/QQQQQQQQ1: File exists")),
@@ -337,9 +339,7 @@ fn a_name_twice_never_writes_through_an_earlier_link() {
         b"RRRRRRRR2",
         b"RRRRRRRR1",
     );
-    assert!(arc
-        .extract(&tmp.path().join("out"), &ExtractOptions::default())
-        .is_err());
+    assert!(extract(&arc, &tmp.path().join("out"), &ExtractOptions::default()).is_err());
     assert_eq!(fs::read(&target).unwrap(), b"untouched");
 }
 
@@ -353,7 +353,7 @@ fn names_with_a_slash_are_refused() {
         b"SSSSxSSSS",
         b"SSSS/SSSS",
     );
-    let r = arc.extract(&tmp.path().join("out"), &ExtractOptions::default());
+    let r = extract(&arc, &tmp.path().join("out"), &ExtractOptions::default());
     assert!(matches!(r, Err(ExtractError::Read { .. })), "{r:?}");
     assert!(!tmp.path().join("out/SSSS").exists());
 }
@@ -376,9 +376,7 @@ fn benchmark_against_unsquashfs() {
     let len = fs::metadata(&img).unwrap().len();
     let t = std::time::Instant::now();
     let arc = Archive::open(File::open(&img).unwrap(), 0, len).unwrap();
-    let stats = arc
-        .extract(&tmp.path().join("ours"), &ExtractOptions::default())
-        .unwrap();
+    let stats = extract(&arc, &tmp.path().join("ours"), &ExtractOptions::default()).unwrap();
     let ours = t.elapsed();
     let t = std::time::Instant::now();
     let out = Command::new("unsquashfs")
