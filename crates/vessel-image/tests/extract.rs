@@ -8,6 +8,8 @@
 // not Vessel's variables, so not through vessel-config's registry.
 #![allow(clippy::disallowed_methods)]
 
+// The SquashFS tests' helpers (corpus, tools, visible skips), shared.
+#[path = "../../vessel-squashfs/tests/common/mod.rs"]
 mod common;
 
 use std::collections::BTreeMap;
