@@ -696,10 +696,10 @@ pub struct ActionArgs {
     pub rest: Vec<OsString>,
 }
 
-/// Apptainer's action flags that Vessel parses but does not honour (yet):
-/// the library refuses each by name, with the reason (GPUs, CNI networks,
-/// capabilities, cgroups, shared namespaces), so that none is taken for
-/// the image or silently ignored. `--network none` is honoured.
+/// Apptainer's action flags that Vessel honours only in part, or by what
+/// it always does, or refuses: the library decides each (refusals name the
+/// flag and why: GPUs, CNI networks, cgroups, root-only settings for other
+/// users), so that none is taken for the image or silently ignored.
 #[derive(Debug, Args, Default)]
 pub struct RefusedActionArgs {
     /// NVIDIA GPU support (not implemented yet)
@@ -717,33 +717,93 @@ pub struct RefusedActionArgs {
     /// CNI network arguments (need CNI and root)
     #[arg(long, value_name = "ARGS")]
     pub network_args: Vec<String>,
-    /// Name servers for the container's /etc/resolv.conf (not implemented yet)
+    /// Name servers for the container's /etc/resolv.conf
     #[arg(long, value_name = "IP[,IP...]")]
     pub dns: Option<String>,
     /// Do not run an init as PID 1 in a PID namespace
     #[arg(long)]
     pub no_init: bool,
-    /// Do not pass the host's umask; use 0022 (not implemented yet)
+    /// Do not pass the host's umask; use 0022
     #[arg(long)]
     pub no_umask: bool,
     /// OCI compatibility: --containall --writable-tmpfs --no-init --no-umask --no-eval
     #[arg(long)]
     pub compat: bool,
-    /// Extra host libraries to bind into the container (not implemented yet)
-    #[arg(long, value_name = "LIB", hide = true)]
+    /// Host library files to bind into /.singularity.d/libs (on LD_LIBRARY_PATH)
+    #[arg(long, value_name = "LIB[,LIB...]", hide = true)]
     pub containlibs: Vec<String>,
-    /// Drop all capabilities, even root's (needs root)
+    /// Drop all capabilities, even root's (root only)
     #[arg(long)]
     pub no_privs: bool,
-    /// Keep all of root's capabilities (needs root)
+    /// Keep all of root's capabilities, the default (root only)
     #[arg(long)]
     pub keep_privs: bool,
-    /// Capabilities to add (needs root)
+    /// Capabilities to add, comma-separated (root only)
     #[arg(long, value_name = "CAPS")]
     pub add_caps: Option<String>,
-    /// Capabilities to drop (needs root)
+    /// Capabilities to drop, comma-separated, or all (root only)
     #[arg(long, value_name = "CAPS")]
     pub drop_caps: Option<String>,
+    /// Let setuid programs in the image work: no nosuid on its mount (root only)
+    #[arg(long)]
+    pub allow_setuid: bool,
+    /// No PID namespace, even with --containall or --compat
+    #[arg(long)]
+    pub no_pid: bool,
+    /// Make mount points in an underlay: Vessel always makes them in its session layer, so this changes nothing
+    #[arg(long)]
+    pub underlay: bool,
+    /// Never use fakeroot(1): Vessel never does, so this changes nothing
+    #[arg(long, hide = true)]
+    pub ignore_fakeroot_command: bool,
+    /// With --fakeroot, map only root, even with subordinate ids in /etc/subuid
+    #[arg(long, hide = true)]
+    pub ignore_subuid: bool,
+    /// Never use a user namespace: root never does (refused for other users)
+    #[arg(long, hide = true)]
+    pub ignore_userns: bool,
+    /// No NVIDIA GPUs, even where the site always uses them
+    #[arg(long, hide = true)]
+    pub no_nv: bool,
+    /// No AMD GPUs, even where the site always uses them
+    #[arg(long, hide = true)]
+    pub no_rocm: bool,
+    /// 32-bit GPU libraries too (not implemented yet: GPU support)
+    #[arg(long)]
+    pub compat32: bool,
+    /// Directories of CDI specifications (not implemented yet: GPU support)
+    #[arg(long, value_name = "DIR")]
+    pub cdi_dirs: Vec<String>,
+    /// FUSE mounts in the container (not supported: mount on the host and bind)
+    #[arg(long, value_name = "SPEC")]
+    pub fusemount: Vec<String>,
+    /// Intel Gaudi devices (not supported)
+    #[arg(long)]
+    pub intel_hpu: bool,
+    /// Join a network namespace (not supported)
+    #[arg(long, value_name = "PATH")]
+    pub netns_path: Option<String>,
+    /// Passphrase of an encrypted image (not supported: no encrypted images)
+    #[arg(long)]
+    pub passphrase: bool,
+    /// Key of an encrypted image (not supported: no encrypted images)
+    #[arg(long, value_name = "FILE")]
+    pub pem_path: Option<String>,
+    /// Docker daemon for docker-daemon: images (not supported)
+    #[arg(long, value_name = "HOST")]
+    pub docker_host: Option<String>,
+    /// Time limit of the runscript's evaluation (no effect: Vessel evaluates it with /bin/sh)
+    #[arg(long, value_name = "DURATION")]
+    pub runscript_timeout: Option<String>,
+    /// Directory for the temporary files of an exec docker://… fetch (default: APPTAINER_TMPDIR, TMPDIR, /tmp)
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub tmpdir: Option<std::path::PathBuf>,
+    /// Registry user name (default: APPTAINER_DOCKER_USERNAME, DOCKER_USERNAME)
+    #[arg(long, value_name = "NAME", hide = true)]
+    pub docker_username: Option<String>,
+    /// Registry password (default: APPTAINER_DOCKER_PASSWORD, DOCKER_PASSWORD)
+    #[arg(long, value_name = "PASSWORD", hide = true)]
+    pub docker_password: Option<String>,
     /// Security options: seccomp:, apparmor:, selinux:, uid:, gid: (not implemented yet)
     #[arg(long, value_name = "OPTION")]
     pub security: Vec<String>,

@@ -245,36 +245,33 @@ pub mod vars {
     );
     pub const DNS: EnvVar = EnvVar::new(
         "DNS",
-        "Name servers (like --dns); refused until implemented.",
+        "Name servers for the container's /etc/resolv.conf, comma-separated (like --dns).",
     );
     pub const NOSHIMINIT: EnvVar = EnvVar::new("NOSHIMINIT", "No init as PID 1 (like --no-init).");
     pub const NO_UMASK: EnvVar = EnvVar::new(
         "NO_UMASK",
-        "Use umask 0022 (like --no-umask); refused until implemented.",
+        "Use umask 0022 instead of the user's (like --no-umask).",
     );
-    pub const COMPAT: EnvVar = EnvVar::new(
-        "COMPAT",
-        "OCI compatibility mode (like --compat); refused until implemented.",
-    );
+    pub const COMPAT: EnvVar = EnvVar::new("COMPAT", "OCI compatibility mode (like --compat).");
     pub const CONTAINLIBS: EnvVar = EnvVar::new(
         "CONTAINLIBS",
-        "Host libraries to bind (like --containlibs); refused until implemented.",
+        "Host libraries to bind into /.singularity.d/libs, comma-separated (like --containlibs).",
     );
     pub const NO_PRIVS: EnvVar = EnvVar::new(
         "NO_PRIVS",
-        "Drop all privileges as root (like --no-privs); refused.",
+        "Drop all capabilities, even root's (like --no-privs); root only.",
     );
     pub const KEEP_PRIVS: EnvVar = EnvVar::new(
         "KEEP_PRIVS",
-        "Keep root's privileges (like --keep-privs); refused.",
+        "Keep all of root's capabilities (like --keep-privs); root only.",
     );
     pub const ADD_CAPS: EnvVar = EnvVar::new(
         "ADD_CAPS",
-        "Capabilities to add (like --add-caps); refused.",
+        "Capabilities to add, comma-separated (like --add-caps); root only.",
     );
     pub const DROP_CAPS: EnvVar = EnvVar::new(
         "DROP_CAPS",
-        "Capabilities to drop (like --drop-caps); refused.",
+        "Capabilities to drop, comma-separated or `all` (like --drop-caps); root only.",
     );
     pub const SECURITY: EnvVar = EnvVar::new(
         "SECURITY",
@@ -327,6 +324,75 @@ pub mod vars {
     pub const OOM_KILL_DISABLE: EnvVar = EnvVar::new(
         "OOM_KILL_DISABLE",
         "No OOM killer (like --oom-kill-disable); refused: needs cgroups.",
+    );
+
+    pub const ALLOW_SETUID: EnvVar = EnvVar::new(
+        "ALLOW_SETUID",
+        "Mount the image without nosuid (like --allow-setuid); root only.",
+    );
+    pub const NO_PID: EnvVar = EnvVar::new(
+        "NO_PID",
+        "No PID namespace, even with --containall (like --no-pid).",
+    );
+    pub const UNDERLAY: EnvVar = EnvVar::new(
+        "UNDERLAY",
+        "Make mount points in an underlay (like --underlay): what Vessel always does.",
+    );
+    pub const IGNORE_FAKEROOT_COMMAND: EnvVar = EnvVar::new(
+        "IGNORE_FAKEROOT_COMMAND",
+        "Never use fakeroot(1) (like --ignore-fakeroot-command): Vessel never does.",
+    );
+    pub const IGNORE_SUBUID: EnvVar = EnvVar::new(
+        "IGNORE_SUBUID",
+        "Map only root in --fakeroot's namespace, whatever /etc/subuid says (like --ignore-subuid).",
+    );
+    pub const IGNORE_USERNS: EnvVar = EnvVar::new(
+        "IGNORE_USERNS",
+        "Never use user namespaces (like --ignore-userns); root only.",
+    );
+    pub const NV_OFF: EnvVar = EnvVar::new(
+        "NV_OFF",
+        "Do not use NVIDIA GPUs even if the site always does (like --no-nv).",
+    );
+    pub const NO_NV: EnvVar = EnvVar::new(
+        "NO_NV",
+        "Do not use NVIDIA GPUs even if the site always does (like --no-nv).",
+    );
+    pub const ROCM_OFF: EnvVar = EnvVar::new(
+        "ROCM_OFF",
+        "Do not use AMD GPUs even if the site always does (like --no-rocm).",
+    );
+    pub const NO_ROCM: EnvVar = EnvVar::new(
+        "NO_ROCM",
+        "Do not use AMD GPUs even if the site always does (like --no-rocm).",
+    );
+    pub const COMPAT32: EnvVar = EnvVar::new(
+        "COMPAT32",
+        "32-bit GPU libraries too (like --compat32); refused until GPUs are supported.",
+    );
+    pub const FUSESPEC: EnvVar = EnvVar::new(
+        "FUSESPEC",
+        "FUSE mounts in the container (like --fusemount); refused.",
+    );
+    pub const INTEL_HPU: EnvVar = EnvVar::new(
+        "INTEL_HPU",
+        "Intel Gaudi devices (like --intel-hpu); refused.",
+    );
+    pub const NETNS_PATH: EnvVar = EnvVar::new(
+        "NETNS_PATH",
+        "Join a network namespace (like --netns-path); refused.",
+    );
+    pub const DOCKER_HOST: EnvVar = EnvVar::new(
+        "DOCKER_HOST",
+        "Docker daemon for docker-daemon: images (like --docker-host); refused.",
+    );
+    pub const DOCKER_LOGIN: EnvVar = EnvVar::new(
+        "DOCKER_LOGIN",
+        "Ask for registry credentials (like --docker-login).",
+    );
+    pub const RUNSCRIPT_TIMEOUT: EnvVar = EnvVar::new(
+        "RUNSCRIPT_TIMEOUT",
+        "Time limit of the runscript's evaluation (like --runscript-timeout); no effect in Vessel.",
     );
 
     /// Every variable, for documentation.
@@ -410,6 +476,23 @@ pub mod vars {
         BLKIO_WEIGHT,
         BLKIO_WEIGHT_DEVICE,
         OOM_KILL_DISABLE,
+        ALLOW_SETUID,
+        NO_PID,
+        UNDERLAY,
+        IGNORE_FAKEROOT_COMMAND,
+        IGNORE_SUBUID,
+        IGNORE_USERNS,
+        NV_OFF,
+        NO_NV,
+        ROCM_OFF,
+        NO_ROCM,
+        COMPAT32,
+        FUSESPEC,
+        INTEL_HPU,
+        NETNS_PATH,
+        DOCKER_HOST,
+        DOCKER_LOGIN,
+        RUNSCRIPT_TIMEOUT,
     ];
 }
 

@@ -63,6 +63,9 @@ pub struct EnvInput<'a> {
     pub product: &'a str,
     /// The image's environment scripts, in the order to source them.
     pub env_scripts: &'a [String],
+    /// Host libraries are bound in `/.singularity.d/libs`, which must then
+    /// be on `LD_LIBRARY_PATH`.
+    pub host_libs: bool,
 }
 
 /// The environment to exec `/bin/sh` with, and the script it runs.
@@ -279,6 +282,14 @@ pub fn container_env(input: &EnvInput<'_>) -> ContainerEnv {
     if let Some(p) = append {
         s.push_str(&format!("export PATH=\"$PATH\":{p}\n"));
     }
+    if input.host_libs {
+        // Apptainer's images append it in their 99-base.sh; images without
+        // that script (or whose variables replaced it) get it here, once.
+        s.push_str(&format!(
+            "case :\"${{LD_LIBRARY_PATH:-}}\": in *:{0}:*) ;; *) LD_LIBRARY_PATH=\"${{LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}}{0}\"; export LD_LIBRARY_PATH ;; esac\n",
+            crate::plan::LIBS_DIR
+        ));
+    }
     if input.no_eval {
         s.push_str("export APPTAINER_NO_EVAL=1\n");
     }
@@ -403,6 +414,7 @@ mod tests {
             action: &Action::Exec(vec!["env".into()]),
             product: "Apptainer",
             env_scripts: &["/.singularity.d/env/90-environment.sh".to_string()],
+            host_libs: false,
         })
     }
 

@@ -2,8 +2,10 @@
 //! of a launch plan.
 
 use std::ffi::OsString;
+use std::net::IpAddr;
 use std::path::PathBuf;
 
+use vessel_sys::caps::Capability;
 use vessel_sys::user::{GroupEntry, PasswdEntry};
 
 use crate::bind::BindSpec;
@@ -66,6 +68,18 @@ impl Driver {
     }
 }
 
+/// Real root's privileges in the container, decided from `--keep-privs`,
+/// `--no-privs`, `--add-caps` and `--drop-caps` (Apptainer's `root default
+/// capabilities = full` otherwise).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RootPrivileges {
+    /// The capabilities kept in every set, in kernel order.
+    pub keep: Vec<Capability>,
+    /// Set `no_new_privs` (with `--no-privs`, as Apptainer does; root with
+    /// capabilities runs setuid and file-capability programs as they are).
+    pub no_new_privs: bool,
+}
+
 /// Everything the user asked for, validated.
 #[derive(Clone, Debug, Default)]
 pub struct LaunchOptions {
@@ -103,6 +117,19 @@ pub struct LaunchOptions {
     /// Appear as root (uid 0) inside, through the user namespace mapping:
     /// privileges over the container's files only, none on the host.
     pub fakeroot: bool,
+    /// `--ignore-subuid`: with `fakeroot`, map only root, whatever
+    /// `/etc/subuid` gives the user.
+    pub ignore_subuid: bool,
+    /// `--dns`: the name servers of a generated `/etc/resolv.conf`.
+    pub dns: Vec<IpAddr>,
+    /// `--containlibs`: host library files bound into
+    /// `/.singularity.d/libs`.
+    pub containlibs: Vec<PathBuf>,
+    /// Real root's capabilities; `None` for other users, whose containers
+    /// get none on the host (the user namespace's only).
+    pub root_privileges: Option<RootPrivileges>,
+    /// `--allow-setuid` (root only): the image is mounted without `nosuid`.
+    pub allow_setuid: bool,
     pub driver: Driver,
     /// Where extracted images are cached (node-local).
     pub extract_dir: PathBuf,

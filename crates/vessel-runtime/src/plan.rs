@@ -6,6 +6,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use vessel_image::RootDir;
+use vessel_sys::caps::Capability;
 use vessel_sys::ns::Namespaces;
 
 use crate::env::{container_env, script_args, EnvInput};
@@ -50,6 +51,7 @@ pub enum Mount {
         name: String,
         content: String,
         dst: PathBuf,
+        readonly: bool,
     },
     /// A symbolic link created at `at` (inside a tmpfs the plan made).
     Symlink { target: String, at: PathBuf },
@@ -65,6 +67,8 @@ pub struct SessionPlan {
     pub namespaces: Namespaces,
     /// Root inside, mapped to the user (and subordinate ids) outside.
     pub fakeroot: bool,
+    /// With `fakeroot`, map only root, even with subordinate ids.
+    pub ignore_subuid: bool,
     pub hostname: Option<String>,
     /// Bring up loopback in the new network namespace.
     pub loopback: bool,
@@ -90,6 +94,14 @@ pub struct LaunchPlan {
     pub shim_init: bool,
     /// The umask the command starts with; `None` keeps the user's.
     pub umask: Option<u32>,
+    /// Set `no_new_privs` before the command (always, except for real
+    /// root with capabilities, as in Apptainer).
+    pub no_new_privs: bool,
+    /// Real root's capabilities, limited to these before the command;
+    /// `None` leaves them (an unprivileged user has none on the host).
+    pub capabilities: Option<Vec<Capability>>,
+    /// Mount the root without `nosuid` (`--allow-setuid`, root only).
+    pub allow_setuid: bool,
     pub mounts: Vec<Mount>,
     pub cwd: PathBuf,
     pub home: PathBuf,
@@ -104,6 +116,12 @@ pub enum PlanError {
     Invalid(String),
     #[error("bind source {path} {problem}")]
     BindSource { path: PathBuf, problem: String },
+    #[error("{flag} {path}: {problem}")]
+    HostLibrary {
+        flag: &'static str,
+        path: PathBuf,
+        problem: String,
+    },
     #[error("while reading the image: {0}")]
     Image(#[from] std::io::Error),
 }
@@ -174,6 +192,7 @@ pub fn session(
             net: opts.net,
         },
         fakeroot: opts.fakeroot,
+        ignore_subuid: opts.ignore_subuid,
         hostname: opts.hostname.clone(),
         loopback: opts.net,
         session_mib: SESSION_BASE_MIB + writable_mib,
@@ -294,12 +313,22 @@ pub fn build_root(
         });
     }
 
-    // Host files every container gets.
+    // Host files every container gets; --dns writes its own resolv.conf.
     for f in ["/etc/localtime", "/etc/hosts", "/etc/resolv.conf"] {
-        if !no_mount(f) && !no_mount("bind-paths") && Path::new(f).exists() {
+        let replaced = f == "/etc/resolv.conf" && !opts.dns.is_empty();
+        if !replaced && !no_mount(f) && !no_mount("bind-paths") && Path::new(f).exists() {
             mounts.push(bind(f, f, true, false));
         }
     }
+    if !opts.dns.is_empty() {
+        mounts.push(Mount::SessionFile {
+            name: "resolv.conf".into(),
+            content: resolv_conf(&opts.dns),
+            dst: "/etc/resolv.conf".into(),
+            readonly: true,
+        });
+    }
+    let host_libs = host_libraries("--containlibs", &opts.containlibs, &mut mounts)?;
     let image_file = |p: &str| -> Result<String, PlanError> {
         Ok(image_root
             .read_file(p, 16 << 20)?
@@ -313,11 +342,13 @@ pub fn build_root(
             name: "passwd".into(),
             content: identity::passwd(&image_file("/etc/passwd")?, host, &home_text),
             dst: "/etc/passwd".into(),
+            readonly: false,
         });
         mounts.push(Mount::SessionFile {
             name: "group".into(),
             content: identity::group(&image_file("/etc/group")?, host),
             dst: "/etc/group".into(),
+            readonly: false,
         });
     }
     if let Some(h) = &session.hostname {
@@ -325,6 +356,7 @@ pub fn build_root(
             name: "hostname".into(),
             content: format!("{h}\n"),
             dst: "/etc/hostname".into(),
+            readonly: false,
         });
     }
 
@@ -373,6 +405,7 @@ pub fn build_root(
         action: &action,
         product: &opts.product,
         env_scripts: &env_scripts,
+        host_libs,
     });
     warnings.extend(env.warnings);
     let has_sh = image_root.resolve("/bin/sh")?.is_some();
@@ -409,6 +442,9 @@ pub fn build_root(
         new_proc,
         shim_init: new_proc && !opts.no_init,
         umask: opts.no_umask.then_some(0o022),
+        no_new_privs: opts.root_privileges.as_ref().is_none_or(|p| p.no_new_privs),
+        capabilities: opts.root_privileges.as_ref().map(|p| p.keep.clone()),
+        allow_setuid: opts.allow_setuid,
         mounts,
         cwd: cwd_dst,
         home: home_dst,
@@ -416,6 +452,63 @@ pub fn build_root(
         env: env.initial,
         warnings,
     })
+}
+
+/// The directory of the container where host libraries are bound, which
+/// Apptainer's images put on `LD_LIBRARY_PATH` (`99-base.sh`).
+pub const LIBS_DIR: &str = "/.singularity.d/libs";
+
+/// The plan step "host libraries into `/.singularity.d/libs`": each file of
+/// `libs` bound read-only at `LIBS_DIR/<its name>`, for `--containlibs`
+/// and the GPU libraries; `flag` names who asked, in errors. The first of
+/// two libraries of one name wins, as it would on a library path. Returns
+/// whether any was bound (the directory then goes on `LD_LIBRARY_PATH`).
+/// Each must be a file the user can read: a missing one is an error here,
+/// not a broken program later.
+pub fn host_libraries(
+    flag: &'static str,
+    libs: &[PathBuf],
+    mounts: &mut Vec<Mount>,
+) -> Result<bool, PlanError> {
+    let mut names = Vec::new();
+    for lib in libs {
+        let problem = |problem: String| PlanError::HostLibrary {
+            flag,
+            path: lib.clone(),
+            problem,
+        };
+        let name = lib
+            .file_name()
+            .ok_or_else(|| problem("not a file name".into()))?;
+        match std::fs::metadata(lib) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => return Err(problem("not a file (give library files)".into())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(problem("doesn't exist".into()))
+            }
+            Err(e) => return Err(problem(e.to_string())),
+        }
+        std::fs::File::open(lib).map_err(|e| problem(format!("cannot be read: {e}")))?;
+        if names.contains(&name) {
+            continue;
+        }
+        names.push(name);
+        mounts.push(Mount::Bind {
+            src: lib.clone(),
+            dst: Path::new(LIBS_DIR).join(name),
+            readonly: true,
+            recursive: false,
+        });
+    }
+    Ok(!names.is_empty())
+}
+
+/// `/etc/resolv.conf` naming `servers`.
+fn resolv_conf(servers: &[std::net::IpAddr]) -> String {
+    servers
+        .iter()
+        .map(|ip| format!("nameserver {ip}\n"))
+        .collect()
 }
 
 /// A private, initially empty directory at `dst`: `workdir/sub` on the host
@@ -734,6 +827,113 @@ mod tests {
                 upper: "/ov".into()
             }
         );
+    }
+
+    #[test]
+    fn dns_replaces_the_hosts_resolv_conf_with_a_read_only_file() {
+        let img = image();
+        let mut o = opts(Action::Exec(vec!["true".into()]));
+        o.dns = vec!["10.0.0.2".parse().unwrap(), "fd00::1".parse().unwrap()];
+        o.no_mount = vec!["/etc/resolv.conf".into()];
+        let plan = build(&o, &host(), img.path(), Path::new("/i.sif"), false).unwrap();
+        let resolv: Vec<&Mount> = plan
+            .mounts
+            .iter()
+            .filter(|m| matches!(m, Mount::Bind { dst, .. } | Mount::SessionFile { dst, .. } if dst == Path::new("/etc/resolv.conf")))
+            .collect();
+        assert_eq!(
+            resolv,
+            [&Mount::SessionFile {
+                name: "resolv.conf".into(),
+                content: "nameserver 10.0.0.2\nnameserver fd00::1\n".into(),
+                dst: "/etc/resolv.conf".into(),
+                readonly: true,
+            }]
+        );
+    }
+
+    #[test]
+    fn host_libraries_are_bound_read_only_into_the_libs_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (
+            dir.path().join("liba.so.1"),
+            dir.path().join("sub/liba.so.1"),
+        );
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(&a, "").unwrap();
+        std::fs::write(&b, "").unwrap();
+        let mut mounts = Vec::new();
+        assert!(!host_libraries("--nv", &[], &mut mounts).unwrap());
+        assert!(mounts.is_empty());
+        // The first of one name wins, as on a library path.
+        assert!(host_libraries("--nv", &[a.clone(), b], &mut mounts).unwrap());
+        assert_eq!(
+            mounts,
+            [Mount::Bind {
+                src: a.clone(),
+                dst: "/.singularity.d/libs/liba.so.1".into(),
+                readonly: true,
+                recursive: false,
+            }]
+        );
+        let err = |libs: &[PathBuf]| {
+            host_libraries("--containlibs", libs, &mut Vec::new())
+                .unwrap_err()
+                .to_string()
+        };
+        let missing = dir.path().join("libnope.so");
+        assert_eq!(
+            err(std::slice::from_ref(&missing)),
+            format!("--containlibs {}: doesn't exist", missing.display())
+        );
+        assert!(err(&[dir.path().to_path_buf()]).ends_with("not a file (give library files)"));
+        // Through the plan, with the directory on LD_LIBRARY_PATH.
+        let img = image();
+        let mut o = opts(Action::Exec(vec!["true".into()]));
+        o.containlibs = vec![a];
+        let plan = build(&o, &host(), img.path(), Path::new("/i.sif"), false).unwrap();
+        assert!(dsts(&plan).contains(&"/.singularity.d/libs/liba.so.1".to_string()));
+        assert!(plan.argv[2].to_string_lossy().contains(
+            "LD_LIBRARY_PATH=\"${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}/.singularity.d/libs\""
+        ));
+        let plan = build(
+            &opts(Action::Exec(vec!["true".into()])),
+            &host(),
+            img.path(),
+            Path::new("/i.sif"),
+            false,
+        )
+        .unwrap();
+        assert!(!plan.argv[2]
+            .to_string_lossy()
+            .contains("/.singularity.d/libs"));
+    }
+
+    #[test]
+    fn privileges_in_the_plan() {
+        let img = image();
+        let build_with =
+            |o: &LaunchOptions| build(o, &host(), img.path(), Path::new("/i.sif"), false).unwrap();
+        // An unprivileged user: no_new_privs, capabilities untouched.
+        let plan = build_with(&opts(Action::Exec(vec!["true".into()])));
+        assert!(plan.no_new_privs && plan.capabilities.is_none() && !plan.allow_setuid);
+        let mut o = opts(Action::Exec(vec!["true".into()]));
+        o.root_privileges = Some(crate::options::RootPrivileges {
+            keep: vec![Capability::CAP_CHOWN],
+            no_new_privs: false,
+        });
+        o.allow_setuid = true;
+        let plan = build_with(&o);
+        assert!(!plan.no_new_privs && plan.allow_setuid);
+        assert_eq!(plan.capabilities, Some(vec![Capability::CAP_CHOWN]));
+    }
+
+    #[test]
+    fn ignore_subuid_reaches_the_session_plan() {
+        let mut o = opts(Action::Exec(vec!["true".into()]));
+        assert!(!session(&o, &host(), false).unwrap().ignore_subuid);
+        o.ignore_subuid = true;
+        assert!(session(&o, &host(), false).unwrap().ignore_subuid);
     }
 
     #[test]

@@ -5,12 +5,15 @@
 //! flag with its variable lives here, with a table test.
 
 use std::ffi::OsString;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+
+use vessel_sys::caps::{self, Capability};
 
 use vessel_config::{lookup, lookup_bool, vars, vessel_vars, EnvVar, Tool};
 
 use crate::bind::{parse_binds, parse_mount, BindError};
-use crate::options::{Action, Driver, Host, LaunchOptions, OverlaySpec};
+use crate::options::{Action, Driver, Host, LaunchOptions, OverlaySpec, RootPrivileges};
 
 /// The flags of `exec`, `run`, `shell` and `test`, unresolved.
 #[derive(Clone, Debug, Default)]
@@ -42,8 +45,8 @@ pub struct ActionFlags {
     pub net: bool,
     pub app: Option<String>,
     pub fakeroot: bool,
-    /// Apptainer's flags that Vessel parses but refuses (or, for
-    /// `--network none`, honours): see [`refusal`].
+    /// Apptainer's flags that Vessel refuses, or honours only in part (see
+    /// [`refusal`]), or honours by what it always does.
     pub nv: bool,
     pub nvccli: bool,
     pub rocm: bool,
@@ -63,6 +66,23 @@ pub struct ActionFlags {
     pub cgroups: Vec<&'static str>,
     pub sharens: bool,
     pub device: Vec<String>,
+    pub allow_setuid: bool,
+    pub no_pid: bool,
+    pub underlay: bool,
+    pub ignore_fakeroot_command: bool,
+    pub ignore_subuid: bool,
+    pub ignore_userns: bool,
+    pub no_nv: bool,
+    pub no_rocm: bool,
+    pub compat32: bool,
+    pub cdi_dirs: Vec<String>,
+    pub fusemount: Vec<String>,
+    pub intel_hpu: bool,
+    pub netns_path: Option<String>,
+    pub passphrase: bool,
+    pub pem_path: Option<String>,
+    pub docker_host: Option<String>,
+    pub runscript_timeout: Option<String>,
     /// The image, then the command and its arguments.
     pub rest: Vec<OsString>,
 }
@@ -106,6 +126,10 @@ pub enum OptionsError {
     /// its variable: `flag` names what the user set, `why` says why.
     #[error("{flag} {why}")]
     Unsupported { flag: String, why: String },
+    #[error("--dns {0:?}: not an IP address (give name servers as IP[,IP...], for example --dns 10.0.0.2,1.1.1.1)")]
+    Dns(String),
+    #[error("{flag} {name:?}: unknown capability (use names such as CAP_NET_RAW or net_raw, or all; capabilities(7) lists them)")]
+    Capability { flag: &'static str, name: String },
 }
 
 /// The cgroups variables, with the flag each stands for.
@@ -124,6 +148,11 @@ const CGROUP_VARS: &[(EnvVar, &str)] = &[
 ];
 
 const NOT_YET: &str = "is not implemented yet in Vessel";
+const GPUS_NOT_YET: &str = "is not implemented yet in Vessel (GPU support)";
+const CAPS_NEED_ROOT: &str = "needs root: an unprivileged container runs in a user namespace, with no capabilities on the host (Vessel has no setuid starter)";
+const SETUID_NEEDS_ROOT: &str = "needs root: setuid programs cannot gain privileges in an unprivileged container (Vessel has no setuid starter)";
+const USERNS_NEEDS_ROOT: &str =
+    "needs root: without a setuid starter, an unprivileged container always needs a user namespace";
 const NEEDS_CNI: &str = "needs CNI and root: Vessel supports only --network none (loopback only)";
 const NEEDS_CGROUPS: &str =
     "needs cgroups (root, or cgroups v2 delegated through systemd): not implemented yet in Vessel";
@@ -136,8 +165,8 @@ enum Given {
 }
 
 impl Vars<'_> {
-    /// A refused boolean: the flag, else its variable when true.
-    fn refused_bool(&self, flag: bool, var: EnvVar) -> Option<Given> {
+    /// A boolean setting: the flag, else its variable when true.
+    fn given_bool(&self, flag: bool, var: EnvVar) -> Option<Given> {
         if flag {
             return Some(Given::Flag);
         }
@@ -147,8 +176,8 @@ impl Vars<'_> {
             .then_some(Given::Var(found.name))
     }
 
-    /// A refused value: the flag's, else its variable's when not empty.
-    fn refused_value(&self, flag: Option<String>, var: EnvVar) -> Option<(Given, String)> {
+    /// A value setting: the flag's, else its variable's when not empty.
+    fn given_value(&self, flag: Option<String>, var: EnvVar) -> Option<(Given, String)> {
         if let Some(v) = flag {
             return Some((Given::Flag, v));
         }
@@ -173,17 +202,50 @@ fn unsupported(given: Given, flag: &str, why: &str) -> OptionsError {
 /// a network namespace with only loopback.
 fn refusal(a: &mut ActionFlags, vars: &Vars<'_>, host: &Host) -> Result<bool, OptionsError> {
     let gpus = [
-        (a.nv, vars::NV, "--nv"),
-        (a.nvccli, vars::NVCCLI, "--nvccli"),
-        (a.rocm, vars::ROCM, "--rocm"),
+        (a.nv, vars::NV, "--nv", NOT_YET),
+        (a.nvccli, vars::NVCCLI, "--nvccli", NOT_YET),
+        (a.rocm, vars::ROCM, "--rocm", NOT_YET),
+        (a.compat32, vars::COMPAT32, "--compat32", GPUS_NOT_YET),
+        (
+            a.intel_hpu,
+            vars::INTEL_HPU,
+            "--intel-hpu",
+            "is not supported by Vessel (Intel Gaudi devices)",
+        ),
     ];
-    for (flag, var, name) in gpus {
-        if let Some(g) = vars.refused_bool(flag, var) {
-            return Err(unsupported(g, name, NOT_YET));
+    for (flag, var, name, why) in gpus {
+        if let Some(g) = vars.given_bool(flag, var) {
+            return Err(unsupported(g, name, why));
         }
     }
+    if !a.cdi_dirs.is_empty() {
+        return Err(unsupported(Given::Flag, "--cdi-dirs", GPUS_NOT_YET));
+    }
+    let fuse = a.fusemount.first().cloned();
+    if let Some((g, _)) = vars.given_value(fuse, vars::FUSESPEC) {
+        let why =
+            "is not supported by Vessel: mount the FUSE file system on the host and --bind it";
+        return Err(unsupported(g, "--fusemount", why));
+    }
+    if let Some((g, _)) = vars.given_value(a.netns_path.take(), vars::NETNS_PATH) {
+        let why = "is not supported by Vessel: use the host's network, or --network none";
+        return Err(unsupported(g, "--netns-path", why));
+    }
+    let encrypted = "is not supported by Vessel: encrypted SIF images are not supported";
+    if a.passphrase {
+        return Err(unsupported(Given::Flag, "--passphrase", encrypted));
+    }
+    if a.pem_path.is_some() {
+        return Err(unsupported(Given::Flag, "--pem-path", encrypted));
+    }
+    // Only the prefixed variable: a plain DOCKER_HOST is Docker's own, and
+    // matters to Apptainer only for docker-daemon: images.
+    if let Some((g, _)) = vars.given_value(a.docker_host.take(), vars::DOCKER_HOST) {
+        let why = "is not supported by Vessel: docker-daemon: images are not supported (`docker save` the image and run docker-archive:FILE)";
+        return Err(unsupported(g, "--docker-host", why));
+    }
     let mut net_none = false;
-    if let Some((g, v)) = vars.refused_value(a.network.take(), vars::NETWORK) {
+    if let Some((g, v)) = vars.given_value(a.network.take(), vars::NETWORK) {
         let names: Vec<&str> = v.split(',').map(str::trim).collect();
         if names.iter().all(|n| *n == "none") {
             net_none = true;
@@ -193,35 +255,46 @@ fn refusal(a: &mut ActionFlags, vars: &Vars<'_>, host: &Host) -> Result<bool, Op
         }
     }
     let args = a.network_args.first().cloned();
-    if let Some((g, _)) = vars.refused_value(args, vars::NETWORK_ARGS) {
+    if let Some((g, _)) = vars.given_value(args, vars::NETWORK_ARGS) {
         return Err(unsupported(g, "--network-args", NEEDS_CNI));
     }
-    if let Some((g, _)) = vars.refused_value(a.dns.take(), vars::DNS) {
-        return Err(unsupported(g, "--dns", NOT_YET));
-    }
-    let libs = a.containlibs.first().cloned();
-    if let Some((g, _)) = vars.refused_value(libs, vars::CONTAINLIBS) {
-        return Err(unsupported(g, "--containlibs", NOT_YET));
-    }
-    let privs = if host.uid == 0 { NOT_YET } else { "needs root" };
-    for (flag, var, name) in [
-        (a.no_privs, vars::NO_PRIVS, "--no-privs"),
-        (a.keep_privs, vars::KEEP_PRIVS, "--keep-privs"),
-    ] {
-        if let Some(g) = vars.refused_bool(flag, var) {
-            return Err(unsupported(g, name, privs));
+    if host.uid != 0 {
+        for (flag, var, name, why) in [
+            (a.no_privs, vars::NO_PRIVS, "--no-privs", CAPS_NEED_ROOT),
+            (
+                a.keep_privs,
+                vars::KEEP_PRIVS,
+                "--keep-privs",
+                CAPS_NEED_ROOT,
+            ),
+            (
+                a.allow_setuid,
+                vars::ALLOW_SETUID,
+                "--allow-setuid",
+                SETUID_NEEDS_ROOT,
+            ),
+            (
+                a.ignore_userns,
+                vars::IGNORE_USERNS,
+                "--ignore-userns",
+                USERNS_NEEDS_ROOT,
+            ),
+        ] {
+            if let Some(g) = vars.given_bool(flag, var) {
+                return Err(unsupported(g, name, why));
+            }
         }
-    }
-    for (flag, var, name) in [
-        (a.add_caps.take(), vars::ADD_CAPS, "--add-caps"),
-        (a.drop_caps.take(), vars::DROP_CAPS, "--drop-caps"),
-    ] {
-        if let Some((g, _)) = vars.refused_value(flag, var) {
-            return Err(unsupported(g, name, privs));
+        for (flag, var, name) in [
+            (a.add_caps.clone(), vars::ADD_CAPS, "--add-caps"),
+            (a.drop_caps.clone(), vars::DROP_CAPS, "--drop-caps"),
+        ] {
+            if let Some((g, _)) = vars.given_value(flag, var) {
+                return Err(unsupported(g, name, CAPS_NEED_ROOT));
+            }
         }
     }
     let security = a.security.first().cloned();
-    if let Some((g, _)) = vars.refused_value(security, vars::SECURITY) {
+    if let Some((g, _)) = vars.given_value(security, vars::SECURITY) {
         let why = "is not implemented yet in Vessel (seccomp, AppArmor, SELinux, uid and gid)";
         return Err(unsupported(g, "--security", why));
     }
@@ -229,11 +302,11 @@ fn refusal(a: &mut ActionFlags, vars: &Vars<'_>, host: &Host) -> Result<bool, Op
         return Err(unsupported(Given::Flag, name, NEEDS_CGROUPS));
     }
     for (var, name) in CGROUP_VARS {
-        if let Some((g, _)) = vars.refused_value(None, *var) {
+        if let Some((g, _)) = vars.given_value(None, *var) {
             return Err(unsupported(g, name, NEEDS_CGROUPS));
         }
     }
-    if let Some(g) = vars.refused_bool(a.sharens, vars::SHARENS) {
+    if let Some(g) = vars.given_bool(a.sharens, vars::SHARENS) {
         return Err(unsupported(g, "--sharens", NOT_YET));
     }
     if !a.device.is_empty() {
@@ -320,8 +393,26 @@ pub fn resolve(
     // of arguments, a contained and writable (but discarded) root.
     let compat = a.compat || vars.flag(&[vars::COMPAT]);
     let containall = compat || a.containall || vars.flag(&[vars::CONTAINALL]);
-    let pid = a.pid || containall || vars.flag(&[vars::PID, vars::UNSHARE_PID]);
+    // --no-pid beats --pid and what implies it (--containall, --compat).
+    let no_pid = a.no_pid || vars.flag(&[vars::NO_PID]);
+    let pid = !no_pid && (a.pid || containall || vars.flag(&[vars::PID, vars::UNSHARE_PID]));
     let net_none = refusal(&mut a, vars, host)?;
+    if let Some((_, t)) = vars.given_value(a.runscript_timeout.take(), vars::RUNSCRIPT_TIMEOUT) {
+        tracing::warn!(
+            "--runscript-timeout {t} has no effect: Vessel evaluates the runscript with /bin/sh, without a time limit"
+        );
+    }
+    let dns = dns_servers(a.dns.take(), vars)?;
+    let containlibs = vars
+        .list(split_commas(&a.containlibs), vars::CONTAINLIBS)
+        .into_iter()
+        .map(|l| absolute(Path::new(&l), &host.cwd))
+        .collect();
+    let root_privileges = root_privileges(&a, vars, host)?;
+    // Checked in `refusal`: only root gets here with it.
+    let allow_setuid = vars
+        .given_bool(a.allow_setuid, vars::ALLOW_SETUID)
+        .is_some();
     let mut rest = a.rest.into_iter();
     let image = rest.next().ok_or(OptionsError::NoImage)?;
     let args: Vec<OsString> = rest.collect();
@@ -473,12 +564,85 @@ pub fn resolve(
         no_init: compat || a.no_init || vars.flag(&[vars::NOSHIMINIT]),
         no_umask: compat || a.no_umask || vars.flag(&[vars::NO_UMASK]),
         fakeroot: a.fakeroot || vars.flag(&[vars::FAKEROOT]),
+        ignore_subuid: a.ignore_subuid || vars.flag(&[vars::IGNORE_SUBUID]),
+        dns,
+        containlibs,
+        root_privileges,
+        allow_setuid,
         driver,
         extract_dir,
         extract_fallback,
         extract_max_bytes,
         product: vars.tool.product().to_string(),
     })
+}
+
+/// A list flag's values, each of which may hold several, comma-separated
+/// (pflag's string slices).
+fn split_commas(values: &[String]) -> Vec<String> {
+    values
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+/// `--dns IP[,IP...]` (or its variable): the name servers, checked.
+fn dns_servers(flag: Option<String>, vars: &Vars<'_>) -> Result<Vec<IpAddr>, OptionsError> {
+    let Some((_, value)) = vars.given_value(flag, vars::DNS) else {
+        return Ok(Vec::new());
+    };
+    split_commas(&[value])
+        .into_iter()
+        .map(|ip| ip.parse().map_err(|_| OptionsError::Dns(ip)))
+        .collect()
+}
+
+/// `--add-caps`/`--drop-caps` values as Apptainer reads them:
+/// comma-separated, any case, with or without `CAP_`, or `all`.
+fn capabilities(flag: &'static str, value: &str) -> Result<Vec<Capability>, OptionsError> {
+    let mut out = Vec::new();
+    for name in split_commas(&[value.to_string()]) {
+        if name.eq_ignore_ascii_case("all") || name.eq_ignore_ascii_case("cap_all") {
+            return Ok(caps::all());
+        }
+        match caps::by_name(&name) {
+            Some(c) => out.push(c),
+            None => return Err(OptionsError::Capability { flag, name }),
+        }
+    }
+    Ok(out)
+}
+
+/// Real root's capabilities in the container, as Apptainer decides them
+/// with `root default capabilities = full`: all of them, none with
+/// `--no-privs` (which beats `--keep-privs`), then `--add-caps` added and
+/// `--drop-caps` taken away. `None` for other users (refused in
+/// [`refusal`] if they asked).
+fn root_privileges(
+    a: &ActionFlags,
+    vars: &Vars<'_>,
+    host: &Host,
+) -> Result<Option<RootPrivileges>, OptionsError> {
+    if host.uid != 0 {
+        return Ok(None);
+    }
+    let no_privs = vars.given_bool(a.no_privs, vars::NO_PRIVS).is_some();
+    let mut keep = if no_privs { Vec::new() } else { caps::all() };
+    if let Some((_, v)) = vars.given_value(a.add_caps.clone(), vars::ADD_CAPS) {
+        keep.extend(capabilities("--add-caps", &v)?);
+    }
+    if let Some((_, v)) = vars.given_value(a.drop_caps.clone(), vars::DROP_CAPS) {
+        let drop = capabilities("--drop-caps", &v)?;
+        keep.retain(|c| !drop.contains(c));
+    }
+    keep.sort_by_key(|c| c.index());
+    keep.dedup();
+    Ok(Some(RootPrivileges {
+        keep,
+        no_new_privs: no_privs,
+    }))
 }
 
 /// The node-local cache for extracted images: `VESSEL_EXTRACT_DIR`, else
@@ -795,14 +959,6 @@ mod tests {
                 |a| a.network_args = vec!["portmap=80:80/tcp".into()],
                 "--network-args needs CNI and root",
             ),
-            (
-                |a| a.dns = Some("1.1.1.1".into()),
-                "--dns is not implemented",
-            ),
-            (
-                |a| a.containlibs = vec!["/lib/x.so".into()],
-                "--containlibs is not implemented",
-            ),
             (|a| a.no_privs = true, "--no-privs needs root"),
             (|a| a.keep_privs = true, "--keep-privs needs root"),
             (
@@ -824,14 +980,55 @@ mod tests {
                 |a| a.device = vec!["nvidia.com/gpu=all".into()],
                 "--device is not implemented",
             ),
+            (|a| a.allow_setuid = true, "--allow-setuid needs root"),
+            (|a| a.ignore_userns = true, "--ignore-userns needs root"),
+            (
+                |a| a.compat32 = true,
+                "--compat32 is not implemented yet in Vessel (GPU support)",
+            ),
+            (
+                |a| a.cdi_dirs = vec!["/etc/cdi".into()],
+                "--cdi-dirs is not implemented yet in Vessel (GPU support)",
+            ),
+            (
+                |a| a.fusemount = vec!["host:sshfs x: /m".into()],
+                "--fusemount is not supported",
+            ),
+            (|a| a.intel_hpu = true, "--intel-hpu is not supported"),
+            (
+                |a| a.netns_path = Some("/run/netns/x".into()),
+                "--netns-path is not supported",
+            ),
+            (
+                |a| a.passphrase = true,
+                "--passphrase is not supported by Vessel: encrypted SIF images",
+            ),
+            (
+                |a| a.pem_path = Some("k.pem".into()),
+                "--pem-path is not supported by Vessel: encrypted SIF images",
+            ),
+            (
+                |a| a.docker_host = Some("unix:///d.sock".into()),
+                "--docker-host is not supported by Vessel: docker-daemon:",
+            ),
         ];
         for (set, want) in table {
             let got = refused(1000, &[], set).unwrap_or_default();
             assert!(got.starts_with(want), "{got:?} should start with {want:?}");
         }
-        // Root is refused too, until the capability flags are implemented.
-        let got = refused(0, &[], |a| a.keep_privs = true).unwrap();
-        assert_eq!(got, "--keep-privs is not implemented yet in Vessel");
+        // Root may use the root-only ones.
+        type Root = fn(&mut ActionFlags);
+        let root: &[Root] = &[
+            |a| a.keep_privs = true,
+            |a| a.no_privs = true,
+            |a| a.add_caps = Some("net_raw".into()),
+            |a| a.drop_caps = Some("all".into()),
+            |a| a.allow_setuid = true,
+            |a| a.ignore_userns = true,
+        ];
+        for set in root {
+            assert_eq!(refused(0, &[], set), None);
+        }
     }
 
     #[test]
@@ -855,8 +1052,6 @@ mod tests {
                 "IP=10.0.0.2",
                 "(like --network-args)",
             ),
-            ("APPTAINER_DNS", "1.1.1.1", "(like --dns)"),
-            ("APPTAINER_CONTAINLIBS", "/l.so", "(like --containlibs)"),
             ("APPTAINER_NO_PRIVS", "1", "(like --no-privs) needs root"),
             (
                 "APPTAINER_KEEP_PRIVS",
@@ -892,6 +1087,29 @@ mod tests {
                 "(like --oom-kill-disable)",
             ),
             ("APPTAINER_SHARENS", "1", "(like --sharens)"),
+            (
+                "APPTAINER_ALLOW_SETUID",
+                "1",
+                "(like --allow-setuid) needs root",
+            ),
+            (
+                "SINGULARITY_IGNORE_USERNS",
+                "true",
+                "SINGULARITY_IGNORE_USERNS (like --ignore-userns) needs root",
+            ),
+            ("APPTAINER_COMPAT32", "1", "(like --compat32)"),
+            ("SINGULARITY_FUSESPEC", "host:x /m", "(like --fusemount)"),
+            ("APPTAINER_INTEL_HPU", "1", "(like --intel-hpu)"),
+            (
+                "APPTAINER_NETNS_PATH",
+                "/run/netns/x",
+                "(like --netns-path)",
+            ),
+            (
+                "APPTAINER_DOCKER_HOST",
+                "unix:///d.sock",
+                "(like --docker-host)",
+            ),
         ];
         for (name, value, want) in table {
             let got = refused(1000, &[(name, value)], |_| {}).unwrap_or_default();
@@ -900,6 +1118,214 @@ mod tests {
         // False booleans and empty values are not set.
         for (name, value) in [("APPTAINER_NV", "0"), ("APPTAINER_MEMORY", "")] {
             assert_eq!(refused(1000, &[(name, value)], |_| {}), None, "{name}");
+        }
+        // Docker's own DOCKER_HOST is not Apptainer's setting.
+        assert_eq!(
+            refused(1000, &[("DOCKER_HOST", "tcp://d:2375")], |_| {}),
+            None
+        );
+    }
+
+    #[test]
+    fn dns_servers_from_the_flag_or_its_variables() {
+        let ips = |v: &[&str]| -> Vec<IpAddr> { v.iter().map(|i| i.parse().unwrap()).collect() };
+        assert!(opts(&[], |_| {}).dns.is_empty());
+        let o = opts(&[], |a| a.dns = Some("10.0.0.2, 1.1.1.1,,fd00::1".into()));
+        assert_eq!(o.dns, ips(&["10.0.0.2", "1.1.1.1", "fd00::1"]));
+        for prefix in ["APPTAINER_", "SINGULARITY_"] {
+            let o = opts(&[(&format!("{prefix}DNS"), "9.9.9.9")], |_| {});
+            assert_eq!(o.dns, ips(&["9.9.9.9"]), "{prefix}DNS");
+        }
+        // The flag wins over the variable.
+        let o = opts(&[("APPTAINER_DNS", "9.9.9.9")], |a| {
+            a.dns = Some("8.8.8.8".into())
+        });
+        assert_eq!(o.dns, ips(&["8.8.8.8"]));
+        let err = resolve_with(Tool::Vessel, &[], |a| {
+            a.dns = Some("1.1.1.1,dns.example".into())
+        });
+        let err = err.unwrap_err().to_string();
+        assert!(
+            err.starts_with("--dns \"dns.example\": not an IP address"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn containlibs_from_the_flag_or_its_variables() {
+        let o = opts(&[], |a| {
+            a.containlibs = vec!["/l/a.so,lib/b.so".into(), "/l/c.so".into()]
+        });
+        let want: Vec<PathBuf> = vec!["/l/a.so".into(), "/work/lib/b.so".into(), "/l/c.so".into()];
+        assert_eq!(o.containlibs, want);
+        for prefix in ["APPTAINER_", "SINGULARITY_"] {
+            let o = opts(
+                &[(&format!("{prefix}CONTAINLIBS"), "/l/a.so,/l/b.so")],
+                |_| {},
+            );
+            assert_eq!(o.containlibs, [PathBuf::from("/l/a.so"), "/l/b.so".into()]);
+        }
+        let o = opts(&[("APPTAINER_CONTAINLIBS", "/l/v.so")], |a| {
+            a.containlibs = vec!["/l/f.so".into()]
+        });
+        assert_eq!(o.containlibs, [PathBuf::from("/l/f.so")]);
+    }
+
+    /// Resolves as root with `env`, `f` changed.
+    fn as_root(env: &[(&str, &str)], f: impl FnOnce(&mut ActionFlags)) -> LaunchOptions {
+        let mut a = flags(&["img.sif", "true"]);
+        f(&mut a);
+        let table: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let get = move |k: &str| table.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let vars = Vars {
+            tool: Tool::Apptainer,
+            get: &get,
+        };
+        resolve(Verb::Exec, a, &vars, &Host { uid: 0, ..host() }).unwrap()
+    }
+
+    #[test]
+    fn roots_capabilities() {
+        use Capability as C;
+        let privs = |o: LaunchOptions| o.root_privileges.unwrap();
+        // Other users: none decided (the user namespace's only).
+        assert_eq!(opts(&[], |_| {}).root_privileges, None);
+        // Root keeps all by default (root default capabilities = full),
+        // without no_new_privs; --keep-privs is the same.
+        for o in [as_root(&[], |_| {}), as_root(&[], |a| a.keep_privs = true)] {
+            let p = privs(o);
+            assert_eq!(p.keep, caps::all());
+            assert!(!p.no_new_privs);
+        }
+        // --no-privs: none, and no_new_privs; it beats --keep-privs.
+        for o in [
+            as_root(&[], |a| a.no_privs = true),
+            as_root(&[], |a| {
+                a.no_privs = true;
+                a.keep_privs = true
+            }),
+            as_root(&[("APPTAINER_NO_PRIVS", "1")], |_| {}),
+            as_root(&[("SINGULARITY_NO_PRIVS", "true")], |_| {}),
+        ] {
+            assert_eq!(
+                privs(o),
+                RootPrivileges {
+                    keep: vec![],
+                    no_new_privs: true
+                }
+            );
+        }
+        // --drop-caps, in any spelling.
+        for spelling in ["CAP_NET_RAW", "net_raw", "Net_Raw,cap_chown"] {
+            let p = privs(as_root(&[], |a| a.drop_caps = Some(spelling.into())));
+            assert!(!p.keep.contains(&C::CAP_NET_RAW), "{spelling}");
+            assert!(p.keep.contains(&C::CAP_SYS_ADMIN), "{spelling}");
+        }
+        let p = privs(as_root(&[], |a| a.drop_caps = Some("all".into())));
+        assert!(p.keep.is_empty() && !p.no_new_privs);
+        // --add-caps on top of --no-privs; --drop-caps is applied last, as
+        // in Apptainer.
+        let p = privs(as_root(&[], |a| {
+            a.no_privs = true;
+            a.add_caps = Some("net_raw,CAP_CHOWN,net_raw".into());
+        }));
+        assert_eq!(p.keep, [C::CAP_CHOWN, C::CAP_NET_RAW]);
+        let p = privs(as_root(&[], |a| {
+            a.add_caps = Some("net_raw".into());
+            a.drop_caps = Some("net_raw".into());
+        }));
+        assert!(!p.keep.contains(&C::CAP_NET_RAW));
+        // Their variables, both prefixes; the flag beats the variable.
+        for prefix in ["APPTAINER_", "SINGULARITY_"] {
+            let add = format!("{prefix}ADD_CAPS");
+            let drop = format!("{prefix}DROP_CAPS");
+            let p = privs(as_root(&[(&add, "chown"), (&drop, "all")], |_| {}));
+            assert!(p.keep.is_empty(), "{prefix}");
+            let p = privs(as_root(&[(&drop, "sys_admin")], |_| {}));
+            assert!(!p.keep.contains(&C::CAP_SYS_ADMIN), "{prefix}");
+        }
+        let p = privs(as_root(&[("APPTAINER_DROP_CAPS", "chown")], |a| {
+            a.drop_caps = Some("net_raw".into())
+        }));
+        assert!(p.keep.contains(&C::CAP_CHOWN) && !p.keep.contains(&C::CAP_NET_RAW));
+        // An unknown name is an error naming it.
+        let mut a = flags(&["img.sif", "true"]);
+        a.drop_caps = Some("net_raw,CAP_NOPE".into());
+        let vars = Vars {
+            tool: Tool::Apptainer,
+            get: &|_| None,
+        };
+        let err = resolve(Verb::Exec, a, &vars, &Host { uid: 0, ..host() }).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--drop-caps \"CAP_NOPE\": unknown capability (use names such as CAP_NET_RAW or net_raw, or all; capabilities(7) lists them)"
+        );
+    }
+
+    #[test]
+    fn allow_setuid_no_pid_and_ignore_subuid() {
+        assert!(as_root(&[], |a| a.allow_setuid = true).allow_setuid);
+        assert!(as_root(&[("SINGULARITY_ALLOW_SETUID", "1")], |_| {}).allow_setuid);
+        assert!(!as_root(&[], |_| {}).allow_setuid);
+        // --no-pid beats --pid, --containall and --compat.
+        for f in [
+            (|a: &mut ActionFlags| a.pid = true) as fn(&mut ActionFlags),
+            |a| a.containall = true,
+            |a| a.compat = true,
+        ] {
+            assert!(opts(&[], f).pid);
+            let o = opts(&[], |a| {
+                f(a);
+                a.no_pid = true
+            });
+            assert!(!o.pid);
+            for prefix in ["APPTAINER_", "SINGULARITY_"] {
+                assert!(!opts(&[(&format!("{prefix}NO_PID"), "1")], f).pid);
+            }
+        }
+        // --containall keeps its other parts.
+        let o = opts(&[], |a| {
+            a.containall = true;
+            a.no_pid = true
+        });
+        assert!(o.contain && o.ipc && o.cleanenv && !o.pid);
+        assert!(opts(&[], |a| a.ignore_subuid = true).ignore_subuid);
+        for prefix in ["APPTAINER_", "SINGULARITY_"] {
+            let name = format!("{prefix}IGNORE_SUBUID");
+            assert!(opts(&[(&name, "1")], |_| {}).ignore_subuid);
+            assert!(!opts(&[(&name, "0")], |_| {}).ignore_subuid);
+        }
+    }
+
+    #[test]
+    fn flags_vessel_honours_by_what_it_always_does_are_accepted() {
+        type Set = fn(&mut ActionFlags);
+        let table: &[Set] = &[
+            |a| a.underlay = true,
+            |a| a.ignore_fakeroot_command = true,
+            |a| a.no_nv = true,
+            |a| a.no_rocm = true,
+            |a| a.runscript_timeout = Some("30s".into()),
+        ];
+        for set in table {
+            assert!(resolve_with(Tool::Apptainer, &[], set).is_ok());
+        }
+        for var in [
+            "APPTAINER_UNDERLAY",
+            "APPTAINER_IGNORE_FAKEROOT_COMMAND",
+            "APPTAINER_NV_OFF",
+            "SINGULARITY_NO_NV",
+            "APPTAINER_ROCM_OFF",
+            "APPTAINER_NO_ROCM",
+            "APPTAINER_RUNSCRIPT_TIMEOUT",
+        ] {
+            assert!(
+                resolve_with(Tool::Apptainer, &[(var, "1")], |_| {}).is_ok(),
+                "{var}"
+            );
         }
     }
 

@@ -7,6 +7,7 @@
 //! Most calls go through `rustix`, which is safe; `libc` fills its gaps
 //! (fork, signal masks, user database look-ups).
 
+pub mod caps;
 pub mod fs;
 pub mod fuse;
 pub mod hint;

@@ -27,13 +27,17 @@ pub fn bind(src: &Path, dst: &Path, recursive: bool) -> Result<()> {
     r.op(|| format!("binding {} to {}", src.display(), dst.display()))
 }
 
-/// Remounts the bind mount at `dst` with `readonly` and `nosuid`, keeping
-/// the flags the kernel locks in a user namespace (nodev, noexec, …):
-/// dropping a locked flag makes the remount fail.
-pub fn remount_bind(dst: &Path, readonly: bool) -> Result<()> {
+/// Remounts the bind mount at `dst` with `readonly` and `nosuid` (left off
+/// only for real root's `--allow-setuid`), keeping the flags the kernel
+/// locks in a user namespace (nodev, noexec, …): dropping a locked flag
+/// makes the remount fail.
+pub fn remount_bind(dst: &Path, readonly: bool, nosuid: bool) -> Result<()> {
     let current = rustix::fs::statvfs(dst).op(|| format!("statvfs {}", dst.display()))?;
     let f = current.f_flag;
-    let mut flags = MountFlags::BIND | MountFlags::NOSUID;
+    let mut flags = MountFlags::BIND;
+    if nosuid {
+        flags |= MountFlags::NOSUID;
+    }
     for (set, flag) in [
         (readonly, MountFlags::RDONLY),
         (

@@ -18,6 +18,7 @@
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
+use crate::caps::Capability;
 use crate::mount::FsFlags;
 use crate::{Errno, Result, SysError};
 
@@ -53,7 +54,7 @@ pub trait Syscall {
     /// Binds `src` onto `dst` ([`crate::mount::bind`]).
     fn bind(&self, src: &Path, dst: &Path, recursive: bool) -> Result<()>;
     /// Remounts the bind mount at `dst` ([`crate::mount::remount_bind`]).
-    fn remount_bind(&self, dst: &Path, readonly: bool) -> Result<()>;
+    fn remount_bind(&self, dst: &Path, readonly: bool, nosuid: bool) -> Result<()>;
     /// Mounts a new file system at `dst` ([`crate::mount::mount_fs`]).
     fn mount_fs(&self, fstype: &str, dst: &Path, flags: FsFlags, options: &str) -> Result<()>;
     /// Creates the host directory `path` (and its parents when `all`).
@@ -62,6 +63,11 @@ pub trait Syscall {
     fn write_file(&self, path: &Path, content: &[u8]) -> Result<()>;
     /// Creates the symbolic link `link` to `target`.
     fn symlink(&self, target: &Path, link: &Path) -> Result<()>;
+
+    /// Sets `no_new_privs` ([`crate::process::set_no_new_privs`]).
+    fn set_no_new_privs(&self) -> Result<()>;
+    /// Limits every capability set to `keep` ([`crate::caps::limit_to`]).
+    fn limit_capabilities(&self, keep: &[Capability]) -> Result<()>;
 }
 
 /// The flags of a mount, as `mount(8)` lists them: `nosuid,nodev`.
@@ -108,6 +114,7 @@ pub enum Call {
     Remount {
         dst: PathBuf,
         readonly: bool,
+        nosuid: bool,
     },
     /// `flags` as [`flag_names`] writes them.
     Mount {
@@ -115,6 +122,11 @@ pub enum Call {
         dst: PathBuf,
         flags: String,
         options: String,
+    },
+    NoNewPrivs,
+    /// The capabilities kept, by name, in kernel order.
+    Capabilities {
+        keep: Vec<String>,
     },
 }
 
@@ -239,10 +251,11 @@ impl Syscall for Recorder {
         })
     }
 
-    fn remount_bind(&self, dst: &Path, readonly: bool) -> Result<()> {
+    fn remount_bind(&self, dst: &Path, readonly: bool, nosuid: bool) -> Result<()> {
         self.record(Call::Remount {
             dst: dst.to_path_buf(),
             readonly,
+            nosuid,
         })
     }
 
@@ -273,6 +286,18 @@ impl Syscall for Recorder {
         self.record(Call::Symlink {
             target: target.to_path_buf(),
             link: link.to_path_buf(),
+        })
+    }
+
+    fn set_no_new_privs(&self) -> Result<()> {
+        self.record(Call::NoNewPrivs)
+    }
+
+    fn limit_capabilities(&self, keep: &[Capability]) -> Result<()> {
+        let mut keep = keep.to_vec();
+        keep.sort_by_key(|c| c.index());
+        self.record(Call::Capabilities {
+            keep: keep.into_iter().map(crate::caps::name).collect(),
         })
     }
 }

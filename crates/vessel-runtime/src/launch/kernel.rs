@@ -8,6 +8,7 @@ use std::fs;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
+use vessel_sys::caps::Capability;
 use vessel_sys::mount::{self as m, FsFlags};
 use vessel_sys::path;
 use vessel_sys::syscall::{flag_names, Syscall};
@@ -77,13 +78,13 @@ impl Syscall for Kernel {
         m::bind(src, dst, recursive)
     }
 
-    fn remount_bind(&self, dst: &Path, readonly: bool) -> Result<()> {
+    fn remount_bind(&self, dst: &Path, readonly: bool, nosuid: bool) -> Result<()> {
         tracing::debug!(
             "mount: remount {} {}",
             shown(dst).display(),
             if readonly { "read-only" } else { "read-write" }
         );
-        m::remount_bind(dst, readonly)
+        m::remount_bind(dst, readonly, nosuid)
     }
 
     fn mount_fs(&self, fstype: &str, dst: &Path, flags: FsFlags, options: &str) -> Result<()> {
@@ -117,5 +118,22 @@ impl Syscall for Kernel {
         tracing::debug!("symlink: {} -> {}", shown(link).display(), target.display());
         std::os::unix::fs::symlink(target, link)
             .map_err(|e| SysError::new(format!("linking {}", link.display()), e))
+    }
+
+    fn set_no_new_privs(&self) -> Result<()> {
+        vessel_sys::process::set_no_new_privs()
+    }
+
+    fn limit_capabilities(&self, keep: &[Capability]) -> Result<()> {
+        let names: Vec<String> = keep.iter().map(|c| vessel_sys::caps::name(*c)).collect();
+        tracing::debug!(
+            "capabilities: keeping only {}",
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(",")
+            }
+        );
+        vessel_sys::caps::limit_to(keep)
     }
 }

@@ -34,7 +34,13 @@ pub(super) fn enter_namespaces(
     let mut ns = plan.namespaces;
     ns.pid &= !defer_pid;
     if ns.user && plan.fakeroot {
-        let mode = Fakeroot::for_user(&host.user_name(), host.uid, host.gid);
+        let mode = if plan.ignore_subuid {
+            Fakeroot::RootOnly {
+                why: "--ignore-subuid was given".into(),
+            }
+        } else {
+            Fakeroot::for_user(&host.user_name(), host.uid, host.gid)
+        };
         tracing::debug!("{}", mode.describe());
         mode.enter(ns, host.uid, host.gid)
             .map_err(|e| kernel_hint("could not create the fake-root namespace", e))?;

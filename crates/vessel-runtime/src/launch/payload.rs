@@ -1,7 +1,7 @@
 //! The payload: the child the monitor forks once the root is assembled. It
 //! takes a mount namespace of its own, mounts a new `/proc` when it has a
-//! PID namespace, pivots into the root, sets `no_new_privs` and execs the
-//! command, or, as PID 1 of a new PID namespace, becomes the tiny init
+//! PID namespace, pivots into the root, sets `no_new_privs` (and, for real
+//! root, limits its capabilities as the plan says) and execs the command, or, as PID 1 of a new PID namespace, becomes the tiny init
 //! that starts the command and reaps orphans.
 //!
 //! It never returns: after the fork only this process's own steps run, and
@@ -71,8 +71,8 @@ pub(super) fn payload(plan: &LaunchPlan, root: &Path, mask: &SignalMask) -> ! {
             fallback.display()
         );
     }
-    if let Err(e) = p::set_no_new_privs() {
-        fail("setting no_new_privs", &e);
+    if let Err(e) = privileges(&Kernel, plan) {
+        fail("setting the container's privileges", &e);
     }
     if plan.shim_init {
         init(plan, mask)
@@ -81,6 +81,19 @@ pub(super) fn payload(plan: &LaunchPlan, root: &Path, mask: &SignalMask) -> ! {
         fail("restoring the signal mask", &e);
     }
     exec(plan)
+}
+
+/// The command's privileges, set last, once nothing privileged is left to
+/// do (the init, if any, gets the same): `no_new_privs`, and real root's
+/// capabilities limited to the plan's.
+fn privileges<S: Syscall>(sys: &S, plan: &LaunchPlan) -> vessel_sys::Result<()> {
+    if plan.no_new_privs {
+        sys.set_no_new_privs()?;
+    }
+    if let Some(keep) = &plan.capabilities {
+        sys.limit_capabilities(keep)?;
+    }
+    Ok(())
 }
 
 /// Execs the command; on failure says so as Apptainer does (a missing
@@ -135,7 +148,55 @@ fn init(plan: &LaunchPlan, mask: &SignalMask) -> ! {
 
 #[cfg(test)]
 mod tests {
-    use super::not_found;
+    use super::{not_found, privileges};
+    use crate::plan::{LaunchPlan, RootMode};
+    use vessel_sys::caps::Capability;
+    use vessel_sys::syscall::{Call, Recorder};
+
+    fn plan(no_new_privs: bool, capabilities: Option<Vec<Capability>>) -> LaunchPlan {
+        LaunchPlan {
+            lower: "/image".into(),
+            read_only_layers: Vec::new(),
+            root_mode: RootMode::ReadOnly,
+            new_proc: false,
+            shim_init: false,
+            umask: None,
+            no_new_privs,
+            capabilities,
+            allow_setuid: false,
+            mounts: Vec::new(),
+            cwd: "/".into(),
+            home: "/root".into(),
+            argv: vec!["true".into()],
+            env: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn privileges_are_no_new_privs_then_roots_capabilities() {
+        // An unprivileged user's container: no_new_privs only.
+        let sys = Recorder::new();
+        privileges(&sys, &plan(true, None)).unwrap();
+        assert_eq!(sys.calls(), [Call::NoNewPrivs]);
+        // Root with --drop-caps: the rest kept, setuid programs work.
+        let sys = Recorder::new();
+        let keep = vec![Capability::CAP_SYS_ADMIN, Capability::CAP_CHOWN];
+        privileges(&sys, &plan(false, Some(keep))).unwrap();
+        assert_eq!(
+            sys.calls(),
+            [Call::Capabilities {
+                keep: vec!["CAP_CHOWN".into(), "CAP_SYS_ADMIN".into()]
+            }]
+        );
+        // Root with --no-privs: nothing, and no way back.
+        let sys = Recorder::new();
+        privileges(&sys, &plan(true, Some(vec![]))).unwrap();
+        assert_eq!(
+            sys.calls(),
+            [Call::NoNewPrivs, Call::Capabilities { keep: vec![] }]
+        );
+    }
 
     #[test]
     fn a_missing_program_is_named_as_apptainer_names_it() {

@@ -25,6 +25,14 @@ const NOSUID_NODEV: FsFlags = FsFlags {
     readonly: false,
 };
 
+/// The flags of the root's own mount: `nosuid` unless `--allow-setuid`.
+fn root_flags(plan: &LaunchPlan) -> FsFlags {
+    FsFlags {
+        nosuid: !plan.allow_setuid,
+        ..NOSUID_NODEV
+    }
+}
+
 /// Builds the container's `/` under the session directory; returns it.
 pub(super) fn assemble_root<S: Syscall>(
     sys: &S,
@@ -49,6 +57,7 @@ pub(super) fn assemble_root<S: Syscall>(
             &session.join("upper"),
             &session.join("work"),
             &root,
+            root_flags(plan),
         )?,
         RootMode::Overlay { upper } => {
             let (u, w) = (upper.join("upper"), upper.join("work"));
@@ -58,7 +67,7 @@ pub(super) fn assemble_root<S: Syscall>(
                     dir: upper.clone(),
                     source: e.errno,
                 })?;
-            overlay(sys, &layers, &u, &w, &root)?
+            overlay(sys, &layers, &u, &w, &root, root_flags(plan))?
         }
     }
     let root_fd = sys.open_dir(&root)?;
@@ -73,7 +82,7 @@ pub(super) fn assemble_root<S: Syscall>(
         })?;
     }
     if plan.root_mode == RootMode::ReadOnly {
-        sys.remount_bind(&root, true)?;
+        sys.remount_bind(&root, true, !plan.allow_setuid)?;
     }
     Ok(root)
 }
@@ -104,9 +113,10 @@ fn overlay<S: Syscall>(
     upper: &Path,
     work: &Path,
     target: &Path,
+    flags: FsFlags,
 ) -> Result<(), LaunchError> {
     let options = overlay_options(layers, upper, work)?;
-    sys.mount_fs("overlay", target, NOSUID_NODEV, &options)
+    sys.mount_fs("overlay", target, flags, &options)
         .map_err(|e| kernel_hint("could not mount the container's root file system (overlayfs in a user namespace needs Linux 5.11 or newer)", e))
 }
 
@@ -173,7 +183,15 @@ fn mount_point<S: Syscall>(
                 for d in [cover, &upper, &work] {
                     sys.create_dir(d, false)?;
                 }
-                overlay(sys, std::slice::from_ref(&at), &upper, &work, &at).map_err(|o| {
+                overlay(
+                    sys,
+                    std::slice::from_ref(&at),
+                    &upper,
+                    &work,
+                    &at,
+                    NOSUID_NODEV,
+                )
+                .map_err(|o| {
                     tracing::debug!("{o}");
                     LaunchError::MountPoint {
                         dst: dst.to_path_buf(),
@@ -220,7 +238,7 @@ fn apply<S: Syscall>(
             if *readonly {
                 // The new mount, not the directory it covers.
                 let mounted = sys.open_in_root(root, dst)?;
-                sys.remount_bind(&sys.mount_path(&mounted), true)?;
+                sys.remount_bind(&sys.mount_path(&mounted), true, true)?;
             }
         }
         Mount::Tmpfs {
@@ -241,11 +259,20 @@ fn apply<S: Syscall>(
             let target = mount_point(sys, root, dst, false, &cover)?;
             sys.bind(&dir, &sys.mount_path(&target), false)?;
         }
-        Mount::SessionFile { name, content, dst } => {
+        Mount::SessionFile {
+            name,
+            content,
+            dst,
+            readonly,
+        } => {
             let file = session.join("files").join(name);
             sys.write_file(&file, content.as_bytes())?;
             let target = mount_point(sys, root, dst, true, &cover)?;
             sys.bind(&file, &sys.mount_path(&target), false)?;
+            if *readonly {
+                let mounted = sys.open_in_root(root, dst)?;
+                sys.remount_bind(&sys.mount_path(&mounted), true, true)?;
+            }
         }
         Mount::Symlink { target, at } => {
             let parent = at.parent().unwrap_or(Path::new("/"));
@@ -288,6 +315,9 @@ mod tests {
             new_proc: false,
             shim_init: false,
             umask: None,
+            no_new_privs: true,
+            capabilities: None,
+            allow_setuid: false,
             mounts,
             cwd: "/".into(),
             home: "/home/me".into(),
@@ -327,6 +357,7 @@ mod tests {
         Call::Remount {
             dst: dst.into(),
             readonly: true,
+            nosuid: true,
         }
     }
 
@@ -672,6 +703,7 @@ mod tests {
                 name: "passwd".into(),
                 content: "me:x:1000:1000::/home/me:/bin/sh\n".into(),
                 dst: "/etc/passwd".into(),
+                readonly: false,
             },
             Mount::SessionDir {
                 name: "tmp".into(),
@@ -717,6 +749,48 @@ mod tests {
                     "newinstance,ptmxmode=0666,mode=0620"
                 ),
                 remount("/s/root"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_read_only_session_file_is_remounted_read_only() {
+        let sys = Recorder::new();
+        let mounts = vec![Mount::SessionFile {
+            name: "resolv.conf".into(),
+            content: "nameserver 10.0.0.2\n".into(),
+            dst: "/etc/resolv.conf".into(),
+            readonly: true,
+        }];
+        assemble(&sys, &plan(RootMode::WritableTmpfs, mounts)).unwrap();
+        assert!(sys.calls().contains(&Call::EnsureInRoot {
+            path: "/etc/resolv.conf".into(),
+            file: true
+        }));
+        assert_eq!(
+            sys.mounts()[1..],
+            [
+                bind_call("/s/files/resolv.conf", "/s/root/etc/resolv.conf", false),
+                remount("/s/root/etc/resolv.conf"),
+            ]
+        );
+    }
+
+    #[test]
+    fn allow_setuid_leaves_nosuid_off_the_root() {
+        let sys = Recorder::new();
+        let mut p = plan(RootMode::ReadOnly, vec![]);
+        p.allow_setuid = true;
+        assemble(&sys, &p).unwrap();
+        assert_eq!(
+            sys.mounts(),
+            [
+                mount("overlay", "/s/root", "nodev", ROOT_OVERLAY),
+                Call::Remount {
+                    dst: "/s/root".into(),
+                    readonly: true,
+                    nosuid: false,
+                },
             ]
         );
     }

@@ -102,9 +102,10 @@ impl RootSource {
                 tracing::debug!("image: extracted at {}", e.root.display());
                 (e.root.clone(), None)
             }
-            RootSource::Kernel { file, offset, size } => {
-                (mount_squashfs(file, *offset, *size, session)?, None)
-            }
+            RootSource::Kernel { file, offset, size } => (
+                mount_squashfs(file, *offset, *size, session, opts.allow_setuid)?,
+                None,
+            ),
             RootSource::Fuse { file, offset, size } => {
                 let (target, server) = serve_fuse(file, *offset, *size, session, opts, host)?;
                 (target, Some(server))
@@ -161,18 +162,20 @@ fn serve_fuse(
 }
 
 /// Mounts the SquashFS at `offset` in `file` read-only through a loop
-/// device, under the session; returns the mount point.
+/// device, under the session, `nosuid` unless `allow_setuid`; returns the
+/// mount point.
 fn mount_squashfs(
     file: &fs::File,
     offset: u64,
     size: u64,
     session: &Path,
+    allow_setuid: bool,
 ) -> Result<PathBuf, LaunchError> {
     let dev = vessel_sys::loopdev::attach(file, offset, size)?;
     let target = session.join("image");
     fs::create_dir(&target)?;
     let flags = FsFlags {
-        nosuid: true,
+        nosuid: !allow_setuid,
         nodev: true,
         readonly: true,
         ..FsFlags::default()
