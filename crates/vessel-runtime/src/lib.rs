@@ -14,6 +14,7 @@ pub mod env;
 pub mod extract;
 pub mod fakeroot;
 pub mod fuse;
+pub mod gpu;
 pub mod identity;
 pub mod launch;
 pub mod options;
