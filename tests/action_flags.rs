@@ -214,24 +214,27 @@ fn every_refused_flag_is_one_fatal_line_naming_it() {
         ),
         (
             &["--fusemount", "host:sshfs h: /m"],
-            "--fusemount is not supported",
+            "--fusemount is not supported: mount on the host and bind the mount point",
         ),
-        (&["--intel-hpu"], "--intel-hpu is not supported"),
+        (
+            &["--intel-hpu"],
+            "--intel-hpu is not supported (Intel Gaudi devices)",
+        ),
         (
             &["--netns-path", "/run/netns/x"],
-            "--netns-path is not supported",
+            "--netns-path is not supported: joining another network namespace needs root",
         ),
         (
             &["--passphrase"],
-            "--passphrase is not supported by Vessel: encrypted",
+            "--passphrase is not supported: Vessel does not make or run encrypted images",
         ),
         (
             &["--pem-path", "k.pem"],
-            "--pem-path is not supported by Vessel: encrypted",
+            "--pem-path is not supported: Vessel does not make or run encrypted images",
         ),
         (
             &["--docker-host", "unix:///run/docker.sock"],
-            "--docker-host is not supported by Vessel: docker-daemon:",
+            "--docker-host is not supported: Vessel does not talk to Docker daemons",
         ),
         (&["--nv"], "--nv is not implemented"),
         (
@@ -320,7 +323,7 @@ fn flags_vessel_honours_by_what_it_always_does() {
     let err = stderr(&out);
     assert_eq!(assert_ok(&out, "--runscript-timeout"), "ok\n");
     assert_eq!(
-        err.matches("--runscript-timeout 30s has no effect").count(),
+        err.matches("--runscript-timeout has no effect: Vessel evaluates runscripts with /bin/sh, without a time limit").count(),
         1,
         "{err}"
     );

@@ -210,7 +210,7 @@ fn refusal(a: &mut ActionFlags, vars: &Vars<'_>, host: &Host) -> Result<bool, Op
             a.intel_hpu,
             vars::INTEL_HPU,
             "--intel-hpu",
-            "is not supported by Vessel (Intel Gaudi devices)",
+            "is not supported (Intel Gaudi devices)",
         ),
     ];
     for (flag, var, name, why) in gpus {
@@ -223,15 +223,14 @@ fn refusal(a: &mut ActionFlags, vars: &Vars<'_>, host: &Host) -> Result<bool, Op
     }
     let fuse = a.fusemount.first().cloned();
     if let Some((g, _)) = vars.given_value(fuse, vars::FUSESPEC) {
-        let why =
-            "is not supported by Vessel: mount the FUSE file system on the host and --bind it";
+        let why = "is not supported: mount on the host and bind the mount point";
         return Err(unsupported(g, "--fusemount", why));
     }
     if let Some((g, _)) = vars.given_value(a.netns_path.take(), vars::NETNS_PATH) {
-        let why = "is not supported by Vessel: use the host's network, or --network none";
+        let why = "is not supported: joining another network namespace needs root; use the host's network or --network none";
         return Err(unsupported(g, "--netns-path", why));
     }
-    let encrypted = "is not supported by Vessel: encrypted SIF images are not supported";
+    let encrypted = "is not supported: Vessel does not make or run encrypted images";
     if a.passphrase {
         return Err(unsupported(Given::Flag, "--passphrase", encrypted));
     }
@@ -241,7 +240,7 @@ fn refusal(a: &mut ActionFlags, vars: &Vars<'_>, host: &Host) -> Result<bool, Op
     // Only the prefixed variable: a plain DOCKER_HOST is Docker's own, and
     // matters to Apptainer only for docker-daemon: images.
     if let Some((g, _)) = vars.given_value(a.docker_host.take(), vars::DOCKER_HOST) {
-        let why = "is not supported by Vessel: docker-daemon: images are not supported (`docker save` the image and run docker-archive:FILE)";
+        let why = "is not supported: Vessel does not talk to Docker daemons (docker-daemon: sources); use docker-archive: or a registry";
         return Err(unsupported(g, "--docker-host", why));
     }
     let mut net_none = false;
@@ -397,10 +396,12 @@ pub fn resolve(
     let no_pid = a.no_pid || vars.flag(&[vars::NO_PID]);
     let pid = !no_pid && (a.pid || containall || vars.flag(&[vars::PID, vars::UNSHARE_PID]));
     let net_none = refusal(&mut a, vars, host)?;
-    if let Some((_, t)) = vars.given_value(a.runscript_timeout.take(), vars::RUNSCRIPT_TIMEOUT) {
-        tracing::warn!(
-            "--runscript-timeout {t} has no effect: Vessel evaluates the runscript with /bin/sh, without a time limit"
-        );
+    if let Some((g, _)) = vars.given_value(a.runscript_timeout.take(), vars::RUNSCRIPT_TIMEOUT) {
+        // Apptainer's limit is on its embedded shell's evaluation of the
+        // action script; Vessel's /bin/sh evaluates it and execs the
+        // command: there is nothing to limit.
+        let why = "has no effect: Vessel evaluates runscripts with /bin/sh, without a time limit";
+        tracing::warn!("{}", unsupported(g, "--runscript-timeout", why));
     }
     let dns = dns_servers(a.dns.take(), vars)?;
     let containlibs = vars
@@ -1001,15 +1002,15 @@ mod tests {
             ),
             (
                 |a| a.passphrase = true,
-                "--passphrase is not supported by Vessel: encrypted SIF images",
+                "--passphrase is not supported: Vessel does not make or run encrypted images",
             ),
             (
                 |a| a.pem_path = Some("k.pem".into()),
-                "--pem-path is not supported by Vessel: encrypted SIF images",
+                "--pem-path is not supported: Vessel does not make or run encrypted images",
             ),
             (
                 |a| a.docker_host = Some("unix:///d.sock".into()),
-                "--docker-host is not supported by Vessel: docker-daemon:",
+                "--docker-host is not supported: Vessel does not talk to Docker daemons",
             ),
         ];
         for (set, want) in table {
