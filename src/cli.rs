@@ -52,6 +52,14 @@ pub struct GlobalArgs {
     /// Print the version and exit
     #[arg(long)]
     pub version: bool,
+
+    /// Another apptainer.conf (refused: Vessel's site configuration is vessel.conf)
+    #[arg(short = 'c', long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Apptainer's configuration for builds' nested runs (refused: internal to Apptainer)
+    #[arg(long, hide = true)]
+    pub build_config: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -79,7 +87,7 @@ srun vessel exec app.sif ./simulation"
     RunHelp(RunHelpArgs),
     /// Manage containers running in the background as services
     #[command(display_order = 15)]
-    Instance(NotYet),
+    Instance(InstanceArgs),
 
     // --- Images ---
     /// Build a container image from a definition file, another image or a registry
@@ -113,7 +121,7 @@ vessel pull --no-https docker://127.0.0.1:5000/busybox:latest"
     Inspect(InspectArgs),
     /// Create writable overlay images
     #[command(display_order = 27)]
-    Overlay(NotYet),
+    Overlay(OverlayArgs),
     /// Read and change the objects inside a SIF file
     #[command(alias = "siftool", display_order = 28)]
     Sif(SifArgs),
@@ -240,6 +248,24 @@ pub struct RegistryOptions {
     pub docker_login: bool,
 }
 
+/// The registry flags of `build`, `pull` and `push` that the action
+/// commands declare among their own (`RefusedActionArgs`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct RegistryExtra {
+    /// Registry user name (default: APPTAINER_DOCKER_USERNAME, DOCKER_USERNAME)
+    #[arg(long, value_name = "NAME", hide = true)]
+    pub docker_username: Option<String>,
+    /// Registry password (default: APPTAINER_DOCKER_PASSWORD, DOCKER_PASSWORD)
+    #[arg(long, value_name = "PASSWORD", hide = true)]
+    pub docker_password: Option<String>,
+    /// Docker daemon for docker-daemon: sources (refused: Vessel does not talk to Docker daemons)
+    #[arg(long, value_name = "HOST")]
+    pub docker_host: Option<String>,
+    /// Directory for temporary files (default: APPTAINER_TMPDIR, TMPDIR, /tmp)
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub tmpdir: Option<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 pub struct PullArgs {
     /// Overwrite an existing image file
@@ -267,11 +293,22 @@ pub struct PullArgs {
     /// Keep temporary files of a failed conversion: Vessel leaves none.
     #[arg(long)]
     pub no_cleanup: bool,
-    /// Pull into a sandbox directory (not implemented yet: refused by name).
+    /// Pull into a sandbox directory instead of a SIF file
     #[arg(long)]
     pub sandbox: bool,
+    /// Sylabs container library URL (refused: Vessel does not use the library)
+    #[arg(long, value_name = "URL")]
+    pub library: Option<String>,
+    /// Pull unsigned images from a library: Vessel's sources are not signed, so this changes nothing
+    #[arg(long, hide = true)]
+    pub allow_unauthenticated: bool,
+    /// Deterministic image (refused: not implemented yet)
+    #[arg(long)]
+    pub reproducible: bool,
     #[command(flatten)]
     pub registry: RegistryOptions,
+    #[command(flatten)]
+    pub extra: RegistryExtra,
     /// [OUTPUT.sif] SOURCE, where SOURCE is docker://NAME[:TAG]
     #[arg(value_name = "[OUTPUT] SOURCE", required = true, num_args = 1..=2)]
     pub args: Vec<String>,
@@ -290,6 +327,20 @@ pub struct RunHelpArgs {
 pub struct PushArgs {
     #[command(flatten)]
     pub registry: RegistryOptions,
+    #[command(flatten)]
+    pub extra: RegistryExtra,
+    /// Sylabs container library URL (refused: Vessel does not use the library)
+    #[arg(long, value_name = "URL")]
+    pub library: Option<String>,
+    /// Push an unsigned image without a warning: Vessel gives none, so this changes nothing
+    #[arg(short = 'U', long)]
+    pub allow_unsigned: bool,
+    /// Description of the image (only the Sylabs library keeps one: ignored with a warning)
+    #[arg(short = 'D', long, value_name = "TEXT")]
+    pub description: Option<String>,
+    /// Annotation of the pushed manifest, KEY=VALUE (refused: not implemented yet)
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub annotation: Vec<String>,
     /// The SIF image to upload
     #[arg(value_name = "IMAGE")]
     pub image: std::path::PathBuf,
@@ -309,8 +360,70 @@ pub struct BuildArgs {
     /// Architecture to build for, from a multi-architecture source
     #[arg(long, value_name = "ARCH")]
     pub arch: Option<String>,
+    /// Architecture variant (v7, v8, …)
+    #[arg(long, value_name = "VARIANT")]
+    pub arch_variant: Option<String>,
     #[command(flatten)]
     pub registry: RegistryOptions,
+    #[command(flatten)]
+    pub extra: RegistryExtra,
+    /// The definition is JSON (refused: Vessel reads definition files only)
+    #[arg(long)]
+    pub json: bool,
+    /// Never use a setuid helper: Vessel never does (builds always run in a user namespace)
+    #[arg(long)]
+    pub userns: bool,
+    /// Sylabs container library URL (refused: Vessel does not use the library)
+    #[arg(long, value_name = "URL")]
+    pub library: Option<String>,
+    /// Keep the temporary files of a failed build (Vessel removes them; warns)
+    #[arg(long)]
+    pub no_cleanup: bool,
+    /// Make a data container from a SquashFS file (refused: not implemented yet)
+    #[arg(long)]
+    pub data: bool,
+    /// Encrypt the image (refused: Vessel does not make or run encrypted images)
+    #[arg(short = 'e', long)]
+    pub encrypt: bool,
+    /// Passphrase of an encrypted image (refused: no encrypted images)
+    #[arg(long)]
+    pub passphrase: bool,
+    /// RSA key of an encrypted image (refused: no encrypted images)
+    #[arg(long, value_name = "FILE")]
+    pub pem_path: Option<PathBuf>,
+    /// NVIDIA GPUs in %post and %test (refused: not implemented yet)
+    #[arg(long)]
+    pub nv: bool,
+    /// GPUs through nvidia-container-cli in %post and %test (refused: not implemented yet)
+    #[arg(long)]
+    pub nvccli: bool,
+    /// AMD GPUs in %post and %test (refused: not implemented yet)
+    #[arg(long)]
+    pub rocm: bool,
+    /// 32-bit GPU libraries too (refused: not implemented yet)
+    #[arg(long)]
+    pub compat32: bool,
+    /// Deterministic image (refused: not implemented yet)
+    #[arg(long)]
+    pub reproducible: bool,
+    /// BuildKit daemon for dockerfile: sources (refused: not supported)
+    #[arg(long, value_name = "HOST")]
+    pub buildkit_host: Option<String>,
+    /// Map only root in the build's namespace (refused for builds: not implemented yet)
+    #[arg(long, hide = true)]
+    pub ignore_subuid: bool,
+    /// Never use fakeroot(1): Vessel never does
+    #[arg(long, hide = true)]
+    pub ignore_fakeroot_command: bool,
+    /// Never use PRoot: Vessel never does
+    #[arg(long, hide = true)]
+    pub ignore_proot: bool,
+    /// Never use a user namespace (refused: Vessel's builds always do)
+    #[arg(long, hide = true)]
+    pub ignore_userns: bool,
+    /// Build on a remote builder (refused: no longer supported, as in Apptainer)
+    #[arg(long, hide = true)]
+    pub remote: bool,
     /// Skip the definition's %test section
     #[arg(short = 'T', long)]
     pub notest: bool,
@@ -401,6 +514,16 @@ pub enum CacheCommand {
 
 #[derive(Debug, Args)]
 pub struct RegistryArgs {
+    /// Remote endpoints file (refused: Vessel keeps no remote endpoint configuration)
+    // Its own id: the root's `--config` is another flag.
+    #[arg(
+        id = "registry_config",
+        short = 'c',
+        long = "config",
+        global = true,
+        value_name = "FILE"
+    )]
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: RegistryCommand,
 }
@@ -498,9 +621,21 @@ pub struct VerifyArgs {
     /// Also accept legacy (Singularity 3.x, insecure) signatures
     #[arg(long)]
     pub legacy_insecure: bool,
-    /// Key server URL (not used: Vessel verifies with local keys)
+    /// Key server URL (Vessel verifies with local keys only: ignored with a warning)
     #[arg(short = 'u', long, value_name = "URL", hide = true)]
     pub url: Option<String>,
+    /// X.509 certificate to verify with (refused: not implemented yet)
+    #[arg(long, value_name = "FILE")]
+    pub certificate: Option<PathBuf>,
+    /// Intermediate certificates (refused: not implemented yet)
+    #[arg(long, value_name = "FILE")]
+    pub certificate_intermediates: Option<PathBuf>,
+    /// Root certificates (refused: not implemented yet)
+    #[arg(long, value_name = "FILE")]
+    pub certificate_roots: Option<PathBuf>,
+    /// Check certificates with OCSP (refused: not implemented yet)
+    #[arg(long)]
+    pub ocsp_verify: bool,
     /// Keyring directory (default ~/.apptainer/keys)
     #[arg(short = 'd', long, value_name = "DIR")]
     pub keysdir: Option<PathBuf>,
@@ -573,6 +708,33 @@ pub enum KeyCommand {
         fingerprint: String,
         /// The file to write
         file: PathBuf,
+    },
+    /// Search a key server (refused: Vessel does not talk to key servers)
+    Search {
+        /// Key server URL
+        #[arg(short = 'u', long, value_name = "URL")]
+        url: Option<String>,
+        /// Long listing
+        #[arg(short = 'l', long)]
+        long_list: bool,
+        /// What to search for
+        query: String,
+    },
+    /// Fetch a key from a key server (refused: Vessel does not talk to key servers)
+    Pull {
+        /// Key server URL
+        #[arg(short = 'u', long, value_name = "URL")]
+        url: Option<String>,
+        /// Fingerprint of the key
+        fingerprint: String,
+    },
+    /// Upload a key to a key server (refused: Vessel does not talk to key servers)
+    Push {
+        /// Key server URL
+        #[arg(short = 'u', long, value_name = "URL")]
+        url: Option<String>,
+        /// Fingerprint of the key
+        fingerprint: String,
     },
     /// Remove a key from your keyrings
     Remove {
@@ -875,6 +1037,128 @@ pub struct MountImageArgs {
     pub dir: std::path::PathBuf,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
     pub command: Vec<OsString>,
+}
+
+/// `instance`: parsed in full, so that Apptainer's command lines are
+/// checked, then refused as not implemented yet.
+#[derive(Debug, Args)]
+pub struct InstanceArgs {
+    #[command(subcommand)]
+    pub command: InstanceCommand,
+}
+
+#[derive(Debug, Subcommand)]
+// Parsed only, for the grammar and its errors, until instances are implemented.
+#[allow(dead_code)]
+pub enum InstanceCommand {
+    /// Start a named instance of a container (its startscript)
+    Start(InstanceStartArgs),
+    /// Start a named instance of a container (its runscript)
+    Run(InstanceStartArgs),
+    /// Stop instances
+    Stop {
+        /// Instances of this user (root only)
+        #[arg(short = 'u', long, value_name = "USER")]
+        user: Option<String>,
+        /// Every instance
+        #[arg(short = 'a', long)]
+        all: bool,
+        /// Kill at once (SIGKILL)
+        #[arg(short = 'F', long)]
+        force: bool,
+        /// Signal to send (default SIGINT)
+        #[arg(short = 's', long, value_name = "SIGNAL")]
+        signal: Option<String>,
+        /// Seconds to wait before SIGKILL
+        #[arg(short = 't', long, value_name = "SECONDS")]
+        timeout: Option<String>,
+        /// Instance names (patterns)
+        names: Vec<String>,
+    },
+    /// List instances
+    List {
+        /// Instances of this user (root only)
+        #[arg(short = 'u', long, value_name = "USER")]
+        user: Option<String>,
+        /// JSON output
+        #[arg(short = 'j', long)]
+        json: bool,
+        /// Show the log file paths
+        #[arg(short = 'l', long)]
+        logs: bool,
+        /// Include hidden instances
+        #[arg(short = 'a', long)]
+        all: bool,
+        /// Instance name (pattern)
+        name: Option<String>,
+    },
+    /// Show an instance's resource use
+    Stats {
+        /// Instances of this user (root only)
+        #[arg(short = 'u', long, value_name = "USER")]
+        user: Option<String>,
+        /// JSON output
+        #[arg(short = 'j', long)]
+        json: bool,
+        /// One sample only
+        #[arg(long)]
+        no_stream: bool,
+        /// Instance name
+        name: Option<String>,
+    },
+}
+
+/// `instance start` and `instance run`: the action flags and four of their own.
+#[derive(Debug, Args)]
+#[allow(dead_code)]
+pub struct InstanceStartArgs {
+    /// Run /sbin/init as PID 1 (root only)
+    #[arg(long)]
+    pub boot: bool,
+    /// Write the instance's PID to this file
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Start under DMTCP, checkpointing to this name
+    #[arg(long, value_name = "NAME")]
+    pub dmtcp_launch: Option<String>,
+    /// Restart from this DMTCP checkpoint
+    #[arg(long, value_name = "NAME")]
+    pub dmtcp_restart: Option<String>,
+    /// IMAGE NAME [ARGS]...: the action flags' image, the instance name, the startscript's arguments
+    #[command(flatten)]
+    pub action: ActionArgs,
+}
+
+/// `overlay`: parsed in full, then refused as not implemented yet.
+#[derive(Debug, Args)]
+pub struct OverlayArgs {
+    #[command(subcommand)]
+    pub command: OverlayCommand,
+}
+
+#[derive(Debug, Subcommand)]
+#[allow(dead_code)]
+pub enum OverlayCommand {
+    /// Create an ext3 overlay image, or add one to a SIF
+    Create {
+        /// Size in MiB
+        #[arg(short = 's', long, value_name = "MIB", default_value_t = 64)]
+        size: u64,
+        /// Directory to create in the overlay (repeatable)
+        #[arg(long, value_name = "DIR")]
+        create_dir: Vec<String>,
+        /// Make the overlay usable with --fakeroot
+        #[arg(short = 'f', long)]
+        fakeroot: bool,
+        /// A sparse image file
+        #[arg(short = 'S', long)]
+        sparse: bool,
+        /// Directory for temporary files
+        #[arg(long, value_name = "DIR", hide = true)]
+        tmpdir: Option<PathBuf>,
+        /// The overlay image (or the SIF to add it to)
+        image: PathBuf,
+    },
 }
 
 /// Arguments of a command that Vessel does not implement yet: taken as

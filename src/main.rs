@@ -3,6 +3,8 @@
 
 mod cli;
 mod commands;
+mod compat;
+mod grammar;
 mod logging;
 mod prompt;
 
@@ -35,7 +37,15 @@ fn main() -> ExitCode {
         (found.value.map(|v| v.value), found.warning, found.info)
     };
     let env_flag = |var: EnvVar| env(var).0.as_deref().and_then(lookup_bool).unwrap_or(false);
-    let matches = match cli_command(tool).try_get_matches_from(args) {
+    let command = cli_command(tool);
+    let args = match grammar::normalize(&command, args) {
+        Ok(args) => args,
+        Err(e) => {
+            logging::fatal(Style::detect(env_flag(vars::NOCOLOR)), &e.0);
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let matches = match command.try_get_matches_from(args) {
         Ok(m) => m,
         Err(e) => {
             if let Some(message) = unknown_flag(&e) {

@@ -5,12 +5,105 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
-use vessel_config::Tool;
+use vessel_config::{vars, Tool};
 
 use crate::cli::BuildArgs;
-use crate::commands::pull::{fetch, install, is_uri, Source};
+use crate::commands::flags::Env;
+use crate::commands::pull::{fetch, install, is_uri, refuse_docker_host, Source};
+
+/// Refuses the flags (and variables) Vessel does not honour, warns about
+/// `--no-cleanup`, and folds the variables of the others into `args`.
+fn decide(tool: Tool, mut args: BuildArgs) -> Result<BuildArgs> {
+    let env = Env::new(tool, "build");
+    let refused_bools = [
+        ("--json", args.json, Some(vars::JSON)),
+        ("--data", args.data, Some(vars::DATA)),
+        ("--encrypt", args.encrypt, None),
+        (
+            "--passphrase",
+            args.passphrase,
+            Some(vars::ENCRYPTION_PASSPHRASE),
+        ),
+        ("--nv", args.nv, None),
+        ("--nvccli", args.nvccli, Some(vars::NVCCLI)),
+        ("--rocm", args.rocm, None),
+        ("--compat32", args.compat32, None),
+        (
+            "--reproducible",
+            args.reproducible,
+            Some(vars::REPRODUCIBLE),
+        ),
+        (
+            "--ignore-subuid",
+            args.ignore_subuid,
+            Some(vars::IGNORE_SUBUID),
+        ),
+        (
+            "--ignore-userns",
+            args.ignore_userns,
+            Some(vars::IGNORE_USERNS),
+        ),
+        ("--remote", args.remote, None),
+    ];
+    for (flag, given, var) in refused_bools {
+        env.refuse(flag, given, var, true)?;
+    }
+    env.refuse(
+        "--pem-path",
+        args.pem_path.is_some(),
+        Some(vars::ENCRYPTION_PEM_PATH),
+        false,
+    )?;
+    env.refuse("--pem-path", false, Some(vars::ENCRYPTION_PEM_DATA), false)?;
+    env.refuse(
+        "--library",
+        args.library.is_some(),
+        Some(vars::LIBRARY),
+        false,
+    )?;
+    // The bare BUILDKIT_HOST, like DOCKER_HOST, belongs to its own tool.
+    env.refuse(
+        "--buildkit-host",
+        args.buildkit_host.is_some(),
+        Some(vars::BUILDKIT_HOST),
+        false,
+    )?;
+    refuse_docker_host(&env, &args.extra)?;
+    env.warn("--no-cleanup", args.no_cleanup, Some(vars::NO_CLEANUP));
+    // What Vessel always does: builds run unprivileged, in a user
+    // namespace, as fake root, without fakeroot(1) or PRoot.
+    let _ = env.flag(
+        args.userns || args.fakeroot || args.ignore_fakeroot_command || args.ignore_proot,
+        &[
+            vars::FAKEROOT,
+            vars::IGNORE_FAKEROOT_COMMAND,
+            vars::IGNORE_PROOT,
+        ],
+    );
+    args.force = env.flag(args.force, &[vars::FORCE]);
+    args.sandbox = env.flag(args.sandbox, &[vars::SANDBOX]);
+    args.update = env.flag(args.update, &[vars::UPDATE]);
+    args.notest = env.flag(args.notest, &[vars::NOTEST]);
+    args.fix_perms = env.flag(args.fix_perms, &[vars::FIXPERMS]);
+    args.writable_tmpfs = env.flag(args.writable_tmpfs, &[vars::WRITABLE_TMPFS]);
+    args.registry.disable_cache = env.flag(args.registry.disable_cache, &[vars::DISABLE_CACHE]);
+    if args.section.is_empty() {
+        if let Some(s) = env.value(None, &[vars::SECTION]) {
+            args.section = s.split(',').map(|s| s.trim().to_string()).collect();
+        }
+    }
+    args.mksquashfs_args = env.value(args.mksquashfs_args, &[vars::MKSQUASHFS_ARGS]);
+    args.arch = env.value(args.arch, &[vars::BUILD_ARCH]);
+    args.arch_variant = env.value(args.arch_variant, &[vars::BUILD_ARCH_VARIANT]);
+    // As Apptainer's MOUNT, added to the flag's.
+    if let Some(m) = env.value(None, &[vars::MOUNT]) {
+        args.mount.push(m);
+    }
+    Ok(args)
+}
 
 pub fn run(tool: Tool, args: BuildArgs) -> Result<u8> {
+    let args = decide(tool, args)?;
     const SECTIONS: [&str; 9] = [
         "setup",
         "files",
@@ -65,7 +158,7 @@ pub fn run(tool: Tool, args: BuildArgs) -> Result<u8> {
             vessel_build::engine::pack_sandbox(
                 spec,
                 &args.output,
-                &vessel_config::paths::tmp_dir(tool, &vessel_config::process_var),
+                &tmp_dir(tool, &args),
                 &vessel,
                 &squash_options(&args)?,
             )?;
@@ -79,7 +172,14 @@ pub fn run(tool: Tool, args: BuildArgs) -> Result<u8> {
         return Ok(0);
     }
     Source::parse(&args.spec)?;
-    let fetched = fetch(tool, &args.registry, args.arch.as_deref(), None, &args.spec)?;
+    let fetched = fetch(
+        tool,
+        &args.registry,
+        &args.extra,
+        args.arch.as_deref(),
+        args.arch_variant.as_deref(),
+        &args.spec,
+    )?;
     if args.sandbox {
         vessel_build::engine::unpack_to_sandbox(fetched.path(), &args.output)?;
         fix_perms_if_asked(&args)?;
@@ -88,6 +188,14 @@ pub fn run(tool: Tool, args: BuildArgs) -> Result<u8> {
     }
     tracing::info!("Build complete: {}", args.output.display());
     Ok(0)
+}
+
+/// `--tmpdir`, else `APPTAINER_TMPDIR`, `TMPDIR`, `/tmp`.
+fn tmp_dir(tool: Tool, args: &BuildArgs) -> std::path::PathBuf {
+    args.extra
+        .tmpdir
+        .clone()
+        .unwrap_or_else(|| vessel_config::paths::tmp_dir(tool, &vessel_config::process_var))
 }
 
 fn fix_perms_if_asked(args: &BuildArgs) -> Result<()> {
@@ -136,13 +244,20 @@ fn from_definition(tool: Tool, args: &BuildArgs) -> Result<u8> {
     // Fetched images (temporary ones included) live until the build ends.
     let kept = std::cell::RefCell::new(Vec::new());
     let fetch_source = |uri: &str| -> Result<std::path::PathBuf, String> {
-        let fetched = fetch(tool, &args.registry, args.arch.as_deref(), None, uri)
-            .map_err(|e| format!("{e:#}"))?;
+        let fetched = fetch(
+            tool,
+            &args.registry,
+            &args.extra,
+            args.arch.as_deref(),
+            args.arch_variant.as_deref(),
+            uri,
+        )
+        .map_err(|e| format!("{e:#}"))?;
         let path = fetched.path().to_path_buf();
         kept.borrow_mut().push(fetched);
         Ok(path)
     };
-    let tmpdir = vessel_config::paths::tmp_dir(tool, &vessel_config::process_var);
+    let tmpdir = tmp_dir(tool, args);
     let opts = vessel_build::engine::BuildOptions {
         output: args.output.clone(),
         sandbox: args.sandbox,

@@ -29,6 +29,19 @@ fn keyring(tool: Tool, args: &KeyArgs) -> Result<Keyring> {
 }
 
 pub fn run(tool: Tool, args: KeyArgs) -> Result<u8> {
+    let server = match &args.command {
+        KeyCommand::Search { .. } => Some("search"),
+        KeyCommand::Pull { .. } => Some("pull"),
+        KeyCommand::Push { .. } => Some("push"),
+        _ => None,
+    };
+    if let Some(sub) = server {
+        let why = crate::compat::REFUSED_COMMANDS
+            .iter()
+            .find(|(c, _)| *c == format!("key {sub}"))
+            .map_or(crate::compat::NOT_YET, |(_, why)| why);
+        bail!("key {sub} {why}");
+    }
     let ring = keyring(tool, &args)?;
     let global = args.global;
     match args.command {
@@ -44,7 +57,7 @@ pub fn run(tool: Tool, args: KeyArgs) -> Result<u8> {
                 bail!("key newpair makes a key pair in your own keyrings; leave out --global");
             }
             if push {
-                bail!("Vessel does not talk to key servers: export the public key with `key export --armor FINGERPRINT FILE` and publish that file");
+                bail!(crate::compat::refusal("key newpair", "--push"));
             }
             let name = answer(name, "Enter your name (e.g., John Doe) : ", "--name")?;
             let email = answer(
@@ -182,6 +195,9 @@ pub fn run(tool: Tool, args: KeyArgs) -> Result<u8> {
                     .context("unable to remove the public key")?;
             }
             Ok(0)
+        }
+        KeyCommand::Search { .. } | KeyCommand::Pull { .. } | KeyCommand::Push { .. } => {
+            unreachable!("refused above")
         }
     }
 }

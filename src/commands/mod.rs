@@ -3,6 +3,7 @@
 mod action;
 mod build;
 mod cache;
+mod flags;
 mod inspect;
 mod internal;
 mod key;
@@ -29,6 +30,14 @@ pub const APPTAINER_COMPAT_VERSION: &str = "1.4.5";
 
 /// Runs a parsed command line and returns the exit status.
 pub fn run(cli: Cli, tool: Tool) -> Result<u8> {
+    let env = flags::Env::new(tool, "global");
+    env.refuse(
+        "--config",
+        cli.global.config.is_some(),
+        Some(vessel_config::vars::CONFIG_FILE),
+        false,
+    )?;
+    env.refuse("--build-config", cli.global.build_config, None, true)?;
     if cli.global.version {
         println!("{} version {}", version_name(tool), version(tool));
         return Ok(0);

@@ -9,7 +9,8 @@ use vessel_oci::auth::{self, Credentials};
 use vessel_oci::PullOptions;
 use vessel_sys::fs::AtomicFile;
 
-use crate::cli::{PullArgs, RegistryOptions};
+use crate::cli::{PullArgs, RegistryExtra, RegistryOptions};
+use crate::commands::flags::Env;
 
 pub(crate) fn env_value(tool: Tool, var: EnvVar) -> Option<String> {
     lookup(tool, var, vessel_config::process_var)
@@ -84,6 +85,56 @@ pub fn pull_options(
     })
 }
 
+/// [`pull_options`] with the registry flags of `build`, `pull` and `push`
+/// that the action commands declare elsewhere: `--tmpdir`,
+/// `--docker-username`/`--docker-password` (beating their variables, and
+/// making `--docker-login`'s prompt needless) and `APPTAINER_DOCKER_LOGIN`.
+pub fn pull_options_for(
+    tool: Tool,
+    r: &RegistryOptions,
+    extra: &RegistryExtra,
+    arch: Option<&str>,
+    variant: Option<&str>,
+) -> Result<PullOptions> {
+    let given = extra.docker_username.is_some() || extra.docker_password.is_some();
+    let mut r = r.clone();
+    r.docker_login = (r.docker_login || env_flag(tool, vars::DOCKER_LOGIN)) && !given;
+    let mut opts = pull_options(tool, &r, arch, variant)?;
+    if let Some(dir) = &extra.tmpdir {
+        opts.tmpdir = dir.clone();
+    }
+    if given {
+        let from_env =
+            |var, bare| env_value(tool, var).or_else(|| vessel_config::process_var(bare));
+        let username = extra
+            .docker_username
+            .clone()
+            .or_else(|| from_env(vars::DOCKER_USERNAME, "DOCKER_USERNAME"));
+        let password = extra
+            .docker_password
+            .clone()
+            .or_else(|| from_env(vars::DOCKER_PASSWORD, "DOCKER_PASSWORD"));
+        let (Some(username), Some(password)) = (username, password) else {
+            bail!("--docker-username and --docker-password go together (or with APPTAINER_DOCKER_USERNAME and APPTAINER_DOCKER_PASSWORD)");
+        };
+        opts.credentials = Some(Credentials { username, password });
+    }
+    Ok(opts)
+}
+
+/// Refuses `--docker-host` (and `APPTAINER_DOCKER_HOST`) for `command`.
+/// The bare `DOCKER_HOST` is the Docker client's own, set wherever Docker
+/// is used: Apptainer reads it only for `docker-daemon:` sources, which
+/// Vessel refuses by name, so it changes nothing here.
+pub fn refuse_docker_host(env: &Env, extra: &RegistryExtra) -> Result<()> {
+    env.refuse(
+        "--docker-host",
+        extra.docker_host.is_some(),
+        Some(vars::DOCKER_HOST),
+        false,
+    )
+}
+
 /// A download progress bar on the terminal.
 #[derive(Default)]
 struct Bar(std::sync::Mutex<Option<indicatif::ProgressBar>>);
@@ -119,19 +170,24 @@ pub use vessel_oci::source::{default_name, Fetched, Source};
 pub fn fetch(
     tool: Tool,
     r: &RegistryOptions,
+    extra: &RegistryExtra,
     arch: Option<&str>,
     variant: Option<&str>,
     uri: &str,
 ) -> Result<Fetched> {
-    let opts = pull_options(tool, r, arch, variant)?;
+    let opts = pull_options_for(tool, r, extra, arch, variant)?;
     Ok(vessel_oci::source::fetch(uri, &opts, &oras_from(&opts))?)
 }
 
 pub use vessel_runtime::resolve::is_source_uri as is_uri;
 
 /// Registry settings for `oras://`.
-pub fn oras_options(tool: Tool, r: &RegistryOptions) -> Result<vessel_oci::oras::OrasOptions> {
-    Ok(oras_from(&pull_options(tool, r, None, None)?))
+pub fn oras_options(
+    tool: Tool,
+    r: &RegistryOptions,
+    extra: &RegistryExtra,
+) -> Result<vessel_oci::oras::OrasOptions> {
+    Ok(oras_from(&pull_options_for(tool, r, extra, None, None)?))
 }
 
 /// The `oras://` part of settings already decided (so `--docker-login`
@@ -146,8 +202,14 @@ fn oras_from(p: &PullOptions) -> vessel_oci::oras::OrasOptions {
 }
 
 /// Downloads an `oras://` SIF to `out`, whole or not at all.
-pub fn pull_oras(tool: Tool, r: &RegistryOptions, reference: &str, out: &Path) -> Result<String> {
-    let opts = oras_options(tool, r)?;
+pub fn pull_oras(
+    tool: Tool,
+    r: &RegistryOptions,
+    extra: &RegistryExtra,
+    reference: &str,
+    out: &Path,
+) -> Result<String> {
+    let opts = oras_options(tool, r, extra)?;
     let mut tmp = AtomicFile::create(out, 0o755)
         .with_context(|| format!("cannot write {}", out.display()))?;
     let digest = vessel_oci::oras::pull(reference, tmp.file(), &opts)?;
@@ -157,6 +219,18 @@ pub fn pull_oras(tool: Tool, r: &RegistryOptions, reference: &str, out: &Path) -
 }
 
 pub fn push(tool: Tool, args: crate::cli::PushArgs) -> Result<u8> {
+    let env = Env::new(tool, "push");
+    env.refuse(
+        "--library",
+        args.library.is_some(),
+        Some(vars::LIBRARY),
+        false,
+    )?;
+    env.refuse("--annotation", !args.annotation.is_empty(), None, false)?;
+    refuse_docker_host(&env, &args.extra)?;
+    env.warn("--description", args.description.is_some(), None);
+    // -U: Vessel pushes unsigned images without the warning it silences.
+    let _ = env.flag(args.allow_unsigned, &[vars::ALLOW_UNSIGNED]);
     let Some(reference) = args.uri.strip_prefix("oras://") else {
         bail!(
             "{:?}: push supports oras:// destinations (library:// is not implemented)",
@@ -164,56 +238,134 @@ pub fn push(tool: Tool, args: crate::cli::PushArgs) -> Result<u8> {
         );
     };
     vessel_image::open_sif(&args.image).map_err(|e| anyhow!("could not load {e}"))?;
-    let opts = oras_options(tool, &args.registry)?;
+    let opts = oras_options(tool, &args.registry, &args.extra)?;
     let digest = vessel_oci::oras::push(&args.image, reference, &opts)?;
     tracing::info!("Pushed {} to {} ({digest})", args.image.display(), args.uri);
     Ok(0)
 }
 
 pub fn run(tool: Tool, args: PullArgs) -> Result<u8> {
-    if args.sandbox {
-        bail!("pull --sandbox is not implemented yet in Vessel: use `build --sandbox DIR SOURCE`");
-    }
+    let env = Env::new(tool, "pull");
+    env.refuse(
+        "--library",
+        args.library.is_some(),
+        Some(vars::LIBRARY),
+        false,
+    )?;
+    env.refuse(
+        "--reproducible",
+        args.reproducible,
+        Some(vars::REPRODUCIBLE),
+        true,
+    )?;
+    refuse_docker_host(&env, &args.extra)?;
+    // -U, --allow-unauthenticated and --no-cleanup ask for nothing Vessel
+    // would do otherwise: its sources carry no signatures to check, and a
+    // failed pull leaves no temporary files behind.
+    let _ = env.flag(
+        args.allow_unsigned || args.allow_unauthenticated || args.no_cleanup,
+        &[
+            vars::ALLOW_UNSIGNED,
+            vars::ALLOW_UNAUTHENTICATED,
+            vars::NO_CLEANUP,
+        ],
+    );
+    let force = env.flag(args.force, &[vars::FORCE]);
+    let sandbox = env.flag(args.sandbox, &[vars::SANDBOX]);
     let (out, source) = match args.args.as_slice() {
         [source] => (None, source.clone()),
         [out, source] => (Some(PathBuf::from(out)), source.clone()),
         _ => unreachable!("clap takes one or two"),
     };
-    let dir = args
-        .dir
-        .clone()
-        .or_else(|| env_value(tool, vars::PULLDIR).map(PathBuf::from));
+    let dir = env
+        .value(
+            args.dir.as_ref().map(|d| d.to_string_lossy().into_owned()),
+            &[vars::PULLDIR, vars::PULLFOLDER],
+        )
+        .map(PathBuf::from);
+    let name = env.value(args.name.clone(), &[vars::PULL_NAME]);
     // OUTPUT stands on its own; --name and the default name go in the
     // pull directory when there is one.
-    let out = match (out, &args.name, dir) {
-        (Some(_), Some(_), _) => {
+    let out = match (out, args.name.is_some(), name) {
+        (Some(_), true, _) => {
             bail!("pull: give the image file either as OUTPUT or with --name, not both")
         }
-        (Some(o), None, _) => o,
-        (None, name, dir) => {
-            let name = name.clone().unwrap_or_else(|| default_name(&source));
+        (Some(o), false, _) => o,
+        (None, _, name) => {
+            let name = name.unwrap_or_else(|| default_name(&source));
             dir.map_or_else(|| PathBuf::from(&name), |d| d.join(&name))
         }
     };
-    if out.exists() && !args.force {
+    if out.exists() && !force {
         bail!(
             "image file {} already exists: use --force to overwrite it",
             out.display()
         );
     }
+    if sandbox {
+        return pull_sandbox(tool, &args, &source, &out);
+    }
     if let Some(reference) = source.strip_prefix("oras://") {
-        let digest = pull_oras(tool, &args.registry, reference, &out)?;
+        let digest = pull_oras(tool, &args.registry, &args.extra, reference, &out)?;
         tracing::info!("Pulled {source} ({digest}) to {}", out.display());
         return Ok(0);
     }
+    let arch = env.value(args.arch.clone(), &[vars::PULL_ARCH]);
+    let variant = env.value(args.arch_variant.clone(), &[vars::PULL_ARCH_VARIANT]);
     let fetched = fetch(
         tool,
         &args.registry,
-        args.arch.as_deref(),
-        args.arch_variant.as_deref(),
+        &args.extra,
+        arch.as_deref(),
+        variant.as_deref(),
         &source,
     )?;
     install(fetched.path(), &out)?;
+    tracing::info!(
+        "Pulled {source} ({}) to {}",
+        fetched.digest(),
+        out.display()
+    );
+    Ok(0)
+}
+
+/// `pull --sandbox`: the image fetched as for a SIF, then unpacked into the
+/// directory `out` (an existing one replaced, as `--force` allowed), as
+/// `build --sandbox DIR SOURCE` does.
+fn pull_sandbox(tool: Tool, args: &PullArgs, source: &str, out: &Path) -> Result<u8> {
+    let env = Env::new(tool, "pull");
+    let vessel = std::env::current_exe().context("cannot find the vessel executable")?;
+    let unpack = |sif: &Path| -> Result<()> {
+        if out.exists() {
+            vessel_build::engine::remove_sandbox(out, &vessel)?;
+        }
+        vessel_build::engine::unpack_to_sandbox(sif, out)?;
+        Ok(())
+    };
+    if let Some(reference) = source.strip_prefix("oras://") {
+        let tmp = tempfile::Builder::new()
+            .prefix("vessel-pull-")
+            .tempdir_in(args.extra.tmpdir.clone().unwrap_or_else(|| {
+                vessel_config::paths::tmp_dir(tool, &vessel_config::process_var)
+            }))
+            .context("cannot make a temporary directory")?;
+        let sif = tmp.path().join("image.sif");
+        let digest = pull_oras(tool, &args.registry, &args.extra, reference, &sif)?;
+        unpack(&sif)?;
+        tracing::info!("Pulled {source} ({digest}) to {}", out.display());
+        return Ok(0);
+    }
+    let arch = env.value(args.arch.clone(), &[vars::PULL_ARCH]);
+    let variant = env.value(args.arch_variant.clone(), &[vars::PULL_ARCH_VARIANT]);
+    let fetched = fetch(
+        tool,
+        &args.registry,
+        &args.extra,
+        arch.as_deref(),
+        variant.as_deref(),
+        source,
+    )?;
+    unpack(fetched.path())?;
     tracing::info!(
         "Pulled {source} ({}) to {}",
         fetched.digest(),

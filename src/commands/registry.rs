@@ -19,6 +19,14 @@ fn host(registry: &str) -> Result<String> {
 }
 
 pub fn run(args: RegistryArgs) -> Result<u8> {
+    if args.config.is_some() {
+        let command = match args.command {
+            RegistryCommand::Login { .. } => "registry login",
+            RegistryCommand::Logout { .. } => "registry logout",
+            RegistryCommand::List { .. } => "registry list",
+        };
+        bail!(crate::compat::refusal(command, "--config"));
+    }
     match args.command {
         RegistryCommand::Login {
             username,

@@ -12,7 +12,14 @@ use crate::cli::SignArgs;
 use super::key::keys_dir;
 use crate::prompt::{answer, read_secret};
 
-pub fn run(tool: Tool, args: SignArgs) -> Result<u8> {
+pub fn run(tool: Tool, mut args: SignArgs) -> Result<u8> {
+    let env = super::flags::Env::new(tool, "sign");
+    args.key = env
+        .value(
+            args.key.map(|k| k.to_string_lossy().into_owned()),
+            &[vessel_config::vars::SIGN_KEY],
+        )
+        .map(Into::into);
     let image = &args.image;
     let mut sif = vessel_image::open_sif_rw(image)?;
     let scope = match (args.objects.group_id, args.objects.sif_id) {

@@ -20,6 +20,35 @@ use super::key::keys_dir;
 use super::pull::env_value;
 
 pub fn run(tool: Tool, args: VerifyArgs) -> Result<u8> {
+    let env = super::flags::Env::new(tool, "verify");
+    for (flag, given, var) in [
+        (
+            "--certificate",
+            args.certificate.is_some(),
+            vars::VERIFY_CERTIFICATE,
+        ),
+        (
+            "--certificate-intermediates",
+            args.certificate_intermediates.is_some(),
+            vars::VERIFY_INTERMEDIATES,
+        ),
+        (
+            "--certificate-roots",
+            args.certificate_roots.is_some(),
+            vars::VERIFY_ROOTS,
+        ),
+    ] {
+        env.refuse(flag, given, Some(var), false)?;
+    }
+    env.refuse(
+        "--ocsp-verify",
+        args.ocsp_verify,
+        Some(vars::VERIFY_OCSP),
+        true,
+    )?;
+    env.warn("--url", args.url.is_some(), None);
+    // --local (APPTAINER_LOCAL_VERIFY) is what Vessel always does.
+    let _ = env.flag(args.local, &[vars::LOCAL_VERIFY]);
     let image = &args.image;
     let mut sif = vessel_image::open_sif(image)?;
     let user = Keyring::new(keys_dir(tool, args.keysdir.clone()));

@@ -395,6 +395,127 @@ pub mod vars {
         "Time limit of the runscript's evaluation (like --runscript-timeout); no effect in Vessel.",
     );
 
+    // build, pull, push, sign and verify.
+    pub const CONFIG_FILE: EnvVar = EnvVar::new(
+        "CONFIG_FILE",
+        "Another apptainer.conf (like --config); refused: Vessel reads vessel.conf.",
+    );
+    pub const FORCE: EnvVar = EnvVar::new(
+        "FORCE",
+        "Overwrite the target image (like build and pull --force).",
+    );
+    pub const SANDBOX: EnvVar = EnvVar::new(
+        "SANDBOX",
+        "Write a sandbox directory (like build and pull --sandbox).",
+    );
+    pub const UPDATE: EnvVar = EnvVar::new(
+        "UPDATE",
+        "Build over an existing sandbox (like build --update).",
+    );
+    pub const NOTEST: EnvVar = EnvVar::new("NOTEST", "Skip %test (like build --notest).");
+    pub const SECTION: EnvVar = EnvVar::new(
+        "SECTION",
+        "Build only these sections (like build --section).",
+    );
+    pub const JSON: EnvVar = EnvVar::new(
+        "JSON",
+        "The definition is JSON (like build --json); refused.",
+    );
+    pub const FIXPERMS: EnvVar = EnvVar::new(
+        "FIXPERMS",
+        "Give the owner rwX on everything built (like build --fix-perms).",
+    );
+    pub const MKSQUASHFS_ARGS: EnvVar = EnvVar::new(
+        "MKSQUASHFS_ARGS",
+        "Extra mksquashfs options (like build --mksquashfs-args).",
+    );
+    pub const BUILD_ARCH: EnvVar = EnvVar::new(
+        "BUILD_ARCH",
+        "Architecture to build for (like build --arch).",
+    );
+    pub const BUILD_ARCH_VARIANT: EnvVar = EnvVar::new(
+        "BUILD_ARCH_VARIANT",
+        "Architecture variant to build for (like build --arch-variant).",
+    );
+    pub const LIBRARY: EnvVar =
+        EnvVar::new("LIBRARY", "Sylabs library URL (like --library); refused.");
+    pub const NO_CLEANUP: EnvVar = EnvVar::new(
+        "NO_CLEANUP",
+        "Keep a failed pull's or build's files (like --no-cleanup).",
+    );
+    pub const DATA: EnvVar = EnvVar::new(
+        "DATA",
+        "Make a data container (like build --data); refused.",
+    );
+    pub const ENCRYPTION_PASSPHRASE: EnvVar = EnvVar::new(
+        "ENCRYPTION_PASSPHRASE",
+        "Passphrase to encrypt a build; refused: no encrypted images.",
+    );
+    pub const ENCRYPTION_PEM_PATH: EnvVar = EnvVar::new(
+        "ENCRYPTION_PEM_PATH",
+        "Key to encrypt a build; refused: no encrypted images.",
+    );
+    pub const ENCRYPTION_PEM_DATA: EnvVar = EnvVar::new(
+        "ENCRYPTION_PEM_DATA",
+        "Key to encrypt a build; refused: no encrypted images.",
+    );
+    pub const REPRODUCIBLE: EnvVar = EnvVar::new(
+        "REPRODUCIBLE",
+        "Deterministic images (like --reproducible); refused.",
+    );
+    pub const BUILDKIT_HOST: EnvVar = EnvVar::new(
+        "BUILDKIT_HOST",
+        "BuildKit daemon (like build --buildkit-host); refused.",
+    );
+    pub const IGNORE_PROOT: EnvVar = EnvVar::new(
+        "IGNORE_PROOT",
+        "Never use PRoot (like build --ignore-proot): Vessel never does.",
+    );
+    pub const PULL_NAME: EnvVar = EnvVar::new(
+        "PULL_NAME",
+        "File name of the pulled image (like pull --name).",
+    );
+    pub const PULLFOLDER: EnvVar = EnvVar::new(
+        "PULLFOLDER",
+        "Directory that pull writes images to (like --dir).",
+    );
+    pub const PULL_ARCH_VARIANT: EnvVar = EnvVar::new(
+        "PULL_ARCH_VARIANT",
+        "Architecture variant to pull (like pull --arch-variant).",
+    );
+    pub const ALLOW_UNSIGNED: EnvVar = EnvVar::new(
+        "ALLOW_UNSIGNED",
+        "Accept unsigned images (like -U): nothing to check for Vessel's sources.",
+    );
+    pub const ALLOW_UNAUTHENTICATED: EnvVar = EnvVar::new(
+        "ALLOW_UNAUTHENTICATED",
+        "Accept unauthenticated library images: nothing to check for Vessel's sources.",
+    );
+    pub const SIGN_KEY: EnvVar = EnvVar::new(
+        "SIGN_KEY",
+        "PEM private key to sign with (like sign --key).",
+    );
+    pub const LOCAL_VERIFY: EnvVar = EnvVar::new(
+        "LOCAL_VERIFY",
+        "Verify with local keyrings only (like verify --local): what Vessel always does.",
+    );
+    pub const VERIFY_CERTIFICATE: EnvVar = EnvVar::new(
+        "VERIFY_CERTIFICATE",
+        "Certificate to verify with (like verify --certificate); refused.",
+    );
+    pub const VERIFY_INTERMEDIATES: EnvVar = EnvVar::new(
+        "VERIFY_INTERMEDIATES",
+        "Intermediate certificates (like verify --certificate-intermediates); refused.",
+    );
+    pub const VERIFY_ROOTS: EnvVar = EnvVar::new(
+        "VERIFY_ROOTS",
+        "Root certificates (like verify --certificate-roots); refused.",
+    );
+    pub const VERIFY_OCSP: EnvVar = EnvVar::new(
+        "VERIFY_OCSP",
+        "Check certificates with OCSP (like verify --ocsp-verify); refused.",
+    );
+
     /// Every variable, for documentation.
     pub const ALL: &[EnvVar] = &[
         DEBUG,
@@ -493,6 +614,37 @@ pub mod vars {
         DOCKER_HOST,
         DOCKER_LOGIN,
         RUNSCRIPT_TIMEOUT,
+        CONFIG_FILE,
+        FORCE,
+        SANDBOX,
+        UPDATE,
+        NOTEST,
+        SECTION,
+        JSON,
+        FIXPERMS,
+        MKSQUASHFS_ARGS,
+        BUILD_ARCH,
+        BUILD_ARCH_VARIANT,
+        LIBRARY,
+        NO_CLEANUP,
+        DATA,
+        ENCRYPTION_PASSPHRASE,
+        ENCRYPTION_PEM_PATH,
+        ENCRYPTION_PEM_DATA,
+        REPRODUCIBLE,
+        BUILDKIT_HOST,
+        IGNORE_PROOT,
+        PULL_NAME,
+        PULLFOLDER,
+        PULL_ARCH_VARIANT,
+        ALLOW_UNSIGNED,
+        ALLOW_UNAUTHENTICATED,
+        SIGN_KEY,
+        LOCAL_VERIFY,
+        VERIFY_CERTIFICATE,
+        VERIFY_INTERMEDIATES,
+        VERIFY_ROOTS,
+        VERIFY_OCSP,
     ];
 }
 
