@@ -348,3 +348,62 @@ fn registry_credentials_flags_go_together() {
         &["--docker-username and --docker-password go together"],
     );
 }
+
+/// `exec docker://…` with the fetch flags of the action commands:
+/// `--disable-cache` with `--tmpdir` (the fetch's temporary files go there,
+/// the cache stays empty), and `--docker-username`/`--docker-password`,
+/// which beat their variables.
+#[test]
+fn exec_of_a_registry_image_with_the_fetch_flags() {
+    let Some((_, get)) = registry_env() else {
+        return;
+    };
+    let s = Scratch::new();
+    let uri = format!("docker://{}/busybox:latest", get("REGISTRY_HTTP"));
+    let missing = s.path().join("no-such-tmpdir");
+    let missing = missing.to_str().unwrap();
+    let flags = ["exec", "--no-https", "--disable-cache", "--tmpdir"];
+    let mut args = flags.to_vec();
+    args.extend_from_slice(&[missing, &uri, "true"]);
+    assert_failed(&s.run(&args, &[]), &[missing]);
+    let tmp = s.path().join("fetch-tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    give_to_test_user(&tmp);
+    let mut args = flags.to_vec();
+    args.extend_from_slice(&[tmp.to_str().unwrap(), &uri, "echo", "ran"]);
+    assert_eq!(s.ok(&args, &[]), "ran\n");
+    assert!(
+        !std::path::Path::new(&s.cache()).join("cache").exists(),
+        "--disable-cache wrote to the cache"
+    );
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "left behind");
+    let uri = format!("docker://{}/private/busybox:latest", get("REGISTRY_TLS"));
+    let (user, password, ca) = (
+        get("REGISTRY_USER"),
+        get("REGISTRY_PASSWORD"),
+        get("REGISTRY_CA"),
+    );
+    let ca = [("SSL_CERT_FILE", ca.as_str())];
+    let out = s.ok(
+        &[
+            "exec",
+            "--docker-username",
+            &user,
+            "--docker-password",
+            &password,
+            &uri,
+            "echo",
+            "in",
+        ],
+        &ca,
+    );
+    assert_eq!(out, "in\n");
+    let s = Scratch::new();
+    let env = [
+        ca[0],
+        ("APPTAINER_DOCKER_USERNAME", user.as_str()),
+        ("APPTAINER_DOCKER_PASSWORD", password.as_str()),
+    ];
+    let out = s.run(&["exec", "--docker-password", "wrong", &uri, "true"], &env);
+    assert_failed(&out, &["refused access"]);
+}
