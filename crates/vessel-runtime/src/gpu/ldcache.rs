@@ -27,8 +27,11 @@ const NEW_ENTRY: usize = 24;
 const OLD_HEADER: usize = 16;
 const OLD_ENTRY: usize = 12;
 
-/// The entry's type in the low byte of its flags: an ELF library for glibc.
+/// The entry's type in the low byte of its flags: an ELF library for glibc,
+/// or one that links no C library (ldconfig says "ELF"; a 32-bit library
+/// built without libc shows so on a 64-bit host).
 const FLAG_ELF_LIBC6: i32 = 0x0003;
+const FLAG_ELF: i32 = 0x0001;
 const FLAG_TYPE_MASK: i32 = 0x00ff;
 const FLAG_ARCH_MASK: i32 = 0xff00;
 
@@ -152,7 +155,7 @@ impl LdCache {
                 return Err("an entry is cut short");
             };
             let flags = flags as i32;
-            if flags & FLAG_TYPE_MASK != FLAG_ELF_LIBC6 {
+            if !matches!(flags & FLAG_TYPE_MASK, FLAG_ELF_LIBC6 | FLAG_ELF) {
                 continue;
             }
             let (Some(name), Some(path)) = (string(key), string(value)) else {
