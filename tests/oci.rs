@@ -89,8 +89,39 @@ fn pull_name_dir_and_unsigned() {
         &[],
     );
     assert_failed(&out, &["either as OUTPUT or with --name"]);
-    let out = s.run(&["pull", "--sandbox", &uri], &[]);
-    assert_failed(&out, &["pull --sandbox is not implemented"]);
+    // --sandbox: a directory, as `build --sandbox DIR SOURCE` makes.
+    s.ok(
+        &["pull", "--no-https", "--sandbox", "--name", "sb", &uri],
+        &[],
+    );
+    assert!(s.path().join("sb/bin/sh").exists());
+    let out = s.run(
+        &["pull", "--no-https", "--sandbox", "--name", "sb", &uri],
+        &[],
+    );
+    assert_failed(&out, &["already exists", "--force"]);
+    s.ok(
+        &[
+            "pull",
+            "--no-https",
+            "--sandbox",
+            "--force",
+            "--name",
+            "sb",
+            &uri,
+        ],
+        &[],
+    );
+    assert!(s.path().join("sb/bin/sh").exists());
+    // The variable forms: APPTAINER_PULL_NAME, APPTAINER_PULLDIR.
+    s.ok(
+        &["pull", "--no-https", &uri],
+        &[
+            ("APPTAINER_PULL_NAME", "env.sif"),
+            ("APPTAINER_PULLDIR", "images"),
+        ],
+    );
+    assert!(s.path().join("images/env.sif").is_file());
 }
 
 #[test]
