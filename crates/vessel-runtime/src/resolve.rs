@@ -708,6 +708,16 @@ mod tests {
         env: &[(&str, &str)],
         f: impl FnOnce(&mut ActionFlags),
     ) -> Result<LaunchOptions, OptionsError> {
+        resolve_as(1000, tool, env, f)
+    }
+
+    /// [`resolve_with`] for the user `uid`.
+    fn resolve_as(
+        uid: u32,
+        tool: Tool,
+        env: &[(&str, &str)],
+        f: impl FnOnce(&mut ActionFlags),
+    ) -> Result<LaunchOptions, OptionsError> {
         let mut a = flags(&["img.sif", "true"]);
         f(&mut a);
         let table: Vec<(String, String)> = env
@@ -715,7 +725,8 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let get = move |k: &str| table.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-        resolve(Verb::Exec, a, &Vars { tool, get: &get }, &host())
+        let host = Host { uid, ..host() };
+        resolve(Verb::Exec, a, &Vars { tool, get: &get }, &host)
     }
 
     fn opts(env: &[(&str, &str)], f: impl FnOnce(&mut ActionFlags)) -> LaunchOptions {
@@ -922,19 +933,7 @@ mod tests {
 
     /// The refused error's message, or `None` when the settings resolve.
     fn refused(uid: u32, env: &[(&str, &str)], f: impl FnOnce(&mut ActionFlags)) -> Option<String> {
-        let mut a = flags(&["img.sif", "true"]);
-        f(&mut a);
-        let table: Vec<(String, String)> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let get = move |k: &str| table.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-        let host = Host { uid, ..host() };
-        let vars = Vars {
-            tool: Tool::Apptainer,
-            get: &get,
-        };
-        match resolve(Verb::Exec, a, &vars, &host) {
+        match resolve_as(uid, Tool::Apptainer, env, f) {
             Ok(_) => None,
             Err(e @ OptionsError::Unsupported { .. }) => Some(e.to_string()),
             Err(e) => panic!("unexpected error: {e}"),
@@ -1174,18 +1173,7 @@ mod tests {
 
     /// Resolves as root with `env`, `f` changed.
     fn as_root(env: &[(&str, &str)], f: impl FnOnce(&mut ActionFlags)) -> LaunchOptions {
-        let mut a = flags(&["img.sif", "true"]);
-        f(&mut a);
-        let table: Vec<(String, String)> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let get = move |k: &str| table.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-        let vars = Vars {
-            tool: Tool::Apptainer,
-            get: &get,
-        };
-        resolve(Verb::Exec, a, &vars, &Host { uid: 0, ..host() }).unwrap()
+        resolve_as(0, Tool::Apptainer, env, f).unwrap()
     }
 
     #[test]
@@ -1253,13 +1241,10 @@ mod tests {
         }));
         assert!(p.keep.contains(&C::CAP_CHOWN) && !p.keep.contains(&C::CAP_NET_RAW));
         // An unknown name is an error naming it.
-        let mut a = flags(&["img.sif", "true"]);
-        a.drop_caps = Some("net_raw,CAP_NOPE".into());
-        let vars = Vars {
-            tool: Tool::Apptainer,
-            get: &|_| None,
-        };
-        let err = resolve(Verb::Exec, a, &vars, &Host { uid: 0, ..host() }).unwrap_err();
+        let err = resolve_as(0, Tool::Apptainer, &[], |a| {
+            a.drop_caps = Some("net_raw,CAP_NOPE".into())
+        })
+        .unwrap_err();
         assert_eq!(
             err.to_string(),
             "--drop-caps \"CAP_NOPE\": unknown capability (use names such as CAP_NET_RAW or net_raw, or all; capabilities(7) lists them)"
