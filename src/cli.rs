@@ -951,21 +951,13 @@ pub struct RefusedActionArgs {
     /// Key of an encrypted image (not supported: no encrypted images)
     #[arg(long, value_name = "FILE")]
     pub pem_path: Option<String>,
-    /// Docker daemon for docker-daemon: images (not supported)
-    #[arg(long, value_name = "HOST")]
-    pub docker_host: Option<String>,
     /// Time limit of the runscript's evaluation (no effect: Vessel evaluates it with /bin/sh)
     #[arg(long, value_name = "DURATION")]
     pub runscript_timeout: Option<String>,
-    /// Directory for the temporary files of an exec docker://… fetch (default: APPTAINER_TMPDIR, TMPDIR, /tmp)
-    #[arg(long, value_name = "DIR", hide = true)]
-    pub tmpdir: Option<std::path::PathBuf>,
-    /// Registry user name (default: APPTAINER_DOCKER_USERNAME, DOCKER_USERNAME)
-    #[arg(long, value_name = "NAME", hide = true)]
-    pub docker_username: Option<String>,
-    /// Registry password (default: APPTAINER_DOCKER_PASSWORD, DOCKER_PASSWORD)
-    #[arg(long, value_name = "PASSWORD", hide = true)]
-    pub docker_password: Option<String>,
+    /// `--docker-username`, `--docker-password`, `--tmpdir` (for an
+    /// `exec docker://…` fetch) and `--docker-host` (refused).
+    #[command(flatten)]
+    pub registry_extra: RegistryExtra,
     /// Security options: seccomp:, apparmor:, selinux:, uid:, gid: (not implemented yet)
     #[arg(long, value_name = "OPTION")]
     pub security: Vec<String>,

@@ -2,7 +2,7 @@
 //! library, which decides the launch options; then the container is run.
 
 use anyhow::{Context, Result};
-use vessel_config::{vars, Tool};
+use vessel_config::Tool;
 use vessel_runtime::resolve::{is_source_uri, resolve, ActionFlags, Vars};
 use vessel_runtime::Host;
 
@@ -12,12 +12,8 @@ pub use vessel_runtime::resolve::Verb;
 
 pub fn run(tool: Tool, verb: Verb, args: ActionArgs) -> Result<u8> {
     let host = Host::current();
-    let fetch_flags = FetchFlags {
-        registry: args.registry.clone(),
-        tmpdir: args.refused.tmpdir.clone(),
-        username: args.refused.docker_username.clone(),
-        password: args.refused.docker_password.clone(),
-    };
+    let registry = args.registry.clone();
+    let extra = args.refused.registry_extra.clone();
     let vars = Vars {
         tool,
         get: &vessel_config::process_var,
@@ -27,7 +23,7 @@ pub fn run(tool: Tool, verb: Verb, args: ActionArgs) -> Result<u8> {
     // file), then run that.
     let image_arg = opts.image.to_string_lossy().into_owned();
     let _fetched = if is_source_uri(&image_arg) {
-        let fetched = fetch(tool, fetch_flags, &image_arg)?;
+        let fetched = super::pull::fetch(tool, &registry, &extra, None, None, &image_arg)?;
         opts.image = fetched.path().to_path_buf();
         Some(fetched)
     } else {
@@ -40,59 +36,6 @@ pub fn run(tool: Tool, verb: Verb, args: ActionArgs) -> Result<u8> {
     execution_control(&mut image)?;
     let status = vessel_runtime::launch_image(&opts, &host, image)?;
     Ok(u8::try_from(status).unwrap_or(255))
-}
-
-/// The action flags that only matter to fetching an image source.
-struct FetchFlags {
-    registry: crate::cli::RegistryOptions,
-    /// `--tmpdir`: beats `APPTAINER_TMPDIR` and `TMPDIR`.
-    tmpdir: Option<std::path::PathBuf>,
-    /// `--docker-username`/`--docker-password`: beat their variables.
-    username: Option<String>,
-    password: Option<String>,
-}
-
-/// Fetches `uri` with `pull`'s settings, and the action flags that change
-/// them: `--tmpdir`, `--docker-username`/`--docker-password`, and
-/// `APPTAINER_DOCKER_LOGIN` (like `--docker-login`).
-fn fetch(tool: Tool, mut f: FetchFlags, uri: &str) -> Result<super::pull::Fetched> {
-    let login = super::pull::env_value(tool, vars::DOCKER_LOGIN)
-        .as_deref()
-        .and_then(vessel_config::lookup_bool)
-        .unwrap_or(false);
-    let given = f.username.is_some() || f.password.is_some();
-    // Credentials on the command line make the prompt needless.
-    f.registry.docker_login = (f.registry.docker_login || login) && !given;
-    let mut opts = super::pull::pull_options(tool, &f.registry, None, None)?;
-    if let Some(dir) = f.tmpdir {
-        opts.tmpdir = dir;
-    }
-    if given {
-        let from_env = |var, bare| {
-            super::pull::env_value(tool, var).or_else(|| vessel_config::process_var(bare))
-        };
-        let username = f
-            .username
-            .or_else(|| from_env(vars::DOCKER_USERNAME, "DOCKER_USERNAME"));
-        let password = f
-            .password
-            .or_else(|| from_env(vars::DOCKER_PASSWORD, "DOCKER_PASSWORD"));
-        match (username, password) {
-            (Some(username), Some(password)) => {
-                opts.credentials = Some(vessel_oci::auth::Credentials { username, password })
-            }
-            _ => anyhow::bail!(
-                "--docker-username and --docker-password go together (or with APPTAINER_DOCKER_USERNAME/APPTAINER_DOCKER_PASSWORD)"
-            ),
-        }
-    }
-    let oras = vessel_oci::oras::OrasOptions {
-        no_https: opts.no_https,
-        ca_pem: opts.ca_pem.clone(),
-        credentials: opts.credentials.clone(),
-        auth_files: opts.auth_files.clone(),
-    };
-    Ok(vessel_oci::source::fetch(uri, &opts, &oras)?)
 }
 
 /// The administrator's execution control list (`vessel.conf`): a SIF image
@@ -202,7 +145,7 @@ impl From<ActionArgs> for ActionFlags {
             netns_path: r.netns_path,
             passphrase: r.passphrase,
             pem_path: r.pem_path,
-            docker_host: r.docker_host,
+            docker_host: r.registry_extra.docker_host,
             runscript_timeout: r.runscript_timeout,
             rest: a.rest,
         }
