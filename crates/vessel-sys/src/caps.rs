@@ -53,7 +53,9 @@ pub fn limit_to(keep: &[Capability]) -> Result<()> {
         .copied()
         .filter(|c| supported.contains(c) && bounding.contains(c) && permitted.contains(c))
         .collect();
-    for cap in supported.iter().filter(|c| !keep.contains(c)) {
+    // Only what is there is dropped: a root without CAP_SETPCAP (in a
+    // container of its own) keeps all it has without having to drop any.
+    for cap in bounding.iter().filter(|c| !keep.contains(c)) {
         caps::drop(None, CapSet::Bounding, *cap)
             .map_err(|e| fail(&format!("dropping {cap} from the bounding set"), e))?;
     }
