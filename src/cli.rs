@@ -190,6 +190,9 @@ vessel verify --legacy-insecure --json old.sif"
     /// Internal: serve an image through FUSE at a directory around a host command (tests, benchmarks)
     #[command(name = "__mount-image", hide = true)]
     MountImage(MountImageArgs),
+    /// Internal: print the flag compatibility table as tab-separated rows (tests)
+    #[command(name = "__compat-table", hide = true)]
+    CompatTable,
 }
 
 impl Command {
@@ -227,6 +230,7 @@ impl Command {
             Command::Completion(_) => "completion",
             Command::FakerootRun(_) => "__fakeroot",
             Command::MountImage(_) => "__mount-image",
+            Command::CompatTable => "__compat-table",
         }
     }
 }

@@ -27,7 +27,6 @@ pub enum Status {
     Refused,
 }
 
-#[cfg(test)]
 impl Status {
     fn word(self) -> &'static str {
         match self {
@@ -47,12 +46,10 @@ pub struct Entry {
     pub status: Status,
     /// Honoured for root only; refused by name for other users (the
     /// runtime decides; the table and its tests read it).
-    #[cfg_attr(not(test), allow(dead_code))]
     pub root_only: bool,
     pub note: &'static str,
 }
 
-#[cfg(test)]
 /// One command's flag.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Row {
@@ -463,7 +460,6 @@ pub const ENTRIES: &[Entry] = &[
     imp(&["cache clean"], "--force", ""),
 ];
 
-#[cfg(test)]
 /// Every long flag (and alias) of `path` in clap's command tree, without
 /// clap's own `--help`.
 pub fn clap_flags(root: &clap::Command, path: &str) -> Option<Vec<String>> {
@@ -487,7 +483,6 @@ pub fn clap_flags(root: &clap::Command, path: &str) -> Option<Vec<String>> {
     Some(out)
 }
 
-#[cfg(test)]
 /// The command tree with global flags propagated, as the user meets it.
 pub fn built_cli() -> clap::Command {
     use clap::CommandFactory;
@@ -496,7 +491,6 @@ pub fn built_cli() -> clap::Command {
     cmd
 }
 
-#[cfg(test)]
 /// Every (command, flag), in the table's order: the entries, then the flags
 /// of the commands refused as a whole (as clap parses them).
 pub fn rows() -> Vec<Row> {
@@ -562,6 +556,41 @@ fn cell(text: &str) -> String {
     text.replace('|', "\\|")
 }
 
+/// `vessel __compat-table`: every row, as tab-separated command, flag,
+/// status, `root-only` or `-`, and `value` when the flag takes one or `-`,
+/// for the end-to-end test that types each refused flag.
+pub fn print_table() -> String {
+    let cli = built_cli();
+    let mut out = String::new();
+    for r in rows() {
+        let takes_value =
+            find(&cli, &r.command, &r.flag).is_some_and(|a| a.get_action().takes_values());
+        out.push_str(&format!(
+            "{}\t{}\t{}\t{}\t{}\n",
+            r.command,
+            r.flag,
+            r.status.word(),
+            if r.root_only { "root-only" } else { "-" },
+            if takes_value { "value" } else { "-" }
+        ));
+    }
+    out
+}
+
+/// The clap argument of `flag` (long or alias) in the command `path`.
+fn find<'a>(root: &'a clap::Command, path: &str, flag: &str) -> Option<&'a clap::Arg> {
+    let mut cmd = root;
+    if path != "global" {
+        for word in path.split(' ') {
+            cmd = cmd.find_subcommand(word)?;
+        }
+    }
+    let long = flag.strip_prefix("--")?;
+    cmd.get_arguments().find(|a| {
+        a.get_long() == Some(long) || a.get_all_aliases().is_some_and(|al| al.contains(&long))
+    })
+}
+
 #[cfg(test)]
 /// The README's compatibility table. A flag with the same status and note
 /// in several commands is one row; the commands refused as a whole are
@@ -597,11 +626,13 @@ pub fn markdown() -> String {
         );
     }
     for (command, why) in REFUSED_COMMANDS {
-        let flags: Vec<String> = rows
+        // Sorted: the order of clap's definitions is no one's business.
+        let mut flags: Vec<String> = rows
             .iter()
             .filter(|r| r.command == *command)
             .map(|r| format!("`{}`", r.flag))
             .collect();
+        flags.sort();
         let _ = writeln!(
             out,
             "| `{command}` | every flag: {} | refused | {} |",

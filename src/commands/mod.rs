@@ -81,6 +81,10 @@ pub fn run(cli: Cli, tool: Tool) -> Result<u8> {
         Command::Verify(args) => verify::run(tool, args),
         Command::FakerootRun(args) => internal::fakeroot(args),
         Command::MountImage(args) => internal::mount_image(args),
+        Command::CompatTable => {
+            write_stdout(crate::compat::print_table().as_bytes())?;
+            Ok(0)
+        }
         other => bail!(
             "'{} {}' is not implemented yet in Vessel {VERSION}",
             tool.command(),
