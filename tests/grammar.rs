@@ -206,3 +206,105 @@ fn no_init_no_umask_and_compat() {
     );
     assert_eq!(out, "1\nwritable\n");
 }
+
+/// pflag's `--flag=BOOL` on every kind of command, as Go's
+/// `strconv.ParseBool` reads it: `=false` is as if not given, `=true` as
+/// given; before the image only.
+#[test]
+fn boolean_flags_take_go_booleans() {
+    let dir = user_dir();
+    let d = dir.path();
+    let table: &[(&[&str], &str)] = &[
+        (&["--cleanenv=false"], "bar"),
+        (&["--cleanenv=true"], "unset"),
+        (&["--cleanenv=1"], "unset"),
+        (&["--cleanenv=0"], "bar"),
+        (&["--cleanenv=T"], "unset"),
+        (&["--cleanenv=FALSE"], "bar"),
+        (&["-e=false"], "bar"),
+        (&["-e=true"], "unset"),
+        (&["-ce=false"], "bar"),
+    ];
+    for (flags, want) in table {
+        let out = exec_sh(d, flags, "echo ${FOO:-unset}", &[("FOO", "bar")]);
+        assert_eq!(out.trim(), *want, "{flags:?}");
+    }
+    // `--contain=false` does not contain: the host's /tmp is there.
+    let marker = tempfile::Builder::new()
+        .prefix("vessel-grammar-")
+        .tempfile_in("/tmp")
+        .unwrap();
+    let name = marker.path().to_str().unwrap();
+    let script = format!("test -e {name} && echo host || echo contained");
+    assert_eq!(exec_sh(d, &["--contain=false"], &script, &[]), "host\n");
+    assert_eq!(exec_sh(d, &["--contain=true"], &script, &[]), "contained\n");
+    // After the image, the command's own.
+    let image = busybox();
+    let out = user_run(
+        d,
+        &["exec", image.to_str().unwrap(), "echo", "--contain=false"],
+        &[],
+    );
+    assert_eq!(assert_ok(&out, "exec echo"), "--contain=false\n");
+}
+
+/// pflag's errors, word for word, as one `FATAL:` line and exit 255.
+#[test]
+fn pflag_errors_word_for_word() {
+    let image = busybox();
+    let image = image.to_str().unwrap();
+    let table: &[(&[&str], &str)] = &[
+        (
+            &["exec", "--contain=x", image, "true"],
+            r#"FATAL:   invalid argument "x" for "-c, --contain" flag: strconv.ParseBool: parsing "x": invalid syntax"#,
+        ),
+        (
+            &["exec", "--nv=yes", image, "true"],
+            r#"FATAL:   invalid argument "yes" for "--nv" flag: strconv.ParseBool: parsing "yes": invalid syntax"#,
+        ),
+        (
+            &["build", "--force=maybe", "o.sif", image],
+            r#"FATAL:   invalid argument "maybe" for "-F, --force" flag: strconv.ParseBool: parsing "maybe": invalid syntax"#,
+        ),
+        (
+            &["exec", "--bind"],
+            "FATAL:   flag needs an argument: --bind",
+        ),
+        (
+            &["exec", "-B"],
+            "FATAL:   flag needs an argument: 'B' in -B",
+        ),
+        (
+            &["exec", "-cB"],
+            "FATAL:   flag needs an argument: 'B' in -cB",
+        ),
+        (
+            &["pull", "--name"],
+            "FATAL:   flag needs an argument: --name",
+        ),
+        (
+            &["instance", "start", "--bnd", image, "web"],
+            "FATAL:   unknown flag: --bnd",
+        ),
+        (
+            &["overlay", "create", "--sise", "1", "o.img"],
+            "FATAL:   unknown flag: --sise",
+        ),
+    ];
+    for (args, want) in table {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(255), "{args:?}: {}", stderr(&out));
+        assert_eq!(stderr(&out).trim_end(), *want, "{args:?}");
+    }
+}
+
+/// A value flag takes the next argument whatever it looks like, as pflag
+/// does (`--hostname -x` names the host `-x`).
+#[test]
+fn a_value_flag_takes_the_next_argument() {
+    let dir = user_dir();
+    assert_eq!(
+        exec_sh(dir.path(), &["--hostname", "-x"], "hostname", &[]),
+        "-x\n"
+    );
+}
