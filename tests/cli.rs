@@ -207,3 +207,117 @@ fn message_levels_and_variables() {
     )
     .is_empty());
 }
+
+/// The variable forms of the flags of build, pull, push, sign, verify and
+/// the global flags: refused ones are named by the variable the user set
+/// (`SINGULARITY_` too), honoured ones act as their flag.
+#[test]
+fn variables_of_the_other_commands() {
+    let image = busybox();
+    let image = image.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let with = |env: &[(&str, &str)], args: &[&str]| {
+        let mut cmd = vessel();
+        cmd.current_dir(d).args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let refused: &[(&str, &str, &[&str], &str)] = &[
+        (
+            "APPTAINER_LIBRARY",
+            "https://l",
+            &["pull", "docker://x/y"],
+            "APPTAINER_LIBRARY (like --library) is not supported",
+        ),
+        (
+            "SINGULARITY_LIBRARY",
+            "https://l",
+            &["build", "o.sif", image],
+            "SINGULARITY_LIBRARY (like --library)",
+        ),
+        (
+            "APPTAINER_JSON",
+            "1",
+            &["build", "o.sif", image],
+            "APPTAINER_JSON (like --json)",
+        ),
+        (
+            "APPTAINER_REPRODUCIBLE",
+            "true",
+            &["pull", "docker://x/y"],
+            "APPTAINER_REPRODUCIBLE (like --reproducible)",
+        ),
+        (
+            "APPTAINER_ENCRYPTION_PASSPHRASE",
+            "1",
+            &["build", "o.sif", image],
+            "(like --passphrase)",
+        ),
+        (
+            "APPTAINER_NVCCLI",
+            "1",
+            &["build", "o.sif", image],
+            "APPTAINER_NVCCLI (like --nvccli)",
+        ),
+        (
+            "APPTAINER_DOCKER_HOST",
+            "unix:///d.sock",
+            &["pull", "docker://x/y"],
+            "APPTAINER_DOCKER_HOST (like --docker-host)",
+        ),
+        (
+            "APPTAINER_VERIFY_OCSP",
+            "1",
+            &["verify", image],
+            "APPTAINER_VERIFY_OCSP (like --ocsp-verify)",
+        ),
+        (
+            "APPTAINER_VERIFY_CERTIFICATE",
+            "c.pem",
+            &["verify", image],
+            "(like --certificate)",
+        ),
+        (
+            "APPTAINER_CONFIG_FILE",
+            "/etc/a.conf",
+            &["version"],
+            "APPTAINER_CONFIG_FILE (like --config)",
+        ),
+    ];
+    for (var, value, args, needle) in refused {
+        let out = with(&[(var, value)], args);
+        assert_fatal(&out, &[needle]);
+    }
+    // False booleans and the Docker client's own variables refuse nothing.
+    let out = with(
+        &[("APPTAINER_JSON", "0"), ("DOCKER_HOST", "unix:///d.sock")],
+        &["build", "a.sif", image],
+    );
+    assert_ok(&out, "build with APPTAINER_JSON=0");
+    // APPTAINER_FORCE is --force.
+    assert_failed(
+        &with(&[], &["build", "a.sif", image]),
+        &["already exists", "--force"],
+    );
+    assert_ok(
+        &with(&[("APPTAINER_FORCE", "1")], &["build", "a.sif", image]),
+        "APPTAINER_FORCE",
+    );
+    // Warnings, and the command goes on.
+    let out = with(&[], &["build", "--force", "--no-cleanup", "a.sif", image]);
+    assert_ok(&out, "build --no-cleanup");
+    assert!(
+        stderr(&out).contains("WARNING: --no-cleanup has no effect"),
+        "{}",
+        stderr(&out)
+    );
+    let out = with(&[], &["verify", "--url", "https://keys.example.org", image]);
+    assert!(
+        stderr(&out).contains("WARNING: --url is ignored"),
+        "{}",
+        stderr(&out)
+    );
+}
