@@ -302,11 +302,35 @@ pub fn run(tool: Tool, args: PullArgs) -> Result<u8> {
             out.display()
         );
     }
-    if sandbox {
-        return pull_sandbox(tool, &args, &source, &out);
-    }
+    // The fetched SIF goes to `out` whole, or with --sandbox is unpacked
+    // into the directory `out` (an existing one replaced, as --force
+    // allowed), as `build --sandbox DIR SOURCE` does.
+    let place = |sif: &Path| -> Result<()> {
+        if !sandbox {
+            return install(sif, &out);
+        }
+        let vessel = std::env::current_exe().context("cannot find the vessel executable")?;
+        if out.exists() {
+            vessel_build::engine::remove_sandbox(&out, &vessel)?;
+        }
+        vessel_build::engine::unpack_to_sandbox(sif, &out)?;
+        Ok(())
+    };
     if let Some(reference) = source.strip_prefix("oras://") {
-        let digest = pull_oras(tool, &args.registry, &args.extra, reference, &out)?;
+        let digest = if sandbox {
+            let tmp = tempfile::Builder::new()
+                .prefix("vessel-pull-")
+                .tempdir_in(args.extra.tmpdir.clone().unwrap_or_else(|| {
+                    vessel_config::paths::tmp_dir(tool, &vessel_config::process_var)
+                }))
+                .context("cannot make a temporary directory")?;
+            let sif = tmp.path().join("image.sif");
+            let digest = pull_oras(tool, &args.registry, &args.extra, reference, &sif)?;
+            place(&sif)?;
+            digest
+        } else {
+            pull_oras(tool, &args.registry, &args.extra, reference, &out)?
+        };
         tracing::info!("Pulled {source} ({digest}) to {}", out.display());
         return Ok(0);
     }
@@ -320,52 +344,7 @@ pub fn run(tool: Tool, args: PullArgs) -> Result<u8> {
         variant.as_deref(),
         &source,
     )?;
-    install(fetched.path(), &out)?;
-    tracing::info!(
-        "Pulled {source} ({}) to {}",
-        fetched.digest(),
-        out.display()
-    );
-    Ok(0)
-}
-
-/// `pull --sandbox`: the image fetched as for a SIF, then unpacked into the
-/// directory `out` (an existing one replaced, as `--force` allowed), as
-/// `build --sandbox DIR SOURCE` does.
-fn pull_sandbox(tool: Tool, args: &PullArgs, source: &str, out: &Path) -> Result<u8> {
-    let env = Env::new(tool, "pull");
-    let vessel = std::env::current_exe().context("cannot find the vessel executable")?;
-    let unpack = |sif: &Path| -> Result<()> {
-        if out.exists() {
-            vessel_build::engine::remove_sandbox(out, &vessel)?;
-        }
-        vessel_build::engine::unpack_to_sandbox(sif, out)?;
-        Ok(())
-    };
-    if let Some(reference) = source.strip_prefix("oras://") {
-        let tmp = tempfile::Builder::new()
-            .prefix("vessel-pull-")
-            .tempdir_in(args.extra.tmpdir.clone().unwrap_or_else(|| {
-                vessel_config::paths::tmp_dir(tool, &vessel_config::process_var)
-            }))
-            .context("cannot make a temporary directory")?;
-        let sif = tmp.path().join("image.sif");
-        let digest = pull_oras(tool, &args.registry, &args.extra, reference, &sif)?;
-        unpack(&sif)?;
-        tracing::info!("Pulled {source} ({digest}) to {}", out.display());
-        return Ok(0);
-    }
-    let arch = env.value(args.arch.clone(), &[vars::PULL_ARCH]);
-    let variant = env.value(args.arch_variant.clone(), &[vars::PULL_ARCH_VARIANT]);
-    let fetched = fetch(
-        tool,
-        &args.registry,
-        &args.extra,
-        arch.as_deref(),
-        variant.as_deref(),
-        source,
-    )?;
-    unpack(fetched.path())?;
+    place(fetched.path())?;
     tracing::info!(
         "Pulled {source} ({}) to {}",
         fetched.digest(),
