@@ -868,13 +868,13 @@ pub struct ActionArgs {
 /// users), so that none is taken for the image or silently ignored.
 #[derive(Debug, Args, Default)]
 pub struct RefusedActionArgs {
-    /// NVIDIA GPU support (not implemented yet)
+    /// NVIDIA GPUs: the host's driver (libraries, programs, devices) in the container
     #[arg(long)]
     pub nv: bool,
-    /// NVIDIA GPU support through nvidia-container-cli (not implemented yet)
+    /// NVIDIA GPUs through nvidia-container-cli (not implemented yet: use --nv)
     #[arg(long)]
     pub nvccli: bool,
-    /// AMD ROCm GPU support (not implemented yet)
+    /// AMD GPUs: the host's ROCm driver (libraries, programs, /dev/kfd, /dev/dri) in the container
     #[arg(long)]
     pub rocm: bool,
     /// Network: `none` (loopback only, like --net); CNI networks need root
@@ -934,10 +934,10 @@ pub struct RefusedActionArgs {
     /// No AMD GPUs, even where the site always uses them
     #[arg(long, hide = true)]
     pub no_rocm: bool,
-    /// 32-bit GPU libraries too (not implemented yet: GPU support)
+    /// With --nv or --rocm: their 32-bit libraries too, in /.singularity.d/libs32
     #[arg(long)]
     pub compat32: bool,
-    /// Directories of CDI specifications (not implemented yet: GPU support)
+    /// Directories of CDI specifications (default /etc/cdi, /var/run/cdi)
     #[arg(long, value_name = "DIR")]
     pub cdi_dirs: Vec<String>,
     /// FUSE mounts in the container (not supported: mount on the host and bind)
@@ -1004,7 +1004,7 @@ pub struct RefusedActionArgs {
     /// Share namespaces and image with the other containers of the same parent (not implemented yet)
     #[arg(long)]
     pub sharens: bool,
-    /// CDI devices to add (not implemented yet)
+    /// CDI devices to add: VENDOR/CLASS=NAME, as the specs in --cdi-dirs describe them
     #[arg(long, value_name = "NAME")]
     pub device: Vec<String>,
 }

@@ -206,11 +206,7 @@ fn every_refused_flag_is_one_fatal_line_naming_it() {
     let table: &[(&[&str], &str)] = &[
         (
             &["--compat32"],
-            "--compat32 is not implemented yet in Vessel (GPU support)",
-        ),
-        (
-            &["--cdi-dirs", "/etc/cdi"],
-            "--cdi-dirs is not implemented yet in Vessel (GPU support)",
+            "--compat32 needs --nv or --rocm: it adds their 32-bit libraries",
         ),
         (
             &["--fusemount", "host:sshfs h: /m"],
@@ -236,7 +232,7 @@ fn every_refused_flag_is_one_fatal_line_naming_it() {
             &["--docker-host", "unix:///run/docker.sock"],
             "--docker-host is not supported: Vessel does not talk to Docker daemons",
         ),
-        (&["--nv"], "--nv is not implemented"),
+        (&["--nvccli"], "--nvccli is not implemented"),
         (
             &["--security", "seccomp:p.json"],
             "--security is not implemented",

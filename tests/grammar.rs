@@ -109,8 +109,10 @@ fn refused_flags_are_named() {
     let image = busybox();
     let image = image.to_str().unwrap();
     let table: &[(&[&str], &[&str])] = &[
-        (&["--nv"], &["--nv is not implemented yet in Vessel"]),
-        (&["--rocm"], &["--rocm is not implemented"]),
+        (
+            &["--nvccli"],
+            &["--nvccli is not implemented yet in Vessel"],
+        ),
         (
             &["--network", "bridge"],
             &["--network bridge", "needs CNI and root"],
@@ -119,7 +121,7 @@ fn refused_flags_are_named() {
             &["--network-args", "portmap=80:80/tcp"],
             &["--network-args"],
         ),
-        (&["--compat32"], &["--compat32"]),
+        (&["--compat32"], &["--compat32 needs --nv or --rocm"]),
         (&["--memory", "1G"], &["--memory", "needs cgroups"]),
         (&["--cpus", "2"], &["--cpus", "needs cgroups"]),
         (&["--fusemount", "host:sshfs h: /m"], &["--fusemount"]),
@@ -135,11 +137,14 @@ fn refused_flags_are_named() {
     }
     // Their variables too: never silently ignored.
     let out = vessel()
-        .env("APPTAINER_NV", "1")
+        .env("APPTAINER_NVCCLI", "1")
         .args(["exec", image, "true"])
         .output()
         .unwrap();
-    assert_fatal(&out, &["APPTAINER_NV (like --nv) is not implemented"]);
+    assert_fatal(
+        &out,
+        &["APPTAINER_NVCCLI (like --nvccli) is not implemented"],
+    );
 }
 
 #[test]

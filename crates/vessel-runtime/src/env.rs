@@ -63,10 +63,29 @@ pub struct EnvInput<'a> {
     pub product: &'a str,
     /// The image's environment scripts, in the order to source them.
     pub env_scripts: &'a [String],
-    /// Host libraries are bound in `/.singularity.d/libs`, which must then
-    /// be on `LD_LIBRARY_PATH`.
-    pub host_libs: bool,
+    /// Directories of host libraries bound into the container
+    /// (`/.singularity.d/libs`, a GPU driver's), to be on `LD_LIBRARY_PATH`.
+    pub library_dirs: &'a [String],
+    /// Variables a device asks for (CDI specs): the lowest of the
+    /// user-set values, below `APPTAINERENV_*`, env files and `--env`.
+    pub device_env: &'a [(String, String)],
+    /// A GPU option was given: the job's GPU selection passes even with
+    /// `--cleanenv`, as the launcher's variables do.
+    pub gpus: bool,
 }
+
+/// The variables that say which GPUs a job may use, kept with `--cleanenv`
+/// when the container gets GPUs.
+const GPU_SELECTION: &[&str] = &[
+    "CUDA_VISIBLE_DEVICES",
+    "NVIDIA_VISIBLE_DEVICES",
+    "NVIDIA_DRIVER_CAPABILITIES",
+    "CUDA_MPS_PIPE_DIRECTORY",
+    "CUDA_MPS_LOG_DIRECTORY",
+    "ROCR_VISIBLE_DEVICES",
+    "HIP_VISIBLE_DEVICES",
+    "GPU_DEVICE_ORDINAL",
+];
 
 /// The environment to exec `/bin/sh` with, and the script it runs.
 #[derive(Debug)]
@@ -140,6 +159,9 @@ pub fn container_env(input: &EnvInput<'_>) -> ContainerEnv {
         overrides.retain(|(k, _)| *k != key);
         overrides.push((key, value));
     };
+    for (k, v) in input.device_env {
+        set_override(k.clone(), v.clone(), &mut overrides);
+    }
     for prefix in ["SINGULARITYENV_", "APPTAINERENV_"] {
         for (k, v) in input.host {
             let Some(key) = k.to_str().and_then(|k| k.strip_prefix(prefix)) else {
@@ -185,7 +207,8 @@ pub fn container_env(input: &EnvInput<'_>) -> ContainerEnv {
         let name = k.as_bytes();
         let name_str = String::from_utf8_lossy(name);
         let kept_always = ALWAYS_KEPT.contains(&name_str.as_ref())
-            || LAUNCHER_PREFIXES.iter().any(|p| name_str.starts_with(p));
+            || LAUNCHER_PREFIXES.iter().any(|p| name_str.starts_with(p))
+            || (input.gpus && GPU_SELECTION.contains(&name_str.as_ref()));
         let dropped = input.cleanenv
             || name_str.starts_with("APPTAINER")
             || name_str.starts_with("SINGULARITY")
@@ -282,12 +305,13 @@ pub fn container_env(input: &EnvInput<'_>) -> ContainerEnv {
     if let Some(p) = append {
         s.push_str(&format!("export PATH=\"$PATH\":{p}\n"));
     }
-    if input.host_libs {
-        // Apptainer's images append it in their 99-base.sh; images without
-        // that script (or whose variables replaced it) get it here, once.
+    for dir in input.library_dirs {
+        // Apptainer's images append /.singularity.d/libs in their
+        // 99-base.sh; images without that script (or whose variables
+        // replaced it) get it here, and every directory only once.
         s.push_str(&format!(
-            "case :\"${{LD_LIBRARY_PATH:-}}\": in *:{0}:*) ;; *) LD_LIBRARY_PATH=\"${{LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}}{0}\"; export LD_LIBRARY_PATH ;; esac\n",
-            crate::plan::LIBS_DIR
+            "__vessel_lib={}; case :\"${{LD_LIBRARY_PATH:-}}\": in *:\"$__vessel_lib\":*) ;; *) LD_LIBRARY_PATH=\"${{LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}}$__vessel_lib\"; export LD_LIBRARY_PATH ;; esac; unset __vessel_lib\n",
+            single_quoted(dir.as_bytes())
         ));
     }
     if input.no_eval {
@@ -414,7 +438,9 @@ mod tests {
             action: &Action::Exec(vec!["env".into()]),
             product: "Apptainer",
             env_scripts: &["/.singularity.d/env/90-environment.sh".to_string()],
-            host_libs: false,
+            library_dirs: &[],
+            device_env: &[],
+            gpus: false,
         })
     }
 

@@ -80,6 +80,27 @@ pub struct RootPrivileges {
     pub no_new_privs: bool,
 }
 
+/// The GPU options, decided: which drivers to make visible.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GpuOptions {
+    /// `--nv` (or `--nvccli`, which implies it).
+    pub nv: bool,
+    pub rocm: bool,
+    /// With `--nv`/`--rocm`: the 32-bit libraries too, into
+    /// `/.singularity.d/libs32`.
+    pub compat32: bool,
+    /// CDI device names, `vendor/class=name`.
+    pub devices: Vec<String>,
+    /// Where CDI specs are read from.
+    pub cdi_dirs: Vec<PathBuf>,
+}
+
+impl GpuOptions {
+    pub fn any(&self) -> bool {
+        self.nv || self.rocm || !self.devices.is_empty()
+    }
+}
+
 /// Everything the user asked for, validated.
 #[derive(Clone, Debug, Default)]
 pub struct LaunchOptions {
@@ -125,6 +146,8 @@ pub struct LaunchOptions {
     /// `--containlibs`: host library files bound into
     /// `/.singularity.d/libs`.
     pub containlibs: Vec<PathBuf>,
+    /// The GPUs asked for: `--nv`, `--rocm`, CDI `--device`s.
+    pub gpus: GpuOptions,
     /// Real root's capabilities; `None` for other users, whose containers
     /// get none on the host (the user namespace's only).
     pub root_privileges: Option<RootPrivileges>,

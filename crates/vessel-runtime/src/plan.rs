@@ -75,6 +75,8 @@ pub struct SessionPlan {
     /// Size of the session tmpfs, in MiB.
     pub session_mib: u64,
     pub root_mode: RootMode,
+    /// The host's GPU driver files the GPU options give the container.
+    pub gpus: crate::gpu::GpuFiles,
     pub warnings: Vec<String>,
 }
 
@@ -124,6 +126,8 @@ pub enum PlanError {
     },
     #[error("while reading the image: {0}")]
     Image(#[from] std::io::Error),
+    #[error(transparent)]
+    Gpu(#[from] crate::gpu::GpuError),
 }
 
 /// Session tmpfs size when nothing writable lives in it: identity files,
@@ -175,6 +179,8 @@ pub fn session(
     } else {
         RootMode::ReadOnly
     };
+    let gpus = crate::gpu::find(&opts.gpus, &host.env)?;
+    warnings.extend(gpus.warnings.iter().cloned());
     // The tmpfs holds the writable layer only when it is the upper one.
     let writable_mib = match root_mode {
         RootMode::WritableTmpfs => opts.tmpfs_size_mib,
@@ -197,6 +203,7 @@ pub fn session(
         loopback: opts.net,
         session_mib: SESSION_BASE_MIB + writable_mib,
         root_mode,
+        gpus,
         warnings,
     })
 }
@@ -328,7 +335,62 @@ pub fn build_root(
             readonly: true,
         });
     }
-    let host_libs = host_libraries("--containlibs", &opts.containlibs, &mut mounts)?;
+    let mut library_dirs = Vec::new();
+    let gpus = &session.gpus;
+    let gpu_libs = |libs: &[(PathBuf, String)]| -> Vec<(PathBuf, OsString)> {
+        libs.iter()
+            .map(|(p, n)| (p.clone(), OsString::from(n)))
+            .collect()
+    };
+    let contained = host_libraries("--containlibs", &opts.containlibs, &mut mounts)?;
+    let driver = bind_libraries(
+        "--nv",
+        Path::new(LIBS_DIR),
+        &gpu_libs(&gpus.libs),
+        &mut mounts,
+    )?;
+    if contained || driver {
+        library_dirs.push(LIBS_DIR.to_string());
+    }
+    let libs32 = Path::new(crate::gpu::LIBS32_DIR);
+    if bind_libraries("--compat32", libs32, &gpu_libs(&gpus.libs32), &mut mounts)? {
+        library_dirs.push(crate::gpu::LIBS32_DIR.to_string());
+    }
+    library_dirs.extend(gpus.library_dirs.iter().cloned());
+    for (src, dst, readonly) in &gpus.binds {
+        mounts.push(Mount::Bind {
+            src: src.clone(),
+            dst: dst.clone(),
+            readonly: *readonly,
+            recursive: false,
+        });
+    }
+    // The host's /dev has the driver's devices already; a minimal one gets
+    // those of the job's GPUs, and a CDI spec's devices.
+    let minimal = opts.contain && !no_mount("dev");
+    let host_dev = !minimal && !no_mount("dev");
+    for (src, dst) in &gpus.cdi_devices {
+        if host_dev && src != dst && dst.starts_with("/dev") {
+            return Err(PlanError::Invalid(format!(
+                "a CDI device puts {} at {}, which cannot be made in the host's /dev the container shares: add --contain (a minimal /dev)",
+                src.display(),
+                dst.display()
+            )));
+        }
+    }
+    let devices = gpus.devices.iter().filter(|_| minimal);
+    let cdi_devices = gpus
+        .cdi_devices
+        .iter()
+        .filter(|(src, dst)| !(host_dev && src == dst));
+    for (src, dst) in devices.chain(cdi_devices) {
+        mounts.push(Mount::Bind {
+            src: src.clone(),
+            dst: dst.clone(),
+            readonly: false,
+            recursive: false,
+        });
+    }
     let image_file = |p: &str| -> Result<String, PlanError> {
         Ok(image_root
             .read_file(p, 16 << 20)?
@@ -405,7 +467,9 @@ pub fn build_root(
         action: &action,
         product: &opts.product,
         env_scripts: &env_scripts,
-        host_libs,
+        library_dirs: &library_dirs,
+        device_env: &gpus.env,
+        gpus: opts.gpus.any(),
     });
     warnings.extend(env.warnings);
     let has_sh = image_root.resolve("/bin/sh")?.is_some();
@@ -470,16 +534,33 @@ pub fn host_libraries(
     libs: &[PathBuf],
     mounts: &mut Vec<Mount>,
 ) -> Result<bool, PlanError> {
-    let mut names = Vec::new();
+    let mut named = Vec::new();
     for lib in libs {
+        let name = lib.file_name().ok_or_else(|| PlanError::HostLibrary {
+            flag,
+            path: lib.clone(),
+            problem: "not a file name".into(),
+        })?;
+        named.push((lib.clone(), name.to_os_string()));
+    }
+    bind_libraries(flag, Path::new(LIBS_DIR), &named, mounts)
+}
+
+/// [`host_libraries`] with the name each library is bound under in `dir`
+/// (a GPU driver's, as the linker cache names them).
+pub fn bind_libraries(
+    flag: &'static str,
+    dir: &Path,
+    libs: &[(PathBuf, std::ffi::OsString)],
+    mounts: &mut Vec<Mount>,
+) -> Result<bool, PlanError> {
+    let mut names = Vec::new();
+    for (lib, name) in libs {
         let problem = |problem: String| PlanError::HostLibrary {
             flag,
             path: lib.clone(),
             problem,
         };
-        let name = lib
-            .file_name()
-            .ok_or_else(|| problem("not a file name".into()))?;
         match std::fs::metadata(lib) {
             Ok(m) if m.is_file() => {}
             Ok(_) => return Err(problem("not a file (give library files)".into())),
@@ -495,7 +576,7 @@ pub fn host_libraries(
         names.push(name);
         mounts.push(Mount::Bind {
             src: lib.clone(),
-            dst: Path::new(LIBS_DIR).join(name),
+            dst: dir.join(name),
             readonly: true,
             recursive: false,
         });
@@ -893,9 +974,9 @@ mod tests {
         o.containlibs = vec![a];
         let plan = build(&o, &host(), img.path(), Path::new("/i.sif"), false).unwrap();
         assert!(dsts(&plan).contains(&"/.singularity.d/libs/liba.so.1".to_string()));
-        assert!(plan.argv[2].to_string_lossy().contains(
-            "LD_LIBRARY_PATH=\"${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}/.singularity.d/libs\""
-        ));
+        assert!(plan.argv[2]
+            .to_string_lossy()
+            .contains("__vessel_lib='/.singularity.d/libs'; case"));
         let plan = build(
             &opts(Action::Exec(vec!["true".into()])),
             &host(),

@@ -13,7 +13,9 @@ use vessel_sys::caps::{self, Capability};
 use vessel_config::{lookup, lookup_bool, vars, vessel_vars, EnvVar, Tool};
 
 use crate::bind::{parse_binds, parse_mount, BindError};
-use crate::options::{Action, Driver, Host, LaunchOptions, OverlaySpec, RootPrivileges};
+use crate::options::{
+    Action, Driver, GpuOptions, Host, LaunchOptions, OverlaySpec, RootPrivileges,
+};
 
 /// The flags of `exec`, `run`, `shell` and `test`, unresolved.
 #[derive(Clone, Debug, Default)]
@@ -148,7 +150,7 @@ const CGROUP_VARS: &[(EnvVar, &str)] = &[
 ];
 
 const NOT_YET: &str = "is not implemented yet in Vessel";
-const GPUS_NOT_YET: &str = "is not implemented yet in Vessel (GPU support)";
+const NVCCLI_NOT_YET: &str = "is not implemented yet in Vessel: --nv gives the container the host's NVIDIA driver without nvidia-container-cli";
 const CAPS_NEED_ROOT: &str = "needs root: an unprivileged container runs in a user namespace, with no capabilities on the host (Vessel has no setuid starter)";
 const SETUID_NEEDS_ROOT: &str = "needs root: setuid programs cannot gain privileges in an unprivileged container (Vessel has no setuid starter)";
 const USERNS_NEEDS_ROOT: &str =
@@ -202,10 +204,7 @@ fn unsupported(given: Given, flag: &str, why: &str) -> OptionsError {
 /// a network namespace with only loopback.
 fn refusal(a: &mut ActionFlags, vars: &Vars<'_>, host: &Host) -> Result<bool, OptionsError> {
     let gpus = [
-        (a.nv, vars::NV, "--nv", NOT_YET),
-        (a.nvccli, vars::NVCCLI, "--nvccli", NOT_YET),
-        (a.rocm, vars::ROCM, "--rocm", NOT_YET),
-        (a.compat32, vars::COMPAT32, "--compat32", GPUS_NOT_YET),
+        (a.nvccli, vars::NVCCLI, "--nvccli", NVCCLI_NOT_YET),
         (
             a.intel_hpu,
             vars::INTEL_HPU,
@@ -217,9 +216,6 @@ fn refusal(a: &mut ActionFlags, vars: &Vars<'_>, host: &Host) -> Result<bool, Op
         if let Some(g) = vars.given_bool(flag, var) {
             return Err(unsupported(g, name, why));
         }
-    }
-    if !a.cdi_dirs.is_empty() {
-        return Err(unsupported(Given::Flag, "--cdi-dirs", GPUS_NOT_YET));
     }
     let fuse = a.fusemount.first().cloned();
     if let Some((g, _)) = vars.given_value(fuse, vars::FUSESPEC) {
@@ -307,9 +303,6 @@ fn refusal(a: &mut ActionFlags, vars: &Vars<'_>, host: &Host) -> Result<bool, Op
     }
     if let Some(g) = vars.given_bool(a.sharens, vars::SHARENS) {
         return Err(unsupported(g, "--sharens", NOT_YET));
-    }
-    if !a.device.is_empty() {
-        return Err(unsupported(Given::Flag, "--device", NOT_YET));
     }
     Ok(net_none)
 }
@@ -410,6 +403,7 @@ pub fn resolve(
         .map(|l| absolute(Path::new(&l), &host.cwd))
         .collect();
     let root_privileges = root_privileges(&a, vars, host)?;
+    let gpus = gpu_options(&a, vars)?;
     // Checked in `refusal`: only root gets here with it.
     let allow_setuid = vars
         .given_bool(a.allow_setuid, vars::ALLOW_SETUID)
@@ -568,6 +562,7 @@ pub fn resolve(
         ignore_subuid: a.ignore_subuid || vars.flag(&[vars::IGNORE_SUBUID]),
         dns,
         containlibs,
+        gpus,
         root_privileges,
         allow_setuid,
         driver,
@@ -575,6 +570,38 @@ pub fn resolve(
         extract_fallback,
         extract_max_bytes,
         product: vars.tool.product().to_string(),
+    })
+}
+
+/// `--nv`, `--rocm` (each switched off by `--no-nv`/`--no-rocm`, which
+/// override the site's `always use` settings), `--compat32`, and CDI
+/// `--device`s with `--cdi-dirs`.
+fn gpu_options(a: &ActionFlags, vars: &Vars<'_>) -> Result<GpuOptions, OptionsError> {
+    let nv_off = a.no_nv || vars.flag(&[vars::NV_OFF, vars::NO_NV]);
+    let rocm_off = a.no_rocm || vars.flag(&[vars::ROCM_OFF, vars::NO_ROCM]);
+    let nv = !nv_off && (a.nv || vars.flag(&[vars::NV]));
+    let rocm = !rocm_off && (a.rocm || vars.flag(&[vars::ROCM]));
+    let compat32 = vars.given_bool(a.compat32, vars::COMPAT32);
+    let compat32_given = compat32.is_some();
+    if let Some(g) = compat32.filter(|_| !nv && !rocm) {
+        let why = "needs --nv or --rocm: it adds their 32-bit libraries";
+        return Err(unsupported(g, "--compat32", why));
+    }
+    let cdi_dirs = split_commas(&a.cdi_dirs);
+    let cdi_dirs = if cdi_dirs.is_empty() {
+        crate::gpu::cdi::DEFAULT_DIRS
+            .iter()
+            .map(PathBuf::from)
+            .collect()
+    } else {
+        cdi_dirs.into_iter().map(PathBuf::from).collect()
+    };
+    Ok(GpuOptions {
+        nv,
+        rocm,
+        compat32: compat32_given,
+        devices: split_commas(&a.device),
+        cdi_dirs,
     })
 }
 
@@ -944,9 +971,7 @@ mod tests {
     fn each_refused_flag_is_named_with_why() {
         type Set = fn(&mut ActionFlags);
         let table: &[(Set, &str)] = &[
-            (|a| a.nv = true, "--nv is not implemented yet in Vessel"),
             (|a| a.nvccli = true, "--nvccli is not implemented yet"),
-            (|a| a.rocm = true, "--rocm is not implemented yet"),
             (
                 |a| a.network = Some("bridge".into()),
                 "--network bridge needs CNI and root",
@@ -976,19 +1001,11 @@ mod tests {
             (|a| a.cgroups = vec!["--memory"], "--memory needs cgroups"),
             (|a| a.cgroups = vec!["--cpus"], "--cpus needs cgroups"),
             (|a| a.sharens = true, "--sharens is not implemented"),
-            (
-                |a| a.device = vec!["nvidia.com/gpu=all".into()],
-                "--device is not implemented",
-            ),
             (|a| a.allow_setuid = true, "--allow-setuid needs root"),
             (|a| a.ignore_userns = true, "--ignore-userns needs root"),
             (
                 |a| a.compat32 = true,
-                "--compat32 is not implemented yet in Vessel (GPU support)",
-            ),
-            (
-                |a| a.cdi_dirs = vec!["/etc/cdi".into()],
-                "--cdi-dirs is not implemented yet in Vessel (GPU support)",
+                "--compat32 needs --nv or --rocm: it adds their 32-bit libraries",
             ),
             (
                 |a| a.fusemount = vec!["host:sshfs x: /m".into()],
@@ -1034,14 +1051,7 @@ mod tests {
     #[test]
     fn each_refused_variable_is_named() {
         let table: &[(&str, &str, &str)] = &[
-            (
-                "APPTAINER_NV",
-                "1",
-                "APPTAINER_NV (like --nv) is not implemented",
-            ),
-            ("SINGULARITY_NV", "true", "SINGULARITY_NV (like --nv)"),
             ("APPTAINER_NVCCLI", "1", "(like --nvccli)"),
-            ("APPTAINER_ROCM", "1", "(like --rocm)"),
             (
                 "APPTAINER_NETWORK",
                 "bridge",
@@ -1097,7 +1107,11 @@ mod tests {
                 "true",
                 "SINGULARITY_IGNORE_USERNS (like --ignore-userns) needs root",
             ),
-            ("APPTAINER_COMPAT32", "1", "(like --compat32)"),
+            (
+                "APPTAINER_COMPAT32",
+                "1",
+                "(like --compat32) needs --nv or --rocm",
+            ),
             ("SINGULARITY_FUSESPEC", "host:x /m", "(like --fusemount)"),
             ("APPTAINER_INTEL_HPU", "1", "(like --intel-hpu)"),
             (
@@ -1370,5 +1384,31 @@ mod tests {
             err("A=1,novalue,B=2"),
             Err(OptionsError::EnvPair(_))
         ));
+    }
+
+    #[test]
+    fn gpu_options_from_flags_and_variables() {
+        let g = |env: &[(&str, &str)], f: fn(&mut ActionFlags)| opts(env, f).gpus;
+        assert!(!g(&[], |_| {}).any());
+        assert!(g(&[], |a| a.nv = true).nv);
+        assert!(g(&[("APPTAINER_NV", "1")], |_| {}).nv);
+        assert!(g(&[("SINGULARITY_ROCM", "true")], |_| {}).rocm);
+        // --no-nv and its variables win, as over the site's `always use nv`.
+        assert!(!g(&[("APPTAINER_NV", "1")], |a| a.no_nv = true).nv);
+        assert!(!g(&[("APPTAINER_NO_NV", "1")], |a| a.nv = true).nv);
+        assert!(!g(&[("APPTAINER_ROCM_OFF", "1")], |a| a.rocm = true).rocm);
+        let both = g(&[("APPTAINER_COMPAT32", "1")], |a| a.nv = true);
+        assert!(both.nv && both.compat32);
+        let cdi = g(&[], |a| {
+            a.device = vec!["nvidia.com/gpu=0,nvidia.com/gpu=1".into()];
+            a.cdi_dirs = vec!["/site/cdi".into()];
+        });
+        assert_eq!(cdi.devices, ["nvidia.com/gpu=0", "nvidia.com/gpu=1"]);
+        assert_eq!(cdi.cdi_dirs, [PathBuf::from("/site/cdi")]);
+        let default_dirs = g(&[], |a| a.device = vec!["x.com/y=z".into()]).cdi_dirs;
+        assert_eq!(
+            default_dirs,
+            [PathBuf::from("/etc/cdi"), "/var/run/cdi".into()]
+        );
     }
 }
