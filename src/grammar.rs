@@ -102,15 +102,12 @@ fn set(arg: &clap::Arg) -> OsString {
 }
 
 /// Rewrites `args` (with the program name first) from pflag's grammar into
-/// clap's, for the command tree `root`. What clap reads the same way, and
-/// what it should report (unknown flags, bad values of non-boolean flags),
-/// is passed through untouched.
+/// clap's, for the command tree `root`, built (`Command::build`) so that
+/// each subcommand lists the global flags it accepts too. What clap reads
+/// the same way, and what it should report (unknown flags, bad values of
+/// non-boolean flags), is passed through untouched.
 pub fn normalize(root: &clap::Command, args: Vec<OsString>) -> Result<Vec<OsString>, GrammarError> {
-    let mut root = root.clone();
-    // Propagates global flags to the subcommands, so that each command
-    // lists every flag it accepts.
-    root.build();
-    let mut cmd = &root;
+    let mut cmd = root;
     let mut out = Vec::with_capacity(args.len());
     let mut it = args.into_iter();
     out.extend(it.next());
@@ -246,7 +243,9 @@ mod tests {
     fn norm(line: &[&str]) -> Result<Vec<String>, String> {
         let mut args = vec![OsString::from("vessel")];
         args.extend(line.iter().map(OsString::from));
-        normalize(&crate::cli::Cli::command(), args)
+        let mut root = crate::cli::Cli::command();
+        root.build();
+        normalize(&root, args)
             .map(|v| {
                 v.into_iter()
                     .skip(1)

@@ -37,7 +37,9 @@ fn main() -> ExitCode {
         (found.value.map(|v| v.value), found.warning, found.info)
     };
     let env_flag = |var: EnvVar| env(var).0.as_deref().and_then(lookup_bool).unwrap_or(false);
-    let command = cli_command(tool);
+    let mut command = cli_command(tool);
+    // Once, for both the grammar's rewriting and clap's parse.
+    command.build();
     let args = match grammar::normalize(&command, args) {
         Ok(args) => args,
         Err(e) => {
