@@ -28,6 +28,8 @@ packages=(
   # Pulls: tar2sqfs turns merged layers into SquashFS; local OCI registries
   # and the tools that fill them for the tests.
   squashfs-tools-ng docker-registry skopeo umoci apache2-utils openssl curl python3
+  # The workflow tools (Snakemake, cwltool, ...) go into a venv from PyPI.
+  python3-venv
 )
 
 missing=()

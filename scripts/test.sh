@@ -78,6 +78,11 @@ status=${PIPESTATUS[0]}
 echo "==> Slurm: vessel in batch jobs and job steps (user vtest)"
 tests/slurm/run.sh "$bin" "$debian_sif" | tee "$tools/slurm.log"
 
+echo "==> workflow tools from PyPI (Snakemake, cwltool, spython, ReFrame, Parsl) driving vessel as apptainer (user vtest)"
+tests/workflows/run.sh "$bin" "$debian_sif" "$registry_state" | tee "$tools/workflows.log"
+status=${PIPESTATUS[0]}
+[ "$status" -eq 0 ] || exit "$status"
+
 echo "==> unprivileged smoke test (user vtest)"
 as_vtest() {
   setpriv --reuid=vtest --regid=vtest --init-groups \
@@ -118,11 +123,11 @@ bench/fuse.sh "$root/target/release/vessel" "$debian_sif" || echo "benchmark did
 echo "==> build benchmark (informative; never fails the suite)"
 BENCH_RUNS=1 bench/build.sh "$root/target/release/vessel" || echo "benchmark did not complete"
 
-# The closing line CI reads: the counts of the cargo and Slurm tests above;
+# The closing line CI reads: the counts of the cargo, Slurm and workflow tests above;
 # skipped: cargo's ignored tests plus the lines of the skip log.
 awk -v skips="$VESSEL_TEST_SKIP_LOG" '
      FILENAME == skips { i++; next }
      /^test result:/ { p += $4; f += $6; i += $8 }
      /^[0-9]+ passed, [0-9]+ failed$/ { p += $1; f += $3 }
      END { printf "%d passed, %d failed, %d skipped\n", p, f, i }' \
-  "$tools/test.log" "$tools/slurm.log" "$VESSEL_TEST_SKIP_LOG"
+  "$tools/test.log" "$tools/slurm.log" "$tools/workflows.log" "$VESSEL_TEST_SKIP_LOG"

@@ -1,0 +1,13 @@
+cwlVersion: v1.2
+class: CommandLineTool
+doc: Counts the lines of a file (on stdin) in the pulled busybox image.
+requirements:
+  DockerRequirement:
+    dockerPull: REGISTRY/busybox:latest
+baseCommand: [wc, -l]
+inputs:
+  infile: File
+stdin: $(inputs.infile.path)
+stdout: count.txt
+outputs:
+  count: stdout
