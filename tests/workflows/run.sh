@@ -269,9 +269,10 @@ check "spython Client.instance (refused clearly until Vessel has instances: issu
 reframe_check() {
   local d job stage
   d=$(case_dir reframe reframe)/reframe
-  mkdir -p "$d/rfm"
-  chown "$user": "$d/rfm"
-  (cd "$d" && as_user env WF_IMAGE="$debian_sif" WF_RFM_PREFIX="$d/rfm" \
+  mkdir -p "$d/rfm" "$d/tmp"
+  chown "$user": "$d/rfm" "$d/tmp"
+  # TMPDIR: ReFrame leaves its first log file there.
+  (cd "$d" && as_user env WF_IMAGE="$debian_sif" WF_RFM_PREFIX="$d/rfm" TMPDIR="$d/tmp" \
     reframe -C settings.py -c container_check.py -r --prefix "$d/rfm") || return 1
   job=$d/rfm/output/vessel-ci/local/plain/VesselApptainerCheck
   stage=$d/rfm/stage/vessel-ci/local/plain/VesselApptainerCheck
@@ -287,7 +288,11 @@ check "reframe: a test on the Apptainer container platform (exec -B\"…\" --pwd
 parsl_check() {
   local d
   d=$(case_dir parsl parsl_check.py)
-  (cd "$d" && as_user python3 parsl_check.py "$debian_sif" "$d/out") || return 1
+  mkdir -p "$d/out/tmp"
+  chown -R "$user": "$d/out"
+  # TMPDIR (under out/, which the containers get bound): Parsl leaves
+  # multiprocessing's socket directories there.
+  (cd "$d" && as_user env TMPDIR="$d/out/tmp" python3 parsl_check.py "$debian_sif" "$d/out") || return 1
   expect_lines "$d/out/app1.out" "app=1 debian=[0-9]+\.[0-9]+ container=$(re_quote "$debian_sif")" &&
     expect_lines "$d/out/app2.out" "app=2 debian=[0-9]+\.[0-9]+ container=$(re_quote "$debian_sif")"
 }
