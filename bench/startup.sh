@@ -43,6 +43,26 @@ as_user hyperfine --style none --warmup 5 --runs "$runs" --export-json "$work/ti
   -n "vessel exec IMG.sif (fuse)" "env VESSEL_IMAGE_DRIVER=fuse $work/vessel exec $work/img.sif /bin/true" \
   >/dev/null
 
+# --nv against the fake driver of the GPU tests (every library of Vessel's
+# nvliblist.conf, under its soname, in the linker cache): what finding and
+# linking the driver adds to a start. Not on a host with a real driver.
+gpu_line="--nv: skipped (a real NVIDIA driver is installed, or the fake one could not be)"
+if fake_libs=$("$root/tests/gpu/fake-driver.sh" install 2>/dev/null); then
+  trap '"$root/tests/gpu/fake-driver.sh" remove >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+  as_user hyperfine --style none --warmup 5 --runs "$runs" --export-json "$work/gpu.json" -N \
+    -n "exec IMG.sif (fuse)" "env VESSEL_IMAGE_DRIVER=fuse $work/vessel exec $work/img.sif /bin/true" \
+    -n "exec --nv IMG.sif (fuse)" "env VESSEL_IMAGE_DRIVER=fuse $work/vessel exec --nv $work/img.sif /bin/true" \
+    >/dev/null
+  "$root/tests/gpu/fake-driver.sh" remove >/dev/null
+  gpu_line=$(python3 - "$work/gpu.json" "$fake_libs" <<'PY'
+import json, sys
+plain, nv = (r["median"] * 1e3 for r in json.load(open(sys.argv[1]))["results"])
+print(f"--nv with a fake driver of {sys.argv[2]} libraries: {nv:.2f} ms vs {plain:.2f} ms "
+      f"without (+{nv - plain:.2f} ms; target <= +2 ms)")
+PY
+)
+fi
+
 # Peak RSS of the monitor (the vessel process itself, which the payload
 # replaces nothing of: it forks the payload and waits).
 rss() {
@@ -61,7 +81,7 @@ cold=$(as_user sh -c '
 extractions=$(grep -c Extracting "$work/cold.log" || true)
 entries=$(find "$work/cold" -maxdepth 1 -name '????????????????????????????????????????????????????????????????' | wc -l)
 
-python3 - "$work/times.json" "$rss_dir" "$rss_sif" "$cold" "$extractions" "$entries" <<'PY'
+python3 - "$work/times.json" "$rss_dir" "$rss_sif" "$cold" "$extractions" "$entries" "$gpu_line" <<'PY'
 import json, sys
 results = json.load(open(sys.argv[1]))["results"]
 base = results[0]["median"]
@@ -79,4 +99,5 @@ print("targets: sandbox <= 2x unshare chroot: "
       f"{by['vessel exec DIR (sandbox)']/base:.2f}x; warm SIF <= 2x: {by['vessel exec IMG.sif (warm cache)']/base:.2f}x; "
       f"below ch-run IMG.sqfs: extract {by['vessel exec IMG.sif (warm cache)']*1e3:.2f} ms, "
       f"fuse {by['vessel exec IMG.sif (fuse)']*1e3:.2f} ms vs {by['ch-run IMG.sqfs']*1e3:.2f} ms")
+print(sys.argv[7])
 PY

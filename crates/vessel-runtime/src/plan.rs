@@ -55,6 +55,13 @@ pub enum Mount {
     },
     /// A symbolic link created at `at` (inside a tmpfs the plan made).
     Symlink { target: String, at: PathBuf },
+    /// Symbolic links `(target, name)` in the directory `dir`, which is
+    /// made in the session's layer when the image lacks it: one step for
+    /// many links (a GPU driver's libraries).
+    Symlinks {
+        dir: PathBuf,
+        links: Vec<(String, String)>,
+    },
     /// A new `devpts` instance at `dst`.
     Devpts { dst: PathBuf },
 }
@@ -342,18 +349,35 @@ pub fn build_root(
             .map(|(p, n)| (p.clone(), OsString::from(n)))
             .collect()
     };
+    // A library directory the image leaves empty becomes a small tmpfs:
+    // links made there cost nothing, where each new name in the image's
+    // own directory is a lookup in every layer below (through FUSE, a
+    // round trip to the image server each).
+    for (dir, libs) in [
+        (LIBS_DIR, &gpus.libs),
+        (crate::gpu::LIBS32_DIR, &gpus.libs32),
+    ] {
+        if !libs.is_empty() && image_root.list_dir(dir)?.is_empty() {
+            mounts.push(Mount::Tmpfs {
+                dst: dir.into(),
+                size_mib: Some(1),
+                mode: 0o755,
+            });
+        }
+    }
     let contained = host_libraries("--containlibs", &opts.containlibs, &mut mounts)?;
-    let driver = bind_libraries(
-        "--nv",
+    let mut host_dirs = Vec::new();
+    let driver = link_libraries(
         Path::new(LIBS_DIR),
         &gpu_libs(&gpus.libs),
+        &mut host_dirs,
         &mut mounts,
-    )?;
+    );
     if contained || driver {
         library_dirs.push(LIBS_DIR.to_string());
     }
     let libs32 = Path::new(crate::gpu::LIBS32_DIR);
-    if bind_libraries("--compat32", libs32, &gpu_libs(&gpus.libs32), &mut mounts)? {
+    if link_libraries(libs32, &gpu_libs(&gpus.libs32), &mut host_dirs, &mut mounts) {
         library_dirs.push(crate::gpu::LIBS32_DIR.to_string());
     }
     library_dirs.extend(gpus.library_dirs.iter().cloned());
@@ -584,6 +608,79 @@ pub fn bind_libraries(
     Ok(!names.is_empty())
 }
 
+/// Where the host directories of a GPU driver's libraries are bound, one
+/// numbered directory each.
+pub const HOST_LIBS_DIR: &str = "/.singularity.d/hostlibs";
+
+/// A GPU driver's libraries in `dir`, as symbolic links into their host
+/// directories, each bound once (read-only) under [`HOST_LIBS_DIR`]: a
+/// driver has dozens of libraries in one or two directories, and a bind
+/// per library would cost every rank of a job a mount each. `host_dirs`
+/// holds the directories bound so far. A library whose real file is gone
+/// is left out. Returns whether any was linked.
+pub fn link_libraries(
+    dir: &Path,
+    libs: &[(PathBuf, std::ffi::OsString)],
+    host_dirs: &mut Vec<PathBuf>,
+    mounts: &mut Vec<Mount>,
+) -> bool {
+    let mut links: Vec<(String, String)> = Vec::new();
+    for (lib, name) in libs {
+        let name = name.to_string_lossy().into_owned();
+        if links.iter().any(|(_, n)| *n == name) {
+            continue;
+        }
+        let Some(real) = real_library(lib) else {
+            continue;
+        };
+        let (Some(host_dir), Some(file)) = (real.parent(), real.file_name()) else {
+            continue;
+        };
+        let index = match host_dirs.iter().position(|d| d == host_dir) {
+            Some(i) => i,
+            None => {
+                host_dirs.push(host_dir.to_path_buf());
+                mounts.push(Mount::Bind {
+                    src: host_dir.to_path_buf(),
+                    dst: Path::new(HOST_LIBS_DIR).join((host_dirs.len() - 1).to_string()),
+                    readonly: true,
+                    recursive: false,
+                });
+                host_dirs.len() - 1
+            }
+        };
+        let target = format!("{HOST_LIBS_DIR}/{index}/{}", file.to_string_lossy());
+        links.push((target, name));
+    }
+    if links.is_empty() {
+        return false;
+    }
+    mounts.push(Mount::Symlinks {
+        dir: dir.to_path_buf(),
+        links,
+    });
+    true
+}
+
+/// Where a library of the linker cache really is: the cache's path when it
+/// is a file or a link to a file beside it (the usual `libcuda.so.1 ->
+/// libcuda.so.550.54`: it resolves inside the bound directory), else the
+/// fully resolved path; `None` when it is gone. Most take one `readlink`.
+fn real_library(lib: &Path) -> Option<PathBuf> {
+    match std::fs::read_link(lib) {
+        Ok(target) if target.components().count() == 1 => {
+            let beside = lib.with_file_name(&target);
+            std::fs::metadata(&beside)
+                .is_ok_and(|m| m.is_file())
+                .then_some(lib.to_path_buf())
+        }
+        Ok(_) => std::fs::canonicalize(lib).ok(),
+        Err(_) => std::fs::metadata(lib)
+            .is_ok_and(|m| m.is_file())
+            .then_some(lib.to_path_buf()),
+    }
+}
+
 /// `/etc/resolv.conf` naming `servers`.
 fn resolv_conf(servers: &[std::net::IpAddr]) -> String {
     servers
@@ -731,6 +828,64 @@ mod tests {
     use crate::bind::BindSpec;
     use crate::options::OverlaySpec;
 
+    #[test]
+    fn a_driver_s_libraries_are_links_into_one_bind_per_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        std::fs::write(a.join("libx.so.550"), b"x").unwrap();
+        std::os::unix::fs::symlink("libx.so.550", a.join("libx.so.1")).unwrap();
+        std::fs::write(a.join("liby.so.1"), b"y").unwrap();
+        // A link into another directory is followed to the real file.
+        std::os::unix::fs::symlink(a.join("liby.so.1"), b.join("libz.so.1")).unwrap();
+        let libs: Vec<(PathBuf, std::ffi::OsString)> = [
+            (a.join("libx.so.1"), "libx.so.1"),
+            (a.join("liby.so.1"), "liby.so.1"),
+            (b.join("libz.so.1"), "libz.so.1"),
+            (a.join("gone.so.1"), "gone.so.1"),
+            (a.join("liby.so.1"), "liby.so.1"),
+        ]
+        .into_iter()
+        .map(|(p, n)| (p, n.into()))
+        .collect();
+        let (mut dirs, mut mounts) = (Vec::new(), Vec::new());
+        assert!(link_libraries(
+            Path::new(LIBS_DIR),
+            &libs,
+            &mut dirs,
+            &mut mounts
+        ));
+        assert_eq!(dirs, [a.clone()]);
+        let x = format!("{HOST_LIBS_DIR}/0/libx.so.1");
+        let y = format!("{HOST_LIBS_DIR}/0/liby.so.1");
+        assert_eq!(
+            mounts,
+            [
+                Mount::Bind {
+                    src: a,
+                    dst: format!("{HOST_LIBS_DIR}/0").into(),
+                    readonly: true,
+                    recursive: false
+                },
+                Mount::Symlinks {
+                    dir: LIBS_DIR.into(),
+                    links: vec![
+                        (x, "libx.so.1".into()),
+                        (y.clone(), "liby.so.1".into()),
+                        (y, "libz.so.1".into())
+                    ]
+                }
+            ]
+        );
+        assert!(!link_libraries(
+            Path::new(LIBS_DIR),
+            &[],
+            &mut dirs,
+            &mut mounts
+        ));
+    }
+
     fn host() -> Host {
         Host::for_tests()
     }
@@ -762,6 +917,7 @@ mod tests {
                 | Mount::SessionFile { dst, .. }
                 | Mount::Devpts { dst } => dst.display().to_string(),
                 Mount::Symlink { at, .. } => at.display().to_string(),
+                Mount::Symlinks { dir, .. } => dir.display().to_string(),
             })
             .collect()
     }

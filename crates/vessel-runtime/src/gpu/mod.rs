@@ -105,15 +105,12 @@ pub fn find(opts: &GpuOptions, env: &[(OsString, OsString)]) -> Result<GpuFiles,
 }
 
 fn add_driver(files: &mut GpuFiles, found: DriverFiles) {
-    // A stale cache entry (a driver removed without ldconfig) is skipped,
-    // not an error: the rest of the driver still works.
-    let present = |l: driver::HostLib| l.path.exists().then_some((l.path, l.name));
-    files
-        .libs
-        .extend(found.libs.into_iter().filter_map(present));
-    files
-        .libs32
-        .extend(found.libs32.into_iter().filter_map(present));
+    // A stale cache entry (a driver removed without ldconfig) is left out
+    // when the plan links the libraries, not an error: the rest of the
+    // driver still works.
+    let pair = |l: driver::HostLib| (l.path, l.name);
+    files.libs.extend(found.libs.into_iter().map(pair));
+    files.libs32.extend(found.libs32.into_iter().map(pair));
     for program in found.programs {
         if let Some(name) = program.file_name() {
             let dst = Path::new("/usr/bin").join(name);

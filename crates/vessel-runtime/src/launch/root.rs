@@ -276,13 +276,23 @@ fn apply<S: Syscall>(
         }
         Mount::Symlink { target, at } => {
             let parent = at.parent().unwrap_or(Path::new("/"));
-            let dir = sys.open_in_root(root, parent)?;
+            let dir = sys.ensure_in_root(root, parent, false)?;
             let link = sys
                 .host_path(&dir)?
                 .join(at.file_name().unwrap_or_default());
             match sys.symlink(Path::new(target), &link) {
                 Err(e) if e.errno() != Some(Errno::EXIST) => return Err(e.into()),
                 _ => {}
+            }
+        }
+        Mount::Symlinks { dir, links } => {
+            let at = sys.ensure_in_root(root, dir, false)?;
+            let host_dir = sys.host_path(&at)?;
+            for (target, name) in links {
+                match sys.symlink(Path::new(target), &host_dir.join(name)) {
+                    Err(e) if e.errno() != Some(Errno::EXIST) => return Err(e.into()),
+                    _ => {}
+                }
             }
         }
         Mount::Devpts { dst } => {
