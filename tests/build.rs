@@ -635,3 +635,48 @@ fn fixtures_from_unreachable_registries_fail_clearly() {
         assert!(!d.join("net.sif").exists(), "{def}");
     }
 }
+
+/// A definition without %runscript keeps its base's runscript, as
+/// Apptainer does: a local image's own, and a registry image's OCI one
+/// (ENTRYPOINT and CMD); only a root without one gets the default.
+#[test]
+fn base_runscript_kept_without_one_in_the_definition() {
+    let dir = user_dir();
+    let d = dir.path();
+    let local = write_for_user(
+        d,
+        "local.def",
+        &format!(
+            "Bootstrap: localimage\nFrom: {}\n\n%post\n    true\n",
+            sif_fixtures()
+                .join("singularity-3.4/busybox-localimage.sif")
+                .display()
+        ),
+    );
+    ok_in(d, &["build", "local.sif", &local]);
+    assert_eq!(ok_in(d, &["run", "local.sif", "a", "b"]), "run: bar a b\n");
+    let scratch = write_for_user(d, "scratch.def", "Bootstrap: scratch\n");
+    ok_in(d, &["build", "--notest", "scratch.sif", &scratch]);
+    let runscript = ok_in(d, &["inspect", "--runscript", "scratch.sif"]);
+    assert!(
+        runscript.contains("There is no runscript defined for this container"),
+        "{runscript}"
+    );
+    let Some((_, get)) = registry_env() else {
+        return;
+    };
+    let docker = write_for_user(
+        d,
+        "docker.def",
+        &format!(
+            "Bootstrap: docker\nFrom: {}/busybox:latest\n\n%post\n    true\n",
+            get("REGISTRY_HTTP")
+        ),
+    );
+    ok_in(d, &["build", "--no-https", "docker.sif", &docker]);
+    // The image's CMD is sh: arguments replace it.
+    assert_eq!(
+        ok_in(d, &["run", "docker.sif", "echo", "from", "cmd"]),
+        "from cmd\n"
+    );
+}

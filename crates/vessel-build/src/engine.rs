@@ -868,8 +868,15 @@ fn write_metadata(
         format!("#!{shebang}\n\n{}\n", s.body.trim_end_matches('\n'))
     };
     let s = &stage.sections;
-    // An update keeps the sandbox's scripts unless the definition has its own.
-    if runs(opts, "runscript") && !(opts.update && s.runscript.is_empty()) {
+    // Without a %runscript or %startscript of its own, an image keeps its
+    // base's, as Apptainer keeps a local image's and the OCI runscript
+    // (ENTRYPOINT and CMD) of a registry image; the defaults are for a root
+    // with none (scratch, debootstrap). An update keeps the sandbox's.
+    let keep = |section: &crate::def::Script, rel: &str| {
+        section.is_empty()
+            && (opts.update || root.read(&format!("/.singularity.d/{rel}")).is_some())
+    };
+    if runs(opts, "runscript") && !keep(&s.runscript, "runscript") {
         write(
             "runscript",
             &script(
@@ -879,7 +886,7 @@ fn write_metadata(
             0o755,
         )?;
     }
-    if runs(opts, "runscript") && !(opts.update && s.startscript.is_empty()) {
+    if runs(opts, "runscript") && !keep(&s.startscript, "startscript") {
         write("startscript", &script(&s.startscript, "#!/bin/sh\n"), 0o755)?;
     }
     if runs(opts, "runscript") && !s.help.trim().is_empty() {
