@@ -856,7 +856,7 @@ mod tests {
             &mut dirs,
             &mut mounts
         ));
-        assert_eq!(dirs, [a.clone()]);
+        assert_eq!(dirs, std::slice::from_ref(&a));
         let x = format!("{HOST_LIBS_DIR}/0/libx.so.1");
         let y = format!("{HOST_LIBS_DIR}/0/liby.so.1");
         assert_eq!(
