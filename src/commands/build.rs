@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
+use vessel_sys::Hinted;
 use vessel_config::{vars, Tool};
 
 use crate::cli::BuildArgs;
@@ -127,18 +128,23 @@ pub fn run(tool: Tool, args: BuildArgs) -> Result<u8> {
     }
     if args.update {
         if !args.sandbox || !args.output.is_dir() {
-            bail!(
-                "--update runs a definition over an existing sandbox: use --sandbox with a directory ({} is not one)",
-                args.output.display()
-            );
+            return Err(Hinted::new(
+                format!(
+                    "--update runs a definition over an existing sandbox, and {} is not a sandbox directory",
+                    args.output.display()
+                ),
+                "build with --sandbox into an existing directory",
+            )
+            .into());
         }
         return from_definition(tool, &args);
     }
     if args.output.exists() && !args.force {
-        bail!(
-            "{} already exists: use --force to overwrite it",
-            args.output.display()
-        );
+        return Err(Hinted::new(
+            format!("{} already exists", args.output.display()),
+            "use --force to overwrite it",
+        )
+        .into());
     }
     if args.sandbox && args.output.exists() {
         let vessel = std::env::current_exe().context("cannot find the vessel executable")?;

@@ -2,7 +2,8 @@
 
 use std::io::IsTerminal;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
+use vessel_sys::Hinted;
 use vessel_config::Tool;
 use vessel_oci::cache::{older_than, Kind};
 use vessel_oci::Cache;
@@ -17,7 +18,13 @@ fn kinds(names: &[String]) -> Result<Vec<Kind>> {
             "blob" | "blobs" => out.push(Kind::Blob),
             "oci" | "sif" => out.push(Kind::Sif),
             "library" | "shub" | "net" | "oras" => {}
-            other => bail!("unknown cache type {other:?}: use blob, oci or all"),
+            other => {
+                return Err(Hinted::new(
+                    format!("unknown cache type {other:?}"),
+                    "use blob, oci or all",
+                )
+                .into())
+            }
         }
     }
     Ok(out)

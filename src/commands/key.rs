@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use vessel_sys::Hinted;
 use vessel_config::Tool;
 use vessel_sign::{KeyInfo, Keyring, NewKey};
 
@@ -208,10 +209,14 @@ fn global_hint(global: bool, ring: &Keyring, e: vessel_sign::Error) -> anyhow::E
         vessel_sign::Error::Io(io)
             if global && io.kind() == std::io::ErrorKind::PermissionDenied =>
         {
-            anyhow::anyhow!(
-                "only an administrator can change the global keyring {} ({io}): run the command as root",
-                ring.public_path().display()
+            Hinted::new(
+                format!(
+                    "only an administrator can change the global keyring {} ({io})",
+                    ring.public_path().display()
+                ),
+                "run the command as root",
             )
+            .into()
         }
         other => other.into(),
     }

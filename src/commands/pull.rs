@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
+use vessel_sys::Hinted;
 use vessel_config::{lookup, lookup_bool, vars, EnvVar, Tool};
 use vessel_oci::auth::{self, Credentials};
 use vessel_oci::PullOptions;
@@ -297,10 +298,11 @@ pub fn run(tool: Tool, args: PullArgs) -> Result<u8> {
         }
     };
     if out.exists() && !force {
-        bail!(
-            "image file {} already exists: use --force to overwrite it",
-            out.display()
-        );
+        return Err(Hinted::new(
+            format!("image file {} already exists", out.display()),
+            "use --force to overwrite it",
+        )
+        .into());
     }
     // The fetched SIF goes to `out` whole, or with --sandbox is unpacked
     // into the directory `out` (an existing one replaced, as --force

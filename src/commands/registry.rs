@@ -1,6 +1,7 @@
 //! `registry login|logout|list`: credentials in the Docker format.
 
 use anyhow::{anyhow, bail, Result};
+use vessel_sys::Hinted;
 use vessel_oci::auth::{self, Credentials};
 
 use crate::cli::{RegistryArgs, RegistryCommand};
@@ -13,7 +14,11 @@ fn host(registry: &str) -> Result<String> {
         .trim_start_matches("oras://");
     let h = h.split('/').next().unwrap_or(h);
     if h.is_empty() {
-        bail!("{registry:?} does not name a registry: use HOST[:PORT]");
+        return Err(Hinted::new(
+            format!("{registry:?} does not name a registry"),
+            "name it as HOST[:PORT]",
+        )
+        .into());
     }
     Ok(h.to_string())
 }

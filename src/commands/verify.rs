@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::fs::File;
 
 use anyhow::{anyhow, Context, Result};
+use vessel_sys::Hinted;
 use serde_json::json;
 use vessel_config::{vars, Tool};
 use vessel_sif::{Link, Sif};
@@ -133,10 +134,14 @@ pub fn run(tool: Tool, args: VerifyArgs) -> Result<u8> {
         Some(e @ SignError::NoSignature(vessel_sign::Target::Object(_))) if legacy && default_legacy => Err(anyhow!(
             "failed to verify container: {e} (a legacy signature over a whole object group is checked with --group-id N)"
         )),
-        Some(e @ SignError::UnknownKey { .. }) => Err(anyhow!(
-            "failed to verify container: {e}; to trust the signer, import their public key with `{} key import KEY.asc`",
-            tool.command()
-        )),
+        Some(e @ SignError::UnknownKey { .. }) => Err(Hinted::new(
+            format!("failed to verify container: {e}"),
+            format!(
+                "to trust the signer, import their public key with `{} key import KEY.asc`",
+                tool.command()
+            ),
+        )
+        .into()),
         Some(e) => Err(anyhow!("failed to verify container: {e}")),
     }
 }

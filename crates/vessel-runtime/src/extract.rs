@@ -19,6 +19,10 @@ use sha2::{Digest, Sha256};
 use vessel_sys::path::{flock, Flock};
 use vessel_sys::private_dir::{open_private_dir, UnsafeDir};
 
+fn unsafe_cache_hint() -> vessel_sys::Hint {
+    vessel_sys::Hint::new("remove it, or set VESSEL_EXTRACT_DIR to a directory of your own")
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ExtractError {
     #[error("extract cache {dir}: {source}")]
@@ -33,8 +37,13 @@ pub enum ExtractError {
         #[source]
         source: io::Error,
     },
-    #[error("the extract cache {dir} is not safe to use: {cause}; remove it, or set VESSEL_EXTRACT_DIR to a directory of your own")]
-    Unsafe { dir: PathBuf, cause: UnsafeDir },
+    #[error("the extract cache {dir} is not safe to use: {cause}")]
+    Unsafe {
+        dir: PathBuf,
+        cause: UnsafeDir,
+        #[source]
+        hint: vessel_sys::Hint,
+    },
     #[error("{path} is not a readable SquashFS image: {cause}")]
     Open {
         path: PathBuf,
@@ -91,12 +100,14 @@ impl ExtractCache {
                 open_private_dir(fallback, uid).map_err(|cause| ExtractError::Unsafe {
                     dir: fallback.to_path_buf(),
                     cause,
+                    hint: unsafe_cache_hint(),
                 })?
             }
             (Err(cause), _) => {
                 return Err(ExtractError::Unsafe {
                     dir: dir.to_path_buf(),
                     cause,
+                    hint: unsafe_cache_hint(),
                 })
             }
         };

@@ -416,8 +416,8 @@ pub enum ServeError {
     /// The SquashFS cannot be read.
     #[error("{0}")]
     Image(String),
-    #[error("{0}: the FUSE driver needs /dev/fuse readable and writable by users (mode 0666); set VESSEL_IMAGE_DRIVER=extract (or use --unsquash) to unpack images instead")]
-    Device(vessel_sys::SysError),
+    #[error("the FUSE driver needs /dev/fuse readable and writable by users (mode 0666)")]
+    Device(#[source] vessel_sys::Hint),
     #[error("{0}")]
     Mount(vessel_sys::SysError),
     #[error(transparent)]
@@ -463,7 +463,12 @@ pub fn mount_and_serve(
     };
     let archive = Archive::open_with(file.try_clone()?, offset, size, &cache)
         .map_err(|e| ServeError::Image(e.to_string()))?;
-    let fd = vessel_sys::fuse::open_device().map_err(ServeError::Device)?;
+    let fd = vessel_sys::fuse::open_device().map_err(|e| {
+        ServeError::Device(vessel_sys::Hint::with_cause(
+            "set VESSEL_IMAGE_DRIVER=extract (or use --unsquash) to unpack images instead",
+            e,
+        ))
+    })?;
     vessel_sys::fuse::mount(&fd, target, "vessel", uid, gid).map_err(ServeError::Mount)?;
     let threads = threads();
     match p::fork()? {

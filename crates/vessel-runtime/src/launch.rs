@@ -27,7 +27,7 @@ use vessel_sys::mount as m;
 use vessel_sys::ns::Namespaces;
 use vessel_sys::process::{self as p, Fork};
 use vessel_sys::signal::SignalMask;
-use vessel_sys::{Errno, SysError};
+use vessel_sys::{Errno, Hint, SysError};
 
 use crate::options::{Host, LaunchOptions};
 use crate::plan::{self, LaunchPlan, PlanError};
@@ -43,11 +43,13 @@ pub enum LaunchError {
     RootFs(vessel_image::OpenError),
     #[error("{0}: no image file")]
     NoImageFile(PathBuf),
-    #[error("{path}: the image is built for {image}, but this machine is {host}: use an image for {host} (pull with --arch {host})")]
+    #[error("{path}: the image is built for {image}, but this machine is {host}")]
     WrongArch {
         path: PathBuf,
         image: vessel_sif::Arch,
         host: vessel_sif::Arch,
+        #[source]
+        hint: Hint,
     },
     #[error("{image}: {problem}")]
     FuseImage { image: PathBuf, problem: String },
@@ -86,12 +88,13 @@ pub enum LaunchError {
     Overlay(#[from] crate::overlay_dir::OverlayDirError),
     #[error(transparent)]
     Plan(#[from] PlanError),
-    #[error("{what}: {source} ({hint})")]
+    #[error("{what} ({why})")]
     Kernel {
         what: String,
+        why: String,
+        /// The advice, with the kernel's refusal as its cause.
         #[source]
-        source: SysError,
-        hint: String,
+        hint: Hint,
     },
     #[error(transparent)]
     Sys(#[from] SysError),
@@ -169,20 +172,30 @@ fn kernel_hint(what: &str, source: SysError) -> LaunchError {
             .map(|s| s.trim().to_string())
             .unwrap_or_default()
     };
-    let hint = if read("/proc/sys/user/max_user_namespaces") == "0" {
-        "user namespaces are disabled on this machine (user.max_user_namespaces = 0): ask the administrator to enable them".to_string()
+    let ask = "ask the administrator to enable them";
+    let (why, hint) = if read("/proc/sys/user/max_user_namespaces") == "0" {
+        ("user namespaces are disabled on this machine (user.max_user_namespaces = 0)", ask)
     } else if read("/proc/sys/kernel/unprivileged_userns_clone") == "0" {
-        "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone = 0): ask the administrator to enable them".to_string()
+        ("unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone = 0)", ask)
     } else if read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == "1" {
-        "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns = 1): the administrator can allow them for vessel with an AppArmor profile, or set the sysctl to 0".to_string()
+        (
+            "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns = 1)",
+            "the administrator can allow them for vessel with an AppArmor profile, or set the sysctl to 0",
+        )
     } else if errno == Some(Errno::NOSPC) {
-        "the user namespace limit is reached (ENOSPC): too many containers, or user.max_user_namespaces is too low".to_string()
+        (
+            "the user namespace limit is reached (ENOSPC)",
+            "fewer containers at once, or a higher user.max_user_namespaces (the administrator's)",
+        )
     } else {
-        "the kernel refused to create the container's namespaces; containers need unprivileged user namespaces (Linux 4.18 or newer)".to_string()
+        (
+            "the kernel refused to create the container's namespaces",
+            "containers need unprivileged user namespaces (Linux 4.18 or newer)",
+        )
     };
     LaunchError::Kernel {
         what: what.to_string(),
-        source,
-        hint,
+        why: why.to_string(),
+        hint: Hint::with_cause(hint, source),
     }
 }

@@ -13,11 +13,16 @@ use vessel_sys::private_dir::{open_own_dir, own_subdir, reopen_same, UnsafeDir};
 use crate::options::OverlaySpec;
 
 #[derive(Debug, thiserror::Error)]
-#[error("overlay {dir}: {cause}; use a directory of your own that only you can write to")]
+#[error("overlay {dir}: {cause}")]
 pub struct OverlayDirError {
     pub dir: PathBuf,
-    // Part of the message: launch errors are printed without their chain.
     pub cause: UnsafeDir,
+    #[source]
+    pub hint: vessel_sys::Hint,
+}
+
+fn own_dir_hint() -> vessel_sys::Hint {
+    vessel_sys::Hint::new("use a directory of your own that only you can write to")
 }
 
 /// Overlay directories held open for the run.
@@ -36,6 +41,7 @@ pub fn check(overlays: &[OverlaySpec], uid: u32) -> Result<CheckedOverlays, Over
         let err = |cause| OverlayDirError {
             dir: o.dir.clone(),
             cause,
+            hint: own_dir_hint(),
         };
         let dir = open_own_dir(&o.dir, uid).map_err(err)?;
         if !o.readonly {
@@ -64,6 +70,7 @@ impl CheckedOverlays {
             let err = |cause| OverlayDirError {
                 dir: spec.dir.clone(),
                 cause,
+                hint: own_dir_hint(),
             };
             let again = reopen_same(checked).map_err(err)?;
             specs.push(OverlaySpec {

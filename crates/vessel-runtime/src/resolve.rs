@@ -122,8 +122,8 @@ pub enum OptionsError {
     OverlayNotDir(PathBuf),
     #[error("--cwd {0}: the path must be absolute")]
     CwdNotAbsolute(PathBuf),
-    #[error("VESSEL_IMAGE_DRIVER={0}: use auto, fuse or extract")]
-    Driver(String),
+    #[error("VESSEL_IMAGE_DRIVER={0} names no image driver")]
+    Driver(String, #[source] vessel_sys::Hint),
     /// A flag of Apptainer's that Vessel parses but does not honour, or
     /// its variable: `flag` names what the user set, `why` says why.
     #[error("{flag} {why}")]
@@ -511,7 +511,9 @@ pub fn resolve(
         Driver::Extract
     } else {
         match (vars.get)(vessel_vars::IMAGE_DRIVER.name) {
-            Some(v) => Driver::parse(&v).ok_or(OptionsError::Driver(v))?,
+            Some(v) => Driver::parse(&v).ok_or_else(|| {
+                OptionsError::Driver(v, vessel_sys::Hint::new("use auto, fuse or extract"))
+            })?,
             None => Driver::Auto,
         }
     };
@@ -894,7 +896,7 @@ mod tests {
         let o = opts(&[("VESSEL_IMAGE_DRIVER", "fuse")], |_| {});
         assert_eq!(o.driver, Driver::Fuse);
         let err = resolve_with(Tool::Vessel, &[("VESSEL_IMAGE_DRIVER", "x")], |_| {});
-        assert!(matches!(err, Err(OptionsError::Driver(_))));
+        assert!(matches!(err, Err(OptionsError::Driver(..))));
         let o = opts(&[], |_| {});
         assert_eq!(o.extract_dir, PathBuf::from("/var/tmp/vessel-1000/extract"));
         assert_eq!(
