@@ -64,6 +64,14 @@ pub trait Syscall {
     /// Creates the symbolic link `link` to `target`.
     fn symlink(&self, target: &Path, link: &Path) -> Result<()>;
 
+    /// Gives the calling process a mount namespace of its own whose
+    /// mounts no longer propagate ([`crate::ns::unshare`],
+    /// [`crate::mount::make_private_recursive`]).
+    fn private_mount_namespace(&self) -> Result<()>;
+    /// Makes `root` the process's root: `pivot_root` with the old root
+    /// stacked under the new one and detached, then `/` as the working
+    /// directory ([`crate::mount::pivot_root`]).
+    fn pivot_into(&self, root: &Path) -> Result<()>;
     /// Sets `no_new_privs` ([`crate::process::set_no_new_privs`]).
     fn set_no_new_privs(&self) -> Result<()>;
     /// Limits every capability set to `keep` ([`crate::caps::limit_to`]).
@@ -122,6 +130,10 @@ pub enum Call {
         dst: PathBuf,
         flags: String,
         options: String,
+    },
+    PrivateMountNamespace,
+    PivotInto {
+        root: PathBuf,
     },
     NoNewPrivs,
     /// The capabilities kept, by name, in kernel order.
@@ -286,6 +298,16 @@ impl Syscall for Recorder {
         self.record(Call::Symlink {
             target: target.to_path_buf(),
             link: link.to_path_buf(),
+        })
+    }
+
+    fn private_mount_namespace(&self) -> Result<()> {
+        self.record(Call::PrivateMountNamespace)
+    }
+
+    fn pivot_into(&self, root: &Path) -> Result<()> {
+        self.record(Call::PivotInto {
+            root: root.to_path_buf(),
         })
     }
 

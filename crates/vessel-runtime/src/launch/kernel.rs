@@ -120,6 +120,23 @@ impl Syscall for Kernel {
             .map_err(|e| SysError::new(format!("linking {}", link.display()), e))
     }
 
+    fn private_mount_namespace(&self) -> Result<()> {
+        let own = vessel_sys::ns::Namespaces {
+            mount: true,
+            ..Default::default()
+        };
+        vessel_sys::ns::unshare(own)?;
+        m::make_private_recursive()
+    }
+
+    fn pivot_into(&self, root: &Path) -> Result<()> {
+        tracing::debug!("pivot_root: into {}", root.display());
+        vessel_sys::process::chdir(root)?;
+        m::pivot_root(Path::new("."), Path::new("."))?;
+        m::unmount_detach(Path::new("."))?;
+        vessel_sys::process::chdir(Path::new("/"))
+    }
+
     fn set_no_new_privs(&self) -> Result<()> {
         vessel_sys::process::set_no_new_privs()
     }

@@ -7,10 +7,9 @@
 //! It never returns: after the fork only this process's own steps run, and
 //! any failure is one `FATAL:` line and exit status 255.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
-use vessel_sys::mount::{self as m, FsFlags};
+use vessel_sys::mount::FsFlags;
 use vessel_sys::process::{self as p, Fork};
 use vessel_sys::signal::SignalMask;
 use vessel_sys::syscall::Syscall;
@@ -28,35 +27,8 @@ pub(super) fn payload(plan: &LaunchPlan, root: &Path, mask: &SignalMask) -> ! {
     if let Err(e) = p::die_with_parent() {
         fail("setting up the container process", &e);
     }
-    // A mount namespace of its own, so that pivoting does not move the
-    // monitor's root too.
-    let own_ns = vessel_sys::ns::Namespaces {
-        mount: true,
-        ..Default::default()
-    };
-    if let Err(e) = vessel_sys::ns::unshare(own_ns).and_then(|()| m::make_private_recursive()) {
-        fail("setting up the container's mounts", &e);
-    }
-    if plan.new_proc {
-        let proc_dir = root.join("proc");
-        let _ = fs::create_dir_all(&proc_dir);
-        let flags = FsFlags {
-            nosuid: true,
-            nodev: true,
-            noexec: true,
-            ..FsFlags::default()
-        };
-        if let Err(e) = Kernel.mount_fs("proc", &proc_dir, flags, "") {
-            fail("mounting /proc", &e);
-        }
-    }
-    tracing::debug!("pivot_root: into {}", root.display());
-    if let Err(e) = p::chdir(root)
-        .and_then(|()| m::pivot_root(Path::new("."), Path::new(".")))
-        .and_then(|()| m::unmount_detach(Path::new(".")))
-        .and_then(|()| p::chdir(Path::new("/")))
-    {
-        fail("entering the container", &e);
+    if let Err((what, e)) = enter(&Kernel, plan, root) {
+        fail(what, &e);
     }
     if p::chdir(&plan.cwd).is_err() {
         let fallback = if p::chdir(&plan.home).is_ok() {
@@ -81,6 +53,32 @@ pub(super) fn payload(plan: &LaunchPlan, root: &Path, mask: &SignalMask) -> ! {
         fail("restoring the signal mask", &e);
     }
     exec(plan)
+}
+
+/// Into the root: a mount namespace of its own (so that pivoting does not
+/// move the monitor's root too), a new /proc for a new PID namespace, then
+/// the pivot. Says which step failed.
+fn enter<S: Syscall>(
+    sys: &S,
+    plan: &LaunchPlan,
+    root: &Path,
+) -> Result<(), (&'static str, vessel_sys::SysError)> {
+    sys.private_mount_namespace()
+        .map_err(|e| ("setting up the container's mounts", e))?;
+    if plan.new_proc {
+        let proc_dir = root.join("proc");
+        let flags = FsFlags {
+            nosuid: true,
+            nodev: true,
+            noexec: true,
+            ..FsFlags::default()
+        };
+        sys.create_dir(&proc_dir, true)
+            .and_then(|()| sys.mount_fs("proc", &proc_dir, flags, ""))
+            .map_err(|e| ("mounting /proc", e))?;
+    }
+    sys.pivot_into(root)
+        .map_err(|e| ("entering the container", e))
 }
 
 /// The command's privileges, set last, once nothing privileged is left to
@@ -148,10 +146,12 @@ fn init(plan: &LaunchPlan, mask: &SignalMask) -> ! {
 
 #[cfg(test)]
 mod tests {
-    use super::{not_found, privileges};
+    use super::{enter, not_found, privileges};
     use crate::plan::{LaunchPlan, RootMode};
+    use std::path::Path;
     use vessel_sys::caps::Capability;
     use vessel_sys::syscall::{Call, Recorder};
+    use vessel_sys::Errno;
 
     fn plan(no_new_privs: bool, capabilities: Option<Vec<Capability>>) -> LaunchPlan {
         LaunchPlan {
@@ -171,6 +171,39 @@ mod tests {
             env: Vec::new(),
             warnings: Vec::new(),
         }
+    }
+
+    #[test]
+    fn entering_is_a_private_namespace_then_proc_then_the_pivot() {
+        let sys = Recorder::new();
+        enter(&sys, &plan(true, None), Path::new("/s/root")).unwrap();
+        assert_eq!(
+            sys.calls(),
+            [
+                Call::PrivateMountNamespace,
+                Call::PivotInto {
+                    root: "/s/root".into()
+                }
+            ]
+        );
+        let sys = Recorder::new();
+        let mut with_proc = plan(true, None);
+        with_proc.new_proc = true;
+        enter(&sys, &with_proc, Path::new("/s/root")).unwrap();
+        let calls = sys.calls();
+        assert!(matches!(&calls[2], Call::Mount { fstype, dst, .. }
+            if fstype == "proc" && dst == Path::new("/s/root/proc")));
+        assert!(matches!(calls.last(), Some(Call::PivotInto { .. })));
+        // A refused pivot is named as the step that failed.
+        let sys = Recorder::new();
+        sys.fail(
+            Call::PivotInto {
+                root: "/s/root".into(),
+            },
+            Errno::PERM,
+        );
+        let (what, _) = enter(&sys, &plan(true, None), Path::new("/s/root")).unwrap_err();
+        assert_eq!(what, "entering the container");
     }
 
     #[test]
