@@ -3,8 +3,9 @@
     python3 spython_check.py CASE LOCAL.sif REGISTRY
 
 Run by tests/workflows/run.sh in a scratch directory, as an unprivileged
-user. CASE is one of execute, pull, inspect, build, instance; each checks what
-spython got back (its parsed output), not only that a command ran.
+user. CASE is one of execute, pull, inspect, build (and run), instance; each
+checks what spython got back (its parsed output), not only that a command
+ran.
 """
 import os
 import sys
@@ -70,6 +71,11 @@ From: {image}
     check(out == "built-by-spython\n", f"/built.txt: {out!r}")
     labels = Client.inspect(built)["attributes"]["labels"]
     check(labels.get("org.vessel.ci.tool") == "spython", f"labels {labels!r}")
+    # No %runscript: the base's OCI runscript (CMD sh, replaced by the
+    # arguments) is kept, as Apptainer keeps it.
+    out = Client.run(built, args=["echo", "run-ok"])
+    print("built image runs:", out)
+    check(out.strip() == "run-ok", f"run: {out!r}")
 
 
 def instance():
