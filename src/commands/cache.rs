@@ -3,10 +3,10 @@
 use std::io::IsTerminal;
 
 use anyhow::Result;
-use vessel_sys::Hinted;
 use vessel_config::Tool;
 use vessel_oci::cache::{older_than, Kind};
 use vessel_oci::Cache;
+use vessel_sys::Hinted;
 
 use crate::cli::{CacheArgs, CacheCommand};
 

@@ -6,9 +6,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use vessel_sys::Hinted;
 use vessel_config::Tool;
 use vessel_sign::{KeyInfo, Keyring, NewKey};
+use vessel_sys::Hinted;
 
 use crate::cli::{KeyArgs, KeyCommand};
 use crate::prompt::{answer, read_secret};

@@ -4,11 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use vessel_sys::Hinted;
 use vessel_config::{lookup, lookup_bool, vars, EnvVar, Tool};
 use vessel_oci::auth::{self, Credentials};
 use vessel_oci::PullOptions;
 use vessel_sys::fs::AtomicFile;
+use vessel_sys::Hinted;
 
 use crate::cli::{PullArgs, RegistryExtra, RegistryOptions};
 use crate::commands::flags::Env;

@@ -1,8 +1,8 @@
 //! `registry login|logout|list`: credentials in the Docker format.
 
 use anyhow::{anyhow, bail, Result};
-use vessel_sys::Hinted;
 use vessel_oci::auth::{self, Credentials};
+use vessel_sys::Hinted;
 
 use crate::cli::{RegistryArgs, RegistryCommand};
 use crate::commands::pull::home;

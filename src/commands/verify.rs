@@ -6,7 +6,6 @@ use std::collections::BTreeSet;
 use std::fs::File;
 
 use anyhow::{anyhow, Context, Result};
-use vessel_sys::Hinted;
 use serde_json::json;
 use vessel_config::{vars, Tool};
 use vessel_sif::{Link, Sif};
@@ -14,6 +13,7 @@ use vessel_sign::{
     DssePublicKey, Error as SignError, Keyring, Report, SignatureResult, Signer, VerifyKeys,
     VerifyOptions, VerifyScope,
 };
+use vessel_sys::Hinted;
 
 use crate::cli::VerifyArgs;
 

@@ -174,9 +174,15 @@ fn kernel_hint(what: &str, source: SysError) -> LaunchError {
     };
     let ask = "ask the administrator to enable them";
     let (why, hint) = if read("/proc/sys/user/max_user_namespaces") == "0" {
-        ("user namespaces are disabled on this machine (user.max_user_namespaces = 0)", ask)
+        (
+            "user namespaces are disabled on this machine (user.max_user_namespaces = 0)",
+            ask,
+        )
     } else if read("/proc/sys/kernel/unprivileged_userns_clone") == "0" {
-        ("unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone = 0)", ask)
+        (
+            "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone = 0)",
+            ask,
+        )
     } else if read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == "1" {
         (
             "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns = 1)",

@@ -200,8 +200,6 @@ fn check_arch(path: &Path, arch: Arch) -> Result<(), LaunchError> {
         path: path.to_path_buf(),
         image: arch,
         host,
-        hint: vessel_sys::Hint::new(format!(
-            "use an image for {host} (pull with --arch {host})"
-        )),
+        hint: vessel_sys::Hint::new(format!("use an image for {host} (pull with --arch {host})")),
     })
 }
