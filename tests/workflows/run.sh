@@ -122,7 +122,7 @@ expect_lines() {
 }
 
 # A string as an extended regular expression matching just itself.
-re_quote() { printf '%s' "$1" | sed 's/[][\.*^$+?(){}|/]/\\&/g'; }
+re_quote() { printf '%s' "$1" | sed 's/[][\.*^$+?(){}|]/\\&/g'; }
 
 passed=0 failed=0
 # check NAME FUNCTION: the case's whole output goes to a log; on success the

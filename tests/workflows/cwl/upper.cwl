@@ -7,6 +7,7 @@ doc: |
   3, which successCodes accepts.
 requirements:
   DockerRequirement:
+    # REGISTRY: the test registry (host:port), filled in by run.sh.
     dockerPull: REGISTRY/busybox:latest
   EnvVarRequirement:
     envDef:
