@@ -20,6 +20,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::directives;
+
 /// Where the configuration lives unless `VESSEL_CONF_DIR` says otherwise.
 pub const DEFAULT_CONF_DIR: &str = "/etc/vessel";
 
@@ -86,10 +88,156 @@ pub fn conf_path() -> Result<PathBuf, ConfError> {
     Ok(conf_dir()?.join("vessel.conf"))
 }
 
-/// The settings of `vessel.conf` Vessel acts on.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// The settings of `vessel.conf`, typed, with Apptainer's defaults for
+/// what the file does not say (see [`crate::directives`] for each one's
+/// effect).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Conf {
     pub execution_control: ExecutionControl,
+    /// `bind path`: `(source, destination, read-only)`.
+    pub bind_paths: Vec<SiteBind>,
+    pub mount_proc: bool,
+    pub mount_sys: bool,
+    pub mount_dev: DevMode,
+    pub mount_devpts: bool,
+    pub mount_home: bool,
+    pub mount_tmp: bool,
+    pub mount_hostfs: bool,
+    pub user_bind_control: bool,
+    pub config_passwd: bool,
+    pub config_group: bool,
+    pub config_resolv_conf: bool,
+    pub allow_container_sif: bool,
+    pub allow_container_squashfs: bool,
+    pub allow_container_dir: bool,
+    pub allow_container_encrypted: bool,
+    pub allow_container_extfs: bool,
+    pub limit_container_owners: Vec<String>,
+    pub limit_container_groups: Vec<String>,
+    pub limit_container_paths: Vec<PathBuf>,
+    pub allow_pid_ns: bool,
+    pub allow_ipc_ns: bool,
+    pub allow_uts_ns: bool,
+    pub allow_user_ns: bool,
+    /// `sessiondir max size`, MiB.
+    pub sessiondir_max_mib: u64,
+    pub always_use_nv: bool,
+    pub always_use_rocm: bool,
+    pub use_nvidia_container_cli: bool,
+    /// `enable overlay = no`.
+    pub overlay_disabled: bool,
+    pub root_default_capabilities: RootCapabilities,
+    /// `memory fs type = ramfs`.
+    pub ramfs: bool,
+    /// `image driver`: `auto`, `fuse` or `extract`; `None` when unset.
+    pub image_driver: Option<String>,
+    pub extract_cache_dir: Option<PathBuf>,
+    /// `extract cache max size`, GiB.
+    pub extract_cache_max_gib: Option<u64>,
+    /// The files this configuration was read from (none: the defaults).
+    pub read_from: Vec<PathBuf>,
+    /// Lines read but not understood: for the caller to print.
+    pub warnings: Vec<ConfWarning>,
+}
+
+/// One `bind path`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SiteBind {
+    pub src: PathBuf,
+    pub dst: PathBuf,
+    pub readonly: bool,
+}
+
+/// `mount dev`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DevMode {
+    /// The host's `/dev`.
+    Yes,
+    /// A small staged `/dev`, as with `--contain`.
+    Minimal,
+    /// The image's own `/dev`.
+    No,
+}
+
+/// `root default capabilities`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RootCapabilities {
+    Full,
+    /// The capabilities `capability.json` grants root: none, as Vessel
+    /// has no such file.
+    File,
+    No,
+}
+
+/// A line of a configuration file that was skipped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfWarning {
+    pub path: PathBuf,
+    pub line: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}, line {}: {}",
+            self.path.display(),
+            self.line,
+            self.message
+        )
+    }
+}
+
+impl Default for Conf {
+    fn default() -> Conf {
+        Conf {
+            execution_control: ExecutionControl::default(),
+            bind_paths: ["/etc/localtime", "/etc/hosts"]
+                .into_iter()
+                .map(|p| SiteBind {
+                    src: p.into(),
+                    dst: p.into(),
+                    readonly: true,
+                })
+                .collect(),
+            mount_proc: true,
+            mount_sys: true,
+            mount_dev: DevMode::Yes,
+            mount_devpts: true,
+            mount_home: true,
+            mount_tmp: true,
+            mount_hostfs: false,
+            user_bind_control: true,
+            config_passwd: true,
+            config_group: true,
+            config_resolv_conf: true,
+            allow_container_sif: true,
+            allow_container_squashfs: true,
+            allow_container_dir: true,
+            allow_container_encrypted: true,
+            allow_container_extfs: true,
+            limit_container_owners: Vec::new(),
+            limit_container_groups: Vec::new(),
+            limit_container_paths: Vec::new(),
+            allow_pid_ns: true,
+            allow_ipc_ns: true,
+            allow_uts_ns: true,
+            allow_user_ns: true,
+            sessiondir_max_mib: 64,
+            always_use_nv: false,
+            always_use_rocm: false,
+            use_nvidia_container_cli: false,
+            overlay_disabled: false,
+            root_default_capabilities: RootCapabilities::Full,
+            ramfs: false,
+            image_driver: None,
+            extract_cache_dir: None,
+            extract_cache_max_gib: None,
+            read_from: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
 }
 
 /// Which signed images may run, by where they are and who signed them.
@@ -184,9 +332,17 @@ impl Conf {
         }
     }
 
-    /// Parses the text of a configuration file named `path` (for messages).
+    /// Parses the text of a configuration file named `path` (for
+    /// messages). A key Vessel does not know is a warning; a value a
+    /// directive does not allow is an error, so that no run starts
+    /// half-configured.
     pub fn parse(text: &str, path: &Path) -> Result<Conf, ConfError> {
-        let mut conf = Conf::default();
+        let mut conf = Conf {
+            read_from: vec![path.to_path_buf()],
+            ..Conf::default()
+        };
+        // A `bind path` line replaces the default list, as in Apptainer.
+        let mut binds_given = false;
         for (n, raw) in text.lines().enumerate() {
             let invalid = |message: String| ConfError::Invalid {
                 path: path.to_path_buf(),
@@ -200,16 +356,36 @@ impl Conf {
             let Some((key, value)) = line.split_once('=') else {
                 return Err(invalid(format!("expected `key = value`, found `{line}`")));
             };
-            let key = key.split_whitespace().collect::<Vec<_>>().join(" ");
+            let key = directives::normalize(key);
             let value = value.trim();
-            let ecl = &mut conf.execution_control;
-            match key.to_ascii_lowercase().as_str() {
-                "execution control" => ecl.activated = yes_no(value).map_err(invalid)?,
+            let Some(directive) = directives::find(&key) else {
+                let hint = directives::suggest(&key)
+                    .map(|k| format!(" (did you mean `{k}`?)"))
+                    .unwrap_or_default();
+                conf.warnings.push(ConfWarning {
+                    path: path.to_path_buf(),
+                    line: n + 1,
+                    message: format!("unknown directive `{key}`: ignored{hint}"),
+                });
+                continue;
+            };
+            // An empty value leaves a setting at its default, as
+            // Apptainer's template writes unset ones.
+            if value.is_empty() && !directive.repeatable {
+                continue;
+            }
+            directives::check(directive.values, value)
+                .map_err(|m| invalid(format!("{key}: {m}")))?;
+            let yes = || directives::parse_bool(value).unwrap_or(false);
+            let lower = value.to_ascii_lowercase();
+            match key.as_str() {
+                "execution control" => conf.execution_control.activated = yes(),
                 "execution control legacy insecure" => {
-                    ecl.legacy_insecure = yes_no(value).map_err(invalid)?
+                    conf.execution_control.legacy_insecure = yes()
                 }
                 "execution group" => {
                     let group = exec_group(value).map_err(invalid)?;
+                    let ecl = &mut conf.execution_control;
                     if ecl.groups.iter().any(|g| g.dir == group.dir) {
                         return Err(invalid(format!(
                             "the directory {} already has an execution group; give each directory one group",
@@ -218,19 +394,175 @@ impl Conf {
                     }
                     ecl.groups.push(group);
                 }
+                "bind path" => {
+                    if !binds_given {
+                        conf.bind_paths.clear();
+                        binds_given = true;
+                    }
+                    if !value.is_empty() {
+                        conf.bind_paths.push(site_bind(value).map_err(invalid)?);
+                    }
+                }
+                "mount proc" => conf.mount_proc = yes(),
+                "mount sys" => conf.mount_sys = yes(),
+                "mount dev" => {
+                    conf.mount_dev = match lower.as_str() {
+                        "minimal" => DevMode::Minimal,
+                        "no" => DevMode::No,
+                        _ => DevMode::Yes,
+                    }
+                }
+                "mount devpts" => conf.mount_devpts = yes(),
+                "mount home" => conf.mount_home = yes(),
+                "mount tmp" => conf.mount_tmp = yes(),
+                "mount hostfs" => conf.mount_hostfs = yes(),
+                "user bind control" => conf.user_bind_control = yes(),
+                "config passwd" => conf.config_passwd = yes(),
+                "config group" => conf.config_group = yes(),
+                "config resolv_conf" => conf.config_resolv_conf = yes(),
+                "allow container sif" => conf.allow_container_sif = yes(),
+                "allow container squashfs" => conf.allow_container_squashfs = yes(),
+                "allow container dir" => conf.allow_container_dir = yes(),
+                "allow container encrypted" => conf.allow_container_encrypted = yes(),
+                "allow container extfs" => conf.allow_container_extfs = yes(),
+                "limit container owners" => conf.limit_container_owners.extend(names(value)),
+                "limit container groups" => conf.limit_container_groups.extend(names(value)),
+                "limit container paths" => {
+                    for p in names(value) {
+                        let p = PathBuf::from(p);
+                        if !p.is_absolute() {
+                            return Err(invalid(format!(
+                                "limit container paths: `{}` is not an absolute path",
+                                p.display()
+                            )));
+                        }
+                        conf.limit_container_paths.push(p);
+                    }
+                }
+                "allow pid ns" => conf.allow_pid_ns = yes(),
+                "allow ipc ns" => conf.allow_ipc_ns = yes(),
+                "allow uts ns" => conf.allow_uts_ns = yes(),
+                "allow user ns" => conf.allow_user_ns = yes(),
+                "sessiondir max size" => {
+                    conf.sessiondir_max_mib = value.parse().unwrap_or(conf.sessiondir_max_mib)
+                }
+                "always use nv" => conf.always_use_nv = yes(),
+                "always use rocm" => conf.always_use_rocm = yes(),
+                "use nvidia-container-cli" => conf.use_nvidia_container_cli = yes(),
+                "enable overlay" => conf.overlay_disabled = lower == "no",
+                "root default capabilities" => {
+                    conf.root_default_capabilities = match lower.as_str() {
+                        "file" => RootCapabilities::File,
+                        "no" => RootCapabilities::No,
+                        _ => RootCapabilities::Full,
+                    }
+                }
+                "memory fs type" => conf.ramfs = lower == "ramfs",
+                "image driver" => conf.image_driver = Some(lower),
+                "extract cache dir" => conf.extract_cache_dir = Some(PathBuf::from(value)),
+                "extract cache max size" => conf.extract_cache_max_gib = value.parse().ok(),
+                // Accepted, with no effect (see the directive's `effect`).
                 _ => {}
             }
+        }
+        if conf.mount_hostfs {
+            conf.warnings.push(ConfWarning {
+                path: path.to_path_buf(),
+                line: 0,
+                message: "mount hostfs = yes has no effect yet: bind the file systems the containers need with `bind path`".into(),
+            });
+        }
+        Ok(conf)
+    }
+
+    /// The site's configuration as the running `tool` reads it: `vessel.conf`
+    /// in [`conf_dir`]; when there is none, the Apptainer installation's
+    /// files beside it (see [`Conf::load_site_in`]).
+    pub fn load_site(tool: crate::Tool) -> Result<Conf, ConfError> {
+        Conf::load_site_in(&conf_dir()?, tool)
+    }
+
+    /// [`Conf::load_site`] for the configuration directory `dir`. A node
+    /// image configured for Apptainer configures Vessel: without
+    /// `dir/vessel.conf`, `apptainer/apptainer.conf` and
+    /// `apptainer/ecl.toml` in `dir`'s parent are read (for the
+    /// `singularity` persona, `singularity/singularity.conf` and
+    /// `singularity/ecl.toml`): `/etc/apptainer` beside `/etc/vessel`. They
+    /// are looked for beside `dir` so that only who may move `dir` (root,
+    /// or the owner of the installation) may move them.
+    pub fn load_site_in(dir: &Path, tool: crate::Tool) -> Result<Conf, ConfError> {
+        let own = dir.join("vessel.conf");
+        if exists(&own)? {
+            return Conf::load(&own);
+        }
+        let base = dir.parent().unwrap_or(Path::new("/"));
+        let (sub, name) = match tool {
+            crate::Tool::Singularity => ("singularity", "singularity.conf"),
+            _ => ("apptainer", "apptainer.conf"),
+        };
+        let theirs = base.join(sub).join(name);
+        let mut conf = if exists(&theirs)? {
+            Conf::load(&theirs)?
+        } else {
+            Conf::default()
+        };
+        let ecl = base.join(sub).join("ecl.toml");
+        if exists(&ecl)? {
+            let text = std::fs::read_to_string(&ecl).map_err(|source| ConfError::Read {
+                path: ecl.clone(),
+                source,
+            })?;
+            conf.execution_control = crate::ecl::parse(&text, &ecl)?;
+            conf.read_from.push(ecl);
         }
         Ok(conf)
     }
 }
 
-fn yes_no(value: &str) -> Result<bool, String> {
-    match value.to_ascii_lowercase().as_str() {
-        "yes" | "true" | "1" => Ok(true),
-        "no" | "false" | "0" => Ok(false),
-        _ => Err(format!("expected yes or no, found `{value}`")),
+/// Whether `path` exists; an error other than "not there" is reported.
+fn exists(path: &Path) -> Result<bool, ConfError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(source) => Err(ConfError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
+}
+
+/// A list directive's value: names separated by commas or spaces.
+fn names(value: &str) -> impl Iterator<Item = String> + '_ {
+    value
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+}
+
+/// `SRC[:DST[:ro|rw]]`, both absolute.
+fn site_bind(value: &str) -> Result<SiteBind, String> {
+    let mut parts = value.split(':').map(str::trim);
+    let src = PathBuf::from(parts.next().unwrap_or(""));
+    let dst = parts.next().filter(|d| !d.is_empty()).map(PathBuf::from);
+    let readonly = match parts.next() {
+        None | Some("rw") => false,
+        Some("ro") => true,
+        Some(other) => {
+            return Err(format!(
+                "bind path: unknown option `{other}`: write `bind path = SRC[:DST[:ro]]`"
+            ))
+        }
+    };
+    let dst = dst.unwrap_or_else(|| src.clone());
+    for p in [&src, &dst] {
+        if !p.is_absolute() {
+            return Err(format!(
+                "bind path: `{}` is not an absolute path: write `bind path = SRC[:DST]`",
+                p.display()
+            ));
+        }
+    }
+    Ok(SiteBind { src, dst, readonly })
 }
 
 fn exec_group(value: &str) -> Result<ExecGroup, String> {
@@ -365,7 +697,10 @@ mod tests {
     #[test]
     fn bad_lines_name_the_line_and_the_fix() {
         for (text, want) in [
-            ("execution control = maybe", "line 1: expected yes or no"),
+            (
+                "execution control = maybe",
+                "line 1: execution control: `maybe` is not allowed: use yes or no",
+            ),
             ("\nexecution group = greylist /d X", "line 2: unknown mode"),
             (
                 "execution group = whitelist data/ X",
@@ -391,5 +726,114 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("line 2: the directory /d already has"));
+    }
+    #[test]
+    fn apptainers_defaults_without_a_file() {
+        let conf = Conf::default();
+        assert!(conf.mount_home && conf.mount_tmp && conf.user_bind_control);
+        assert_eq!(conf.mount_dev, DevMode::Yes);
+        assert_eq!(conf.sessiondir_max_mib, 64);
+        let binds: Vec<_> = conf.bind_paths.iter().map(|b| b.src.clone()).collect();
+        assert_eq!(
+            binds,
+            [PathBuf::from("/etc/localtime"), "/etc/hosts".into()]
+        );
+        assert!(conf.read_from.is_empty());
+    }
+
+    #[test]
+    fn parses_the_site_directives() {
+        let conf = parse(
+            "bind path = /data:/mnt/sitedata\nbind path = /scratch\nbind path = /ref:/ref:ro\n\
+             mount home = no\nMount  Dev = minimal\nallow container dir = no\n\
+             limit container paths = /opt/images, /srv/sif\nsessiondir max size = 128\n\
+             always use nv = yes\nenable overlay = no\nroot default capabilities = no\n\
+             memory fs type = ramfs\nimage driver = extract\nmax loop devices = 256\n\
+             # mksquashfs mem = 1G\ndownload part size =\n",
+        )
+        .unwrap();
+        assert_eq!(conf.bind_paths.len(), 3);
+        assert_eq!(conf.bind_paths[0].dst, PathBuf::from("/mnt/sitedata"));
+        assert_eq!(conf.bind_paths[1].dst, PathBuf::from("/scratch"));
+        assert!(conf.bind_paths[2].readonly && !conf.bind_paths[0].readonly);
+        assert!(!conf.mount_home && !conf.allow_container_dir && conf.always_use_nv);
+        assert_eq!(conf.mount_dev, DevMode::Minimal);
+        assert_eq!(conf.limit_container_paths.len(), 2);
+        assert_eq!(conf.sessiondir_max_mib, 128);
+        assert!(conf.overlay_disabled && conf.ramfs);
+        assert_eq!(conf.root_default_capabilities, RootCapabilities::No);
+        assert_eq!(conf.image_driver.as_deref(), Some("extract"));
+        assert!(conf.warnings.is_empty(), "{:?}", conf.warnings);
+    }
+
+    #[test]
+    fn an_unknown_key_is_a_warning_and_a_bad_value_an_error() {
+        let conf = parse("mount hom = no\nallow setuid = yes\n").unwrap();
+        assert!(conf.mount_home);
+        let w: Vec<String> = conf.warnings.iter().map(|w| w.to_string()).collect();
+        assert_eq!(
+            w,
+            ["vessel.conf, line 1: unknown directive `mount hom`: ignored (did you mean `mount home`?)"]
+        );
+        for (text, want) in [
+            (
+                "\nmount dev = maybe",
+                "vessel.conf, line 2: mount dev: `maybe` is not allowed: use yes, no, minimal",
+            ),
+            (
+                "sessiondir max size = 0",
+                "sessiondir max size: `0` is not allowed: use a whole number from 1 to",
+            ),
+            ("sessiondir max size = lots", "line 1: sessiondir max size"),
+            ("bind path = data", "`data` is not an absolute path"),
+            ("bind path = /a:/b:rx", "unknown option `rx`"),
+            ("limit container paths = opt", "not an absolute path"),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains(want), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_apptainer_installation_beside_is_the_drop_in() {
+        let root = std::env::temp_dir().join(format!("vessel-conf-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let dir = root.join("etc/vessel");
+        std::fs::create_dir_all(root.join("etc/apptainer")).unwrap();
+        std::fs::create_dir_all(root.join("etc/singularity")).unwrap();
+        let load = |tool| Conf::load_site_in(&dir, tool).unwrap();
+        assert_eq!(load(crate::Tool::Vessel), Conf::default());
+        std::fs::write(
+            root.join("etc/apptainer/apptainer.conf"),
+            "mount home = no\n",
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("etc/apptainer/ecl.toml"),
+            format!("activated = true\n[[execgroup]]\nmode = \"whitelist\"\ndirpath = \"/d\"\nkeyfp = [\"{FP}\"]\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("etc/singularity/singularity.conf"),
+            "mount tmp = no\n",
+        )
+        .unwrap();
+        let conf = load(crate::Tool::Apptainer);
+        assert!(!conf.mount_home && conf.execution_control.activated);
+        assert_eq!(
+            conf.read_from,
+            [
+                root.join("etc/apptainer/apptainer.conf"),
+                root.join("etc/apptainer/ecl.toml")
+            ]
+        );
+        let conf = load(crate::Tool::Singularity);
+        assert!(conf.mount_home && !conf.mount_tmp);
+        // vessel.conf, when there is one, is the only file read.
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("vessel.conf"), "mount proc = no\n").unwrap();
+        let conf = load(crate::Tool::Apptainer);
+        assert!(conf.mount_home && !conf.mount_proc && !conf.execution_control.activated);
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }

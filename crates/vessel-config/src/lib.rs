@@ -8,6 +8,8 @@
 //! docs can be generated from one place.
 
 pub mod conf;
+pub mod directives;
+mod ecl;
 mod env;
 mod tool;
 
