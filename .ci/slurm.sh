@@ -110,6 +110,17 @@ start() {
     done
   done
 
+  # VESSEL_SLURM_GPUS=N: the node has N GPUs, /dev/nvidia0..N-1 (the fake
+  # driver's in the tests), as a site's gres.conf describes them.
+  gpus=${VESSEL_SLURM_GPUS:-0}
+  gres_types="" node_gres=""
+  rm -f /etc/slurm/gres.conf
+  if [ "$gpus" -gt 0 ]; then
+    gres_types="GresTypes=gpu"
+    node_gres="Gres=gpu:$gpus"
+    mkdir -p /etc/slurm
+    echo "Name=gpu File=/dev/nvidia[0-$((gpus - 1))]" | install -m 0644 /dev/stdin /etc/slurm/gres.conf
+  fi
   # slurmd refuses a node whose RealMemory exceeds the real one: stay 10% under.
   mem_mb=$(awk '/^MemTotal:/ { printf "%d", $2 / 1024 * 0.9 }' /proc/meminfo)
   mkdir -p /etc/slurm
@@ -129,7 +140,8 @@ SelectTypeParameters=CR_Core
 ReturnToService=2
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
-NodeName=localhost NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=$mem_mb State=UNKNOWN
+$gres_types
+NodeName=localhost NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=$mem_mb $node_gres State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 EOF
 

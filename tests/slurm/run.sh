@@ -17,6 +17,8 @@ chmod 0755 "$work"
 chown "$user": "$work"
 cleanup() {
   .ci/slurm.sh stop "$state" >/dev/null 2>&1 || true
+  tests/gpu/fake-driver.sh remove >/dev/null 2>&1 || true
+  rm -f /etc/slurm/gres.conf
   rm -rf "$state" "$work"
 }
 trap cleanup EXIT
@@ -83,6 +85,29 @@ JOB
   return 1
 }
 check "scancel delivers SIGTERM to the payload and leaves nothing running" cancel_job
+
+# A GPU job: the node's gres.conf lists the fake driver's two GPUs, Slurm
+# gives the step one, and `--nv --contain` shows the container that one
+# only (Slurm's SLURM_STEP_GPUS names the host's device).
+gpu_step() {
+  local out
+  out=$(cd "$work" && as_user srun --gres=gpu:1 "$vessel" exec --nv --contain "$image" \
+    sh -c 'echo "step=$SLURM_STEP_GPUS"; ls /dev | grep "^nvidia[0-9]"')
+  echo "$out"
+  local step
+  step=$(sed -n 's/^step=//p' <<<"$out")
+  [ -n "$step" ] && [ "$(grep -c '^nvidia[0-9]' <<<"$out")" -eq 1 ] && grep -qx "nvidia$step" <<<"$out"
+}
+if tests/gpu/fake-driver.sh install >/dev/null; then
+  .ci/slurm.sh stop "$state" >/dev/null 2>&1 || true
+  VESSEL_SLURM_GPUS=2 .ci/slurm.sh start "$state"
+  check "srun --gres=gpu:1 vessel exec --nv --contain sees the GPU Slurm gave the step" gpu_step
+  .ci/slurm.sh stop "$state" >/dev/null 2>&1 || true
+  tests/gpu/fake-driver.sh remove
+  rm -f /etc/slurm/gres.conf
+else
+  echo "FAILED: the fake GPU driver could not be installed (a real one present?)"; failed=$((failed + 1))
+fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
