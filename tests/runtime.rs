@@ -688,6 +688,60 @@ fn signals_are_relayed_to_the_payload() {
     }
 }
 
+/// A monitor killed with SIGKILL leaves nothing behind: its payload dies
+/// with it and the session directory in the user's TMPDIR is removed.
+#[test]
+fn nothing_is_left_after_the_monitor_is_killed() {
+    let dir = user_dir();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    give_to_test_user(&tmp);
+    let b = busybox();
+    let tmp_var = tmp.to_string_lossy().into_owned();
+    let mut child = user_vessel(
+        &[
+            "exec",
+            b.to_str().unwrap(),
+            "sh",
+            "-c",
+            "echo ready; exec sleep 60",
+        ],
+        &[("TMPDIR", &tmp_var)],
+        dir.path(),
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let mut stdout_pipe = child.stdout.take().unwrap();
+    let mut first = [0u8; 6];
+    std::io::Read::read_exact(&mut stdout_pipe, &mut first).unwrap();
+    assert_eq!(&first, b"ready\n");
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        1,
+        "a session directory while it runs"
+    );
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "left behind: {left:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The payload died with its monitor: the pipe's writer is gone.
+    let mut rest = Vec::new();
+    std::io::Read::read_to_end(&mut stdout_pipe, &mut rest).unwrap();
+}
+
 #[test]
 fn image_errors() {
     let dir = user_dir();

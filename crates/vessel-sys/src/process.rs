@@ -297,3 +297,38 @@ pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit has no preconditions; it never returns.
     unsafe { libc::_exit(code) }
 }
+
+/// Leaves behind a small process that removes the empty directory `dir`
+/// once this process and every child of it that shares the returned pipe
+/// are gone, however they end: `SIGKILL` included, which no exit handler
+/// of this process would survive. It waits on a pipe whose write end only
+/// this process (and its forks) hold, in a session of its own so that a
+/// terminal's Ctrl-C does not reach it, and removes nothing but `dir`
+/// (`rmdir`: only an empty directory, and a mount point of another mount
+/// namespace is detached there).
+///
+/// Call it before any thread starts (it forks). Keep the returned
+/// descriptor open for the rest of the process's life.
+pub fn sweep_after_exit(dir: &Path) -> Result<std::os::fd::OwnedFd> {
+    let (read, write) =
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).op(|| "pipe".into())?;
+    match fork()? {
+        Fork::Child => {
+            drop(write);
+            let _ = rustix::process::setsid();
+            let mut byte = [0u8; 1];
+            // Nothing is ever written: the read ends at end of file, when
+            // the last holder of the write end is gone.
+            loop {
+                match rustix::io::read(&read, &mut byte) {
+                    Err(rustix::io::Errno::INTR) => continue,
+                    Ok(n) if n > 0 => continue,
+                    _ => break,
+                }
+            }
+            let _ = rustix::fs::rmdir(dir);
+            exit_now(0)
+        }
+        Fork::Parent(_) => Ok(write),
+    }
+}

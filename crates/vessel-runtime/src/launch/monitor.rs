@@ -16,6 +16,20 @@ use crate::fakeroot::Fakeroot;
 use crate::options::Host;
 use crate::plan::SessionPlan;
 
+/// The directory the session tmpfs is mounted on, removed when dropped,
+/// and by a sweeper process if this one is killed first.
+pub(super) struct Session {
+    dir: tempfile::TempDir,
+    // Dropped after `dir`: the sweeper wakes once the directory is gone.
+    _sweeper: std::os::fd::OwnedFd,
+}
+
+impl Session {
+    pub(super) fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
 /// Creates the namespaces and the private session tmpfs, returned as the
 /// temporary directory it is mounted on. `defer_pid` leaves the PID
 /// namespace for later (the FUSE server is forked first).
@@ -23,14 +37,21 @@ pub(super) fn enter_namespaces(
     plan: &SessionPlan,
     host: &Host,
     defer_pid: bool,
-) -> Result<tempfile::TempDir, LaunchError> {
-    let session = tempfile::Builder::new()
+) -> Result<Session, LaunchError> {
+    let dir = tempfile::Builder::new()
         .prefix("vessel-session-")
         .tempdir_in(&host.tmpdir)
         .map_err(|source| LaunchError::SessionDir {
             dir: host.tmpdir.clone(),
             source,
         })?;
+    // Forked while still in the host's namespaces: a monitor killed with
+    // SIGKILL leaves no directory behind in the user's TMPDIR.
+    let sweeper = p::sweep_after_exit(dir.path())?;
+    let session = Session {
+        dir,
+        _sweeper: sweeper,
+    };
     let mut ns = plan.namespaces;
     ns.pid &= !defer_pid;
     if ns.user && plan.fakeroot {
@@ -65,15 +86,21 @@ pub(super) fn enter_namespaces(
             tracing::warn!("could not bring up the loopback interface: {e}");
         }
     }
+    // A ramfs takes no size: the site chose it knowing that (Cray CLE).
+    let (fs, options) = if plan.ramfs {
+        ("ramfs", "mode=0700".to_string())
+    } else {
+        ("tmpfs", format!("size={}m,mode=0700", plan.session_mib))
+    };
     Kernel.mount_fs(
-        "tmpfs",
+        fs,
         session.path(),
         FsFlags {
             nosuid: true,
             nodev: true,
             ..FsFlags::default()
         },
-        &format!("size={}m,mode=0700", plan.session_mib),
+        &options,
     )?;
     Ok(session)
 }
