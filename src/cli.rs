@@ -165,7 +165,7 @@ vessel verify --legacy-insecure --json old.sif"
     Capability(NotYet),
     /// Change the site configuration (fakeroot mappings, global settings)
     #[command(display_order = 43)]
-    Config(NotYet),
+    Config(ConfigArgs),
     /// Manage OCI bundle containers through a runc-like interface
     #[command(display_order = 44)]
     Oci(NotYet),
@@ -183,6 +183,9 @@ vessel verify --legacy-insecure --json old.sif"
     /// Print a shell completion script
     #[command(display_order = 51)]
     Completion(CompletionArgs),
+    /// Show how Vessel was built and installed (directories, version)
+    #[command(display_order = 52)]
+    Buildcfg(BuildcfgArgs),
 
     /// Internal: run a host command as fake root (used by `build`)
     #[command(name = "__fakeroot", hide = true)]
@@ -228,6 +231,7 @@ impl Command {
             Command::Checkpoint(_) => "checkpoint",
             Command::Version => "version",
             Command::Completion(_) => "completion",
+            Command::Buildcfg(_) => "buildcfg",
             Command::FakerootRun(_) => "__fakeroot",
             Command::MountImage(_) => "__mount-image",
             Command::CompatTable => "__compat-table",
@@ -1155,6 +1159,75 @@ pub enum OverlayCommand {
         /// The overlay image (or the SIF to add it to)
         image: PathBuf,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(subcommand)]
+    pub command: ConfigCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Edit the site configuration file, vessel.conf (administrators)
+    #[command(
+        after_help = "Examples:\n  vessel config global --set \"bind path\" /scratch\n  \
+vessel config global --unset \"bind path\" /scratch\n  \
+vessel config global --get \"mount home\"\n  \
+vessel config global --reset \"mount home\""
+    )]
+    Global(ConfigGlobalArgs),
+    /// Give users subordinate ids for --fakeroot in /etc/subuid and /etc/subgid (administrators)
+    #[command(after_help = "Examples:\n  vessel config fakeroot --add alice\n  \
+vessel config fakeroot --disable alice")]
+    Fakeroot(ConfigFakerootArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigGlobalArgs {
+    /// Set the directive's value (a repeatable directive gains it)
+    #[arg(short = 's', long)]
+    pub set: bool,
+    /// Remove the directive, or the given values of it
+    #[arg(short = 'u', long)]
+    pub unset: bool,
+    /// Print the directive's value
+    #[arg(short = 'g', long)]
+    pub get: bool,
+    /// Give the directive its default value again
+    #[arg(short = 'r', long)]
+    pub reset: bool,
+    /// Print the resulting file instead of writing it
+    #[arg(short = 'd', long)]
+    pub dry_run: bool,
+    /// The directive, as in vessel.conf ("bind path")
+    pub directive: String,
+    /// The value (several comma-separated for a repeatable directive)
+    pub value: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigFakerootArgs {
+    /// Give the user a free range of 65536 subordinate ids
+    #[arg(short = 'a', long)]
+    pub add: bool,
+    /// Remove the user's range
+    #[arg(short = 'r', long)]
+    pub remove: bool,
+    /// Enable the user's range again
+    #[arg(short = 'e', long)]
+    pub enable: bool,
+    /// Disable the user's range, keeping its ids reserved
+    #[arg(short = 'd', long)]
+    pub disable: bool,
+    /// The user
+    pub user: String,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildcfgArgs {
+    /// Print only this setting's value (PACKAGE_VERSION, SYSCONFDIR, …)
+    pub key: Option<String>,
 }
 
 /// Arguments of a command that Vessel does not implement yet: taken as

@@ -106,6 +106,8 @@ const INSPECT: &[&str] = &["inspect"];
 const SIGN: &[&str] = &["sign"];
 const VERIFY: &[&str] = &["verify"];
 const SIGN_VERIFY: &[&str] = &["sign", "verify"];
+const CONFIG_GLOBAL: &[&str] = &["config global"];
+const CONFIG_FAKEROOT: &[&str] = &["config fakeroot"];
 const KEY_LOCAL: &[&str] = &[
     "key newpair",
     "key list",
@@ -169,10 +171,10 @@ pub const ENTRIES: &[Entry] = &[
     imp(GLOBAL, "--silent", "also APPTAINER_SILENT"),
     imp(GLOBAL, "--nocolor", "also APPTAINER_NOCOLOR"),
     imp(GLOBAL, "--version", ""),
-    refused(
+    root(
         GLOBAL,
         "--config",
-        "is not supported: Vessel's site configuration is vessel.conf in /etc/vessel (or VESSEL_CONF_DIR), not apptainer.conf",
+        "also APPTAINER_CONFIG_FILE: read instead of vessel.conf; for root, or an installation the user owns",
     ),
     refused(
         GLOBAL,
@@ -472,6 +474,16 @@ pub const ENTRIES: &[Entry] = &[
         "--authfile",
         "",
     ),
+    // config: the administrator's.
+    root(CONFIG_GLOBAL, "--set", "edits vessel.conf in place, comments and order kept"),
+    root(CONFIG_GLOBAL, "--unset", "edits vessel.conf in place, comments and order kept"),
+    root(CONFIG_GLOBAL, "--reset", "writes Apptainer's default"),
+    imp(CONFIG_GLOBAL, "--get", "the default when the file does not set it"),
+    imp(CONFIG_GLOBAL, "--dry-run", "prints the resulting file"),
+    root(CONFIG_FAKEROOT, "--add", "a free range of 65536 ids from 100000, under shadow-utils' lock"),
+    root(CONFIG_FAKEROOT, "--remove", "under shadow-utils' lock"),
+    root(CONFIG_FAKEROOT, "--enable", "under shadow-utils' lock"),
+    root(CONFIG_FAKEROOT, "--disable", "a leading `!`, as Apptainer writes"),
     // cache.
     imp(&["cache list", "cache clean"], "--type", ""),
     imp(&["cache list"], "--verbose", ""),

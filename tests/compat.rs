@@ -78,6 +78,8 @@ fn positionals(command: &str, image: &str) -> Vec<String> {
         "overlay create" => &["overlay.img"],
         "key search" | "key pull" | "key push" => &["0123456789ABCDEF"],
         "registry login" | "registry logout" => &["docker://127.0.0.1:9"],
+        "config global" => &["mount home", "no"],
+        "config fakeroot" => &["root"],
         _ => &[],
     };
     v.iter().map(|s| s.to_string()).collect()

@@ -44,7 +44,8 @@ pub fn run(tool: Tool, verb: Verb, args: ActionArgs) -> Result<u8> {
 /// image kinds are for the site's other settings to allow or not.
 fn execution_control(image: &mut vessel_image::Image) -> Result<()> {
     let dir = vessel_config::conf::conf_dir()?;
-    let path = dir.join("vessel.conf");
+    // `vessel.conf`, or the file of -c/--config.
+    let path = vessel_config::conf::conf_path()?;
     let conf = vessel_config::conf::Conf::load(&path)?;
     let ecl = &conf.execution_control;
     if !ecl.activated {

@@ -3,6 +3,7 @@
 mod action;
 mod build;
 mod cache;
+mod config;
 mod flags;
 mod inspect;
 mod internal;
@@ -31,12 +32,7 @@ pub const APPTAINER_COMPAT_VERSION: &str = "1.4.5";
 /// Runs a parsed command line and returns the exit status.
 pub fn run(cli: Cli, tool: Tool) -> Result<u8> {
     let env = flags::Env::new(tool, "global");
-    env.refuse(
-        "--config",
-        cli.global.config.is_some(),
-        Some(vessel_config::vars::CONFIG_FILE),
-        false,
-    )?;
+    config::use_config_file(tool, cli.global.config)?;
     env.refuse("--build-config", cli.global.build_config, None, true)?;
     if cli.global.version {
         println!("{} version {}", version_name(tool), version(tool));
@@ -75,6 +71,8 @@ pub fn run(cli: Cli, tool: Tool) -> Result<u8> {
         Command::Push(args) => pull::push(tool, args),
         Command::Cache(args) => cache::run(tool, args),
         Command::Registry(args) => registry::run(args),
+        Command::Config(args) => config::run(args),
+        Command::Buildcfg(args) => config::buildcfg(tool, args),
         Command::Sif(args) => sif::run(args),
         Command::Key(args) => key::run(tool, args),
         Command::Sign(args) => sign::run(tool, args),

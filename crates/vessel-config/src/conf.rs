@@ -83,9 +83,27 @@ fn real_uid() -> Option<u32> {
         .ok()
 }
 
-/// `vessel.conf` in [`conf_dir`].
+/// `vessel.conf` in [`conf_dir`], or the file `-c/--config` named.
 pub fn conf_path() -> Result<PathBuf, ConfError> {
+    if let Some(file) = config_file() {
+        return Ok(file.to_path_buf());
+    }
     Ok(conf_dir()?.join("vessel.conf"))
+}
+
+/// The file of `-c/--config FILE`, read instead of `vessel.conf` (and of
+/// the Apptainer files beside it). Set once, by the command line, after it
+/// checked that the caller may (root, or the installation's owner).
+static CONFIG_FILE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Makes [`conf_path`] and [`Conf::load_site`] read `file`.
+pub fn set_config_file(file: PathBuf) {
+    let _ = CONFIG_FILE.set(file);
+}
+
+/// The file [`set_config_file`] gave, if any.
+pub fn config_file() -> Option<&'static Path> {
+    CONFIG_FILE.get().map(PathBuf::as_path)
 }
 
 /// The settings of `vessel.conf`, typed, with Apptainer's defaults for
@@ -479,6 +497,9 @@ impl Conf {
     /// in [`conf_dir`]; when there is none, the Apptainer installation's
     /// files beside it (see [`Conf::load_site_in`]).
     pub fn load_site(tool: crate::Tool) -> Result<Conf, ConfError> {
+        if let Some(file) = config_file() {
+            return Conf::load(file);
+        }
         Conf::load_site_in(&conf_dir()?, tool)
     }
 

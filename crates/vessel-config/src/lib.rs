@@ -8,9 +8,11 @@
 //! docs can be generated from one place.
 
 pub mod conf;
+pub mod conf_edit;
 pub mod directives;
 mod ecl;
 mod env;
+pub mod subid;
 mod tool;
 
 pub use env::{lookup, lookup_bool, EnvValue, EnvVar, Lookup, OwnVar};
@@ -400,7 +402,7 @@ pub mod vars {
     // build, pull, push, sign and verify.
     pub const CONFIG_FILE: EnvVar = EnvVar::new(
         "CONFIG_FILE",
-        "Another apptainer.conf (like --config); refused: Vessel reads vessel.conf.",
+        "The configuration file to read instead of vessel.conf (like -c/--config); root, or an installation the user owns.",
     );
     pub const FORCE: EnvVar = EnvVar::new(
         "FORCE",
@@ -675,6 +677,10 @@ pub mod vessel_vars {
         "VESSEL_FUSE_THREADS",
         "Threads of the FUSE image server (default: from the CPUs the process may use).",
     );
+    pub const TEST_SUBID_DIR: OwnVar = OwnVar::new(
+        "VESSEL_TEST_SUBID_DIR",
+        "Tests only, and only for root: the directory whose `subuid`, `subgid` and `.pwd.lock` `config fakeroot` edits instead of those in `/etc`.",
+    );
 
     /// Every one of them, for documentation.
     pub const ALL: &[OwnVar] = &[
@@ -683,6 +689,7 @@ pub mod vessel_vars {
         EXTRACT_DIR,
         EXTRACT_MAX_GIB,
         FUSE_THREADS,
+        TEST_SUBID_DIR,
     ];
 }
 

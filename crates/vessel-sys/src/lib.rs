@@ -17,6 +17,7 @@ pub mod ns;
 pub mod path;
 pub mod private_dir;
 pub mod process;
+pub mod shadow_lock;
 pub mod signal;
 pub mod syscall;
 pub mod tree;

@@ -67,6 +67,43 @@ pub fn passwd_by_uid(uid: u32) -> Option<PasswdEntry> {
     }
 }
 
+/// The user named `name`, if the system knows one.
+pub fn passwd_by_name(name: &str) -> Option<PasswdEntry> {
+    let cname = std::ffi::CString::new(name).ok()?;
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        // SAFETY: as for getpwuid_r above; `cname` is NUL-terminated and
+        // outlives the call.
+        let (rc, found, pw) = unsafe {
+            let mut pw: libc::passwd = std::mem::zeroed();
+            let mut result: *mut libc::passwd = std::ptr::null_mut();
+            let rc = libc::getpwnam_r(
+                cname.as_ptr(),
+                &mut pw,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut result,
+            );
+            (rc, !result.is_null(), pw)
+        };
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 4, 0);
+            continue;
+        }
+        if rc != 0 || !found {
+            return None;
+        }
+        return Some(PasswdEntry {
+            name: text(pw.pw_name),
+            uid: pw.pw_uid,
+            gid: pw.pw_gid,
+            gecos: text(pw.pw_gecos),
+            home: text(pw.pw_dir),
+            shell: text(pw.pw_shell),
+        });
+    }
+}
+
 /// The group with this gid, if the system knows one.
 pub fn group_by_gid(gid: u32) -> Option<GroupEntry> {
     let mut buf = vec![0u8; 16 * 1024];
