@@ -817,9 +817,9 @@ pub struct ActionArgs {
     /// Make the container writable, with changes kept in memory and discarded at exit
     #[arg(long)]
     pub writable_tmpfs: bool,
-    /// Size of the memory behind --writable-tmpfs, in MiB
-    #[arg(long, value_name = "MIB", default_value_t = 64)]
-    pub writable_tmpfs_size: u64,
+    /// Size of the memory behind --writable-tmpfs, in MiB [default: the site's sessiondir max size, 64]
+    #[arg(long, value_name = "MIB")]
+    pub writable_tmpfs_size: Option<u64>,
     /// Unpack the image into the node-local cache instead of serving it through FUSE
     #[arg(long)]
     pub unsquash: bool,

@@ -659,7 +659,10 @@ fn execution_control_list_refuses_unsigned_and_unlisted_images() {
         "execution control = perhaps\n",
     )
     .unwrap();
-    failed(&exec(&good), &["vessel.conf, line 1: expected yes or no"]);
+    failed(
+        &exec(&good),
+        &["vessel.conf, line 1: execution control: `perhaps` is not allowed: use yes or no"],
+    );
 }
 
 #[test]

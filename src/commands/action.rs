@@ -2,8 +2,9 @@
 //! library, which decides the launch options; then the container is run.
 
 use anyhow::{Context, Result};
+use vessel_config::conf::Conf;
 use vessel_config::Tool;
-use vessel_runtime::resolve::{is_source_uri, resolve, ActionFlags, Vars};
+use vessel_runtime::resolve::{is_source_uri, resolve_site, ActionFlags, Vars};
 use vessel_runtime::Host;
 
 use crate::cli::ActionArgs;
@@ -18,7 +19,9 @@ pub fn run(tool: Tool, verb: Verb, args: ActionArgs) -> Result<u8> {
         tool,
         get: &vessel_config::process_var,
     };
-    let mut opts = resolve(verb, args.into(), &vars, &host)?;
+    // The site's configuration, read once: the library decides with it.
+    let conf = site_conf(tool)?;
+    let mut opts = resolve_site(verb, args.into(), &vars, &host, &conf)?;
     // `exec docker://…` and the like: fetch into the cache (or a temporary
     // file), then run that.
     let image_arg = opts.image.to_string_lossy().into_owned();
@@ -33,7 +36,7 @@ pub fn run(tool: Tool, verb: Verb, args: ActionArgs) -> Result<u8> {
     // runs from it, whatever happens to the path meanwhile.
     let mut image =
         vessel_image::open_image(&opts.image).map_err(vessel_runtime::LaunchError::from)?;
-    execution_control(&mut image)?;
+    execution_control(&conf, &mut image)?;
     let status = vessel_runtime::launch_image(&opts, &host, image)?;
     Ok(u8::try_from(status).unwrap_or(255))
 }
@@ -42,11 +45,13 @@ pub fn run(tool: Tool, verb: Verb, args: ActionArgs) -> Result<u8> {
 /// runs only if it is signed as its execution group demands, checked before
 /// anything is mounted. As in Apptainer, it governs SIF images only; other
 /// image kinds are for the site's other settings to allow or not.
-fn execution_control(image: &mut vessel_image::Image) -> Result<()> {
+fn execution_control(conf: &Conf, image: &mut vessel_image::Image) -> Result<()> {
     let dir = vessel_config::conf::conf_dir()?;
-    // `vessel.conf`, or the file of -c/--config.
-    let path = vessel_config::conf::conf_path()?;
-    let conf = vessel_config::conf::Conf::load(&path)?;
+    let path = conf
+        .read_from
+        .last()
+        .cloned()
+        .unwrap_or_else(|| dir.join("vessel.conf"));
     let ecl = &conf.execution_control;
     if !ecl.activated {
         return Ok(());
@@ -63,6 +68,22 @@ fn execution_control(image: &mut vessel_image::Image) -> Result<()> {
         .context("reading the global public keyring for the execution control list")?;
     vessel_sign::policy::check(ecl, &real, sif, &keys)
         .with_context(|| format!("{} does not allow this image to run", path.display()))
+}
+
+/// `vessel.conf`, or the Apptainer installation's files read in its place
+/// (`--debug` says which), with its warnings printed.
+fn site_conf(tool: Tool) -> Result<Conf> {
+    let conf = Conf::load_site(tool)?;
+    if conf.read_from.is_empty() {
+        tracing::debug!("site configuration: no file, Apptainer's defaults");
+    }
+    for file in &conf.read_from {
+        tracing::debug!("site configuration: read {}", file.display());
+    }
+    for w in &conf.warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(conf)
 }
 
 impl From<ActionArgs> for ActionFlags {

@@ -88,6 +88,11 @@ pub enum LaunchError {
     Overlay(#[from] crate::overlay_dir::OverlayDirError),
     #[error(transparent)]
     Plan(#[from] PlanError),
+    #[error("{image}: {refusal}")]
+    Site {
+        image: PathBuf,
+        refusal: crate::options::SiteRefusal,
+    },
     #[error("{what} ({why})")]
     Kernel {
         what: String,
@@ -111,6 +116,7 @@ pub fn launch(opts: &LaunchOptions, host: &Host) -> Result<i32, LaunchError> {
 /// [`launch`] of an image already opened (and perhaps checked, as
 /// execution control does): the container runs from that very file.
 pub fn launch_image(opts: &LaunchOptions, host: &Host, image: Image) -> Result<i32, LaunchError> {
+    site_allows(opts, host, &image)?;
     let session_plan = plan::session(opts, host, matches!(image, Image::Sandbox { .. }))?;
     tracing::debug!("session plan: {session_plan:?}");
     let mut overlays = crate::overlay_dir::check(&opts.overlays, host.uid)?;
@@ -150,6 +156,72 @@ pub fn launch_image(opts: &LaunchOptions, host: &Host, image: Image) -> Result<i
     drop(source);
     drop(overlays);
     status
+}
+
+/// Whether the site's configuration lets this image run: its kind
+/// (`allow container sif|squashfs|dir`), and for users other than root
+/// its owner, group and place (`limit container owners|groups|paths`,
+/// whose paths match whole components: `/data` does not admit
+/// `/data2/x.sif`, as Apptainer 1.5.1 fixed).
+fn site_allows(opts: &LaunchOptions, host: &Host, image: &Image) -> Result<(), LaunchError> {
+    let site = &opts.site;
+    let path = image.path().to_path_buf();
+    let refuse = |what: &str, directive: String| LaunchError::Site {
+        image: path.clone(),
+        refusal: site.refuse(None, what, &directive),
+    };
+    let (allowed, what, key) = match image {
+        Image::Sif { .. } => (site.allow_sif, "SIF images", "sif"),
+        Image::Squashfs { .. } => (site.allow_squashfs, "SquashFS images", "squashfs"),
+        Image::Sandbox { .. } => (site.allow_dir, "sandbox directories", "dir"),
+    };
+    if !allowed {
+        return Err(refuse(what, format!("allow container {key} = no")));
+    }
+    if host.uid == 0 || (site.owners.is_empty() && site.groups.is_empty() && site.paths.is_empty())
+    {
+        return Ok(());
+    }
+    // The file opened (a SIF or SquashFS), else the directory, with its
+    // symbolic links resolved.
+    let (meta, real) = match image {
+        Image::Sif { sif, .. } => (
+            sif.get_ref().metadata()?,
+            fs::read_link(vessel_sys::path::fd_path(sif.get_ref()))?,
+        ),
+        Image::Squashfs { file, .. } => (
+            file.metadata()?,
+            fs::read_link(vessel_sys::path::fd_path(file))?,
+        ),
+        Image::Sandbox { path } => (fs::metadata(path)?, fs::canonicalize(path)?),
+    };
+    use std::os::unix::fs::MetadataExt;
+    if !site.owners.is_empty() {
+        let owner = vessel_sys::user::passwd_by_uid(meta.uid()).map(|u| u.name);
+        if !owner.as_ref().is_some_and(|o| site.owners.contains(o)) {
+            let who = owner.unwrap_or_else(|| format!("uid {}", meta.uid()));
+            let what = format!("images owned by {who}");
+            let list = site.owners.join(", ");
+            return Err(refuse(&what, format!("limit container owners = {list}")));
+        }
+    }
+    if !site.groups.is_empty() {
+        let group = vessel_sys::user::group_by_gid(meta.gid()).map(|g| g.name);
+        if !group.as_ref().is_some_and(|g| site.groups.contains(g)) {
+            let which = group.unwrap_or_else(|| format!("gid {}", meta.gid()));
+            let what = format!("images of the group {which}");
+            let list = site.groups.join(", ");
+            return Err(refuse(&what, format!("limit container groups = {list}")));
+        }
+    }
+    // `Path::starts_with` compares whole components.
+    if !site.paths.is_empty() && !site.paths.iter().any(|p| real.starts_with(p)) {
+        let what = format!("images in {}", real.parent().unwrap_or(&real).display());
+        let list: Vec<String> = site.paths.iter().map(|p| p.display().to_string()).collect();
+        let directive = format!("limit container paths = {}", list.join(", "));
+        return Err(refuse(&what, directive));
+    }
+    Ok(())
 }
 
 /// Assembles the root, forks the payload, and watches it to its end.

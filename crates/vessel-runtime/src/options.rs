@@ -101,6 +101,97 @@ impl GpuOptions {
     }
 }
 
+pub use vessel_config::conf::{DevMode, SiteBind};
+
+/// What the site's configuration (`vessel.conf`, or the `apptainer.conf`
+/// read in its place) decides for every container: the default mounts
+/// and which images may run. The default is Apptainer's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Site {
+    /// The file the settings come from, as messages name it.
+    pub file: String,
+    pub proc: bool,
+    pub sys: bool,
+    pub dev: DevMode,
+    pub devpts: bool,
+    pub home: bool,
+    pub tmp: bool,
+    /// Bind the working directory (`user bind control`).
+    pub cwd: bool,
+    pub passwd: bool,
+    pub group: bool,
+    pub resolv_conf: bool,
+    /// `bind path`.
+    pub binds: Vec<SiteBind>,
+    /// The session is a ramfs (`memory fs type = ramfs`).
+    pub ramfs: bool,
+    pub allow_sif: bool,
+    pub allow_squashfs: bool,
+    pub allow_dir: bool,
+    /// `limit container owners|groups|paths`: empty lists limit nothing.
+    pub owners: Vec<String>,
+    pub groups: Vec<String>,
+    pub paths: Vec<PathBuf>,
+}
+
+impl Site {
+    pub fn from_conf(c: &vessel_config::conf::Conf) -> Site {
+        Site {
+            file: c
+                .read_from
+                .first()
+                .map_or("vessel.conf".into(), |p| p.display().to_string()),
+            proc: c.mount_proc,
+            sys: c.mount_sys,
+            dev: c.mount_dev,
+            devpts: c.mount_devpts,
+            home: c.mount_home,
+            tmp: c.mount_tmp,
+            cwd: c.user_bind_control,
+            passwd: c.config_passwd,
+            group: c.config_group,
+            resolv_conf: c.config_resolv_conf,
+            binds: c.bind_paths.clone(),
+            ramfs: c.ramfs,
+            allow_sif: c.allow_container_sif,
+            allow_squashfs: c.allow_container_squashfs,
+            allow_dir: c.allow_container_dir,
+            owners: c.limit_container_owners.clone(),
+            groups: c.limit_container_groups.clone(),
+            paths: c.limit_container_paths.clone(),
+        }
+    }
+}
+
+impl Site {
+    /// The refusal of `what` by `directive`, asked for by `flag`.
+    pub fn refuse(&self, flag: Option<&str>, what: &str, directive: &str) -> SiteRefusal {
+        SiteRefusal {
+            flag: flag.map(String::from),
+            file: self.file.clone(),
+            what: what.into(),
+            directive: directive.into(),
+        }
+    }
+}
+
+impl Default for Site {
+    fn default() -> Site {
+        Site::from_conf(&vessel_config::conf::Conf::default())
+    }
+}
+
+/// Something the site's configuration does not allow: `flag` names what
+/// the user asked (when a flag did), `what` the thing refused.
+#[derive(Debug, thiserror::Error)]
+#[error("{}the site's {file} does not allow {what} ({directive})", flag.as_deref().map(|f| format!("{f}: ")).unwrap_or_default())]
+pub struct SiteRefusal {
+    pub flag: Option<String>,
+    pub file: String,
+    pub what: String,
+    pub directive: String,
+}
+
 /// Everything the user asked for, validated.
 #[derive(Clone, Debug, Default)]
 pub struct LaunchOptions {
@@ -163,6 +254,8 @@ pub struct LaunchOptions {
     pub extract_max_bytes: u64,
     /// The prompt prefix and product name shown inside (`Apptainer`, …).
     pub product: String,
+    /// The site's settings for every container.
+    pub site: Site,
 }
 
 /// Facts about the host and the calling user.

@@ -11,7 +11,7 @@ use vessel_sys::ns::Namespaces;
 
 use crate::env::{container_env, script_args, EnvInput};
 use crate::identity;
-use crate::options::{Action, Host, LaunchOptions};
+use crate::options::{Action, DevMode, Host, LaunchOptions};
 
 /// How the image's tree becomes the container's `/`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,6 +81,8 @@ pub struct SessionPlan {
     pub loopback: bool,
     /// Size of the session tmpfs, in MiB.
     pub session_mib: u64,
+    /// The session is a ramfs, with no size (`memory fs type = ramfs`).
+    pub ramfs: bool,
     pub root_mode: RootMode,
     /// The host's GPU driver files the GPU options give the container.
     pub gpus: crate::gpu::GpuFiles,
@@ -209,6 +211,7 @@ pub fn session(
         hostname: opts.hostname.clone(),
         loopback: opts.net,
         session_mib: SESSION_BASE_MIB + writable_mib,
+        ramfs: opts.site.ramfs,
         root_mode,
         gpus,
         warnings,
@@ -248,7 +251,21 @@ pub fn build_root(
         .clone()
         .ok_or_else(|| PlanError::Invalid("no action given".into()))?;
     let mut warnings = session.warnings.clone();
-    let no_mount = |what: &str| opts.no_mount.iter().any(|n| n == what);
+    let site = &opts.site;
+    // What neither the user (`--no-mount`) nor the site turned off.
+    let no_mount = |what: &str| {
+        opts.no_mount.iter().any(|n| n == what)
+            || match what {
+                "proc" => !site.proc,
+                "sys" => !site.sys,
+                "dev" => site.dev == DevMode::No,
+                "devpts" => !site.devpts,
+                "home" => !site.home,
+                "tmp" => !site.tmp,
+                "cwd" => !site.cwd,
+                _ => false,
+            }
+    };
     let root_mode = session.root_mode.clone();
 
     let image_root = RootDir::new(lower);
@@ -260,9 +277,11 @@ pub fn build_root(
     if !no_mount("sys") {
         mounts.push(bind("/sys", "/sys", false, true));
     }
+    // The site's `mount dev = minimal` stages one as --contain does.
+    let minimal = !no_mount("dev") && (opts.contain || site.dev == DevMode::Minimal);
     if !no_mount("dev") {
-        if opts.contain {
-            minimal_dev(&mut mounts);
+        if minimal {
+            minimal_dev(&mut mounts, !no_mount("devpts"));
         } else {
             mounts.push(bind("/dev", "/dev", false, true));
         }
@@ -327,12 +346,39 @@ pub fn build_root(
         });
     }
 
-    // Host files every container gets; --dns writes its own resolv.conf.
-    for f in ["/etc/localtime", "/etc/hosts", "/etc/resolv.conf"] {
-        let replaced = f == "/etc/resolv.conf" && !opts.dns.is_empty();
-        if !replaced && !no_mount(f) && !no_mount("bind-paths") && Path::new(f).exists() {
-            mounts.push(bind(f, f, true, false));
+    // The site's `bind path`s (by default /etc/localtime and /etc/hosts,
+    // which --contain keeps, as Apptainer does); a missing source is
+    // skipped, with a warning when the site named it.
+    for b in &site.binds {
+        let default = ["/etc/localtime", "/etc/hosts"]
+            .iter()
+            .any(|d| Path::new(d) == b.src);
+        let dst = b.dst.to_string_lossy();
+        if (opts.contain && !default) || no_mount(&dst) || no_mount("bind-paths") {
+            continue;
         }
+        if !b.src.exists() {
+            if !default {
+                warnings.push(format!(
+                    "bind path = {} (in {}): {} doesn't exist: not bound",
+                    b.src.display(),
+                    site.file,
+                    b.src.display()
+                ));
+            }
+            continue;
+        }
+        mounts.push(Mount::Bind {
+            src: b.src.clone(),
+            dst: b.dst.clone(),
+            readonly: b.readonly,
+            recursive: true,
+        });
+    }
+    // The host's resolv.conf, unless --dns writes its own.
+    let resolv = "/etc/resolv.conf";
+    if site.resolv_conf && opts.dns.is_empty() && !no_mount(resolv) && Path::new(resolv).exists() {
+        mounts.push(bind(resolv, resolv, true, false));
     }
     if !opts.dns.is_empty() {
         mounts.push(Mount::SessionFile {
@@ -391,7 +437,6 @@ pub fn build_root(
     }
     // The host's /dev has the driver's devices already; a minimal one gets
     // those of the job's GPUs, and a CDI spec's devices.
-    let minimal = opts.contain && !no_mount("dev");
     let host_dev = !minimal && !no_mount("dev");
     for (src, dst) in &gpus.cdi_devices {
         if host_dev && src != dst && dst.starts_with("/dev") {
@@ -423,13 +468,15 @@ pub fn build_root(
     };
     let home_text = home_dst.to_string_lossy().into_owned();
     // As fakeroot the user is the image's root: its own files stay as they are.
-    if !opts.fakeroot {
+    if !opts.fakeroot && site.passwd {
         mounts.push(Mount::SessionFile {
             name: "passwd".into(),
             content: identity::passwd(&image_file("/etc/passwd")?, host, &home_text),
             dst: "/etc/passwd".into(),
             readonly: false,
         });
+    }
+    if !opts.fakeroot && site.group {
         mounts.push(Mount::SessionFile {
             name: "group".into(),
             content: identity::group(&image_file("/etc/group")?, host),
@@ -754,8 +801,9 @@ fn bind(src: &str, dst: &str, readonly: bool, recursive: bool) -> Mount {
 }
 
 /// The `/dev` of a contained container: a tmpfs with the harmless devices
-/// of the host, a private `devpts` and `shm`.
-fn minimal_dev(mounts: &mut Vec<Mount>) {
+/// of the host, a private `devpts` (unless the site says `mount devpts =
+/// no`) and `shm`.
+fn minimal_dev(mounts: &mut Vec<Mount>, devpts: bool) {
     mounts.push(Mount::Tmpfs {
         dst: "/dev".into(),
         size_mib: Some(1),
@@ -767,13 +815,15 @@ fn minimal_dev(mounts: &mut Vec<Mount>) {
             mounts.push(bind(&p, &p, false, false));
         }
     }
-    mounts.push(Mount::Devpts {
-        dst: "/dev/pts".into(),
-    });
-    mounts.push(Mount::Symlink {
-        target: "pts/ptmx".into(),
-        at: "/dev/ptmx".into(),
-    });
+    if devpts {
+        mounts.push(Mount::Devpts {
+            dst: "/dev/pts".into(),
+        });
+        mounts.push(Mount::Symlink {
+            target: "pts/ptmx".into(),
+            at: "/dev/ptmx".into(),
+        });
+    }
     mounts.push(Mount::Tmpfs {
         dst: "/dev/shm".into(),
         size_mib: None,

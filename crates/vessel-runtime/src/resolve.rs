@@ -13,8 +13,10 @@ use vessel_sys::caps::{self, Capability};
 use vessel_config::{lookup, lookup_bool, vars, vessel_vars, EnvVar, Tool};
 
 use crate::bind::{parse_binds, parse_mount, BindError};
+use vessel_config::conf::{Conf, RootCapabilities};
+
 use crate::options::{
-    Action, Driver, GpuOptions, Host, LaunchOptions, OverlaySpec, RootPrivileges,
+    Action, Driver, GpuOptions, Host, LaunchOptions, OverlaySpec, RootPrivileges, Site, SiteRefusal,
 };
 
 /// The flags of `exec`, `run`, `shell` and `test`, unresolved.
@@ -37,7 +39,8 @@ pub struct ActionFlags {
     pub cwd: Option<PathBuf>,
     pub writable: bool,
     pub writable_tmpfs: bool,
-    pub writable_tmpfs_size: u64,
+    /// `--writable-tmpfs-size`; the site's `sessiondir max size` when not given.
+    pub writable_tmpfs_size: Option<u64>,
     pub unsquash: bool,
     pub overlay: Vec<String>,
     pub pid: bool,
@@ -130,6 +133,17 @@ pub enum OptionsError {
     Unsupported { flag: String, why: String },
     #[error("--dns {0:?}: not an IP address (give name servers as IP[,IP...], for example --dns 10.0.0.2,1.1.1.1)")]
     Dns(String),
+    #[error(transparent)]
+    Site(#[from] SiteRefusal),
+    #[error(
+        "{flag} {size}: the site's {file} allows at most {max} MiB (sessiondir max size = {max})"
+    )]
+    TmpfsSize {
+        flag: &'static str,
+        size: u64,
+        max: u64,
+        file: String,
+    },
     #[error("{flag} {name:?}: unknown capability (use names such as CAP_NET_RAW or net_raw, or all; capabilities(7) lists them)")]
     Capability { flag: &'static str, name: String },
 }
@@ -373,14 +387,30 @@ pub fn is_source_uri(image: &str) -> bool {
 }
 
 /// Decides the launch options of `verb` from `flags`, the variables and
-/// `host`. Reads the env files named; touches nothing else.
+/// `host`, with Apptainer's default site configuration. Reads the env
+/// files named; touches nothing else.
 pub fn resolve(
     verb: Verb,
     flags: ActionFlags,
     vars: &Vars<'_>,
     host: &Host,
 ) -> Result<LaunchOptions, OptionsError> {
+    resolve_site(verb, flags, vars, host, &Conf::default())
+}
+
+/// [`resolve`] under the site's configuration `conf`: its default mounts
+/// and GPUs, and its refusals of what it does not allow, each naming the
+/// flag and the directive.
+pub fn resolve_site(
+    verb: Verb,
+    flags: ActionFlags,
+    vars: &Vars<'_>,
+    host: &Host,
+    conf: &Conf,
+) -> Result<LaunchOptions, OptionsError> {
     let mut a = flags;
+    let site = Site::from_conf(conf);
+    site_refusal(&a, vars, host, conf, &site)?;
     // Docker's semantics: no shim init, no umask passed in, no evaluation
     // of arguments, a contained and writable (but discarded) root.
     let compat = a.compat || vars.flag(&[vars::COMPAT]);
@@ -389,6 +419,55 @@ pub fn resolve(
     let no_pid = a.no_pid || vars.flag(&[vars::NO_PID]);
     let pid = !no_pid && (a.pid || containall || vars.flag(&[vars::PID, vars::UNSHARE_PID]));
     let net_none = refusal(&mut a, vars, host)?;
+    let ipc = a.ipc || containall || vars.flag(&[vars::IPC, vars::UNSHARE_IPC]);
+    let uts = a.uts || vars.flag(&[vars::UTS, vars::UNSHARE_UTS]);
+    let hostname = a.hostname.clone().or_else(|| vars.value(vars::HOSTNAME));
+    let implied = if compat { "--compat" } else { "--containall" };
+    for (on, allowed, flag, what, directive) in [
+        (
+            pid,
+            conf.allow_pid_ns,
+            if a.pid {
+                "--pid"
+            } else if containall {
+                implied
+            } else {
+                "--pid (by its variable)"
+            },
+            "PID namespaces",
+            "allow pid ns = no",
+        ),
+        (
+            ipc,
+            conf.allow_ipc_ns,
+            if a.ipc {
+                "--ipc"
+            } else if containall {
+                implied
+            } else {
+                "--ipc (by its variable)"
+            },
+            "IPC namespaces",
+            "allow ipc ns = no",
+        ),
+        (
+            uts || hostname.is_some(),
+            conf.allow_uts_ns,
+            if a.uts {
+                "--uts"
+            } else if hostname.is_some() {
+                "--hostname"
+            } else {
+                "--uts (by its variable)"
+            },
+            "UTS namespaces",
+            "allow uts ns = no",
+        ),
+    ] {
+        if on && !allowed {
+            return Err(site.refuse(Some(flag), what, directive).into());
+        }
+    }
     if let Some((g, _)) = vars.given_value(a.runscript_timeout.take(), vars::RUNSCRIPT_TIMEOUT) {
         // Apptainer's limit is on its embedded shell's evaluation of the
         // action script; Vessel's /bin/sh evaluates it and execs the
@@ -402,8 +481,14 @@ pub fn resolve(
         .into_iter()
         .map(|l| absolute(Path::new(&l), &host.cwd))
         .collect();
-    let root_privileges = root_privileges(&a, vars, host)?;
-    let gpus = gpu_options(&a, vars)?;
+    let root_privileges = root_privileges(&a, vars, host, conf.root_default_capabilities)?;
+    let gpus = gpu_options(&a, vars, conf)?;
+    if gpus.nv && conf.use_nvidia_container_cli {
+        tracing::warn!(
+            "use nvidia-container-cli = yes ({}) has no effect: Vessel gives --nv the host's driver itself",
+            site.file
+        );
+    }
     // Checked in `refusal`: only root gets here with it.
     let allow_setuid = vars
         .given_bool(a.allow_setuid, vars::ALLOW_SETUID)
@@ -514,10 +599,48 @@ pub fn resolve(
             Some(v) => Driver::parse(&v).ok_or_else(|| {
                 OptionsError::Driver(v, vessel_sys::Hint::new("use auto, fuse or extract"))
             })?,
-            None => Driver::Auto,
+            // Checked when the configuration was read.
+            None => conf
+                .image_driver
+                .as_deref()
+                .and_then(Driver::parse)
+                .unwrap_or_default(),
         }
     };
-    let (extract_dir, extract_fallback, extract_max_bytes) = extract_settings(vars, host);
+    let (extract_dir, extract_fallback, extract_max_bytes) = extract_settings(vars, host, conf);
+    let writable_tmpfs = compat || a.writable_tmpfs || vars.flag(&[vars::WRITABLE_TMPFS]);
+    let max = conf.sessiondir_max_mib;
+    let tmpfs_size_mib = match a.writable_tmpfs_size {
+        Some(size) if size > max && writable_tmpfs => {
+            return Err(OptionsError::TmpfsSize {
+                flag: "--writable-tmpfs-size",
+                size,
+                max,
+                file: site.file.clone(),
+            })
+        }
+        Some(size) => size,
+        // Apptainer's writable tmpfs is the session, of this size.
+        None => max,
+    };
+    if conf.overlay_disabled {
+        let asked = if !overlays.is_empty() {
+            Some("--overlay")
+        } else if writable_tmpfs {
+            Some(if compat {
+                "--compat"
+            } else {
+                "--writable-tmpfs"
+            })
+        } else {
+            None
+        };
+        if let Some(flag) = asked {
+            return Err(site
+                .refuse(Some(flag), "overlays", "enable overlay = no")
+                .into());
+        }
+    }
     Ok(LaunchOptions {
         image,
         action: Some(action),
@@ -545,14 +668,14 @@ pub fn resolve(
             .map(|w| absolute(&w, &host.cwd)),
         cwd,
         writable: a.writable || vars.flag(&[vars::WRITABLE]),
-        writable_tmpfs: compat || a.writable_tmpfs || vars.flag(&[vars::WRITABLE_TMPFS]),
-        tmpfs_size_mib: a.writable_tmpfs_size,
+        writable_tmpfs,
+        tmpfs_size_mib,
         overlays,
         pid,
-        ipc: a.ipc || containall || vars.flag(&[vars::IPC, vars::UNSHARE_IPC]),
-        uts: a.uts || vars.flag(&[vars::UTS, vars::UNSHARE_UTS]),
+        ipc,
+        uts,
         net: a.net || net_none || vars.flag(&[vars::NET, vars::UNSHARE_NET]),
-        hostname: a.hostname.or_else(|| vars.value(vars::HOSTNAME)),
+        hostname,
         cleanenv: a.cleanenv || containall || vars.flag(&[vars::CLEANENV]),
         no_env: vars.list(a.no_env, vars::NOENV),
         env_files,
@@ -572,17 +695,58 @@ pub fn resolve(
         extract_fallback,
         extract_max_bytes,
         product: vars.tool.product().to_string(),
+        site,
     })
+}
+
+/// What the site's configuration refuses before anything else is decided:
+/// any container for users when user namespaces are not allowed, and the
+/// user's own binds without `user bind control`.
+fn site_refusal(
+    a: &ActionFlags,
+    vars: &Vars<'_>,
+    host: &Host,
+    conf: &Conf,
+    site: &Site,
+) -> Result<(), OptionsError> {
+    if !conf.allow_user_ns && host.uid != 0 {
+        let what = "user namespaces, which Vessel needs to run a container for a user other than root (it has no setuid starter)";
+        return Err(site.refuse(None, what, "allow user ns = no").into());
+    }
+    if conf.user_bind_control {
+        return Ok(());
+    }
+    let by_var = |var: EnvVar| lookup(vars.tool, var, vars.get).value.map(|f| f.name);
+    let asked = [
+        (!a.bind.is_empty()).then(|| "-B/--bind".to_string()),
+        by_var(vars::BIND),
+        by_var(vars::BINDPATH),
+        (!a.mount.is_empty()).then(|| "--mount".to_string()),
+        by_var(vars::MOUNT),
+        a.home
+            .as_ref()
+            .filter(|h| h.contains(':'))
+            .map(|_| "--home SRC:DST".to_string()),
+        (!a.scratch.is_empty()).then(|| "--scratch".to_string()),
+        a.workdir.as_ref().map(|_| "--workdir".to_string()),
+        (!a.containlibs.is_empty()).then(|| "--containlibs".to_string()),
+    ];
+    match asked.into_iter().flatten().next() {
+        Some(flag) => Err(site
+            .refuse(Some(&flag), "user binds", "user bind control = no")
+            .into()),
+        None => Ok(()),
+    }
 }
 
 /// `--nv`, `--rocm` (each switched off by `--no-nv`/`--no-rocm`, which
 /// override the site's `always use` settings), `--compat32`, and CDI
 /// `--device`s with `--cdi-dirs`.
-fn gpu_options(a: &ActionFlags, vars: &Vars<'_>) -> Result<GpuOptions, OptionsError> {
+fn gpu_options(a: &ActionFlags, vars: &Vars<'_>, conf: &Conf) -> Result<GpuOptions, OptionsError> {
     let nv_off = a.no_nv || vars.flag(&[vars::NV_OFF, vars::NO_NV]);
     let rocm_off = a.no_rocm || vars.flag(&[vars::ROCM_OFF, vars::NO_ROCM]);
-    let nv = !nv_off && (a.nv || vars.flag(&[vars::NV]));
-    let rocm = !rocm_off && (a.rocm || vars.flag(&[vars::ROCM]));
+    let nv = !nv_off && (a.nv || conf.always_use_nv || vars.flag(&[vars::NV]));
+    let rocm = !rocm_off && (a.rocm || conf.always_use_rocm || vars.flag(&[vars::ROCM]));
     let compat32 = vars.given_bool(a.compat32, vars::COMPAT32);
     let compat32_given = compat32.is_some();
     if let Some(g) = compat32.filter(|_| !nv && !rocm) {
@@ -645,21 +809,29 @@ fn capabilities(flag: &'static str, value: &str) -> Result<Vec<Capability>, Opti
     Ok(out)
 }
 
-/// Real root's capabilities in the container, as Apptainer decides them
-/// with `root default capabilities = full`: all of them, none with
-/// `--no-privs` (which beats `--keep-privs`), then `--add-caps` added and
-/// `--drop-caps` taken away. `None` for other users (refused in
-/// [`refusal`] if they asked).
+/// Real root's capabilities in the container, as Apptainer decides them:
+/// the site's `root default capabilities` (`full`: all of them; `file`,
+/// which `capability.json` would fill, and `no`: none), all with
+/// `--keep-privs`, none with `--no-privs` (which beats `--keep-privs`),
+/// then `--add-caps` added and `--drop-caps` taken away. `None` for other
+/// users (refused in [`refusal`] if they asked).
 fn root_privileges(
     a: &ActionFlags,
     vars: &Vars<'_>,
     host: &Host,
+    default: RootCapabilities,
 ) -> Result<Option<RootPrivileges>, OptionsError> {
     if host.uid != 0 {
         return Ok(None);
     }
     let no_privs = vars.given_bool(a.no_privs, vars::NO_PRIVS).is_some();
-    let mut keep = if no_privs { Vec::new() } else { caps::all() };
+    let keep_privs = vars.given_bool(a.keep_privs, vars::KEEP_PRIVS).is_some();
+    let full = keep_privs || default == RootCapabilities::Full;
+    let mut keep = if no_privs || !full {
+        Vec::new()
+    } else {
+        caps::all()
+    };
     if let Some((_, v)) = vars.given_value(a.add_caps.clone(), vars::ADD_CAPS) {
         keep.extend(capabilities("--add-caps", &v)?);
     }
@@ -681,10 +853,15 @@ fn root_privileges(
 /// another user took the default place first, the cache falls back to the
 /// user's home (`~/.apptainer/cache/vessel/extract`); a directory the user
 /// named is used or refused, never replaced.
-fn extract_settings(vars: &Vars<'_>, host: &Host) -> (PathBuf, Option<PathBuf>, u64) {
+pub fn extract_settings(
+    vars: &Vars<'_>,
+    host: &Host,
+    conf: &Conf,
+) -> (PathBuf, Option<PathBuf>, u64) {
     let named = (vars.get)(vessel_vars::EXTRACT_DIR.name)
         .filter(|d| !d.is_empty())
-        .map(|d| absolute(Path::new(&d), &host.cwd));
+        .map(|d| absolute(Path::new(&d), &host.cwd))
+        .or_else(|| conf.extract_cache_dir.clone());
     let fallback = named
         .is_none()
         .then(|| host.home.join(".apptainer/cache/vessel/extract"));
@@ -699,6 +876,7 @@ fn extract_settings(vars: &Vars<'_>, host: &Host) -> (PathBuf, Option<PathBuf>, 
     });
     let gib = (vars.get)(vessel_vars::EXTRACT_MAX_GIB.name)
         .and_then(|v| v.parse::<u64>().ok())
+        .or(conf.extract_cache_max_gib)
         .unwrap_or(20);
     (dir, fallback, gib << 30)
 }
@@ -725,7 +903,6 @@ mod tests {
     fn flags(rest: &[&str]) -> ActionFlags {
         ActionFlags {
             rest: rest.iter().map(OsString::from).collect(),
-            writable_tmpfs_size: 64,
             ..ActionFlags::default()
         }
     }
