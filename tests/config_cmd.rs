@@ -128,6 +128,51 @@ fn config_global_edits_keep_the_rest_of_the_file() {
 }
 
 #[test]
+fn a_new_vessel_conf_starts_from_the_apptainer_conf_read_in_its_place() {
+    if !needs_root() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let conf_dir = root.path().join("vessel");
+    std::fs::create_dir_all(root.path().join("apptainer")).unwrap();
+    std::fs::create_dir(&conf_dir).unwrap();
+    let theirs = "# Apptainer's\nmount home = no\nbind path = /etc/hosts\n";
+    std::fs::write(root.path().join("apptainer/apptainer.conf"), theirs).unwrap();
+    let env = [("VESSEL_CONF_DIR", conf_dir.to_str().unwrap())];
+    // Read as it is: the value comes from apptainer.conf.
+    let get = root_run(&["config", "global", "--get", "mount home"], &env);
+    assert_eq!(assert_ok(&get, "get"), "no\n");
+    let out = root_run(
+        &["config", "global", "--set", "bind path", "/scratch"],
+        &env,
+    );
+    assert_ok(&out, "set");
+    assert_eq!(
+        read(&conf_dir.join("vessel.conf")),
+        format!("{theirs}bind path = /scratch\n")
+    );
+    // apptainer.conf itself is left alone.
+    assert_eq!(read(&root.path().join("apptainer/apptainer.conf")), theirs);
+    // A key absent everywhere is added to its default list.
+    std::fs::remove_file(root.path().join("apptainer/apptainer.conf")).unwrap();
+    std::fs::remove_file(conf_dir.join("vessel.conf")).unwrap();
+    assert_ok(
+        &root_run(&["config", "global", "-s", "bind path", "/scratch"], &env),
+        "set on nothing",
+    );
+    assert_eq!(
+        read(&conf_dir.join("vessel.conf")),
+        "bind path = /etc/localtime\nbind path = /etc/hosts\nbind path = /scratch\n"
+    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(conf_dir.join("vessel.conf"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o7777, 0o644);
+}
+
+#[test]
 fn config_global_refuses_bad_keys_and_values_before_writing() {
     if !needs_root() {
         return;
@@ -356,6 +401,28 @@ fn a_config_file_given_with_c_is_what_exec_reads() {
         "config global -c",
     );
     assert!(read(&file).starts_with("execution control = no\n"));
+
+    // A `bind path` of that file shows up in the container.
+    let data = user_dir();
+    write_for_user(data.path(), "marker", "site data\n");
+    let binds = dir.path().join("binds.conf");
+    std::fs::write(
+        &binds,
+        format!("bind path = {}:/mnt/sitedata\n", data.path().display()),
+    )
+    .unwrap();
+    let out = root_run(
+        &[
+            "-c",
+            binds.to_str().unwrap(),
+            "exec",
+            image_arg,
+            "cat",
+            "/mnt/sitedata/marker",
+        ],
+        &[],
+    );
+    assert_eq!(assert_ok(&out, "exec with -c"), "site data\n");
 
     // A user of the site's installation may not point it elsewhere.
     let out = user_run(

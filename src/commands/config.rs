@@ -16,9 +16,9 @@ use vessel_sys::Hinted;
 
 use crate::cli::{BuildcfgArgs, ConfigArgs, ConfigCommand, ConfigFakerootArgs, ConfigGlobalArgs};
 
-pub fn run(args: ConfigArgs) -> Result<u8> {
+pub fn run(tool: Tool, args: ConfigArgs) -> Result<u8> {
     match args.command {
-        ConfigCommand::Global(a) => global(a),
+        ConfigCommand::Global(a) => global(tool, a),
         ConfigCommand::Fakeroot(a) => fakeroot(a),
     }
 }
@@ -74,7 +74,7 @@ enum Op {
     Reset,
 }
 
-fn global(a: ConfigGlobalArgs) -> Result<u8> {
+fn global(tool: Tool, a: ConfigGlobalArgs) -> Result<u8> {
     let (op, flag) = match (a.set, a.unset, a.get, a.reset) {
         (true, false, false, false) => (Op::Set, "--set"),
         (false, true, false, false) => (Op::Unset, "--unset"),
@@ -123,7 +123,7 @@ fn global(a: ConfigGlobalArgs) -> Result<u8> {
             .into());
         }
     }
-    let (text, existed) = read_conf(&path)?;
+    let (text, existed) = read_conf(&path, tool)?;
     let file = path.display().to_string();
 
     let new = match op {
@@ -197,26 +197,26 @@ fn check_values(d: &directives::Directive, spec: &KeySpec, value: &str, path: &P
 
 /// The text of the configuration file and whether it exists. A missing
 /// `vessel.conf` starts as the Apptainer configuration Vessel reads in its
-/// place, so that creating it keeps the site's settings.
-fn read_conf(path: &Path) -> Result<(String, bool)> {
+/// place (as `Conf::load_site_in` finds it, for the persona), so that
+/// creating it keeps the site's settings.
+fn read_conf(path: &Path, tool: Tool) -> Result<(String, bool)> {
     match std::fs::read_to_string(path) {
         Ok(text) => Ok((text, true)),
         Err(e) if e.kind() == ErrorKind::NotFound => {
             if conf::config_file().is_none() {
                 let dir = path.parent().unwrap_or(Path::new("/"));
                 let base = dir.parent().unwrap_or(Path::new("/"));
-                for theirs in [
-                    base.join("apptainer/apptainer.conf"),
-                    base.join("singularity/singularity.conf"),
-                ] {
-                    if let Ok(text) = std::fs::read_to_string(&theirs) {
-                        tracing::info!(
-                            "{} does not exist: it starts as a copy of {}, which Vessel read in its place",
-                            path.display(),
-                            theirs.display()
-                        );
-                        return Ok((text, false));
-                    }
+                let theirs = match tool {
+                    Tool::Singularity => base.join("singularity/singularity.conf"),
+                    _ => base.join("apptainer/apptainer.conf"),
+                };
+                if let Ok(text) = std::fs::read_to_string(&theirs) {
+                    tracing::info!(
+                        "{} does not exist: it starts as a copy of {}, which Vessel read in its place",
+                        path.display(),
+                        theirs.display()
+                    );
+                    return Ok((text, false));
                 }
             }
             Ok((String::new(), false))

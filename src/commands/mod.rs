@@ -71,7 +71,7 @@ pub fn run(cli: Cli, tool: Tool) -> Result<u8> {
         Command::Push(args) => pull::push(tool, args),
         Command::Cache(args) => cache::run(tool, args),
         Command::Registry(args) => registry::run(args),
-        Command::Config(args) => config::run(args),
+        Command::Config(args) => config::run(tool, args),
         Command::Buildcfg(args) => config::buildcfg(tool, args),
         Command::Sif(args) => sif::run(args),
         Command::Key(args) => key::run(tool, args),

@@ -25,6 +25,11 @@ pub enum EditError {
     NoValue { key: String },
     #[error("`{key}` takes one value, not {count}: `{key}` is not a repeatable directive")]
     OneValue { key: String, count: usize },
+    #[error(
+        "`{key}` would be left with no value, and a file without it means its default: \
+         set the values it should have instead"
+    )]
+    WholeDefault { key: String },
     #[error("`{key}` has no value `{value}` in {file}")]
     NotFound {
         key: String,
@@ -132,6 +137,16 @@ pub fn set(text: &str, spec: &KeySpec, value: &str) -> Result<String, EditError>
             });
         }
         let have = get(text, spec);
+        // A file without the key has its default list (a line of the key
+        // replaces it): added to, the default is written out first, so
+        // that the new value joins it rather than replacing it.
+        let values: Vec<String> = if have.is_empty() {
+            let mut all = spec.default.clone();
+            all.extend(values.into_iter().filter(|v| !spec.default.contains(v)));
+            all
+        } else {
+            values
+        };
         let new: Vec<String> = values
             .into_iter()
             .filter(|v| !have.contains(v))
@@ -202,6 +217,31 @@ pub fn unset(
 ) -> Result<String, EditError> {
     let key = normalize_key(&spec.name);
     let values = value.map(split_values).unwrap_or_default();
+    if spec.repeatable && !values.is_empty() && get(text, spec).is_empty() {
+        // Not in the file: the values come off the default list, and what
+        // remains of it is written out.
+        if let Some(missing) = values.iter().find(|v| !spec.default.contains(v)) {
+            return Err(EditError::NotFound {
+                key: spec.name.clone(),
+                value: missing.clone(),
+                file: file.to_string(),
+            });
+        }
+        let rest: Vec<String> = spec
+            .default
+            .iter()
+            .filter(|d| !values.contains(d))
+            .map(|d| render(spec, d))
+            .collect();
+        if rest.is_empty() {
+            return Err(EditError::WholeDefault {
+                key: spec.name.clone(),
+            });
+        }
+        let mut out: Vec<String> = text.lines().map(str::to_string).collect();
+        out.extend(rest);
+        return Ok(join(&out, false));
+    }
     let mut out: Vec<String> = Vec::new();
     let mut removed = Vec::new();
     for l in lines(text) {
@@ -325,7 +365,16 @@ bind path = /etc/hosts\n\
         );
         // Setting what is there changes nothing.
         assert_eq!(set(FILE, &bind(), "/etc/hosts").unwrap(), FILE);
-        assert_eq!(set("", &bind(), "/d:/e").unwrap(), "bind path = /d:/e\n");
+        // Not in the file: the default list is kept and added to.
+        assert_eq!(
+            set("# c\n", &bind(), "/d:/e,/etc/hosts").unwrap(),
+            "# c\nbind path = /etc/localtime\nbind path = /etc/hosts\nbind path = /d:/e\n"
+        );
+        let none = KeySpec {
+            default: vec![],
+            ..bind()
+        };
+        assert_eq!(set("", &none, "/d").unwrap(), "bind path = /d\n");
     }
 
     #[test]
@@ -345,6 +394,18 @@ bind path = /etc/hosts\n\
                 key: "bind path".into(),
                 value: "/nope".into(),
                 file: "f".into()
+            })
+        );
+        // Not in the file: off the default list.
+        assert_eq!(
+            unset("# c\n", &bind(), Some("/etc/hosts"), "f").unwrap(),
+            "# c\nbind path = /etc/localtime\n"
+        );
+        assert!(unset("", &bind(), Some("/x"), "f").is_err());
+        assert_eq!(
+            unset("", &bind(), Some("/etc/hosts,/etc/localtime"), "f"),
+            Err(EditError::WholeDefault {
+                key: "bind path".into()
             })
         );
         let got = unset(FILE, &home(), Some("yes"), "f").unwrap();
