@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
-use vessel_sys::Hinted;
 use vessel_config::{vars, Tool};
+use vessel_sys::Hinted;
 
 use crate::cli::BuildArgs;
 use crate::commands::flags::Env;
