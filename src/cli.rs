@@ -176,6 +176,16 @@ vessel verify --legacy-insecure --json old.sif"
     #[command(display_order = 46)]
     Checkpoint(NotYet),
 
+    /// Check that this node can run containers for you: user namespaces, /dev/fuse, fake root, caches
+    #[command(
+        display_order = 49,
+        after_help = "Each check prints PASS, INFO, WARN or FAIL, one line of what it found, and for \
+WARN and FAIL the fix. The checks make a user namespace, an overlay and a FUSE mount for real, in a \
+throwaway child.\n\nExit status: 0 when no check FAILs, 1 when one does.\n\nExamples:\n  \
+vessel doctor\n  vessel doctor --json      for monitoring: [{check, status, finding, fix}, …]"
+    )]
+    Doctor(DoctorArgs),
+
     // --- This program ---
     /// Show the version
     #[command(display_order = 50)]
@@ -229,6 +239,7 @@ impl Command {
             Command::Oci(_) => "oci",
             Command::Plugin(_) => "plugin",
             Command::Checkpoint(_) => "checkpoint",
+            Command::Doctor(_) => "doctor",
             Command::Version => "version",
             Command::Completion(_) => "completion",
             Command::Buildcfg(_) => "buildcfg",
@@ -1406,4 +1417,11 @@ pub enum CompletionShell {
     Bash,
     Zsh,
     Fish,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print the findings as a JSON array of {check, status, finding, fix}
+    #[arg(long)]
+    pub json: bool,
 }

@@ -500,3 +500,59 @@ fn bad_configuration_files() {
         &["line 1: mount dev: `sometimes` is not allowed: use yes, no, minimal"],
     );
 }
+
+#[test]
+fn mksquashfs_procs_and_mem_reach_mksquashfs() {
+    let site = Site::new();
+    site.vessel_conf("mksquashfs procs = 2\nmksquashfs mem = 256M\n");
+    let scratch = tempfile::tempdir().unwrap();
+    let sandbox = scratch.path().join("sandbox");
+    std::fs::create_dir_all(&sandbox).unwrap();
+    std::fs::write(sandbox.join("hello"), "hi\n").unwrap();
+    // A mksquashfs first on PATH that records its arguments.
+    let wrap = scratch.path().join("bin");
+    std::fs::create_dir_all(&wrap).unwrap();
+    let log = scratch.path().join("args");
+    let script = wrap.join("mksquashfs");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$@\" > {}\nexec /usr/bin/mksquashfs \"$@\"\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    if !Path::new("/usr/bin/mksquashfs").exists() {
+        skip("no /usr/bin/mksquashfs to wrap");
+        return;
+    }
+    // The wrapper, then the system's programs.
+    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", wrap.display());
+    let out = vessel()
+        .env("VESSEL_CONF_DIR", site.conf_dir())
+        .env("PATH", &path)
+        .args(["build"])
+        .arg(scratch.path().join("out.sif"))
+        .arg(&sandbox)
+        .output()
+        .unwrap();
+    assert_ok(&out, "build");
+    let args = std::fs::read_to_string(&log).unwrap();
+    assert!(args.contains("-processors 2 -mem 256M"), "{args}");
+    // The user's own options win.
+    let out = vessel()
+        .env("VESSEL_CONF_DIR", site.conf_dir())
+        .env("PATH", &path)
+        .args(["build", "--force", "--mksquashfs-args", "-processors 1"])
+        .arg(scratch.path().join("out.sif"))
+        .arg(&sandbox)
+        .output()
+        .unwrap();
+    assert_ok(&out, "build --mksquashfs-args");
+    let args = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        args.contains("-mem 256M -processors 1") && !args.contains("-processors 2"),
+        "{args}"
+    );
+}

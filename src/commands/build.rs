@@ -166,7 +166,7 @@ pub fn run(tool: Tool, args: BuildArgs) -> Result<u8> {
                 &args.output,
                 &tmp_dir(tool, &args),
                 &vessel,
-                &squash_options(&args)?,
+                &squash_options(tool, &args)?,
             )?;
         } else if args.sandbox {
             vessel_build::engine::unpack_to_sandbox(spec, &args.output)?;
@@ -211,12 +211,21 @@ fn fix_perms_if_asked(args: &BuildArgs) -> Result<()> {
     Ok(())
 }
 
-fn squash_options(args: &BuildArgs) -> Result<vessel_build::engine::SquashOptions> {
+/// The user's `--mksquashfs-args`, and the site's `mksquashfs procs|mem`.
+fn squash_options(tool: Tool, args: &BuildArgs) -> Result<vessel_build::engine::SquashOptions> {
     let mksquashfs_args = match &args.mksquashfs_args {
         Some(text) => vessel_build::engine::split_mksquashfs_args(text).map_err(|e| anyhow!(e))?,
         None => Vec::new(),
     };
-    Ok(vessel_build::engine::SquashOptions { mksquashfs_args })
+    let conf = vessel_config::conf::Conf::load_site(tool)?;
+    for w in &conf.warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(vessel_build::engine::SquashOptions {
+        mksquashfs_args,
+        processors: conf.mksquashfs_procs,
+        mem: conf.mksquashfs_mem,
+    })
 }
 
 /// A SIF or SquashFS file given as the spec (a local image to convert).
@@ -271,7 +280,7 @@ fn from_definition(tool: Tool, args: &BuildArgs) -> Result<u8> {
         update: args.update,
         sections: args.section.clone(),
         fix_perms: args.fix_perms,
-        squash: squash_options(args)?,
+        squash: squash_options(tool, args)?,
         tmpdir,
         product: tool.product().to_string(),
         stamp: vessel_build::engine::BuildStamp {

@@ -4,6 +4,7 @@ mod action;
 mod build;
 mod cache;
 mod config;
+mod doctor;
 mod flags;
 mod inspect;
 mod internal;
@@ -73,6 +74,7 @@ pub fn run(cli: Cli, tool: Tool) -> Result<u8> {
         Command::Registry(args) => registry::run(args),
         Command::Config(args) => config::run(tool, args),
         Command::Buildcfg(args) => config::buildcfg(tool, args),
+        Command::Doctor(args) => doctor::run(tool, args),
         Command::Sif(args) => sif::run(args),
         Command::Key(args) => key::run(tool, args),
         Command::Sign(args) => sign::run(tool, args),

@@ -22,6 +22,10 @@ use crate::hostroot::HostRoot;
 pub struct SquashOptions {
     /// `--mksquashfs-args`: extra `mksquashfs` options (`-comp zstd`, …).
     pub mksquashfs_args: Vec<String>,
+    /// The site's `mksquashfs procs` (`-processors`; 0: all).
+    pub processors: u64,
+    /// The site's `mksquashfs mem` (`-mem`), such as `1G`.
+    pub mem: Option<String>,
 }
 
 impl SquashOptions {
@@ -33,6 +37,14 @@ impl SquashOptions {
             vec!["-noappend".into(), "-quiet".into(), "-no-progress".into()];
         if !self.mksquashfs_args.iter().any(|a| a == "-comp") {
             args.extend(["-comp".into(), "gzip".into()]);
+        }
+        // The site's bounds, unless the user's own options set them.
+        let given = |o: &str| self.mksquashfs_args.iter().any(|a| a == o);
+        if self.processors > 0 && !given("-processors") {
+            args.extend(["-processors".into(), self.processors.to_string()]);
+        }
+        if let Some(mem) = self.mem.as_ref().filter(|_| !given("-mem")) {
+            args.extend(["-mem".into(), mem.clone()]);
         }
         args.extend(self.mksquashfs_args.iter().cloned());
         args
@@ -173,8 +185,30 @@ mod tests {
         assert!(default.windows(2).any(|w| w == ["-comp", "gzip"]));
         let zstd = SquashOptions {
             mksquashfs_args: vec!["-comp".into(), "zstd".into()],
+            ..SquashOptions::default()
         }
         .args();
         assert!(!zstd.iter().any(|a| a == "gzip"));
+    }
+
+    #[test]
+    fn the_sites_processors_and_memory_unless_the_user_sets_them() {
+        let site = |args: &[&str]| {
+            SquashOptions {
+                mksquashfs_args: args.iter().map(|a| a.to_string()).collect(),
+                processors: 4,
+                mem: Some("1G".into()),
+            }
+            .args()
+        };
+        let a = site(&[]);
+        assert!(a.windows(2).any(|w| w == ["-processors", "4"]));
+        assert!(a.windows(2).any(|w| w == ["-mem", "1G"]));
+        let a = site(&["-processors", "2"]);
+        assert_eq!(a.iter().filter(|x| *x == "-processors").count(), 1);
+        assert!(a.windows(2).any(|w| w == ["-processors", "2"]));
+        assert!(!SquashOptions::default()
+            .args()
+            .contains(&"-mem".to_string()));
     }
 }

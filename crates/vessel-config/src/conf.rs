@@ -147,6 +147,10 @@ pub struct Conf {
     pub root_default_capabilities: RootCapabilities,
     /// `memory fs type = ramfs`.
     pub ramfs: bool,
+    /// `mksquashfs procs` (0: all processors).
+    pub mksquashfs_procs: u64,
+    /// `mksquashfs mem`, as mksquashfs reads it (`1G`).
+    pub mksquashfs_mem: Option<String>,
     /// `image driver`: `auto`, `fuse` or `extract`; `None` when unset.
     pub image_driver: Option<String>,
     pub extract_cache_dir: Option<PathBuf>,
@@ -249,6 +253,8 @@ impl Default for Conf {
             overlay_disabled: false,
             root_default_capabilities: RootCapabilities::Full,
             ramfs: false,
+            mksquashfs_procs: 0,
+            mksquashfs_mem: None,
             image_driver: None,
             extract_cache_dir: None,
             extract_cache_max_gib: None,
@@ -476,6 +482,8 @@ impl Conf {
                     }
                 }
                 "memory fs type" => conf.ramfs = lower == "ramfs",
+                "mksquashfs procs" => conf.mksquashfs_procs = value.parse().unwrap_or(0),
+                "mksquashfs mem" => conf.mksquashfs_mem = Some(value.to_string()),
                 "image driver" => conf.image_driver = Some(lower),
                 "extract cache dir" => conf.extract_cache_dir = Some(PathBuf::from(value)),
                 "extract cache max size" => conf.extract_cache_max_gib = value.parse().ok(),

@@ -96,8 +96,6 @@ const NO_LOOP: Effect =
 const NO_LIBRARY: Effect = Effect::None("Vessel does not download from library:// yet");
 const NO_NETWORK: Effect = Effect::None("needs CNI and root: Vessel supports only --network none");
 const NO_MONITORING: Effect = Effect::None("Vessel has no Apptheus monitoring");
-const NO_BUILD_TUNING: Effect =
-    Effect::None("Vessel's build writes SquashFS itself (no mksquashfs to tune)");
 
 /// Every directive, in the order of Apptainer's template.
 pub const DIRECTIVES: &[Directive] = &[
@@ -148,8 +146,8 @@ pub const DIRECTIVES: &[Directive] = &[
     d("cni configuration path", Values::Path, "", NO_NETWORK),
     d("cni plugin path", Values::Path, "", NO_NETWORK),
     d("binary path", Values::Text, "$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", Effect::None("Vessel finds its few helpers on PATH")),
-    d("mksquashfs procs", U, "0", NO_BUILD_TUNING),
-    d("mksquashfs mem", Values::Size, "", NO_BUILD_TUNING),
+    d("mksquashfs procs", U, "0", Effect::Applied("build: mksquashfs -processors N (0: all), unless --mksquashfs-args sets it")),
+    d("mksquashfs mem", Values::Size, "", Effect::Applied("build: mksquashfs -mem SIZE, unless --mksquashfs-args sets it")),
     d("shared loop devices", B, "no", NO_LOOP),
     d("image driver", Values::Choice(&["auto", "fuse", "extract"]), "auto", Effect::Applied("Vessel's image driver, as VESSEL_IMAGE_DRIVER (which wins)")),
     d("download concurrency", Values::Uint { min: 1, max: 64 }, "3", NO_LIBRARY),

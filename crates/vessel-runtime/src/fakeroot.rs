@@ -34,8 +34,8 @@ pub enum Fakeroot {
     RootOnly { why: String },
 }
 
-const SUBUID: &str = "/etc/subuid";
-const SUBGID: &str = "/etc/subgid";
+pub(crate) const SUBUID: &str = "/etc/subuid";
+pub(crate) const SUBGID: &str = "/etc/subgid";
 
 impl Fakeroot {
     /// The mapping available to user `name` (`uid`).
@@ -161,7 +161,7 @@ pub fn run_on_host(command: &[OsString]) -> Result<i32, SysError> {
 
 /// The first range for `name` or `id` in a subuid/subgid file
 /// (`USER:START:COUNT` lines).
-fn subordinate_range(text: &str, name: &str, id: u32) -> Option<SubIds> {
+pub(crate) fn subordinate_range(text: &str, name: &str, id: u32) -> Option<SubIds> {
     text.lines().find_map(|line| {
         let mut f = line.trim().split(':');
         let (who, start, count) = (f.next()?, f.next()?, f.next()?);
@@ -179,7 +179,7 @@ fn subordinate_range(text: &str, name: &str, id: u32) -> Option<SubIds> {
 }
 
 /// The setuid helper, from the system directories only (not `PATH`).
-fn find_tool(name: &str) -> Option<PathBuf> {
+pub(crate) fn find_tool(name: &str) -> Option<PathBuf> {
     ["/usr/bin", "/usr/sbin", "/bin", "/sbin"]
         .iter()
         .map(|d| Path::new(d).join(name))

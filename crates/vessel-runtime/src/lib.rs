@@ -10,6 +10,7 @@
 //! signals and exits with the payload's status.
 
 pub mod bind;
+pub mod doctor;
 pub mod env;
 pub mod extract;
 pub mod fakeroot;

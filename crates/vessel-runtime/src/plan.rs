@@ -1041,6 +1041,66 @@ mod tests {
     }
 
     #[test]
+    fn the_sites_default_mounts() {
+        let img = image();
+        let plan_under = |text: &str, contain: bool| {
+            let conf = vessel_config::conf::Conf::parse(text, Path::new("site.conf")).unwrap();
+            let mut o = opts(Action::Exec(vec!["true".into()]));
+            o.site = crate::options::Site::from_conf(&conf);
+            o.contain = contain;
+            build(&o, &host(), img.path(), Path::new("/i.sif"), false).unwrap()
+        };
+        let plan = plan_under(
+            "mount proc = no\nmount sys = no\nmount home = no\nmount tmp = no\n\
+             config passwd = no\nconfig group = no\nuser bind control = no",
+            false,
+        );
+        let d = dsts(&plan);
+        for gone in [
+            "/proc",
+            "/sys",
+            "/home/u",
+            "/tmp",
+            "/var/tmp",
+            "/etc/passwd",
+            "/etc/group",
+            "/data/project",
+        ] {
+            assert!(!d.contains(&gone.to_string()), "{gone} in {d:?}");
+        }
+        assert!(d.contains(&"/dev".to_string()));
+        // mount dev = minimal stages a /dev, without devpts if told.
+        let d = dsts(&plan_under("mount dev = minimal\nmount devpts = no", false));
+        assert!(d.contains(&"/dev/null".to_string()) && !d.contains(&"/dev/pts".to_string()));
+        assert!(!dsts(&plan_under("mount dev = no", false))
+            .iter()
+            .any(|p| p.starts_with("/dev")));
+        // bind path: bound (rw unless :ro); a missing source is a warning;
+        // --contain keeps only the defaults.
+        let plan = plan_under(
+            "bind path = /etc:/site/etc:ro\nbind path = /nonexistent-x",
+            false,
+        );
+        assert!(plan.mounts.contains(&Mount::Bind {
+            src: "/etc".into(),
+            dst: "/site/etc".into(),
+            readonly: true,
+            recursive: true
+        }));
+        assert!(!dsts(&plan).contains(&"/etc/hosts".to_string()));
+        assert!(
+            plan.warnings
+                .iter()
+                .any(|w| w.contains("bind path = /nonexistent-x (in site.conf)")),
+            "{:?}",
+            plan.warnings
+        );
+        let plan = plan_under("bind path = /etc:/site/etc\nbind path = /etc/hosts", true);
+        let d = dsts(&plan);
+        assert!(!d.contains(&"/site/etc".to_string()) && d.contains(&"/etc/hosts".to_string()));
+    }
+
+    #[test]
     fn contain_replaces_host_directories() {
         let img = image();
         let mut o = opts(Action::Exec(vec!["true".into()]));

@@ -939,6 +939,116 @@ mod tests {
         resolve_with(Tool::Apptainer, env, f).unwrap()
     }
 
+    /// Resolves `exec img.sif true` with `f` changed, for user `uid`,
+    /// under the site configuration `text`.
+    fn under_site(
+        text: &str,
+        uid: u32,
+        f: impl FnOnce(&mut ActionFlags),
+    ) -> Result<LaunchOptions, String> {
+        let conf = Conf::parse(text, Path::new("/etc/vessel/vessel.conf")).unwrap();
+        let mut a = flags(&["img.sif", "true"]);
+        f(&mut a);
+        let vars = Vars {
+            tool: Tool::Apptainer,
+            get: &|k| (k == "APPTAINER_BIND" && uid == 7).then(|| "/v".to_string()),
+        };
+        let host = Host { uid, ..host() };
+        resolve_site(Verb::Exec, a, &vars, &host, &conf).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_sites_refusals_name_the_flag_and_the_directive() {
+        let refused = |text: &str, uid: u32, f: fn(&mut ActionFlags), want: &str| {
+            let err = under_site(text, uid, f).unwrap_err();
+            assert!(err.contains(want), "{text}: {err}");
+            assert!(
+                err.contains("the site's /etc/vessel/vessel.conf does not allow"),
+                "{err}"
+            );
+        };
+        let ubc = "user bind control = no";
+        refused(ubc, 1000, |a| a.bind = vec!["/a".into()], "-B/--bind: ");
+        refused(
+            ubc,
+            1000,
+            |a| a.mount = vec!["type=bind,src=/a,dst=/b".into()],
+            "--mount: ",
+        );
+        refused(
+            ubc,
+            1000,
+            |a| a.home = Some("/h:/home/x".into()),
+            "--home SRC:DST: ",
+        );
+        refused(ubc, 1000, |a| a.workdir = Some("/w".into()), "--workdir: ");
+        refused(ubc, 7, |_| {}, "APPTAINER_BIND: ");
+        assert!(under_site(ubc, 1000, |a| a.home = Some("/h".into())).is_ok());
+        let ns = "allow pid ns = no\nallow ipc ns = no\nallow uts ns = no";
+        refused(ns, 1000, |a| a.pid = true, "--pid: ");
+        refused(ns, 1000, |a| a.containall = true, "--containall: ");
+        refused(ns, 1000, |a| a.compat = true, "--compat: ");
+        refused(ns, 1000, |a| a.ipc = true, "(allow ipc ns = no)");
+        refused(ns, 1000, |a| a.hostname = Some("h".into()), "--hostname: ");
+        assert!(under_site(ns, 1000, |a| a.no_pid = true).is_ok());
+        refused("allow user ns = no", 1000, |_| {}, "user namespaces");
+        assert!(under_site("allow user ns = no", 0, |_| {}).is_ok());
+        let ov = "enable overlay = no";
+        refused(ov, 1000, |a| a.writable_tmpfs = true, "--writable-tmpfs: ");
+        refused(ov, 1000, |a| a.overlay = vec!["/".into()], "--overlay: ");
+    }
+
+    #[test]
+    fn the_sites_settings() {
+        // The writable tmpfs is the site's session size unless asked.
+        let o = under_site("sessiondir max size = 32", 1000, |a| {
+            a.writable_tmpfs = true
+        })
+        .unwrap();
+        assert_eq!(o.tmpfs_size_mib, 32);
+        assert_eq!(opts(&[], |_| {}).tmpfs_size_mib, 64);
+        let err = under_site("sessiondir max size = 32", 1000, |a| {
+            a.writable_tmpfs = true;
+            a.writable_tmpfs_size = Some(48);
+        })
+        .unwrap_err();
+        assert!(err.contains("--writable-tmpfs-size 48: the site's /etc/vessel/vessel.conf allows at most 32 MiB"), "{err}");
+        // always use nv|rocm, unless --no-nv|--no-rocm.
+        let o = under_site("always use nv = yes\nalways use rocm = yes", 1000, |_| {}).unwrap();
+        assert!(o.gpus.nv && o.gpus.rocm);
+        let o = under_site("always use nv = yes", 1000, |a| a.no_nv = true).unwrap();
+        assert!(!o.gpus.nv);
+        // root default capabilities, and --keep-privs over it.
+        let caps = |text: &str, keep: bool| {
+            under_site(text, 0, |a| a.keep_privs = keep)
+                .unwrap()
+                .root_privileges
+                .unwrap()
+                .keep
+                .len()
+        };
+        assert_eq!(caps("", false), caps::all().len());
+        assert_eq!(caps("root default capabilities = no", false), 0);
+        assert_eq!(caps("root default capabilities = file", false), 0);
+        assert_eq!(
+            caps("root default capabilities = no", true),
+            caps::all().len()
+        );
+        // Vessel's own keys, under their variables.
+        let o = under_site(
+            "image driver = extract\nextract cache dir = /scratch/x\nextract cache max size = 3",
+            1000,
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!(o.driver, Driver::Extract);
+        assert_eq!(o.extract_dir, PathBuf::from("/scratch/x"));
+        assert_eq!(o.extract_max_bytes, 3 << 30);
+        let o = under_site("mount home = no\nbind path = /data", 1000, |_| {}).unwrap();
+        assert!(!o.site.home && o.site.binds.len() == 1);
+        assert_eq!(o.site.file, "/etc/vessel/vessel.conf");
+    }
+
     #[test]
     fn each_boolean_flag_and_its_variables() {
         type Get = fn(&LaunchOptions) -> bool;

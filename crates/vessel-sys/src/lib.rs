@@ -16,6 +16,7 @@ pub mod mount;
 pub mod ns;
 pub mod path;
 pub mod private_dir;
+pub mod probe;
 pub mod process;
 pub mod shadow_lock;
 pub mod signal;
