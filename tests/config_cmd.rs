@@ -336,6 +336,52 @@ fn config_fakeroot_honours_shadow_utils_lock() {
     assert!(!lock.exists());
 }
 
+/// The user database's lock (`lckpwdf`'s POSIX lock on `.pwd.lock`) held
+/// by another program: `config fakeroot` waits for it as glibc does (15
+/// seconds), then gives up by name, having written nothing.
+#[test]
+fn config_fakeroot_waits_for_the_user_database_lock() {
+    if !needs_root() {
+        return;
+    }
+    let user = test_user();
+    let dir = subid_scratch("", "");
+    let pwd_lock = dir.path().join(".pwd.lock");
+    // python3's lockf is fcntl(F_SETLKW), the lock lckpwdf takes.
+    let mut holder = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import fcntl, sys, time\n\
+             f = open(sys.argv[1], 'w')\n\
+             fcntl.lockf(f, fcntl.LOCK_EX)\n\
+             print('locked', flush=True)\n\
+             time.sleep(120)\n",
+        )
+        .arg(&pwd_lock)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "locked");
+    let out = root_run(
+        &["config", "fakeroot", "--add", &user.name],
+        &[("VESSEL_TEST_SUBID_DIR", dir.path().to_str().unwrap())],
+    );
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert_fatal(
+        &out,
+        &[".pwd.lock is locked by another program editing the user database"],
+    );
+    assert_eq!(read(&dir.path().join("subuid")), "");
+    assert!(!dir.path().join("subuid.lock").exists());
+}
+
 #[test]
 fn buildcfg_prints_the_places() {
     let out = assert_ok(&run(&["buildcfg"]), "buildcfg");
