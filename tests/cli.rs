@@ -280,12 +280,6 @@ fn variables_of_the_other_commands() {
             &["verify", image],
             "(like --certificate)",
         ),
-        (
-            "APPTAINER_CONFIG_FILE",
-            "/etc/a.conf",
-            &["version"],
-            "APPTAINER_CONFIG_FILE (like --config)",
-        ),
     ];
     for (var, value, args, needle) in refused {
         let out = with(&[(var, value)], args);
