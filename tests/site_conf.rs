@@ -556,3 +556,50 @@ fn mksquashfs_procs_and_mem_reach_mksquashfs() {
         "{args}"
     );
 }
+
+#[test]
+fn mount_hostfs_binds_the_hosts_file_systems() {
+    if !running_as_root() {
+        skip("a host file system to find needs root to mount (in a private mount namespace)");
+        return;
+    }
+    let site = Site::new();
+    // Outside /tmp, home and the working directory, whose binds bring the
+    // mounts below them (a user namespace cannot leave them out).
+    let dir = "/srv";
+    if !Path::new(dir).is_dir() {
+        skip("no /srv to mount a host file system on");
+        return;
+    }
+    let image = busybox();
+    // A tmpfs mounted on the host's /srv (in a mount namespace of this
+    // test's own, so that nothing is left behind), then the run as the user.
+    let run = |conf: &str| {
+        site.vessel_conf(conf);
+        let script = format!(
+            "mount -t tmpfs hostfs-test {dir} && echo host-fs > {dir}/f && chmod 755 {dir} && exec \"$@\""
+        );
+        let conf_dir = site.conf_dir();
+        std::process::Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c", &script, "sh"])
+            .arg("setpriv")
+            .arg(format!("--reuid={}", site.user.uid))
+            .arg(format!("--regid={}", site.user.gid))
+            .args(["--init-groups", "env", "-i"])
+            .arg(format!("HOME={}", site.user.home.display()))
+            .arg("PATH=/usr/local/bin:/usr/bin:/bin")
+            .arg(format!("VESSEL_CONF_DIR={}", conf_dir.display()))
+            .arg(&site.own_vessel)
+            .args(["exec", image.to_str().unwrap(), "sh", "-c"])
+            .arg(format!("cat {dir}/f || echo absent"))
+            .current_dir(site.work.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    assert_eq!(assert_ok(&run(""), "default"), "absent\n");
+    assert_eq!(
+        assert_ok(&run("mount hostfs = yes\n"), "mount hostfs"),
+        "host-fs\n"
+    );
+}

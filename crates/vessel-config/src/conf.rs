@@ -491,13 +491,6 @@ impl Conf {
                 _ => {}
             }
         }
-        if conf.mount_hostfs {
-            conf.warnings.push(ConfWarning {
-                path: path.to_path_buf(),
-                line: 0,
-                message: "mount hostfs = yes has no effect yet: bind the file systems the containers need with `bind path`".into(),
-            });
-        }
         Ok(conf)
     }
 

@@ -114,7 +114,7 @@ pub const DIRECTIVES: &[Directive] = &[
     d("mount devpts", B, "yes", Effect::Applied("no: a minimal /dev gets no private /dev/pts")),
     d("mount home", B, "yes", Effect::Applied("no: the home directory is not mounted")),
     d("mount tmp", B, "yes", Effect::Applied("no: /tmp and /var/tmp are the image's")),
-    d("mount hostfs", B, "no", Effect::None("parsed; a warning when yes: binding every host file system is not implemented yet")),
+    d("mount hostfs", B, "no", Effect::Applied("yes: every host mount point but those under /proc, /sys, /dev, /run, /boot and /var is bound at its place (not with --contain)")),
     list("bind path", Values::Text, "/etc/localtime, /etc/hosts", Effect::Applied("each SRC[:DST] is bound into every container (not with --contain); a missing SRC is skipped with a warning")),
     d("user bind control", B, "yes", Effect::Applied("no: -B/--bind, --mount, --home SRC:DST, --scratch, --workdir and --containlibs are refused")),
     d("enable fusemount", B, "yes", Effect::None("Vessel refuses --fusemount anyway")),

@@ -123,6 +123,8 @@ pub struct Site {
     pub resolv_conf: bool,
     /// `bind path`.
     pub binds: Vec<SiteBind>,
+    /// `mount hostfs`: bind the host's file systems.
+    pub hostfs: bool,
     /// The session is a ramfs (`memory fs type = ramfs`).
     pub ramfs: bool,
     pub allow_sif: bool,
@@ -152,6 +154,7 @@ impl Site {
             group: c.config_group,
             resolv_conf: c.config_resolv_conf,
             binds: c.bind_paths.clone(),
+            hostfs: c.mount_hostfs,
             ramfs: c.ramfs,
             allow_sif: c.allow_container_sif,
             allow_squashfs: c.allow_container_squashfs,

@@ -346,6 +346,26 @@ pub fn build_root(
         });
     }
 
+    // `mount hostfs`: the host's file systems, each at its place.
+    if site.hostfs && !opts.contain {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        for p in host_file_systems(&mountinfo) {
+            // One the user cannot read would fail the run: Apptainer skips it.
+            if std::fs::metadata(&p).is_ok_and(|m| !m.is_dir() || std::fs::read_dir(&p).is_ok()) {
+                mounts.push(Mount::Bind {
+                    src: p.clone(),
+                    dst: p,
+                    readonly: false,
+                    recursive: false,
+                });
+            } else {
+                tracing::debug!(
+                    "mount hostfs: skipping {}, which you cannot read",
+                    p.display()
+                );
+            }
+        }
+    }
     // The site's `bind path`s (by default /etc/localtime and /etc/hosts,
     // which --contain keeps, as Apptainer does); a missing source is
     // skipped, with a warning when the site named it.
@@ -736,6 +756,48 @@ fn resolv_conf(servers: &[std::net::IpAddr]) -> String {
         .collect()
 }
 
+/// The mount points of `mountinfo` (`/proc/self/mountinfo`'s text) that
+/// `mount hostfs = yes` binds: all but `/` and those under `/proc`,
+/// `/sys`, `/dev`, `/run`, `/boot` and `/var`, as Apptainer chooses them,
+/// parents first, each once.
+fn host_file_systems(mountinfo: &str) -> Vec<PathBuf> {
+    const SKIPPED: &[&str] = &["/proc", "/sys", "/dev", "/run", "/boot", "/var"];
+    let mut out: Vec<PathBuf> = Vec::new();
+    for field in mountinfo.lines().filter_map(|l| l.split(' ').nth(4)) {
+        let p = PathBuf::from(unescape_mountinfo(field));
+        if p == Path::new("/") || SKIPPED.iter().any(|s| p.starts_with(s)) || out.contains(&p) {
+            continue;
+        }
+        out.push(p);
+    }
+    out
+}
+
+/// A mountinfo path: the kernel writes space, tab, newline and backslash
+/// as three octal digits after a backslash.
+fn unescape_mountinfo(field: &str) -> String {
+    let mut out = String::new();
+    let mut rest = field;
+    while let Some(i) = rest.find('\\') {
+        out.push_str(&rest[..i]);
+        let code = rest
+            .get(i + 1..i + 4)
+            .and_then(|o| u8::from_str_radix(o, 8).ok());
+        match code {
+            Some(c) => {
+                out.push(char::from(c));
+                rest = &rest[i + 4..];
+            }
+            None => {
+                out.push('\\');
+                rest = &rest[i + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// A private, initially empty directory at `dst`: `workdir/sub` on the host
 /// with `--workdir` (kept after the run), else a directory of the session.
 fn private_dir(
@@ -1038,6 +1100,25 @@ mod tests {
             _ => None,
         });
         assert!(passwd.unwrap().contains("user1000:x:1000:1000::/home/u:"));
+    }
+
+    #[test]
+    fn hostfs_takes_the_host_mount_points_apptainer_does() {
+        let mountinfo = "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n\
+            23 22 0:5 / /proc rw - proc proc rw\n\
+            24 22 0:6 / /scratch rw - lustre x rw\n\
+            25 24 0:7 / /scratch/my\\040dir rw - tmpfs t rw\n\
+            26 22 0:8 / /var/lib/docker rw - xfs y rw\n\
+            27 22 0:9 / /variable rw - xfs y rw\n\
+            28 22 0:6 / /scratch rw - lustre x rw\n";
+        assert_eq!(
+            host_file_systems(mountinfo),
+            [
+                PathBuf::from("/scratch"),
+                "/scratch/my dir".into(),
+                "/variable".into()
+            ]
+        );
     }
 
     #[test]
