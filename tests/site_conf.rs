@@ -234,6 +234,20 @@ fn image_kinds_and_places_the_site_allows() {
         &site.sh(&[], "true"),
         &["does not allow SIF images (allow container sif = no)"],
     );
+    // A bare SquashFS image: busybox's root file system.
+    let sqfs_dir = user_dir();
+    let sqfs = sqfs_dir.path().join("busybox.sqfs");
+    let dumped = run(&["sif", "dump", "4", busybox().to_str().unwrap()]);
+    assert!(dumped.status.success(), "{}", stderr(&dumped));
+    std::fs::write(&sqfs, &dumped.stdout).unwrap();
+    give_to_test_user(&sqfs);
+    let run_sqfs = || site.run(&["exec", sqfs.to_str().unwrap(), "echo", "ran"]);
+    assert_eq!(assert_ok(&run_sqfs(), "squashfs"), "ran\n");
+    site.vessel_conf("allow container squashfs = no\n");
+    assert_fatal(
+        &run_sqfs(),
+        &["does not allow SquashFS images (allow container squashfs = no)"],
+    );
     // Paths match whole components (Apptainer 1.5.1's fix).
     let images = user_dir();
     let dir = std::fs::canonicalize(images.path()).unwrap();
