@@ -125,7 +125,26 @@ fn config_global_edits_keep_the_rest_of_the_file() {
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&conf).unwrap().permissions());
     assert_eq!(mode & 0o7777, 0o640);
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+
+    // An execution group keeps the commas between its fingerprints, and
+    // the parser's own checks apply (one group per directory).
+    let group = format!("whitelist /data {FP},{FP2}");
+    assert_ok(&global(&["--set", "execution group", &group]), "set group");
+    assert_eq!(
+        assert_ok(&global(&["--get", "execution group"]), "get group"),
+        format!("{group}\n")
+    );
+    let before = read(&conf);
+    let out = global(&["--set", "execution group", &format!("blacklist /data {FP}")]);
+    assert_fatal(
+        &out,
+        &["the directory /data already has an execution group"],
+    );
+    assert_eq!(read(&conf), before);
 }
+
+const FP: &str = "12045C8C0B1004D058DE4BEDA20C27EE7FF7BA84";
+const FP2: &str = "0123456789ABCDEF0123456789ABCDEF01234567";
 
 #[test]
 fn a_new_vessel_conf_starts_from_the_apptainer_conf_read_in_its_place() {

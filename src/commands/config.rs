@@ -132,8 +132,15 @@ fn global(tool: Tool, a: ConfigGlobalArgs) -> Result<u8> {
             if values.is_empty() {
                 values = spec.default.clone();
             }
+            // Comma-joined as Apptainer prints them, but a value holding
+            // commas of its own (an execution group) gets a line each.
+            let sep = if spec.comma_list || !spec.repeatable {
+                ","
+            } else {
+                "\n"
+            };
             if !values.is_empty() {
-                println!("{}", values.join(","));
+                println!("{}", values.join(sep));
             }
             return Ok(0);
         }
@@ -175,7 +182,7 @@ fn global(tool: Tool, a: ConfigGlobalArgs) -> Result<u8> {
 /// before anything is written: one line naming what is allowed.
 fn check_values(d: &directives::Directive, spec: &KeySpec, value: &str, path: &Path) -> Result<()> {
     let values = if spec.repeatable {
-        conf_edit::split_values(value)
+        spec.values(value)
     } else {
         vec![value.trim().to_string()]
     };

@@ -15,6 +15,11 @@ pub struct KeySpec {
     pub name: String,
     /// Repeatable (`bind path`): each value is a line of its own.
     pub repeatable: bool,
+    /// A repeatable key whose values may be given comma-separated, on the
+    /// command line and on a line (`limit container owners = a, b`), as
+    /// Apptainer splits them. Not `execution group`, whose one value holds
+    /// a comma-separated list of fingerprints.
+    pub comma_list: bool,
     /// Apptainer's default, one entry per line (none: the key is unset).
     pub default: Vec<String>,
 }
@@ -23,8 +28,6 @@ pub struct KeySpec {
 pub enum EditError {
     #[error("give a value to set `{key}` to")]
     NoValue { key: String },
-    #[error("`{key}` takes one value, not {count}: `{key}` is not a repeatable directive")]
-    OneValue { key: String, count: usize },
     #[error(
         "`{key}` would be left with no value, and a file without it means its default: \
          set the values it should have instead"
@@ -40,7 +43,8 @@ pub enum EditError {
 
 impl From<&crate::directives::Directive> for KeySpec {
     fn from(d: &crate::directives::Directive) -> KeySpec {
-        let default = if d.repeatable {
+        let comma_list = d.repeatable && d.key != "execution group";
+        let default = if comma_list {
             split_values(d.default)
         } else if d.default.is_empty() {
             Vec::new()
@@ -50,6 +54,7 @@ impl From<&crate::directives::Directive> for KeySpec {
         KeySpec {
             name: d.key.to_string(),
             repeatable: d.repeatable,
+            comma_list,
             default,
         }
     }
@@ -89,6 +94,22 @@ pub fn split_values(value: &str) -> Vec<String> {
     out
 }
 
+impl KeySpec {
+    /// The values `value` stands for: split at commas for a comma list,
+    /// else the whole of it.
+    pub fn values(&self, value: &str) -> Vec<String> {
+        if self.comma_list {
+            split_values(value)
+        } else {
+            Some(value.trim())
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+                .into_iter()
+                .collect()
+        }
+    }
+}
+
 /// The values `key` has in `text`, in file order (a line's comma list
 /// split, as the parser reads list directives).
 pub fn get(text: &str, spec: &KeySpec) -> Vec<String> {
@@ -97,11 +118,7 @@ pub fn get(text: &str, spec: &KeySpec) -> Vec<String> {
     for line in lines(text) {
         match line.directive {
             Some((k, v)) if k == key => {
-                if spec.repeatable {
-                    out.extend(split_values(v));
-                } else {
-                    out.push(v.to_string());
-                }
+                out.extend(spec.values(v));
             }
             _ => {}
         }
@@ -130,7 +147,7 @@ pub fn set(text: &str, spec: &KeySpec, value: &str) -> Result<String, EditError>
     let parsed = lines(text);
     let mut out: Vec<String> = Vec::with_capacity(parsed.len() + 1);
     if spec.repeatable {
-        let values = split_values(value);
+        let values = spec.values(value);
         if values.is_empty() {
             return Err(EditError::NoValue {
                 key: spec.name.clone(),
@@ -216,7 +233,7 @@ pub fn unset(
     file: &str,
 ) -> Result<String, EditError> {
     let key = normalize_key(&spec.name);
-    let values = value.map(split_values).unwrap_or_default();
+    let values = value.map(|v| spec.values(v)).unwrap_or_default();
     if spec.repeatable && !values.is_empty() && get(text, spec).is_empty() {
         // Not in the file: the values come off the default list, and what
         // remains of it is written out.
@@ -261,7 +278,7 @@ pub fn unset(
             }
             continue;
         }
-        let on_line = split_values(v);
+        let on_line = spec.values(v);
         let kept: Vec<&String> = on_line.iter().filter(|x| !values.contains(x)).collect();
         if kept.len() == on_line.len() {
             out.push(l.raw.to_string());
@@ -314,6 +331,7 @@ mod tests {
         KeySpec {
             name: "bind path".into(),
             repeatable: true,
+            comma_list: true,
             default: vec!["/etc/localtime".into(), "/etc/hosts".into()],
         }
     }
@@ -322,6 +340,7 @@ mod tests {
         KeySpec {
             name: "mount home".into(),
             repeatable: false,
+            comma_list: false,
             default: vec!["yes".into()],
         }
     }
@@ -464,6 +483,17 @@ bind path = /etc/hosts\n\
         assert_eq!(spec, home());
         let spec = KeySpec::from(crate::directives::find("image driver").unwrap());
         assert_eq!(spec.default, vec!["auto"]);
+    }
+
+    #[test]
+    fn execution_groups_keep_their_commas() {
+        let spec = KeySpec::from(crate::directives::find("execution group").unwrap());
+        assert!(spec.repeatable && !spec.comma_list);
+        let group = "whitelist /d AAAA,BBBB";
+        let text = set("", &spec, group).unwrap();
+        assert_eq!(text, format!("execution group = {group}\n"));
+        assert_eq!(get(&text, &spec), vec![group]);
+        assert_eq!(unset(&text, &spec, Some(group), "f").unwrap(), "");
     }
 
     #[test]
