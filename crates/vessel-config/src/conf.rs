@@ -566,8 +566,14 @@ fn site_bind(value: &str) -> Result<SiteBind, String> {
     let mut parts = value.split(':').map(str::trim);
     let src = PathBuf::from(parts.next().unwrap_or(""));
     let dst = parts.next().filter(|d| !d.is_empty()).map(PathBuf::from);
+    // The host's own files among Apptainer's defaults are bound read-only
+    // unless asked otherwise: nothing in a container has to write them.
+    let host_file = ["/etc/localtime", "/etc/hosts"]
+        .iter()
+        .any(|f| Path::new(f) == src);
     let readonly = match parts.next() {
-        None | Some("rw") => false,
+        None => host_file,
+        Some("rw") => false,
         Some("ro") => true,
         Some(other) => {
             return Err(format!(
@@ -857,5 +863,40 @@ mod tests {
         let conf = load(crate::Tool::Apptainer);
         assert!(conf.mount_home && !conf.mount_proc && !conf.execution_control.activated);
         std::fs::remove_dir_all(&root).unwrap();
+    }
+    /// Apptainer's template, as `confgen` renders its defaults (the keys
+    /// of `pkg/util/apptainerconf`'s `File`, and the newer ones of §7.2):
+    /// read without a warning.
+    #[test]
+    fn apptainers_rendered_template_reads_cleanly() {
+        let text = "allow setuid = yes\nmax loop devices = 256\nallow pid ns = yes\n\
+            config passwd = yes\nconfig group = yes\nconfig resolv_conf = yes\nmount proc = yes\n\
+            mount sys = yes\nmount dev = yes\nmount devpts = yes\nmount home = yes\nmount tmp = yes\n\
+            mount hostfs = no\nbind path = /etc/localtime\nbind path = /etc/hosts\n\
+            user bind control = yes\nenable fusemount = yes\nenable overlay = try\n\
+            enable underlay = yes\nmount slave = yes\nsessiondir max size = 64\n\
+            allow container sif = yes\nallow container encrypted = yes\n\
+            allow container squashfs = yes\nallow container extfs = yes\nallow container dir = yes\n\
+            always use nv = no\nuse nvidia-container-cli = no\nalways use rocm = no\n\
+            root default capabilities = full\nmemory fs type = tmpfs\n\
+            # cni configuration path =\ncni plugin path =\n\
+            binary path = $PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n\
+            mksquashfs procs = 0\nmksquashfs mem =\nshared loop devices = no\nimage driver =\n\
+            download concurrency = 3\ndownload part size = 5242880\ndownload buffer size = 32768\n\
+            systemd cgroups = yes\nallow ipc ns = yes\nallow user ns = yes\nallow uts ns = yes\n\
+            allow setuid-mount encrypted = yes\nallow setuid-mount squashfs = iflimited\n\
+            allow setuid-mount extfs = no\nsync writable extfs = no\n\
+            apptheus communication socket path = /run/apptheus/gateway.sock\nallow monitoring = no\n\
+            nvidia-container-cli path =\nldconfig path =\ncryptsetup path =\nmksquashfs path =\n\
+            unsquashfs path =\ngo path =\n";
+        let conf = parse(text).unwrap();
+        assert!(conf.warnings.is_empty(), "{:?}", conf.warnings);
+        assert_eq!(
+            Conf {
+                read_from: Vec::new(),
+                ..conf
+            },
+            Conf::default()
+        );
     }
 }

@@ -95,6 +95,7 @@ const NO_LOOP: Effect =
     Effect::None("Vessel mounts no loop devices: images are served through FUSE or extracted");
 const NO_LIBRARY: Effect = Effect::None("Vessel does not download from library:// yet");
 const NO_NETWORK: Effect = Effect::None("needs CNI and root: Vessel supports only --network none");
+const HELPER_PATHS: Effect = Effect::None("Vessel finds its few helpers on PATH");
 const NO_MONITORING: Effect = Effect::None("Vessel has no Apptheus monitoring");
 
 /// Every directive, in the order of Apptainer's template.
@@ -115,7 +116,7 @@ pub const DIRECTIVES: &[Directive] = &[
     d("mount home", B, "yes", Effect::Applied("no: the home directory is not mounted")),
     d("mount tmp", B, "yes", Effect::Applied("no: /tmp and /var/tmp are the image's")),
     d("mount hostfs", B, "no", Effect::Applied("yes: every host mount point but those under /proc, /sys, /dev, /run, /boot and /var is bound at its place (not with --contain)")),
-    list("bind path", Values::Text, "/etc/localtime, /etc/hosts", Effect::Applied("each SRC[:DST] is bound into every container (not with --contain); a missing SRC is skipped with a warning")),
+    list("bind path", Values::Text, "/etc/localtime, /etc/hosts", Effect::Applied("each SRC[:DST[:ro|rw]] is bound into every container, read-write (/etc/localtime and /etc/hosts read-only), not with --contain (but for those two); a missing SRC is skipped with a warning")),
     d("user bind control", B, "yes", Effect::Applied("no: -B/--bind, --mount, --home SRC:DST, --scratch, --workdir and --containlibs are refused")),
     d("enable fusemount", B, "yes", Effect::None("Vessel refuses --fusemount anyway")),
     d("enable overlay", Values::Choice(&["yes", "no", "try", "driver"]), "yes", Effect::Applied("no: --overlay and --writable-tmpfs are refused; driver: as yes (Vessel's overlay is the kernel's)")),
@@ -125,7 +126,7 @@ pub const DIRECTIVES: &[Directive] = &[
     list("limit container owners", Values::Text, "", Effect::Applied("for users other than root: only images (or sandboxes) owned by these users run")),
     list("limit container groups", Values::Text, "", Effect::Applied("for users other than root: only images owned by these groups run")),
     list("limit container paths", Values::Text, "", Effect::Applied("for users other than root: only images under these directories run (whole path components)")),
-    d("allow container sif", B, "yes", Effect::Applied("no: SIF images are refused")),
+    d("allow container sif", B, "yes", Effect::Applied("no: SIF images are refused (root excepted, as in Apptainer)")),
     d("allow container encrypted", B, "yes", Effect::None("Vessel does not run encrypted images")),
     d("allow container squashfs", B, "yes", Effect::Applied("no: bare SquashFS images are refused")),
     d("allow container extfs", B, "yes", Effect::None("Vessel does not run ext3 images")),
@@ -145,7 +146,7 @@ pub const DIRECTIVES: &[Directive] = &[
     d("memory fs type", Values::Choice(&["tmpfs", "ramfs"]), "tmpfs", Effect::Applied("the file system of the session (ramfs has no size limit)")),
     d("cni configuration path", Values::Path, "", NO_NETWORK),
     d("cni plugin path", Values::Path, "", NO_NETWORK),
-    d("binary path", Values::Text, "$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", Effect::None("Vessel finds its few helpers on PATH")),
+    d("binary path", Values::Text, "$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", HELPER_PATHS),
     d("mksquashfs procs", U, "0", Effect::Applied("build: mksquashfs -processors N (0: all), unless --mksquashfs-args sets it")),
     d("mksquashfs mem", Values::Size, "", Effect::Applied("build: mksquashfs -mem SIZE, unless --mksquashfs-args sets it")),
     d("shared loop devices", B, "no", NO_LOOP),
@@ -159,6 +160,14 @@ pub const DIRECTIVES: &[Directive] = &[
     // SingularityCE's, read from a singularity.conf.
     d("sif fuse", B, "no", Effect::None("Vessel serves images through FUSE whenever it can")),
     d("tmp sandbox", B, "yes", Effect::None("Vessel extracts into its node-local cache")),
+    d("allow kernel squashfs", B, "yes", SETUID),
+    d("allow kernel extfs", B, "yes", SETUID),
+    d("mksquashfs path", Values::Path, "", HELPER_PATHS),
+    d("unsquashfs path", Values::Path, "", HELPER_PATHS),
+    d("cryptsetup path", Values::Path, "", HELPER_PATHS),
+    d("ldconfig path", Values::Path, "", HELPER_PATHS),
+    d("nvidia-container-cli path", Values::Path, "", HELPER_PATHS),
+    d("go path", Values::Path, "", HELPER_PATHS),
     // Vessel's own.
     d("extract cache dir", Values::Path, "/var/tmp/vessel-UID/extract", Effect::Applied("where extracted images are cached, as VESSEL_EXTRACT_DIR (which wins)")),
     d("extract cache max size", Values::Uint { min: 1, max: 1 << 20 }, "20", Effect::Applied("GiB: the bound of that cache, as VESSEL_EXTRACT_MAX_GIB (which wins)")),

@@ -158,9 +158,9 @@ pub fn launch_image(opts: &LaunchOptions, host: &Host, image: Image) -> Result<i
     status
 }
 
-/// Whether the site's configuration lets this image run: its kind
-/// (`allow container sif|squashfs|dir`), and for users other than root
-/// its owner, group and place (`limit container owners|groups|paths`,
+/// Whether the site's configuration lets this image run: for users other
+/// than root (as in Apptainer), its kind (`allow container
+/// sif|squashfs|dir`), its owner, group and place (`limit container owners|groups|paths`,
 /// whose paths match whole components: `/data` does not admit
 /// `/data2/x.sif`, as Apptainer 1.5.1 fixed).
 fn site_allows(opts: &LaunchOptions, host: &Host, image: &Image) -> Result<(), LaunchError> {
@@ -175,11 +175,13 @@ fn site_allows(opts: &LaunchOptions, host: &Host, image: &Image) -> Result<(), L
         Image::Squashfs { .. } => (site.allow_squashfs, "SquashFS images", "squashfs"),
         Image::Sandbox { .. } => (site.allow_dir, "sandbox directories", "dir"),
     };
+    if host.uid == 0 {
+        return Ok(());
+    }
     if !allowed {
         return Err(refuse(what, format!("allow container {key} = no")));
     }
-    if host.uid == 0 || (site.owners.is_empty() && site.groups.is_empty() && site.paths.is_empty())
-    {
+    if site.owners.is_empty() && site.groups.is_empty() && site.paths.is_empty() {
         return Ok(());
     }
     // The file opened (a SIF or SquashFS), else the directory, with its
