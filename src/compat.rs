@@ -262,10 +262,10 @@ pub const ENTRIES: &[Entry] = &[
         "--nv",
         "the host's NVIDIA driver: nvliblist.conf's libraries from the linker cache into /.singularity.d/libs, its programs, the job's devices; one warning on a host without one",
     ),
-    refused(
+    imp(
         ACTIONS,
         "--nvccli",
-        "is not implemented yet in Vessel: --nv gives the container the host's NVIDIA driver without nvidia-container-cli",
+        "nvidia-container-cli configure on the root (a writable tmpfs layer), with NVIDIA_VISIBLE_DEVICES and NVIDIA_DRIVER_CAPABILITIES; refused by name where it is not installed",
     ),
     imp(
         ACTIONS,

@@ -232,7 +232,7 @@ fn every_refused_flag_is_one_fatal_line_naming_it() {
             &["--docker-host", "unix:///run/docker.sock"],
             "--docker-host is not supported: Vessel does not talk to Docker daemons",
         ),
-        (&["--nvccli"], "--nvccli is not implemented"),
+        (&["--intel-hpu"], "--intel-hpu is not supported"),
         (
             &["--security", "seccomp:p.json"],
             "--security is not implemented",

@@ -335,12 +335,88 @@ fn gpus_from_a_fake_driver() {
 }
 
 #[test]
-fn compat32_alone_and_nvccli_are_refused_by_name() {
+fn compat32_alone_is_refused_by_name() {
     let dir = user_dir();
     let img = busybox();
     let img = img.to_string_lossy();
     let out = exec(dir.path(), &["--compat32", &img, "true"], &[]);
     assert_fatal(&out, &["--compat32 needs --nv or --rocm"]);
-    let out = exec(dir.path(), &["--nvccli", &img, "true"], &[]);
-    assert_fatal(&out, &["--nvccli is not implemented yet", "--nv"]);
+}
+
+const FAKE_NVCCLI: &str = "/usr/local/bin/nvidia-container-cli";
+
+/// A stand-in for NVIDIA's nvidia-container-cli, removed when dropped: it
+/// records its arguments in the root it is given (the last one) and puts
+/// a "driver" file there, or fails as the real one does when told to.
+struct FakeNvccli;
+
+impl FakeNvccli {
+    fn install() -> FakeNvccli {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(
+            FAKE_NVCCLI,
+            "#!/bin/sh\n\
+             for last; do :; done\n\
+             if [ \"${FAKE_NVCCLI_FAIL:-}\" ]; then echo 'nvidia-container-cli: initialization error: nvml error: driver not loaded' >&2; exit 1; fi\n\
+             echo \"$@\" > \"$last/nvccli-args\"\n\
+             mkdir -p \"$last/usr/lib/nvccli\" && echo driver > \"$last/usr/lib/nvccli/libcuda.so.1\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(FAKE_NVCCLI, std::fs::Permissions::from_mode(0o755)).unwrap();
+        FakeNvccli
+    }
+}
+
+impl Drop for FakeNvccli {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(FAKE_NVCCLI);
+    }
+}
+
+#[test]
+fn nvccli_runs_nvidia_container_cli_on_the_root() {
+    let dir = user_dir();
+    let img = busybox();
+    let img = img.to_string_lossy();
+    let d = dir.path();
+    let installed = ["/usr/bin", "/usr/local/bin", "/usr/sbin", "/sbin", "/bin"]
+        .iter()
+        .any(|p| Path::new(p).join("nvidia-container-cli").exists());
+    if !installed {
+        let out = exec(d, &["--nvccli", &img, "true"], &[]);
+        assert_fatal(&out, &["--nvccli needs nvidia-container-cli", "--nv alone"]);
+    }
+    skip_unless!(
+        running_as_root(),
+        "needs root to install a stand-in nvidia-container-cli"
+    );
+    skip_unless!(!installed, "this machine has NVIDIA's nvidia-container-cli");
+    let _tool = FakeNvccli::install();
+    let script = "cat /nvccli-args; cat /usr/lib/nvccli/libcuda.so.1";
+    let out = exec(d, &["--nvccli", &img, "sh", "-c", script], &[]);
+    let text = ok(&out, "--nvccli");
+    let args = text.lines().next().unwrap_or_default();
+    assert!(
+        args.starts_with("--user configure --no-cgroups --device=all --compute --utility"),
+        "{text}"
+    );
+    assert!(args.contains("--ldconfig=@/sbin/ldconfig"), "{text}");
+    assert!(text.ends_with("driver\n"), "{text}");
+    // The job's choice of devices and capabilities reaches the tool; a
+    // contained container gets no devices unless the job names some.
+    let out = exec(
+        d,
+        &["--nvccli", "--contain", &img, "cat", "/nvccli-args"],
+        &[("NVIDIA_DRIVER_CAPABILITIES", "graphics,utility")],
+    );
+    let args = ok(&out, "--nvccli --contain");
+    assert!(!args.contains("--device"), "{args}");
+    assert!(args.contains("--graphics --utility"), "{args}");
+    // The tool's own error is reported, and nothing runs.
+    let out = exec(
+        d,
+        &["--nvccli", &img, "echo", "ran"],
+        &[("FAKE_NVCCLI_FAIL", "1")],
+    );
+    assert_fatal(&out, &["--nvccli:", "failed", "driver not loaded"]);
 }

@@ -109,10 +109,7 @@ fn refused_flags_are_named() {
     let image = busybox();
     let image = image.to_str().unwrap();
     let table: &[(&[&str], &[&str])] = &[
-        (
-            &["--nvccli"],
-            &["--nvccli is not implemented yet in Vessel"],
-        ),
+        (&["--intel-hpu"], &["--intel-hpu is not supported"]),
         (
             &["--network", "bridge"],
             &["--network bridge", "needs CNI and root"],
@@ -137,13 +134,13 @@ fn refused_flags_are_named() {
     }
     // Their variables too: never silently ignored.
     let out = vessel()
-        .env("APPTAINER_NVCCLI", "1")
+        .env("APPTAINER_INTEL_HPU", "1")
         .args(["exec", image, "true"])
         .output()
         .unwrap();
     assert_fatal(
         &out,
-        &["APPTAINER_NVCCLI (like --nvccli) is not implemented"],
+        &["APPTAINER_INTEL_HPU (like --intel-hpu) is not supported"],
     );
 }
 

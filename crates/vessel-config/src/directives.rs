@@ -141,7 +141,7 @@ pub const DIRECTIVES: &[Directive] = &[
     list("allow netns paths", Values::Text, "", NO_NETWORK),
     d("always use nv", B, "no", Effect::Applied("yes: every run is as with --nv, unless --no-nv")),
     d("always use rocm", B, "no", Effect::Applied("yes: every run is as with --rocm, unless --no-rocm")),
-    d("use nvidia-container-cli", B, "no", Effect::None("--nv gives the host's driver without nvidia-container-cli (a warning says so)")),
+    d("use nvidia-container-cli", B, "no", Effect::Applied("--nv sets the driver up with nvidia-container-cli, as --nvccli")),
     d("root default capabilities", Values::Choice(&["full", "file", "no"]), "full", Effect::Applied("root's capabilities in the container: all, none (file: none, Vessel has no capability.json), --keep-privs gives all")),
     d("memory fs type", Values::Choice(&["tmpfs", "ramfs"]), "tmpfs", Effect::Applied("the file system of the session (ramfs has no size limit)")),
     d("cni configuration path", Values::Path, "", NO_NETWORK),

@@ -101,6 +101,8 @@ pub enum LaunchError {
         #[source]
         hint: Hint,
     },
+    #[error("--nvccli: {problem}")]
+    Nvccli { problem: String },
     #[error(transparent)]
     Sys(#[from] SysError),
     #[error(transparent)]
@@ -229,12 +231,46 @@ fn site_allows(opts: &LaunchOptions, host: &Host, image: &Image) -> Result<(), L
 /// Assembles the root, forks the payload, and watches it to its end.
 fn run(plan: &LaunchPlan, session: &Path) -> Result<i32, LaunchError> {
     let root = root::assemble_root(&Kernel, plan, session)?;
+    if let Some(call) = &plan.nvccli {
+        nvidia_container_cli(call, &root)?;
+    }
     let mask = SignalMask::block_forwarded()?;
     let child = match p::fork()? {
         Fork::Child => payload::payload(plan, &root, &mask),
         Fork::Parent(pid) => pid,
     };
     monitor::relay(child, &mask)
+}
+
+/// Runs `nvidia-container-cli` on the assembled root, in the container's
+/// namespaces (this process's), before the payload exists.
+fn nvidia_container_cli(call: &crate::gpu::nvccli::Call, root: &Path) -> Result<(), LaunchError> {
+    tracing::debug!(
+        "nvidia-container-cli: {} {} {}",
+        call.program.display(),
+        call.args.join(" "),
+        root.display()
+    );
+    let out = std::process::Command::new(&call.program)
+        .args(&call.args)
+        .arg(root)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|source| LaunchError::Nvccli {
+            problem: format!("could not run {}: {source}", call.program.display()),
+        })?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let said = String::from_utf8_lossy(&out.stderr);
+    Err(LaunchError::Nvccli {
+        problem: format!(
+            "{} failed ({}): {}",
+            call.program.display(),
+            out.status,
+            said.trim().replace('\n', "; ")
+        ),
+    })
 }
 
 /// A kernel refusal at a step that needs user namespaces or a recent

@@ -85,6 +85,9 @@ pub struct RootPrivileges {
 pub struct GpuOptions {
     /// `--nv` (or `--nvccli`, which implies it).
     pub nv: bool,
+    /// `--nvccli` (or the site's `use nvidia-container-cli` with `--nv`):
+    /// NVIDIA's `nvidia-container-cli` sets the driver up in the root.
+    pub nvccli: bool,
     pub rocm: bool,
     /// With `--nv`/`--rocm`: the 32-bit libraries too, into
     /// `/.singularity.d/libs32`.

@@ -114,6 +114,8 @@ pub struct LaunchPlan {
     /// Mount the root without `nosuid` (`--allow-setuid`, root only).
     pub allow_setuid: bool,
     pub mounts: Vec<Mount>,
+    /// `--nvccli`: run once the root is assembled, with its path last.
+    pub nvccli: Option<crate::gpu::nvccli::Call>,
     pub cwd: PathBuf,
     pub home: PathBuf,
     pub argv: Vec<OsString>,
@@ -188,7 +190,7 @@ pub fn session(
     } else {
         RootMode::ReadOnly
     };
-    let gpus = crate::gpu::find(&opts.gpus, &host.env)?;
+    let gpus = crate::gpu::find(&opts.gpus, opts.contain, host.uid, &host.env)?;
     warnings.extend(gpus.warnings.iter().cloned());
     // The tmpfs holds the writable layer only when it is the upper one.
     let writable_mib = match root_mode {
@@ -601,6 +603,7 @@ pub fn build_root(
         capabilities: opts.root_privileges.as_ref().map(|p| p.keep.clone()),
         allow_setuid: opts.allow_setuid,
         mounts,
+        nvccli: session.gpus.nvccli.clone(),
         cwd: cwd_dst,
         home: home_dst,
         argv,

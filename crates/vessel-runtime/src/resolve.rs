@@ -164,7 +164,6 @@ const CGROUP_VARS: &[(EnvVar, &str)] = &[
 ];
 
 const NOT_YET: &str = "is not implemented yet in Vessel";
-const NVCCLI_NOT_YET: &str = "is not implemented yet in Vessel: --nv gives the container the host's NVIDIA driver without nvidia-container-cli";
 const CAPS_NEED_ROOT: &str = "needs root: an unprivileged container runs in a user namespace, with no capabilities on the host (Vessel has no setuid starter)";
 const SETUID_NEEDS_ROOT: &str = "needs root: setuid programs cannot gain privileges in an unprivileged container (Vessel has no setuid starter)";
 const USERNS_NEEDS_ROOT: &str =
@@ -217,15 +216,12 @@ fn unsupported(given: Given, flag: &str, why: &str) -> OptionsError {
 /// honour, as the error naming it; and whether `--network none` asked for
 /// a network namespace with only loopback.
 fn refusal(a: &mut ActionFlags, vars: &Vars<'_>, host: &Host) -> Result<bool, OptionsError> {
-    let gpus = [
-        (a.nvccli, vars::NVCCLI, "--nvccli", NVCCLI_NOT_YET),
-        (
-            a.intel_hpu,
-            vars::INTEL_HPU,
-            "--intel-hpu",
-            "is not supported (Intel Gaudi devices)",
-        ),
-    ];
+    let gpus = [(
+        a.intel_hpu,
+        vars::INTEL_HPU,
+        "--intel-hpu",
+        "is not supported (Intel Gaudi devices)",
+    )];
     for (flag, var, name, why) in gpus {
         if let Some(g) = vars.given_bool(flag, var) {
             return Err(unsupported(g, name, why));
@@ -483,12 +479,6 @@ pub fn resolve_site(
         .collect();
     let root_privileges = root_privileges(&a, vars, host, conf.root_default_capabilities)?;
     let gpus = gpu_options(&a, vars, conf)?;
-    if gpus.nv && conf.use_nvidia_container_cli {
-        tracing::warn!(
-            "use nvidia-container-cli = yes ({}) has no effect: Vessel gives --nv the host's driver itself",
-            site.file
-        );
-    }
     // Checked in `refusal`: only root gets here with it.
     let allow_setuid = vars
         .given_bool(a.allow_setuid, vars::ALLOW_SETUID)
@@ -608,7 +598,12 @@ pub fn resolve_site(
         }
     };
     let (extract_dir, extract_fallback, extract_max_bytes) = extract_settings(vars, host, conf);
-    let writable_tmpfs = compat || a.writable_tmpfs || vars.flag(&[vars::WRITABLE_TMPFS]);
+    let writable = a.writable || vars.flag(&[vars::WRITABLE]);
+    // nvidia-container-cli writes into the root: a writable (discarded)
+    // layer unless the root is writable already, as Apptainer does.
+    let nvccli_layer = gpus.nvccli && !writable && !overlays.iter().any(|o| !o.readonly);
+    let writable_tmpfs =
+        compat || a.writable_tmpfs || vars.flag(&[vars::WRITABLE_TMPFS]) || nvccli_layer;
     let max = conf.sessiondir_max_mib;
     let tmpfs_size_mib = match a.writable_tmpfs_size {
         Some(size) if size > max && writable_tmpfs => {
@@ -667,7 +662,7 @@ pub fn resolve_site(
             .or_else(|| vars.value(vars::WORKDIR).map(PathBuf::from))
             .map(|w| absolute(&w, &host.cwd)),
         cwd,
-        writable: a.writable || vars.flag(&[vars::WRITABLE]),
+        writable,
         writable_tmpfs,
         tmpfs_size_mib,
         overlays,
@@ -746,6 +741,10 @@ fn gpu_options(a: &ActionFlags, vars: &Vars<'_>, conf: &Conf) -> Result<GpuOptio
     let nv_off = a.no_nv || vars.flag(&[vars::NV_OFF, vars::NO_NV]);
     let rocm_off = a.no_rocm || vars.flag(&[vars::ROCM_OFF, vars::NO_ROCM]);
     let nv = !nv_off && (a.nv || conf.always_use_nv || vars.flag(&[vars::NV]));
+    // --nvccli implies --nv; with --nv, the site can ask for it.
+    let nvccli = !nv_off
+        && (a.nvccli || vars.flag(&[vars::NVCCLI]) || (nv && conf.use_nvidia_container_cli));
+    let nv = nv || nvccli;
     let rocm = !rocm_off && (a.rocm || conf.always_use_rocm || vars.flag(&[vars::ROCM]));
     let compat32 = vars.given_bool(a.compat32, vars::COMPAT32);
     let compat32_given = compat32.is_some();
@@ -764,6 +763,7 @@ fn gpu_options(a: &ActionFlags, vars: &Vars<'_>, conf: &Conf) -> Result<GpuOptio
     };
     Ok(GpuOptions {
         nv,
+        nvccli,
         rocm,
         compat32: compat32_given,
         devices: split_commas(&a.device),
@@ -1260,7 +1260,6 @@ mod tests {
     fn each_refused_flag_is_named_with_why() {
         type Set = fn(&mut ActionFlags);
         let table: &[(Set, &str)] = &[
-            (|a| a.nvccli = true, "--nvccli is not implemented yet"),
             (
                 |a| a.network = Some("bridge".into()),
                 "--network bridge needs CNI and root",
@@ -1340,7 +1339,6 @@ mod tests {
     #[test]
     fn each_refused_variable_is_named() {
         let table: &[(&str, &str, &str)] = &[
-            ("APPTAINER_NVCCLI", "1", "(like --nvccli)"),
             (
                 "APPTAINER_NETWORK",
                 "bridge",
@@ -1694,6 +1692,11 @@ mod tests {
         });
         assert_eq!(cdi.devices, ["nvidia.com/gpu=0", "nvidia.com/gpu=1"]);
         assert_eq!(cdi.cdi_dirs, [PathBuf::from("/site/cdi")]);
+        // --nvccli is --nv through NVIDIA's tool, on a writable layer.
+        let nvccli = opts(&[], |a| a.nvccli = true);
+        assert!(nvccli.gpus.nv && nvccli.gpus.nvccli && nvccli.writable_tmpfs);
+        assert!(g(&[("APPTAINER_NVCCLI", "1")], |_| {}).nvccli);
+        assert!(!g(&[("APPTAINER_NVCCLI", "1")], |a| a.no_nv = true).nv);
         let default_dirs = g(&[], |a| a.device = vec!["x.com/y=z".into()]).cdi_dirs;
         assert_eq!(
             default_dirs,

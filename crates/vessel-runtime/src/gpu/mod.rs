@@ -6,6 +6,7 @@ pub mod cdi;
 pub mod driver;
 pub mod ldcache;
 pub mod liblist;
+pub mod nvccli;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -36,6 +37,9 @@ pub struct GpuFiles {
     /// Library directories for `LD_LIBRARY_PATH`, besides the two above.
     pub library_dirs: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// `--nvccli`: the program and its arguments, run with the root's
+    /// path last once the root is assembled.
+    pub nvccli: Option<nvccli::Call>,
     pub warnings: Vec<String>,
 }
 
@@ -48,12 +52,20 @@ pub enum GpuError {
     List(#[from] liblist::LibListError),
     #[error(transparent)]
     Cdi(#[from] cdi::CdiError),
+    #[error(transparent)]
+    Nvccli(#[from] nvccli::NvccliError),
 }
 
 /// The host's driver files for `opts`, with the job's variables (`env`)
-/// choosing the devices. Reads the linker cache once, the lists from the
-/// site's configuration directory, and `/dev`.
-pub fn find(opts: &GpuOptions, env: &[(OsString, OsString)]) -> Result<GpuFiles, GpuError> {
+/// choosing the devices (`contain`: the container gets a minimal `/dev`).
+/// Reads the linker cache once, the lists from the site's configuration
+/// directory, and `/dev`.
+pub fn find(
+    opts: &GpuOptions,
+    contain: bool,
+    uid: u32,
+    env: &[(OsString, OsString)],
+) -> Result<GpuFiles, GpuError> {
     let mut files = GpuFiles::default();
     if !opts.any() {
         return Ok(files);
@@ -64,7 +76,12 @@ pub fn find(opts: &GpuOptions, env: &[(OsString, OsString)]) -> Result<GpuFiles,
             .map(|(_, v)| v.to_string_lossy().into_owned())
     };
     let visible = Visible::from_vars(&get);
-    let vendors: Vec<Vendor> = [(opts.nv, Vendor::Nvidia), (opts.rocm, Vendor::Amd)]
+    if opts.nvccli {
+        files.nvccli = Some(nvccli::call(contain, uid, &get)?);
+    }
+    // With --nvccli, NVIDIA's tool sets the driver up, not the list.
+    let nv_list = opts.nv && !opts.nvccli;
+    let vendors: Vec<Vendor> = [(nv_list, Vendor::Nvidia), (opts.rocm, Vendor::Amd)]
         .into_iter()
         .filter_map(|(on, v)| on.then_some(v))
         .collect();

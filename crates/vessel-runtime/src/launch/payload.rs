@@ -165,6 +165,7 @@ mod tests {
             capabilities,
             allow_setuid: false,
             mounts: Vec::new(),
+            nvccli: None,
             cwd: "/".into(),
             home: "/root".into(),
             argv: vec!["true".into()],

@@ -329,6 +329,7 @@ mod tests {
             capabilities: None,
             allow_setuid: false,
             mounts,
+            nvccli: None,
             cwd: "/".into(),
             home: "/home/me".into(),
             argv: vec!["true".into()],
