@@ -119,6 +119,10 @@ pub enum OptionsError {
     },
     #[error("env file {path}: {problem}")]
     EnvFile { path: PathBuf, problem: String },
+    #[error(
+        "--env: {0:?} is not a variable name (letters, digits and _, not starting with a digit)"
+    )]
+    EnvName(String),
     #[error("--env {0:?}: expected KEY=VALUE")]
     EnvPair(String),
     #[error("overlay {0}: not a directory (only overlay directories are supported so far)")]
@@ -330,10 +334,21 @@ fn env_pairs(value: &str) -> Result<Vec<(String, String)>, OptionsError> {
     items
         .into_iter()
         .map(|kv| match kv.split_once('=') {
-            Some((k, v)) => Ok((k.to_string(), v.to_string())),
+            Some((k, v)) if is_variable_name(k) => Ok((k.to_string(), v.to_string())),
+            Some((k, _)) => Err(OptionsError::EnvName(k.to_string())),
             None => Err(OptionsError::EnvPair(kv)),
         })
         .collect()
+}
+
+/// A shell variable name: letters, digits and `_`, not starting with a
+/// digit (anything else would be written into the action script).
+fn is_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Reads the variables: the persona's prefix order for Apptainer's, the
@@ -1671,6 +1686,19 @@ mod tests {
             err("A=1,novalue,B=2"),
             Err(OptionsError::EnvPair(_))
         ));
+    }
+
+    #[test]
+    fn env_names_must_be_variable_names() {
+        for bad in ["-A=1", "1X=2", "A B=3", "=4"] {
+            let e = resolve_with(Tool::Apptainer, &[], |a| a.env = vec![bad.into()]);
+            assert!(matches!(e, Err(OptionsError::EnvName(_))), "{bad}: {e:?}");
+        }
+        let ok = opts(&[], |a| a.env = vec!["_A1=x,B=y".into()]);
+        assert_eq!(
+            ok.env,
+            [("_A1".into(), "x".into()), ("B".into(), "y".into())]
+        );
     }
 
     #[test]
