@@ -639,6 +639,41 @@ fn namespaces_on_request() {
     assert_ne!(inner.trim(), host_ipc.to_str().unwrap());
 }
 
+/// `vessel exec IMAGE sh -c SCRIPT` as the test user, once the script has
+/// printed `ready`: the monitor and the rest of its output.
+fn started(
+    image: &Path,
+    script: &str,
+    env: &[(&str, &str)],
+    dir: &Path,
+) -> (std::process::Child, std::process::ChildStdout) {
+    let mut child = user_vessel(
+        &["exec", image.to_str().unwrap(), "sh", "-c", script],
+        env,
+        dir,
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let mut stdout_pipe = child.stdout.take().unwrap();
+    let mut first = [0u8; 6];
+    std::io::Read::read_exact(&mut stdout_pipe, &mut first).unwrap();
+    assert_eq!(&first, b"ready\n");
+    (child, stdout_pipe)
+}
+
+/// Sends `sig` to the monitor (setpriv execs it, so the pid is the
+/// monitor's).
+fn signal(child: &std::process::Child, sig: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 #[test]
 fn signals_are_relayed_to_the_payload() {
     let dir = user_dir();
@@ -650,26 +685,8 @@ fn signals_are_relayed_to_the_payload() {
         let script = format!(
             "trap 'echo got {sig}; exit 3' {sig}; echo ready; while :; do sleep 0.05; done"
         );
-        let mut child = user_vessel(
-            &["exec", b.to_str().unwrap(), "sh", "-c", &script],
-            &[],
-            dir.path(),
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-        let mut stdout_pipe = child.stdout.take().unwrap();
-        let mut first = [0u8; 6];
-        std::io::Read::read_exact(&mut stdout_pipe, &mut first).unwrap();
-        assert_eq!(&first, b"ready\n");
-        // Signal the monitor (setpriv execs it, so the pid is the monitor's).
-        let status = std::process::Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
+        let (mut child, mut stdout_pipe) = started(&b, &script, &[], dir.path());
+        signal(&child, sig);
         let deadline = Instant::now() + Duration::from_secs(20);
         let code = loop {
             if let Some(s) = child.try_wait().unwrap() {
@@ -698,35 +715,18 @@ fn nothing_is_left_after_the_monitor_is_killed() {
     give_to_test_user(&tmp);
     let b = busybox();
     let tmp_var = tmp.to_string_lossy().into_owned();
-    let mut child = user_vessel(
-        &[
-            "exec",
-            b.to_str().unwrap(),
-            "sh",
-            "-c",
-            "echo ready; exec sleep 60",
-        ],
+    let (mut child, mut stdout_pipe) = started(
+        &b,
+        "echo ready; exec sleep 60",
         &[("TMPDIR", &tmp_var)],
         dir.path(),
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
-    let mut stdout_pipe = child.stdout.take().unwrap();
-    let mut first = [0u8; 6];
-    std::io::Read::read_exact(&mut stdout_pipe, &mut first).unwrap();
-    assert_eq!(&first, b"ready\n");
+    );
     assert_eq!(
         std::fs::read_dir(&tmp).unwrap().count(),
         1,
         "a session directory while it runs"
     );
-    let status = std::process::Command::new("kill")
-        .args(["-KILL", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    signal(&child, "KILL");
     child.wait().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {

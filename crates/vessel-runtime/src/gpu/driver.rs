@@ -352,14 +352,7 @@ mod tests {
 
     #[test]
     fn the_job_s_devices_come_from_slurm_then_cuda() {
-        let vars = |pairs: &'static [(&'static str, &'static str)]| {
-            move |name: &str| {
-                pairs
-                    .iter()
-                    .find(|(n, _)| *n == name)
-                    .map(|(_, v)| v.to_string())
-            }
-        };
+        let vars = crate::gpu::tests::vars;
         assert_eq!(Visible::from_vars(&vars(&[])), Visible::All);
         assert_eq!(
             Visible::from_vars(&vars(&[("CUDA_VISIBLE_DEVICES", "1")])),

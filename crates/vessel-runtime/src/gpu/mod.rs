@@ -141,3 +141,18 @@ fn add_driver(files: &mut GpuFiles, found: DriverFiles) {
         files.devices.push((d.clone(), d));
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    /// A variable lookup over fixed pairs, as the job's environment.
+    pub(crate) fn vars(
+        pairs: &'static [(&'static str, &'static str)],
+    ) -> impl Fn(&str) -> Option<String> {
+        move |name: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+}

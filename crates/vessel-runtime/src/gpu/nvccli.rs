@@ -109,14 +109,7 @@ mod tests {
 
     #[test]
     fn capabilities_and_devices_as_apptainer_passes_them() {
-        let vars = |pairs: &'static [(&'static str, &'static str)]| {
-            move |name: &str| {
-                pairs
-                    .iter()
-                    .find(|(n, _)| *n == name)
-                    .map(|(_, v)| v.to_string())
-            }
-        };
+        let vars = crate::gpu::tests::vars;
         // Without the program this host refuses; the arguments are the
         // same either way, so check them through a call that finds one.
         let args = |contain, uid, get: &dyn Fn(&str) -> Option<String>| -> Vec<String> {
