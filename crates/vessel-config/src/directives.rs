@@ -102,9 +102,9 @@ const NO_MONITORING: Effect = Effect::None("Vessel has no Apptheus monitoring");
 pub const DIRECTIVES: &[Directive] = &[
     d("allow setuid", B, "yes", SETUID),
     d("max loop devices", Values::Uint { min: 0, max: 4096 }, "256", NO_LOOP),
-    d("allow pid ns", B, "yes", Effect::Applied("no: --pid, --containall and their variables are refused")),
-    d("allow ipc ns", B, "yes", Effect::Applied("no: --ipc, --containall and their variables are refused")),
-    d("allow uts ns", B, "yes", Effect::Applied("no: --uts and --hostname are refused")),
+    d("allow pid ns", B, "yes", Effect::Applied("no: --pid, --containall and their variables run without a PID namespace, with a warning (as Apptainer)")),
+    d("allow ipc ns", B, "yes", Effect::Applied("no: --ipc, --containall and their variables run without an IPC namespace, with a warning")),
+    d("allow uts ns", B, "yes", Effect::Applied("no: --uts and --hostname run without a UTS namespace (and hostname), with a warning")),
     d("allow user ns", B, "yes", Effect::Applied("no: only root may run containers (Vessel has no setuid starter)")),
     d("config passwd", B, "yes", Effect::Applied("no: /etc/passwd is the image's, without an entry for the user")),
     d("config group", B, "yes", Effect::Applied("no: /etc/group is the image's, without the user's groups")),

@@ -432,7 +432,8 @@ pub fn resolve_site(
     let net_none = refusal(&mut a, vars, host)?;
     let ipc = a.ipc || containall || vars.flag(&[vars::IPC, vars::UNSHARE_IPC]);
     let uts = a.uts || vars.flag(&[vars::UTS, vars::UNSHARE_UTS]);
-    let hostname = a.hostname.clone().or_else(|| vars.value(vars::HOSTNAME));
+    let mut hostname = a.hostname.clone().or_else(|| vars.value(vars::HOSTNAME));
+    let (mut pid, mut ipc, mut uts) = (pid, ipc, uts);
     let implied = if compat { "--compat" } else { "--containall" };
     for (on, allowed, flag, what, directive) in [
         (
@@ -475,9 +476,20 @@ pub fn resolve_site(
             "allow uts ns = no",
         ),
     ] {
+        // As Apptainer: the site's word wins and the container runs
+        // without the namespace; Vessel says so.
         if on && !allowed {
-            return Err(site.refuse(Some(flag), what, directive).into());
+            tracing::warn!(
+                "{flag}: the site's {} does not allow {what} ({directive}): running without one",
+                site.file
+            );
         }
+    }
+    pid &= conf.allow_pid_ns;
+    ipc &= conf.allow_ipc_ns;
+    if !conf.allow_uts_ns {
+        uts = false;
+        hostname = None;
     }
     if let Some((g, _)) = vars.given_value(a.runscript_timeout.take(), vars::RUNSCRIPT_TIMEOUT) {
         // Apptainer's limit is on its embedded shell's evaluation of the
@@ -999,13 +1011,18 @@ mod tests {
         refused(ubc, 1000, |a| a.workdir = Some("/w".into()), "--workdir: ");
         refused(ubc, 7, |_| {}, "APPTAINER_BIND: ");
         assert!(under_site(ubc, 1000, |a| a.home = Some("/h".into())).is_ok());
+        // Namespaces the site forbids are left out, as Apptainer does.
         let ns = "allow pid ns = no\nallow ipc ns = no\nallow uts ns = no";
-        refused(ns, 1000, |a| a.pid = true, "--pid: ");
-        refused(ns, 1000, |a| a.containall = true, "--containall: ");
-        refused(ns, 1000, |a| a.compat = true, "--compat: ");
-        refused(ns, 1000, |a| a.ipc = true, "(allow ipc ns = no)");
-        refused(ns, 1000, |a| a.hostname = Some("h".into()), "--hostname: ");
-        assert!(under_site(ns, 1000, |a| a.no_pid = true).is_ok());
+        for set in [
+            (|a: &mut ActionFlags| a.pid = true) as fn(&mut ActionFlags),
+            |a| a.containall = true,
+            |a| a.compat = true,
+            |a| a.ipc = true,
+            |a| a.hostname = Some("h".into()),
+        ] {
+            let o = under_site(ns, 1000, set).unwrap();
+            assert!(!o.pid && !o.ipc && !o.uts && o.hostname.is_none());
+        }
         refused("allow user ns = no", 1000, |_| {}, "user namespaces");
         assert!(under_site("allow user ns = no", 0, |_| {}).is_ok());
         let ov = "enable overlay = no";
