@@ -410,16 +410,16 @@ pub struct BuildArgs {
     /// RSA key of an encrypted image (refused: no encrypted images)
     #[arg(long, value_name = "FILE")]
     pub pem_path: Option<PathBuf>,
-    /// NVIDIA GPUs in %post and %test (refused: not implemented yet)
+    /// NVIDIA GPUs in %post and %test (the host's driver, as exec --nv)
     #[arg(long)]
     pub nv: bool,
     /// GPUs through nvidia-container-cli in %post and %test (refused: not implemented yet)
     #[arg(long)]
     pub nvccli: bool,
-    /// AMD GPUs in %post and %test (refused: not implemented yet)
+    /// AMD GPUs in %post and %test (the host's ROCm driver, as exec --rocm)
     #[arg(long)]
     pub rocm: bool,
-    /// 32-bit GPU libraries too (refused: not implemented yet)
+    /// With --nv or --rocm: their 32-bit libraries too
     #[arg(long)]
     pub compat32: bool,
     /// Deterministic image (refused: not implemented yet)

@@ -370,10 +370,14 @@ pub const ENTRIES: &[Entry] = &[
     refused(BUILD, "--encrypt", ENCRYPTION),
     refused(BUILD, "--passphrase", ENCRYPTION),
     refused(BUILD, "--pem-path", ENCRYPTION),
-    refused(BUILD, "--nv", GPUS),
+    imp(
+        BUILD,
+        "--nv",
+        "the host's NVIDIA driver in %post and %test; the empty mount points it needs are removed from the image after %post",
+    ),
     refused(BUILD, "--nvccli", GPUS),
-    refused(BUILD, "--rocm", GPUS),
-    refused(BUILD, "--compat32", GPUS),
+    imp(BUILD, "--rocm", "the host's ROCm driver in %post and %test, as --nv"),
+    imp(BUILD, "--compat32", "with --nv or --rocm, their 32-bit libraries too"),
     refused(
         BUILD,
         "--buildkit-host",

@@ -268,6 +268,42 @@ fn gpus_from_a_fake_driver() {
     );
     assert!(rocm.contains("hsa_init=4444"), "{rocm}");
 
+    // build --nv: %post runs with the host's driver, and the image keeps
+    // none of it (the mount points the binds needed are removed).
+    let def = d.join("gpu.def");
+    std::fs::write(
+        &def,
+        format!("Bootstrap: localimage\nFrom: {image}\n\n%post\n    nvidia-smi > /smi.txt\n    ls /.singularity.d/libs > /libs.txt\n"),
+    )
+    .unwrap();
+    let sandbox = d.join("gpu-sandbox");
+    let out = user_run(
+        d,
+        &[
+            "build",
+            "--nv",
+            "--sandbox",
+            &sandbox.to_string_lossy(),
+            &def.to_string_lossy(),
+        ],
+        &[],
+    );
+    ok(&out, "build --nv");
+    let smi = std::fs::read_to_string(sandbox.join("smi.txt")).unwrap();
+    assert!(smi.contains("GPU 0: Vessel Fake GPU"), "{smi}");
+    let libs = std::fs::read_to_string(sandbox.join("libs.txt")).unwrap();
+    assert!(libs.lines().any(|l| l == "libcuda.so.1"), "{libs}");
+    for gone in ["usr/bin/nvidia-smi", ".singularity.d/hostlibs"] {
+        assert!(
+            std::fs::symlink_metadata(sandbox.join(gone)).is_err(),
+            "{gone} was left in the image"
+        );
+    }
+    let left = std::fs::read_dir(sandbox.join(".singularity.d/libs"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(left, 0, "driver libraries were left in the image");
+
     // A CDI spec: a device under another name, a bind, a variable and an
     // update-ldcache hook, which Vessel does itself (LD_LIBRARY_PATH).
     let cdi = d.join("cdi");

@@ -25,10 +25,7 @@ fn decide(tool: Tool, mut args: BuildArgs) -> Result<BuildArgs> {
             args.passphrase,
             Some(vars::ENCRYPTION_PASSPHRASE),
         ),
-        ("--nv", args.nv, None),
         ("--nvccli", args.nvccli, Some(vars::NVCCLI)),
-        ("--rocm", args.rocm, None),
-        ("--compat32", args.compat32, None),
         (
             "--reproducible",
             args.reproducible,
@@ -292,6 +289,15 @@ fn from_definition(tool: Tool, args: &BuildArgs) -> Result<u8> {
         binds: args.bind.clone(),
         mounts: args.mount.clone(),
         writable_tmpfs: args.writable_tmpfs,
+        gpu_flags: [
+            (args.nv, "--nv"),
+            (args.rocm, "--rocm"),
+            (args.compat32, "--compat32"),
+        ]
+        .into_iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, flag)| flag.to_string())
+        .collect(),
     };
     let verify = move |image: &Path, wanted: &[String]| verify_fingerprints(tool, image, wanted);
     let tools = vessel_build::engine::Tools {

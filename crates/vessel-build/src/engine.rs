@@ -61,15 +61,21 @@ pub struct BuildOptions {
     /// `--writable-tmpfs`: `%test` runs with a writable (discarded) root;
     /// `%post` is always run `--writable`.
     pub writable_tmpfs: bool,
+    /// `--nv`, `--rocm`, `--compat32`: the GPU flags of the `%post` and
+    /// `%test` runs, so that they can run GPU code.
+    pub gpu_flags: Vec<String>,
 }
 
 impl BuildOptions {
-    /// The user's `--bind`/`--mount` as flags of the nested `vessel exec`
-    /// and `vessel test` (which parse and check them).
+    /// The user's `--bind`/`--mount` and GPU flags as flags of the nested
+    /// `vessel exec` and `vessel test` (which parse and check them).
     fn mount_flags(&self) -> Vec<String> {
         let binds = self.binds.iter().map(|b| format!("--bind={b}"));
         let mounts = self.mounts.iter().map(|m| format!("--mount={m}"));
-        binds.chain(mounts).collect()
+        binds
+            .chain(mounts)
+            .chain(self.gpu_flags.iter().cloned())
+            .collect()
     }
 }
 
@@ -251,27 +257,32 @@ fn sections_of_stage(
     if runs(opts, "files") {
         crate::apps::lay_out(stage, rootfs)?;
     }
+    let gpu_points = crate::gpu_points::GpuMountPoints::before(rootfs, &opts.gpu_flags)?;
     if runs(opts, "post") && !stage.sections.post.is_empty() {
         tracing::info!("Running %post as fake root (a root-mapped user namespace)");
-        run_in(
+        let ran = run_in(
             tools,
             rootfs,
             &opts.mount_flags(),
             &stage.sections.post,
             work,
             "post",
-        )?;
+        );
+        gpu_points.clean(rootfs)?;
+        ran?;
     }
     if let Some(install) = crate::apps::install_script(stage).filter(|_| runs(opts, "post")) {
         tracing::info!("Running %appinstall as fake root");
-        run_in(
+        let ran = run_in(
             tools,
             rootfs,
             &opts.mount_flags(),
             &install,
             work,
             "appinstall",
-        )?;
+        );
+        gpu_points.clean(rootfs)?;
+        ran?;
     }
     if runs(opts, "post") {
         add_post_labels(rootfs)?;

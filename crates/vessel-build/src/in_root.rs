@@ -67,6 +67,24 @@ impl BuildRoot {
         crate::engine::write_file(&self.file(path)?, text, mode)
     }
 
+    /// Whether the container path `path` exists (resolved inside the root).
+    pub(crate) fn exists(&self, path: &str) -> bool {
+        open_in_root(&self.fd, Path::new(path)).is_ok()
+    }
+
+    /// Removes the container path `path` when it is an empty directory or
+    /// an empty file, its directory resolved inside the root and nothing
+    /// followed; whether it was removed.
+    pub(crate) fn remove_if_empty(&self, path: &str) -> bool {
+        let Some((parent, name)) = split(path) else {
+            return false;
+        };
+        match open_in_root(&self.fd, Path::new(&parent)) {
+            Ok(dir) => vessel_sys::tree::remove_if_empty_at(&dir, std::ffi::OsStr::new(&name)),
+            Err(_) => false,
+        }
+    }
+
     /// The text of the file `path` (a container path), resolved inside the
     /// root; `None` when it is missing or unreadable.
     pub(crate) fn read(&self, path: &str) -> Option<String> {

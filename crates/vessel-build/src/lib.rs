@@ -23,6 +23,7 @@ mod debootstrap;
 pub mod def;
 pub mod engine;
 mod error;
+mod gpu_points;
 mod hostroot;
 mod in_root;
 mod pack;

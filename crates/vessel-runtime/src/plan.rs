@@ -733,17 +733,13 @@ pub fn link_libraries(
 }
 
 /// Where a library of the linker cache really is: the cache's path when it
-/// is a file or a link to a file beside it (the usual `libcuda.so.1 ->
-/// libcuda.so.550.54`: it resolves inside the bound directory), else the
-/// fully resolved path; `None` when it is gone. Most take one `readlink`.
+/// is a file or a link to a name beside it (the usual `libcuda.so.1 ->
+/// libcuda.so.550.54`: it resolves inside the bound directory, and is
+/// taken as it is, one `readlink` per library on every start), else the
+/// fully resolved path; `None` when it is gone.
 fn real_library(lib: &Path) -> Option<PathBuf> {
     match std::fs::read_link(lib) {
-        Ok(target) if target.components().count() == 1 => {
-            let beside = lib.with_file_name(&target);
-            std::fs::metadata(&beside)
-                .is_ok_and(|m| m.is_file())
-                .then_some(lib.to_path_buf())
-        }
+        Ok(target) if target.components().count() == 1 => Some(lib.to_path_buf()),
         Ok(_) => std::fs::canonicalize(lib).ok(),
         Err(_) => std::fs::metadata(lib)
             .is_ok_and(|m| m.is_file())

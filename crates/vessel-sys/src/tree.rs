@@ -163,6 +163,22 @@ pub fn open_dir_beneath(root: &impl AsFd, path: &OsStr, for_reading: bool) -> io
     )?)
 }
 
+/// Removes `name` in `dir` when it is an empty directory or an empty
+/// regular file (never following a link); whether it was removed.
+pub fn remove_if_empty_at(dir: &impl AsFd, name: &OsStr) -> bool {
+    let Ok(stat) = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) else {
+        return false;
+    };
+    match FileType::from_raw_mode(stat.st_mode) {
+        // rmdir itself refuses a directory that is not empty.
+        FileType::Directory => rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR).is_ok(),
+        FileType::RegularFile if stat.st_size == 0 => {
+            rustix::fs::unlinkat(dir, name, AtFlags::empty()).is_ok()
+        }
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,5 +208,13 @@ mod tests {
         assert_eq!(link.mtime(), 2_000_000);
         let fifo = std::fs::metadata(tmp.path().join("t/p")).unwrap();
         assert_eq!(fifo.mode() & 0o7777, 0o640);
+        // Only what is empty goes, and a link is never followed.
+        create_file_at(&root, OsStr::new("empty"), 0o600).unwrap();
+        crate::path::make_dir_at(&root, OsStr::new("hollow"), 0o700).unwrap();
+        assert!(remove_if_empty_at(&root, OsStr::new("empty")));
+        assert!(remove_if_empty_at(&root, OsStr::new("hollow")));
+        assert!(!remove_if_empty_at(&root, OsStr::new("d")));
+        assert!(!remove_if_empty_at(&root, OsStr::new("l")));
+        assert!(!remove_if_empty_at(&root, OsStr::new("missing")));
     }
 }
