@@ -63,30 +63,7 @@ fn fixture_keyring() -> tempfile::TempDir {
 
 /// A new key pair in `keys`; returns its fingerprint.
 fn newpair(keys: &Path, name: &str, passphrase: &str) -> String {
-    ok(with_keys(
-        keys,
-        &[
-            "key",
-            "newpair",
-            "--name",
-            name,
-            "--email",
-            "ci@example.org",
-            "--comment",
-            "test key",
-            "--password",
-            passphrase,
-            "--bit-length",
-            "2048",
-        ],
-        "",
-    ));
-    let list = ok(with_keys(keys, &["key", "list", "--secret"], ""));
-    list.lines()
-        .rev()
-        .find_map(|l| l.split("Fingerprint:").nth(1))
-        .map(|f| f.trim().to_string())
-        .expect("a fingerprint in key list")
+    new_key_with_passphrase(&|args| ok(with_keys(keys, args, "")), name, passphrase)
 }
 
 fn copy(from: &Path, dir: &Path, name: &str) -> PathBuf {

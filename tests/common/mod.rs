@@ -445,6 +445,15 @@ pub fn unsigned_copy(from: &Path, to: &Path) {
 /// run by `vessel_with_keys` (which points it at a key directory and
 /// returns its output); returns the key's fingerprint.
 pub fn new_key(vessel_with_keys: &dyn Fn(&[&str]) -> String, name: &str) -> String {
+    new_key_with_passphrase(vessel_with_keys, name, "")
+}
+
+/// [`new_key`] protected by `passphrase` (none when empty).
+pub fn new_key_with_passphrase(
+    vessel_with_keys: &dyn Fn(&[&str]) -> String,
+    name: &str,
+    passphrase: &str,
+) -> String {
     vessel_with_keys(&[
         "key",
         "newpair",
@@ -455,7 +464,7 @@ pub fn new_key(vessel_with_keys: &dyn Fn(&[&str]) -> String, name: &str) -> Stri
         "--comment",
         "test key",
         "--password",
-        "",
+        passphrase,
         "--bit-length",
         "2048",
     ]);
