@@ -276,38 +276,29 @@ fn nvidia_container_cli(call: &crate::gpu::nvccli::Call, root: &Path) -> Result<
 /// A kernel refusal at a step that needs user namespaces or a recent
 /// kernel, with the likeliest reason on this machine as its hint.
 fn kernel_hint(what: &str, source: SysError) -> LaunchError {
-    let errno = source.errno();
-    let read = |p: &str| {
-        fs::read_to_string(p)
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default()
-    };
+    use crate::userns::Refusal;
     let ask = "ask the administrator to enable them";
-    let (why, hint) = if read("/proc/sys/user/max_user_namespaces") == "0" {
-        (
+    let (why, hint) = match crate::userns::why_refused(source.errno() == Some(Errno::NOSPC)) {
+        Refusal::Disabled => (
             "user namespaces are disabled on this machine (user.max_user_namespaces = 0)",
             ask,
-        )
-    } else if read("/proc/sys/kernel/unprivileged_userns_clone") == "0" {
-        (
+        ),
+        Refusal::CloneOff => (
             "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone = 0)",
             ask,
-        )
-    } else if read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == "1" {
-        (
+        ),
+        Refusal::AppArmor => (
             "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns = 1)",
             "the administrator can allow them for vessel with an AppArmor profile, or set the sysctl to 0",
-        )
-    } else if errno == Some(Errno::NOSPC) {
-        (
+        ),
+        Refusal::LimitReached => (
             "the user namespace limit is reached (ENOSPC)",
             "fewer containers at once, or a higher user.max_user_namespaces (the administrator's)",
-        )
-    } else {
-        (
+        ),
+        Refusal::Other => (
             "the kernel refused to create the container's namespaces",
             "containers need unprivileged user namespaces (Linux 4.18 or newer)",
-        )
+        ),
     };
     LaunchError::Kernel {
         what: what.to_string(),

@@ -22,6 +22,7 @@ pub mod options;
 pub mod overlay_dir;
 pub mod plan;
 pub mod resolve;
+pub mod userns;
 
 pub use launch::{launch, launch_image, LaunchError};
 pub use options::{Action, Host, LaunchOptions};

@@ -2,24 +2,15 @@
 //! real in a throwaway child. The sysctls that can forbid them are read
 //! only to name the reason when the kernel refuses.
 
-use std::path::Path;
-
 use vessel_sys::mount::{self, FsFlags};
 use vessel_sys::ns::{self, Namespaces};
 use vessel_sys::probe::in_throwaway_child;
 
 use super::{scratch_dir, Finding, Node};
+use crate::userns::{sysctl, why_refused, Refusal};
 
 const CHECK: &str = "user namespaces";
 const OVERLAY: &str = "overlay in userns";
-
-/// A sysctl's value, `None` where this kernel does not have it.
-fn sysctl(name: &str) -> Option<String> {
-    let path = Path::new("/proc/sys").join(name.replace('.', "/"));
-    std::fs::read_to_string(path)
-        .ok()
-        .map(|v| v.trim().to_string())
-}
 
 /// How to set a sysctl now and at every boot.
 fn set_sysctl(name: &str, value: &str) -> String {
@@ -78,15 +69,16 @@ pub(super) fn user_namespaces(node: &Node<'_>) -> Finding {
         }
     };
     let why = format!("the kernel refused: {refused} ({settings})");
-    if max.as_deref() == Some("0") {
-        Finding::fail(CHECK, why, set_sysctl("user.max_user_namespaces", "15000"))
-    } else if clone.as_deref() == Some("0") {
-        Finding::fail(
+    match why_refused(refused.contains("No space left")) {
+        Refusal::Disabled => {
+            Finding::fail(CHECK, why, set_sysctl("user.max_user_namespaces", "15000"))
+        }
+        Refusal::CloneOff => Finding::fail(
             CHECK,
             why,
             set_sysctl("kernel.unprivileged_userns_clone", "1"),
-        )
-    } else if apparmor.as_deref() == Some("1") {
+        ),
+        Refusal::AppArmor => {
         let exe = std::env::current_exe()
             .map(|e| e.display().to_string())
             .unwrap_or_else(|_| "/usr/bin/vessel".into());
@@ -101,19 +93,18 @@ pub(super) fn user_namespaces(node: &Node<'_>) -> Finding {
                 set_sysctl("kernel.apparmor_restrict_unprivileged_userns", "0")
             ),
         )
-    } else if refused.contains("No space left") {
-        Finding::fail(
+        }
+        Refusal::LimitReached => Finding::fail(
             CHECK,
             format!("the user namespace limit is reached; {why}"),
             "end some containers, or an administrator raises user.max_user_namespaces",
-        )
-    } else {
-        Finding::fail(
+        ),
+        Refusal::Other => Finding::fail(
             CHECK,
             why,
             "unprivileged user namespaces need Linux 4.18 or newer, enabled in the kernel (CONFIG_USER_NS); \
              inside another container, that container must allow them",
-        )
+        ),
     }
 }
 
