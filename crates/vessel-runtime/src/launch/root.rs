@@ -8,6 +8,7 @@
 //! is unit-tested below against the recording fake, without privilege;
 //! the launch passes the real [`super::kernel::Kernel`].
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use vessel_sys::mount::FsFlags;
@@ -205,6 +206,25 @@ fn mount_point<S: Syscall>(
     }
 }
 
+/// Symbolic links `(target, name)` in the container directory `dir`, made
+/// where missing; a name already there is kept.
+fn make_links<'a, S: Syscall>(
+    sys: &S,
+    root: &S::Handle,
+    dir: &Path,
+    links: impl IntoIterator<Item = (&'a str, &'a OsStr)>,
+) -> Result<(), LaunchError> {
+    let at = sys.ensure_in_root(root, dir, false)?;
+    let host_dir = sys.host_path(&at)?;
+    for (target, name) in links {
+        match sys.symlink(Path::new(target), &host_dir.join(name)) {
+            Err(e) if e.errno() != Some(Errno::EXIST) => return Err(e.into()),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Carries out one step of the root plan inside `root`.
 fn apply<S: Syscall>(
     sys: &S,
@@ -276,24 +296,12 @@ fn apply<S: Syscall>(
         }
         Mount::Symlink { target, at } => {
             let parent = at.parent().unwrap_or(Path::new("/"));
-            let dir = sys.ensure_in_root(root, parent, false)?;
-            let link = sys
-                .host_path(&dir)?
-                .join(at.file_name().unwrap_or_default());
-            match sys.symlink(Path::new(target), &link) {
-                Err(e) if e.errno() != Some(Errno::EXIST) => return Err(e.into()),
-                _ => {}
-            }
+            let name = at.file_name().unwrap_or_default();
+            make_links(sys, root, parent, [(target.as_str(), name)])?;
         }
         Mount::Symlinks { dir, links } => {
-            let at = sys.ensure_in_root(root, dir, false)?;
-            let host_dir = sys.host_path(&at)?;
-            for (target, name) in links {
-                match sys.symlink(Path::new(target), &host_dir.join(name)) {
-                    Err(e) if e.errno() != Some(Errno::EXIST) => return Err(e.into()),
-                    _ => {}
-                }
-            }
+            let links = links.iter().map(|(t, n)| (t.as_str(), OsStr::new(n)));
+            make_links(sys, root, dir, links)?;
         }
         Mount::Devpts { dst } => {
             let target = sys.ensure_in_root(root, dst, false)?;
