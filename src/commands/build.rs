@@ -53,12 +53,7 @@ fn decide(tool: Tool, mut args: BuildArgs) -> Result<BuildArgs> {
         false,
     )?;
     env.refuse("--pem-path", false, Some(vars::ENCRYPTION_PEM_DATA), false)?;
-    env.refuse(
-        "--library",
-        args.library.is_some(),
-        Some(vars::LIBRARY),
-        false,
-    )?;
+    super::pull::refuse_library(&env, &args.library)?;
     // The bare BUILDKIT_HOST, like DOCKER_HOST, belongs to its own tool.
     env.refuse(
         "--buildkit-host",

@@ -127,6 +127,11 @@ pub fn pull_options_for(
 /// The bare `DOCKER_HOST` is the Docker client's own, set wherever Docker
 /// is used: Apptainer reads it only for `docker-daemon:` sources, which
 /// Vessel refuses by name, so it changes nothing here.
+/// `--library` (or its variable): Vessel does not use the Sylabs library.
+pub fn refuse_library(env: &Env, library: &Option<String>) -> Result<()> {
+    env.refuse("--library", library.is_some(), Some(vars::LIBRARY), false)
+}
+
 pub fn refuse_docker_host(env: &Env, extra: &RegistryExtra) -> Result<()> {
     env.refuse(
         "--docker-host",
@@ -221,12 +226,7 @@ pub fn pull_oras(
 
 pub fn push(tool: Tool, args: crate::cli::PushArgs) -> Result<u8> {
     let env = Env::new(tool, "push");
-    env.refuse(
-        "--library",
-        args.library.is_some(),
-        Some(vars::LIBRARY),
-        false,
-    )?;
+    refuse_library(&env, &args.library)?;
     env.refuse("--annotation", !args.annotation.is_empty(), None, false)?;
     refuse_docker_host(&env, &args.extra)?;
     env.warn("--description", args.description.is_some(), None);
@@ -247,12 +247,7 @@ pub fn push(tool: Tool, args: crate::cli::PushArgs) -> Result<u8> {
 
 pub fn run(tool: Tool, args: PullArgs) -> Result<u8> {
     let env = Env::new(tool, "pull");
-    env.refuse(
-        "--library",
-        args.library.is_some(),
-        Some(vars::LIBRARY),
-        false,
-    )?;
+    refuse_library(&env, &args.library)?;
     env.refuse(
         "--reproducible",
         args.reproducible,
