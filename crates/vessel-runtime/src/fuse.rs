@@ -5,10 +5,10 @@
 //! pages, entries and attributes, and asks again only on a miss.
 //!
 //! Inode numbers are SquashFS's own (1..=inode_count) with the root's and
-//! inode 1's swapped, because FUSE's root is always 1. Files' owners are
-//! the image's real ids and the kernel checks permissions on them
-//! (`default_permissions`), so a root-only file stays root-only; root's
-//! directories are shown as the user's (see [`mount_and_serve`]).
+//! inode 1's swapped, because FUSE's root is always 1. The kernel checks
+//! permissions (`default_permissions`) on the owners [`Owners`] shows: the
+//! image's own where the container's namespace maps them, the user's
+//! otherwise.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -24,6 +24,8 @@ use fuser::{
 };
 use vessel_squashfs::{Archive, Inode, InodeRef, Kind};
 
+pub use crate::image_owners::Owners;
+
 /// The image cannot change under the mount: cache for as long as it lives.
 const TTL: Duration = Duration::from_secs(365 * 24 * 3600);
 
@@ -34,15 +36,12 @@ pub struct ImageFs {
     /// directory listings (the kernel only uses numbers it was given).
     refs: RwLock<HashMap<u32, InodeRef>>,
     inodes: RwLock<HashMap<u32, Arc<Inode>>>,
-    /// Who root's directories are shown as (see [`mount_and_serve`]).
-    root_dirs_as: (u32, u32),
+    /// Who the files are shown as.
+    owners: Owners,
 }
 
 impl ImageFs {
-    pub fn new(
-        archive: Archive,
-        root_dirs_as: (u32, u32),
-    ) -> Result<ImageFs, vessel_squashfs::Error> {
+    pub fn new(archive: Archive, owners: Owners) -> Result<ImageFs, vessel_squashfs::Error> {
         let root_ref = archive.root();
         let root = archive.inode(root_ref)?;
         let mut refs = HashMap::new();
@@ -52,7 +51,7 @@ impl ImageFs {
             root_number: root.number,
             refs: RwLock::new(refs),
             inodes: RwLock::new(HashMap::new()),
-            root_dirs_as,
+            owners,
         })
     }
 
@@ -110,11 +109,12 @@ impl ImageFs {
 
     fn attr(&self, inode: &Inode) -> FileAttr {
         let time = UNIX_EPOCH + Duration::from_secs(inode.mtime as u64);
-        let owner = match (inode.kind, inode.uid, inode.gid) {
-            (Kind::Dir, 0, 0) => self.root_dirs_as,
-            (Kind::Dir, 0, gid) => (self.root_dirs_as.0, gid),
-            _ => (inode.uid, inode.gid),
-        };
+        let (uid, gid, perm) = self.owners.show(
+            inode.uid,
+            inode.gid,
+            inode.mode & 0o7777,
+            matches!(inode.kind, Kind::Dir | Kind::Symlink),
+        );
         FileAttr {
             ino: self.ino(inode.number),
             size: inode.size,
@@ -124,10 +124,10 @@ impl ImageFs {
             ctime: time,
             crtime: time,
             kind: file_type(inode.kind),
-            perm: inode.mode & 0o7777,
+            perm,
             nlink: inode.nlink.max(1),
-            uid: owner.0,
-            gid: owner.1,
+            uid,
+            gid,
             rdev: inode.rdev,
             blksize: self.archive.superblock().block_size,
             flags: 0,
@@ -397,13 +397,8 @@ fn xattr_reply(reply: ReplyXattr, size: u32, value: &[u8]) {
 /// Serves `archive` on the FUSE connection `fd` (already mounted) with
 /// `threads` workers until the file system is unmounted or the process
 /// ends. Returns when the session ends.
-pub fn serve(
-    archive: Archive,
-    fd: OwnedFd,
-    threads: usize,
-    root_dirs_as: (u32, u32),
-) -> std::io::Result<()> {
-    let fs = ImageFs::new(archive, root_dirs_as).map_err(std::io::Error::other)?;
+pub fn serve(archive: Archive, fd: OwnedFd, threads: usize, owners: Owners) -> std::io::Result<()> {
+    let fs = ImageFs::new(archive, owners).map_err(std::io::Error::other)?;
     let mut config = fuser::Config::default();
     config.n_threads = Some(threads.max(1));
     config.clone_fd = true;
@@ -442,10 +437,8 @@ fn threads() -> usize {
 /// the terminal's process group (a Ctrl-C is for the payload) and dies with
 /// its parent.
 ///
-/// Files keep the image's owners, so a root-only file stays unreadable;
-/// root's directories are shown as the user's, as Apptainer shows every
-/// file of an unprivileged mount, so that the container's mount points can
-/// be made in them and `--writable-tmpfs` can add files where users expect.
+/// Owners the namespace cannot map are shown as `uid`/`gid` (see
+/// [`Owners`]), so that writable layers can change every image file.
 pub fn mount_and_serve(
     file: &std::fs::File,
     offset: u64,
@@ -469,13 +462,14 @@ pub fn mount_and_serve(
             e,
         ))
     })?;
+    let owners = Owners::of_this_namespace((uid, gid))?;
     vessel_sys::fuse::mount(&fd, target, "vessel", uid, gid).map_err(ServeError::Mount)?;
     let threads = threads();
     match p::fork()? {
         Fork::Child => {
             p::leave_foreground_group();
             let _ = p::die_with_parent();
-            let code = match serve(archive, fd, threads, (uid, gid)) {
+            let code = match serve(archive, fd, threads, owners) {
                 Ok(()) => 0,
                 Err(e) => {
                     eprintln!("FATAL:   the image's FUSE server stopped: {e}");

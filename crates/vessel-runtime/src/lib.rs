@@ -17,6 +17,7 @@ pub mod fakeroot;
 pub mod fuse;
 pub mod gpu;
 pub mod identity;
+pub mod image_owners;
 pub mod launch;
 pub mod options;
 pub mod overlay_dir;

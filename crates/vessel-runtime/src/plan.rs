@@ -98,6 +98,11 @@ pub struct LaunchPlan {
     /// Read-only overlay directories stacked on the image, topmost first.
     pub read_only_layers: Vec<PathBuf>,
     pub root_mode: RootMode,
+    /// The container has its own user namespace: overlayfs keeps its
+    /// whiteouts and opaque directories in `user.overlay.*` attributes
+    /// (`userxattr`), since `trusted.*` ones need real root; without them
+    /// removing an image directory fails with an I/O error.
+    pub user_namespace: bool,
     /// Mount a new `/proc` (with a PID namespace) instead of the host's.
     pub new_proc: bool,
     /// In a PID namespace, a small init is PID 1 and reaps (not with
@@ -596,6 +601,7 @@ pub fn build_root(
             .map(|o| o.dir.clone())
             .collect(),
         root_mode,
+        user_namespace: session.namespaces.user,
         new_proc,
         shim_init: new_proc && !opts.no_init,
         umask: opts.no_umask.then_some(0o022),

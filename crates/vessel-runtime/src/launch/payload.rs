@@ -157,6 +157,7 @@ mod tests {
         LaunchPlan {
             lower: "/image".into(),
             read_only_layers: Vec::new(),
+            user_namespace: false,
             root_mode: RootMode::ReadOnly,
             new_proc: false,
             shim_init: false,

@@ -59,6 +59,7 @@ pub(super) fn assemble_root<S: Syscall>(
             &session.join("work"),
             &root,
             root_flags(plan),
+            plan.user_namespace,
         )?,
         RootMode::Overlay { upper } => {
             let (u, w) = (upper.join("upper"), upper.join("work"));
@@ -68,7 +69,15 @@ pub(super) fn assemble_root<S: Syscall>(
                     dir: upper.clone(),
                     source: e.errno,
                 })?;
-            overlay(sys, &layers, &u, &w, &root, root_flags(plan))?
+            overlay(
+                sys,
+                &layers,
+                &u,
+                &w,
+                &root,
+                root_flags(plan),
+                plan.user_namespace,
+            )?
         }
     }
     let root_fd = sys.open_dir(&root)?;
@@ -91,7 +100,12 @@ pub(super) fn assemble_root<S: Syscall>(
 /// The options of an overlay mount of `layers` (topmost first, the image
 /// last) with a writable `upper`; refuses paths the option string cannot
 /// carry.
-fn overlay_options(layers: &[PathBuf], upper: &Path, work: &Path) -> Result<String, LaunchError> {
+fn overlay_options(
+    layers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    userxattr: bool,
+) -> Result<String, LaunchError> {
     for p in layers.iter().map(PathBuf::as_path).chain([upper, work]) {
         let s = p.to_string_lossy();
         if s.contains(',') || s.contains(':') {
@@ -100,10 +114,11 @@ fn overlay_options(layers: &[PathBuf], upper: &Path, work: &Path) -> Result<Stri
     }
     let lowerdir: Vec<String> = layers.iter().map(|l| l.display().to_string()).collect();
     Ok(format!(
-        "lowerdir={},upperdir={},workdir={}",
+        "lowerdir={},upperdir={},workdir={}{}",
         lowerdir.join(":"),
         upper.display(),
-        work.display()
+        work.display(),
+        if userxattr { ",userxattr" } else { "" }
     ))
 }
 
@@ -115,8 +130,9 @@ fn overlay<S: Syscall>(
     work: &Path,
     target: &Path,
     flags: FsFlags,
+    userxattr: bool,
 ) -> Result<(), LaunchError> {
-    let options = overlay_options(layers, upper, work)?;
+    let options = overlay_options(layers, upper, work, userxattr)?;
     sys.mount_fs("overlay", target, flags, &options)
         .map_err(|e| kernel_hint("could not mount the container's root file system (overlayfs in a user namespace needs Linux 5.11 or newer)", e))
 }
@@ -191,6 +207,9 @@ fn mount_point<S: Syscall>(
                     &work,
                     &at,
                     NOSUID_NODEV,
+                    // Only mount points are made in it: nothing is ever
+                    // removed, so it needs no whiteouts.
+                    false,
                 )
                 .map_err(|o| {
                     tracing::debug!("{o}");
@@ -329,6 +348,7 @@ mod tests {
         LaunchPlan {
             lower: "/image".into(),
             read_only_layers: Vec::new(),
+            user_namespace: false,
             root_mode,
             new_proc: false,
             shim_init: false,
