@@ -21,6 +21,8 @@ packages=(
   debootstrap munge slurmctld slurmd slurm-client procps
   # Fake-root builds with the user's subordinate ids (newuidmap/newgidmap).
   uidmap
+  # overlay create: mkfs.ext3 and debugfs; its tests check images with fsck.ext3.
+  e2fsprogs
   # The FUSE driver's tests (xattrs in the corpus) and its benchmark peers.
   attr fuse3 squashfuse
   # Signatures Vessel makes are checked with GnuPG; openssl makes DSSE keys.

@@ -1140,7 +1140,7 @@ pub struct InstanceStartArgs {
     pub action: ActionArgs,
 }
 
-/// `overlay`: parsed in full, then refused as not implemented yet.
+/// `overlay`: writable overlay images.
 #[derive(Debug, Args)]
 pub struct OverlayArgs {
     #[command(subcommand)]
@@ -1148,7 +1148,6 @@ pub struct OverlayArgs {
 }
 
 #[derive(Debug, Subcommand)]
-#[allow(dead_code)]
 pub enum OverlayCommand {
     /// Create an ext3 overlay image, or add one to a SIF
     Create {

@@ -108,6 +108,7 @@ const VERIFY: &[&str] = &["verify"];
 const SIGN_VERIFY: &[&str] = &["sign", "verify"];
 const CONFIG_GLOBAL: &[&str] = &["config global"];
 const CONFIG_FAKEROOT: &[&str] = &["config fakeroot"];
+const OVERLAY_CREATE: &[&str] = &["overlay create"];
 const KEY_LOCAL: &[&str] = &[
     "key newpair",
     "key list",
@@ -151,10 +152,6 @@ pub const REFUSED_COMMANDS: &[(&str, &str)] = &[
     (
         "instance stats",
         "parsed; instances are not implemented yet in Vessel",
-    ),
-    (
-        "overlay create",
-        "parsed; overlay images are not implemented yet in Vessel",
     ),
     ("key search", KEY_SERVERS),
     ("key pull", KEY_SERVERS),
@@ -488,6 +485,24 @@ pub const ENTRIES: &[Entry] = &[
     root(CONFIG_FAKEROOT, "--remove", "under shadow-utils' lock"),
     root(CONFIG_FAKEROOT, "--enable", "under shadow-utils' lock"),
     root(CONFIG_FAKEROOT, "--disable", "a leading `!`, as Apptainer writes"),
+    // overlay create.
+    imp(OVERLAY_CREATE, "--size", "MiB, at least 64"),
+    imp(
+        OVERLAY_CREATE,
+        "--sparse",
+        "a sparse image file; a partition added to a SIF is written out whole",
+    ),
+    imp(OVERLAY_CREATE, "--create-dir", "made under upper/"),
+    imp(
+        OVERLAY_CREATE,
+        "--fakeroot",
+        "upper/ and work/ owned by root, as Apptainer's fake root makes them; also APPTAINER_FAKEROOT",
+    ),
+    imp(
+        OVERLAY_CREATE,
+        "--tmpdir",
+        "where the layout is staged; beats APPTAINER_TMPDIR and TMPDIR",
+    ),
     // cache.
     imp(&["cache list", "cache clean"], "--type", ""),
     imp(&["cache list"], "--verbose", ""),

@@ -72,7 +72,6 @@ fn personas_answer_as_their_tool() {
 #[test]
 fn commands_not_implemented_yet_fail_clearly() {
     for args in [
-        vec!["overlay", "create", "--size", "64", "o.img"],
         vec!["instance", "start", "app.sif", "web"],
         vec!["keyserver", "list"],
         vec!["remote", "list"],

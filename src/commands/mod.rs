@@ -9,6 +9,7 @@ mod flags;
 mod inspect;
 mod internal;
 mod key;
+mod overlay;
 mod pull;
 mod registry;
 mod sif;
@@ -77,6 +78,7 @@ pub fn run(cli: Cli, tool: Tool) -> Result<u8> {
         Command::Doctor(args) => doctor::run(tool, args),
         Command::Sif(args) => sif::run(args),
         Command::Key(args) => key::run(tool, args),
+        Command::Overlay(args) => overlay::run(tool, args),
         Command::Sign(args) => sign::run(tool, args),
         Command::Verify(args) => verify::run(tool, args),
         Command::FakerootRun(args) => internal::fakeroot(args),

@@ -9,6 +9,7 @@ mod rootfs;
 mod squashfs;
 
 pub mod inspect;
+pub mod overlay_image;
 
 pub use extract::{extract, ExtractError, ExtractOptions, ExtractStats, MAX_DEPTH};
 pub use open::{
