@@ -360,6 +360,15 @@ fn refusals_name_the_problem_and_leave_files_alone() {
         &["--create-dir", "outside the overlay's upper directory"],
     );
 
+    // No directory to make it in, and a link to nothing.
+    assert_fatal(
+        &create(d, &["no-such-dir/x.img"]),
+        &["could not create files in", "no such directory", "HINT:"],
+    );
+    std::os::unix::fs::symlink("nowhere", d.join("dangling.img")).unwrap();
+    assert_fatal(&create(d, &["dangling.img"]), &["dangling.img"]);
+    std::fs::remove_file(d.join("dangling.img")).unwrap();
+
     // A signed SIF, and one without a root file system.
     let signed = d.join("signed.sif");
     std::fs::copy(busybox(), &signed).unwrap();

@@ -154,6 +154,12 @@ pub enum OverlayError {
     },
     #[error("debugfs could not give the overlay's directories to root: {stderr}")]
     Debugfs { stderr: String },
+    #[error("could not create files in {dir}")]
+    Dir {
+        dir: PathBuf,
+        #[source]
+        hint: Hint,
+    },
     #[error("{what} {path}")]
     Io {
         what: &'static str,
@@ -174,7 +180,8 @@ pub fn create(path: &Path, opts: &CreateOptions) -> Result<Created> {
         .iter()
         .map(|d| upper_relative(d))
         .collect::<Result<Vec<_>>>()?;
-    let target = match std::fs::metadata(path) {
+    // A link to nothing is something there, not a name free to take.
+    let target = match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         _ => Some(existing_sif(path, opts)?),
     };
@@ -205,7 +212,7 @@ pub fn create(path: &Path, opts: &CreateOptions) -> Result<Created> {
         .prefix(&format!(".{name}.overlay-"))
         .permissions(Permissions::from_mode(0o600))
         .tempfile_in(dir)
-        .map_err(|e| io_error("could not create a temporary file in", dir, e, opts))?;
+        .map_err(|e| dir_error(dir, false, e, opts))?;
     let file = tmp.as_file();
     // Blocks are allocated only for a new image file: a SIF's partition is
     // written out whole when it is appended.
@@ -219,14 +226,7 @@ pub fn create(path: &Path, opts: &CreateOptions) -> Result<Created> {
     let stage = tempfile::Builder::new()
         .prefix("overlay-")
         .tempdir_in(&opts.tmp_dir)
-        .map_err(|e| {
-            io_error(
-                "could not make a staging directory in",
-                &opts.tmp_dir,
-                e,
-                opts,
-            )
-        })?;
+        .map_err(|e| dir_error(&opts.tmp_dir, true, e, opts))?;
     let (owner, made) = lay_out(stage.path(), &dirs, opts)?;
     make_fs(&mkfs, stage.path(), tmp.path(), owner, opts)?;
     if let Some(debugfs) = debugfs {
@@ -674,10 +674,7 @@ fn no_space(dir: &Path, opts: &CreateOptions, cause: Option<String>) -> OverlayE
 
 /// An I/O error on `path`; a full disk or quota is told as such.
 fn io_error(what: &'static str, path: &Path, e: io::Error, opts: &CreateOptions) -> OverlayError {
-    let full = [vessel_sys::Errno::NOSPC, vessel_sys::Errno::DQUOT]
-        .iter()
-        .any(|n| e.raw_os_error() == Some(n.raw_os_error()));
-    if full {
+    if disk_full(&e) {
         let dir = if path.is_dir() { path } else { parent(path) };
         return no_space(dir, opts, Some(e.to_string()));
     }
@@ -685,6 +682,40 @@ fn io_error(what: &'static str, path: &Path, e: io::Error, opts: &CreateOptions)
         what,
         path: path.to_path_buf(),
         source: e,
+    }
+}
+
+/// Whether `e` is a full disk or quota.
+fn disk_full(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    )
+}
+
+/// A directory the overlay (or, `staging`, its layout) could not be made
+/// in. The error is tempfile's, whose message names the temporary file:
+/// only its kind is kept.
+fn dir_error(dir: &Path, staging: bool, e: io::Error, opts: &CreateOptions) -> OverlayError {
+    let kind = e.kind();
+    let cause = match kind {
+        io::ErrorKind::NotFound => "no such directory".to_string(),
+        io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        io::ErrorKind::ReadOnlyFilesystem => "read-only file system".to_string(),
+        _ => io::Error::from(kind).to_string(),
+    };
+    let e = io::Error::new(kind, cause);
+    if disk_full(&e) {
+        return no_space(dir, opts, Some(e.to_string()));
+    }
+    let text = if staging {
+        "give --tmpdir (or APPTAINER_TMPDIR) a directory you can write to"
+    } else {
+        "make the overlay in a directory that exists and that you can write to"
+    };
+    OverlayError::Dir {
+        dir: dir.to_path_buf(),
+        hint: Hint::with_cause(text, e),
     }
 }
 
