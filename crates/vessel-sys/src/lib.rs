@@ -11,6 +11,7 @@ pub mod caps;
 pub mod fs;
 pub mod fuse;
 pub mod hint;
+pub mod join;
 pub mod loopdev;
 pub mod mount;
 pub mod ns;
