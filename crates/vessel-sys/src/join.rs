@@ -65,6 +65,24 @@ impl Process {
         Ok(process)
     }
 
+    /// Opens `pid` if it is the process that started at `start_time`,
+    /// whoever runs it (a process only watched, never signalled or joined:
+    /// a batch job's step daemon).
+    pub fn open_to_watch(pid: i32, start_time: u64) -> Result<Process> {
+        let raw = Pid::from_raw(pid).ok_or_else(|| {
+            SysError::new(format!("pid {pid}"), std::io::Error::other("not a pid"))
+        })?;
+        let fd = rustix::process::pidfd_open(raw, PidfdFlags::empty())
+            .op(|| format!("pidfd_open({pid})"))?;
+        if self::start_time(pid) != Some(start_time) {
+            return Err(SysError::new(
+                format!("process {pid}"),
+                std::io::Error::other("not the recorded process (it ended)"),
+            ));
+        }
+        Ok(Process { pid: raw, fd })
+    }
+
     /// The pid (in this process's PID namespace).
     pub fn pid(&self) -> i32 {
         self.pid.as_raw_nonzero().get()
@@ -199,6 +217,56 @@ pub fn start_time(pid: i32) -> Option<u64> {
     // fields after it follow the last ')'.
     let rest = &stat[stat.rfind(')')? + 2..];
     rest.split(' ').nth(19)?.parse().ok()
+}
+
+/// The nearest ancestor of the calling process whose command name is
+/// `comm` (`slurmstepd`), with its start time.
+pub fn ancestor_named(comm: &str) -> Option<(i32, u64)> {
+    let mut pid = parent_of(std::process::id() as i32)?;
+    while pid > 1 {
+        let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+        if name.trim_end() == comm {
+            return Some((pid, start_time(pid)?));
+        }
+        pid = parent_of(pid)?;
+    }
+    None
+}
+
+/// Waits at most `timeout` for one of the signals a monitor forwards, or
+/// `SIGCHLD`, which the caller has blocked ([`crate::signal::SignalMask`]);
+/// `None` when the time passed first.
+pub fn wait_forwarded(timeout: std::time::Duration) -> Result<Option<crate::signal::Received>> {
+    let ts = libc::timespec {
+        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    loop {
+        // SAFETY: the set is initialised by sigemptyset before use, `info`
+        // is plain data that sigtimedwait fills, and `ts` lives across the
+        // call.
+        let (sig, info) = unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for &s in crate::signal::FORWARDED.iter().chain(&[libc::SIGCHLD]) {
+                libc::sigaddset(&mut set, s);
+            }
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            (libc::sigtimedwait(&set, &mut info, &ts), info)
+        };
+        if sig >= 0 {
+            return Ok(Some(crate::signal::Received {
+                signal: sig,
+                from_kernel: info.si_code == libc::SI_KERNEL,
+            }));
+        }
+        let err = std::io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EAGAIN) => return Ok(None),
+            Some(libc::EINTR) => continue,
+            _ => return Err(SysError::new("sigtimedwait", err)),
+        }
+    }
 }
 
 /// The parent pid of `pid`, from `/proc/PID/stat`.
