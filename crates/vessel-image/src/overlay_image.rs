@@ -186,10 +186,11 @@ pub fn create(path: &Path, opts: &CreateOptions) -> Result<Created> {
         _ => Some(existing_sif(path, opts)?),
     };
     let dir = parent(path);
-    let needed = match &target {
-        Some(_) => bytes,
-        None if opts.sparse => 0,
-        None => bytes,
+    // A new sparse image needs next to nothing; anything else, all of it.
+    let needed = if target.is_none() && opts.sparse {
+        0
+    } else {
+        bytes
     };
     if needed > 0 {
         if let Ok(free) = vessel_sys::path::free_bytes(dir) {
