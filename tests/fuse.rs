@@ -3,8 +3,10 @@
 //! modes, owners, times, link counts, link targets, xattrs), for the
 //! fixtures' images, a generated corpus (several compressors, big and small
 //! files, a 10k-entry directory, hard links, xattrs, sparse files) and the
-//! Debian image; and as the unprivileged user, the kernel enforces the
-//! image's permissions (`default_permissions`).
+//! Debian image; every directory of the Debian image lists as the
+//! kernel's squashfs lists it, with listings resumed at every offset; and
+//! as the unprivileged user, the kernel enforces the image's permissions
+//! (`default_permissions`).
 
 mod common;
 
@@ -206,9 +208,98 @@ fn debian_image_matches_unsquashfs() {
     same_tree(&debian);
 }
 
-/// As the unprivileged user: the FUSE driver runs the image, shows the
-/// image's owners (root's files as the overflow id, since root is not
-/// mapped) and lets the kernel refuse what the modes refuse.
+/// The kernel's own squashfs mount of the SquashFS at `offset` in `image`,
+/// unmounted when dropped.
+struct KernelMount(PathBuf);
+
+impl KernelMount {
+    fn new(image: &Path, offset: &str, at: &Path) -> Result<KernelMount, String> {
+        std::fs::create_dir_all(at).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "squashfs", "-o", &format!("loop,ro,offset={offset}")])
+            .arg(image)
+            .arg(at)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(KernelMount(at.to_owned()))
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+        }
+    }
+}
+
+impl Drop for KernelMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Every directory of the Debian image lists the same entries in the same
+/// order through the FUSE server as through the kernel's squashfs, read
+/// one entry per call (each call resuming the server at the previous
+/// entry's offset, before the kernel has the directory cached), and seeking
+/// back to every offset handed out resumes at the entry that followed it.
+#[test]
+fn debian_listings_match_the_kernels_at_every_offset() {
+    skip_unless!(running_as_root(), "mounting a squashfs needs root");
+    let Some(debian) = debian_sif() else { return };
+    let lister = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuse/listings.py");
+    let work = tempfile::tempdir().unwrap();
+    let kernel = match KernelMount::new(&debian, &offset_of(&debian), &work.path().join("k")) {
+        Ok(m) => m,
+        Err(why) => return skip(format!("the kernel cannot mount the image: {why}")),
+    };
+    let out = Command::new("python3")
+        .arg(&lister)
+        .arg(&kernel.0)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let want = stdout(&out);
+    drop(kernel);
+    let mnt = work.path().join("f");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let out = Command::new(bin_path())
+        .arg("__mount-image")
+        .arg(&debian)
+        .arg(&mnt)
+        .arg("python3")
+        .arg(&lister)
+        .arg(&mnt)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let got = stdout(&out);
+    assert!(want.lines().count() > 1000, "too few entries:\n{want}");
+    assert!(!want.contains("BAD "), "the kernel's own listing:\n{want}");
+    if got != want {
+        let bad: Vec<&str> = got
+            .lines()
+            .filter(|l| l.starts_with("BAD "))
+            .take(5)
+            .collect();
+        let diff: Vec<String> = got
+            .lines()
+            .zip(want.lines())
+            .filter(|(x, y)| x != y)
+            .take(5)
+            .map(|(x, y)| format!("fuse:   {x}\nkernel: {y}"))
+            .collect();
+        panic!(
+            "{} vs {} lines; {}\n{}",
+            got.lines().count(),
+            want.lines().count(),
+            bad.join("\n"),
+            diff.join("\n")
+        );
+    }
+}
+
+/// As the unprivileged user: the FUSE driver runs the image, shows owners
+/// the namespace cannot map (root) as the user, with a root-only file's
+/// "other" access as all of its access, and lets the kernel refuse what
+/// the modes refuse.
 #[test]
 fn unprivileged_runs_keep_the_images_permissions() {
     let dir = user_dir();
@@ -267,7 +358,8 @@ fn unprivileged_runs_keep_the_images_permissions() {
         stderr(&out)
     );
     let out = run_user(&["exec", "--no-home", sq, "stat", "-c", "%u %a", "/secret"]);
-    assert_eq!(stdout(&out), "65534 600\n", "{}", stderr(&out));
+    let uid = test_user().uid;
+    assert_eq!(stdout(&out), format!("{uid} 0\n"), "{}", stderr(&out));
     // As fake root the same file is root's, and readable.
     let out = run_user(&["exec", "--fakeroot", "--no-home", sq, "cat", "/secret"]);
     assert_eq!(stdout(&out), "root only\n", "{}", stderr(&out));
