@@ -23,6 +23,9 @@ packages=(
   uidmap
   # overlay create: mkfs.ext3 and debugfs; its tests check images with fsck.ext3.
   e2fsprogs
+  # ext3 overlay images without privilege, and overlays where the kernel's
+  # cannot be used (an upper layer on FUSE, enable overlay = driver).
+  fuse2fs fuse-overlayfs
   # The FUSE driver's tests (xattrs in the corpus) and its benchmark peers.
   attr fuse3 squashfuse
   # Signatures Vessel makes are checked with GnuPG; openssl makes DSSE keys.

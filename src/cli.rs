@@ -206,6 +206,9 @@ vessel doctor\n  vessel doctor --json      for monitoring: [{check, status, find
     /// Internal: print the flag compatibility table as tab-separated rows (tests)
     #[command(name = "__compat-table", hide = true)]
     CompatTable,
+    /// Internal: an instance's init, re-executed by its payload, its plan on descriptor FD
+    #[command(name = "__instance-init", hide = true)]
+    InstanceInit { fd: i32 },
 }
 
 impl Command {
@@ -246,6 +249,7 @@ impl Command {
             Command::FakerootRun(_) => "__fakeroot",
             Command::MountImage(_) => "__mount-image",
             Command::CompatTable => "__compat-table",
+            Command::InstanceInit { .. } => "__instance-init",
         }
     }
 }
@@ -931,7 +935,7 @@ pub struct RefusedActionArgs {
     /// No PID namespace, even with --containall or --compat
     #[arg(long)]
     pub no_pid: bool,
-    /// Make mount points in an underlay: Vessel always makes them in its session layer, so this changes nothing
+    /// Use an underlay (binds of the image's entries in a tmpfs) instead of an overlay for the read-only root
     #[arg(long)]
     pub underlay: bool,
     /// Never use fakeroot(1): Vessel never does, so this changes nothing
@@ -1050,8 +1054,7 @@ pub struct MountImageArgs {
     pub command: Vec<OsString>,
 }
 
-/// `instance`: parsed in full, so that Apptainer's command lines are
-/// checked, then refused as not implemented yet.
+/// `instance`: containers that run in the background under a name.
 #[derive(Debug, Args)]
 pub struct InstanceArgs {
     #[command(subcommand)]
@@ -1059,8 +1062,6 @@ pub struct InstanceArgs {
 }
 
 #[derive(Debug, Subcommand)]
-// Parsed only, for the grammar and its errors, until instances are implemented.
-#[allow(dead_code)]
 pub enum InstanceCommand {
     /// Start a named instance of a container (its startscript)
     Start(InstanceStartArgs),
@@ -1077,12 +1078,12 @@ pub enum InstanceCommand {
         /// Kill at once (SIGKILL)
         #[arg(short = 'F', long)]
         force: bool,
-        /// Signal to send (default SIGINT)
+        /// Signal to send first (default SIGTERM)
         #[arg(short = 's', long, value_name = "SIGNAL")]
         signal: Option<String>,
         /// Seconds to wait before SIGKILL
-        #[arg(short = 't', long, value_name = "SECONDS")]
-        timeout: Option<String>,
+        #[arg(short = 't', long, value_name = "SECONDS", default_value_t = 10)]
+        timeout: u64,
         /// Instance names (patterns)
         names: Vec<String>,
     },
@@ -1121,7 +1122,6 @@ pub enum InstanceCommand {
 
 /// `instance start` and `instance run`: the action flags and four of their own.
 #[derive(Debug, Args)]
-#[allow(dead_code)]
 pub struct InstanceStartArgs {
     /// Run /sbin/init as PID 1 (root only)
     #[arg(long)]

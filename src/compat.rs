@@ -96,7 +96,19 @@ const fn refused(
 }
 
 const GLOBAL: &[&str] = &["global"];
-const ACTIONS: &[&str] = &["exec", "run", "shell", "test"];
+/// The actions, and the instance commands that take the same flags.
+const ACTIONS: &[&str] = &[
+    "exec",
+    "run",
+    "shell",
+    "test",
+    "instance start",
+    "instance run",
+];
+const INSTANCE_START: &[&str] = &["instance start", "instance run"];
+const INSTANCE_STOP: &[&str] = &["instance stop"];
+const INSTANCE_LIST: &[&str] = &["instance list"];
+const INSTANCE_STATS: &[&str] = &["instance stats"];
 const BUILD: &[&str] = &["build"];
 const PULL: &[&str] = &["pull"];
 const PUSH: &[&str] = &["push"];
@@ -133,26 +145,6 @@ const REPRODUCIBLE: &str = "is not implemented yet in Vessel (deterministic imag
 /// The commands Vessel parses in full but refuses as a whole, and why:
 /// every flag of theirs is refused with them.
 pub const REFUSED_COMMANDS: &[(&str, &str)] = &[
-    (
-        "instance start",
-        "parsed; instances are not implemented yet in Vessel",
-    ),
-    (
-        "instance run",
-        "parsed; instances are not implemented yet in Vessel",
-    ),
-    (
-        "instance stop",
-        "parsed; instances are not implemented yet in Vessel",
-    ),
-    (
-        "instance list",
-        "parsed; instances are not implemented yet in Vessel",
-    ),
-    (
-        "instance stats",
-        "parsed; instances are not implemented yet in Vessel",
-    ),
     ("key search", KEY_SERVERS),
     ("key pull", KEY_SERVERS),
     ("key push", KEY_SERVERS),
@@ -199,7 +191,7 @@ pub const ENTRIES: &[Entry] = &[
     imp(ACTIONS, "--writable-tmpfs", ""),
     imp(ACTIONS, "--writable-tmpfs-size", "Vessel's own: the size of --writable-tmpfs"),
     imp(ACTIONS, "--unsquash", ""),
-    imp(ACTIONS, "--overlay", "overlay directories"),
+    imp(ACTIONS, "--overlay", "directories, ext3 images (fuse2fs unprivileged), SquashFS images and SIFs with an overlay partition, stacked; one writable"),
     imp(ACTIONS, "--pid", ""),
     imp(ACTIONS, "--no-pid", "no PID namespace, even with --containall or --compat"),
     imp(ACTIONS, "--ipc", ""),
@@ -230,7 +222,7 @@ pub const ENTRIES: &[Entry] = &[
         "host library files bound read-only into /.singularity.d/libs, which goes on LD_LIBRARY_PATH",
     ),
     imp(ACTIONS, "--tmpdir", "where exec docker://… fetches; beats APPTAINER_TMPDIR and TMPDIR"),
-    imp(ACTIONS, "--underlay", "Vessel always makes mount points in its session layer"),
+    imp(ACTIONS, "--underlay", "the read-only root is a tmpfs with binds of the image's top-level entries instead of an overlay"),
     imp(ACTIONS, "--disable-cache", ""),
     imp(ACTIONS, "--docker-login", "also APPTAINER_DOCKER_LOGIN"),
     imp(ACTIONS, "--docker-username", "also APPTAINER_DOCKER_USERNAME, DOCKER_USERNAME"),
@@ -502,6 +494,40 @@ pub const ENTRIES: &[Entry] = &[
         OVERLAY_CREATE,
         "--tmpdir",
         "where the layout is staged; beats APPTAINER_TMPDIR and TMPDIR",
+    ),
+    // instance start, run, stop, list, stats.
+    refused(
+        INSTANCE_START,
+        "--boot",
+        "is not implemented yet in Vessel (an instance booted with /sbin/init needs root)",
+    ),
+    imp(INSTANCE_START, "--pid-file", "the pid of the instance's first process"),
+    refused(
+        INSTANCE_START,
+        "--dmtcp-launch",
+        "is not supported: Vessel does not checkpoint instances with DMTCP",
+    ),
+    refused(
+        INSTANCE_START,
+        "--dmtcp-restart",
+        "is not supported: Vessel does not checkpoint instances with DMTCP",
+    ),
+    root(
+        &["instance stop", "instance list", "instance stats"],
+        "--user",
+        "another user's instances (your own name is accepted)",
+    ),
+    imp(INSTANCE_STOP, "--all", ""),
+    imp(INSTANCE_STOP, "--force", "SIGKILL at once"),
+    imp(INSTANCE_STOP, "--signal", "default SIGTERM; a name or a number"),
+    imp(INSTANCE_STOP, "--timeout", "seconds before SIGKILL, default 10"),
+    imp(&["instance list", "instance stats"], "--json", ""),
+    imp(INSTANCE_LIST, "--logs", ""),
+    imp(INSTANCE_LIST, "--all", "Vessel makes no hidden instances: every one is listed"),
+    imp(
+        INSTANCE_STATS,
+        "--no-stream",
+        "one sample, always: CPU time, memory and processes from /proc",
     ),
     // cache.
     imp(&["cache list", "cache clean"], "--type", ""),

@@ -39,7 +39,6 @@ fn table() -> Vec<Row> {
 
 /// The commands refused as a whole: the `FATAL:` line names the command.
 const WHOLE: &[(&str, &str)] = &[
-    ("instance", "'vessel instance' is not implemented yet"),
     ("key search", "key search is not supported"),
     ("key pull", "key pull is not supported"),
     ("key push", "key push is not supported"),

@@ -352,6 +352,40 @@ fn overlay_disabled_refuses_overlays_by_name() {
         &["--writable-tmpfs", "(enable overlay = no)"],
     );
     assert_eq!(site.sh_ok(&[], "echo ran"), "ran\n");
+    // Plain runs and binds still work, on an underlay.
+    let data = user_dir();
+    std::fs::write(data.path().join("in.txt"), "bound\n").unwrap();
+    let bind = format!("{}:/opt/data/deep", data.path().display());
+    let out = site.sh(
+        &["--debug", "-B", &bind],
+        "cat /opt/data/deep/in.txt; ls -d /bin /etc/passwd $HOME; touch /new 2>/dev/null || echo read-only",
+    );
+    let said = assert_ok(&out, "underlay");
+    assert!(
+        said.starts_with("bound\n") && said.ends_with("read-only\n"),
+        "{said}"
+    );
+    assert!(
+        stderr(&out).contains("root: an underlay of"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn overlay_driver_puts_writable_layers_through_fuse_overlayfs() {
+    let site = Site::new();
+    site.vessel_conf("enable overlay = driver\n");
+    let out = site.sh(
+        &["--debug", "--writable-tmpfs"],
+        "rm /bin/ls && echo removed; echo new > /etc/new && cat /etc/new",
+    );
+    assert_eq!(assert_ok(&out, "driver"), "removed\nnew\n");
+    assert!(
+        stderr(&out).contains("an overlay through fuse-overlayfs"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

@@ -12,7 +12,32 @@ use crate::cli::ActionArgs;
 pub use vessel_runtime::resolve::Verb;
 
 pub fn run(tool: Tool, verb: Verb, args: ActionArgs) -> Result<u8> {
+    // `exec instance://NAME …`: a command in a running instance.
+    if let Some(name) = args
+        .rest
+        .first()
+        .and_then(|a| a.to_str())
+        .and_then(|a| a.strip_prefix("instance://"))
+    {
+        let name = name.to_string();
+        return super::instance::join(tool, verb, &name, args);
+    }
     let host = Host::current();
+    let prepared = prepare(tool, verb, args, &host)?;
+    let status = vessel_runtime::launch_image(&prepared.opts, &host, prepared.image)?;
+    Ok(u8::try_from(status).unwrap_or(255))
+}
+
+/// The launch options decided, the image fetched (a source URI) and
+/// opened, and the site's execution control checked: all a launch needs.
+pub(super) struct Prepared {
+    pub opts: vessel_runtime::LaunchOptions,
+    pub image: vessel_image::Image,
+    /// A fetched image's temporary file, kept until the launch is over.
+    pub _fetched: Option<vessel_oci::source::Fetched>,
+}
+
+pub(super) fn prepare(tool: Tool, verb: Verb, args: ActionArgs, host: &Host) -> Result<Prepared> {
     let registry = args.registry.clone();
     let extra = args.refused.registry_extra.clone();
     let vars = Vars {
@@ -21,11 +46,11 @@ pub fn run(tool: Tool, verb: Verb, args: ActionArgs) -> Result<u8> {
     };
     // The site's configuration, read once: the library decides with it.
     let conf = site_conf(tool)?;
-    let mut opts = resolve_site(verb, args.into(), &vars, &host, &conf)?;
+    let mut opts = resolve_site(verb, args.into(), &vars, host, &conf)?;
     // `exec docker://…` and the like: fetch into the cache (or a temporary
     // file), then run that.
     let image_arg = opts.image.to_string_lossy().into_owned();
-    let _fetched = if is_source_uri(&image_arg) {
+    let fetched = if is_source_uri(&image_arg) {
         let fetched = super::pull::fetch(tool, &registry, &extra, None, None, &image_arg)?;
         opts.image = fetched.path().to_path_buf();
         Some(fetched)
@@ -37,8 +62,11 @@ pub fn run(tool: Tool, verb: Verb, args: ActionArgs) -> Result<u8> {
     let mut image =
         vessel_image::open_image(&opts.image).map_err(vessel_runtime::LaunchError::from)?;
     execution_control(&conf, &mut image)?;
-    let status = vessel_runtime::launch_image(&opts, &host, image)?;
-    Ok(u8::try_from(status).unwrap_or(255))
+    Ok(Prepared {
+        opts,
+        image,
+        _fetched: fetched,
+    })
 }
 
 /// The administrator's execution control list (`vessel.conf`): a SIF image

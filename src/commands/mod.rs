@@ -7,6 +7,7 @@ mod config;
 mod doctor;
 mod flags;
 mod inspect;
+mod instance;
 mod internal;
 mod key;
 mod overlay;
@@ -83,6 +84,8 @@ pub fn run(cli: Cli, tool: Tool) -> Result<u8> {
         Command::Verify(args) => verify::run(tool, args),
         Command::FakerootRun(args) => internal::fakeroot(args),
         Command::MountImage(args) => internal::mount_image(args),
+        Command::Instance(args) => instance::run(tool, args),
+        Command::InstanceInit { fd } => vessel_runtime::instance::init::main(fd),
         Command::CompatTable => {
             write_stdout(crate::compat::print_table().as_bytes())?;
             Ok(0)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Vessel under a real single-node Slurm (munge + slurmctld + slurmd), as an
 # unprivileged user: batch jobs and job steps run containers that see their
-# SLURM_* variables, and scancel stops the payload with SIGTERM, leaving
-# nothing behind.
+# SLURM_* variables, scancel stops the payload with SIGTERM, leaving
+# nothing behind, and an instance started in a job ends with it.
 #   tests/slurm/run.sh VESSEL_BINARY IMAGE.sif
 # Run as root (it starts the daemons). Prints "N passed, N failed".
 set -euo pipefail
@@ -85,6 +85,32 @@ JOB
   return 1
 }
 check "scancel delivers SIGTERM to the payload and leaves nothing running" cancel_job
+
+# An instance started in a batch job ends with the job: its monitor left
+# the job's process tree (it detaches), so its init watches the job step.
+# Checked by the pids the instance recorded, gone or <defunct> (PID 1 does
+# not reap here), not by ps alone.
+instance_job() {
+  local name=slurm-inst-$$ list
+  cat > "$work/inst.sh" <<JOB
+#!/bin/sh
+"$vessel" instance start "$image" $name || exit 1
+"$vessel" instance list --json > "$work/inst.json"
+JOB
+  chmod 0755 "$work/inst.sh"
+  (cd "$work" && as_user sbatch --wait --quiet -o "$work/inst.out" "$work/inst.sh") || { cat "$work/inst.out"; return 1; }
+  cat "$work/inst.out"
+  local pid
+  pid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["instances"][0]["pid"])' "$work/inst.json") || return 1
+  echo "the instance's init was pid $pid"
+  ended() { [ ! -r "/proc/$1/stat" ] || [ "$(sed 's/^.*) //' "/proc/$1/stat" | cut -d' ' -f1)" = Z ]; }
+  for _ in $(seq 300); do ended "$pid" && break; sleep 0.1; done
+  ended "$pid" || { echo "the instance outlived its job"; return 1; }
+  list=$(cd "$work" && as_user "$vessel" instance list $name)
+  echo "$list"
+  [ "$(wc -l <<<"$list")" -eq 1 ]
+}
+check "an instance started in an sbatch job ends with the job, nothing left running" instance_job
 
 # A GPU job: the node's gres.conf lists the fake driver's two GPUs, Slurm
 # gives the step one, and `--nv --contain` shows the container that one

@@ -260,9 +260,7 @@ check "spython Client.execute (bind, output, exit status)" spython_case execute
 check "spython Client.pull (pull --name)" spython_case pull
 check "spython Client.inspect (labels, environment)" spython_case inspect
 check "spython Client.build (unprivileged, from a pulled local image) and Client.run" spython_case build
-# Until instances exist in Vessel (issue 18), this checks spython meets a
-# clear refusal; see spython_check.py.
-check "spython Client.instance (refused clearly until Vessel has instances: issue 18)" spython_case instance
+check "spython Client.instance (instance start, exec instance://, instance list --json, instance stop)" spython_case instance
 
 # --- ReFrame -----------------------------------------------------------------
 

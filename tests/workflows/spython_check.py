@@ -3,9 +3,9 @@
     python3 spython_check.py CASE LOCAL.sif REGISTRY
 
 Run by tests/workflows/run.sh in a scratch directory, as an unprivileged
-user. CASE is one of execute, pull, inspect, build (and run), instance; each
-checks what spython got back (its parsed output), not only that a command
-ran.
+user. CASE is one of execute, pull, inspect, build (and run), instance
+(start, exec instance://, list, stop); each checks what spython got back
+(its parsed output), not only that a command ran.
 """
 import os
 import sys
@@ -79,9 +79,8 @@ From: {image}
 
 
 def instance():
-    # Vessel has no instances yet (issue 18): spython logs the failure of
-    # `singularity instance start` and returns an Instance anyway. Until they
-    # exist, this case checks that the refusal is clear; then, that one works.
+    # Client.instance runs `singularity instance start SIF NAME`; spython
+    # logs a failure and returns an Instance anyway, so errors are caught.
     errors = []
     real_error = bot.error
     bot.error = lambda msg: (errors.append(msg), real_error(msg))
@@ -90,16 +89,20 @@ def instance():
     finally:
         bot.error = real_error
     print("instance start:", inst, inst.cmd, errors)
-    if errors:
-        check(len(errors) == 1 and "instance" in errors[0] and "not implemented yet" in errors[0]
-              and "return code 255" in errors[0], f"unclear failure: {errors!r}")
-        print("instance: refused clearly (not implemented yet in Vessel: issue 18)")
-        return
+    check(not errors, f"instance start failed: {errors!r}")
     try:
+        # `singularity exec instance://wfcheck …`
         out = Client.execute(inst, ["cat", "/etc/passwd"])
         check("root:x:0:0" in out, f"exec in the instance: {out!r}")
+        # `singularity instance list --json`, parsed by spython.
+        listed = [i.name for i in Client.instances(quiet=True)]
+        print("instances:", listed)
+        check("wfcheck" in listed, f"not listed: {listed!r}")
     finally:
         inst.stop()
+    left = [i.name for i in Client.instances(quiet=True) or []]
+    print("after stop:", left)
+    check("wfcheck" not in left, f"still listed after stop: {left!r}")
 
 
 CASE, SIF, REGISTRY = sys.argv[1:4]

@@ -144,6 +144,10 @@ pub struct Conf {
     pub use_nvidia_container_cli: bool,
     /// `enable overlay = no`.
     pub overlay_disabled: bool,
+    /// `enable overlay = driver`: overlays through `fuse-overlayfs`.
+    pub overlay_driver: bool,
+    /// `enable underlay = preferred`.
+    pub underlay_preferred: bool,
     pub root_default_capabilities: RootCapabilities,
     /// `memory fs type = ramfs`.
     pub ramfs: bool,
@@ -251,6 +255,8 @@ impl Default for Conf {
             always_use_rocm: false,
             use_nvidia_container_cli: false,
             overlay_disabled: false,
+            overlay_driver: false,
+            underlay_preferred: false,
             root_default_capabilities: RootCapabilities::Full,
             ramfs: false,
             mksquashfs_procs: 0,
@@ -473,7 +479,11 @@ impl Conf {
                 "always use nv" => conf.always_use_nv = yes(),
                 "always use rocm" => conf.always_use_rocm = yes(),
                 "use nvidia-container-cli" => conf.use_nvidia_container_cli = yes(),
-                "enable overlay" => conf.overlay_disabled = lower == "no",
+                "enable overlay" => {
+                    conf.overlay_disabled = lower == "no";
+                    conf.overlay_driver = lower == "driver";
+                }
+                "enable underlay" => conf.underlay_preferred = lower == "preferred",
                 "root default capabilities" => {
                     conf.root_default_capabilities = match lower.as_str() {
                         "file" => RootCapabilities::File,

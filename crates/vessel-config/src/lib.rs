@@ -340,7 +340,7 @@ pub mod vars {
     );
     pub const UNDERLAY: EnvVar = EnvVar::new(
         "UNDERLAY",
-        "Make mount points in an underlay (like --underlay): what Vessel always does.",
+        "Use an underlay instead of an overlay for the read-only root (like --underlay).",
     );
     pub const IGNORE_FAKEROOT_COMMAND: EnvVar = EnvVar::new(
         "IGNORE_FAKEROOT_COMMAND",

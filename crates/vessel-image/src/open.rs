@@ -104,6 +104,19 @@ pub struct SquashfsRoot {
 }
 
 impl Image {
+    /// A SIF's ext3 overlay partition (`overlay create IMAGE.sif`), as
+    /// its offset and size in the file.
+    pub fn overlay_partition(&self) -> Option<(u64, u64)> {
+        let Image::Sif { sif, .. } = self else {
+            return None;
+        };
+        sif.descriptors().find_map(|d| {
+            let p = d.partition()?;
+            (p.part == vessel_sif::PartType::OVERLAY && p.fs == vessel_sif::FsType::EXT3)
+                .then_some((d.offset as u64, d.size as u64))
+        })
+    }
+
     /// The SquashFS holding the root file system of a SIF (its primary
     /// partition) or bare SquashFS image; `None` for a sandbox directory.
     pub fn squashfs_root(&self) -> Result<Option<SquashfsRoot>, OpenError> {

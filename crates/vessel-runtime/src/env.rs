@@ -326,7 +326,7 @@ pub fn container_env(input: &EnvInput<'_>) -> ContainerEnv {
 }
 
 /// The shell code that runs the action once the environment is set.
-fn action_script(action: &Action, app: &str, product: &str) -> String {
+pub(crate) fn action_script(action: &Action, app: &str, product: &str) -> String {
     let base = if app.is_empty() {
         "/.singularity.d".to_string()
     } else {

@@ -14,8 +14,8 @@
 //!   signals, reaps, and returns the payload's status.
 
 mod kernel;
-mod monitor;
-mod payload;
+pub(crate) mod monitor;
+pub(crate) mod payload;
 mod root;
 mod source;
 
@@ -85,7 +85,13 @@ pub enum LaunchError {
     #[error(transparent)]
     Extract(#[from] crate::extract::ExtractError),
     #[error(transparent)]
-    Overlay(#[from] crate::overlay_dir::OverlayDirError),
+    Overlay(#[from] crate::overlay_layers::OverlayError),
+    #[error("could not mount the container's overlay with fuse-overlayfs: {problem}")]
+    FuseOverlayfs {
+        problem: String,
+        #[source]
+        hint: Hint,
+    },
     #[error(transparent)]
     Plan(#[from] PlanError),
     #[error("{image}: {refusal}")]
@@ -118,38 +124,102 @@ pub fn launch(opts: &LaunchOptions, host: &Host) -> Result<i32, LaunchError> {
 /// [`launch`] of an image already opened (and perhaps checked, as
 /// execution control does): the container runs from that very file.
 pub fn launch_image(opts: &LaunchOptions, host: &Host, image: Image) -> Result<i32, LaunchError> {
+    launch_with(opts, host, image, None)
+}
+
+/// What an instance's monitor learns once the container's init runs.
+pub struct Started<'a> {
+    pub init: p::Pid,
+    pub plan: &'a LaunchPlan,
+    pub namespaces: Namespaces,
+}
+
+/// Told by an instance's monitor that its init runs.
+pub type OnStart<'a> = dyn FnMut(&Started<'_>) -> Result<(), LaunchError> + 'a;
+
+/// [`launch_image`] for an instance: the payload becomes the instance's
+/// init ([`crate::instance::init`]), and `on_start` is told its pid.
+pub fn launch_instance(
+    opts: &LaunchOptions,
+    host: &Host,
+    image: Image,
+    on_start: &mut OnStart<'_>,
+) -> Result<i32, LaunchError> {
+    launch_with(opts, host, image, Some(on_start))
+}
+
+fn launch_with(
+    opts: &LaunchOptions,
+    host: &Host,
+    image: Image,
+    instance: Option<&mut OnStart<'_>>,
+) -> Result<i32, LaunchError> {
     site_allows(opts, host, &image)?;
+    let mut overlays = crate::overlay_layers::check(&opts.overlays, host.uid)?;
+    // A SIF's own overlay partition: written with --writable, a read-only
+    // layer below the others otherwise, as Apptainer uses it.
+    let sif_overlay = crate::overlay_layers::sif_partition(&image, opts.writable)?;
+    let as_checked;
+    let opts = if sif_overlay.is_some() || overlays.specs() != opts.overlays {
+        let mut o = opts.clone();
+        o.overlays = overlays.specs();
+        if sif_overlay.is_some() {
+            o.overlays.push(crate::options::OverlaySpec {
+                path: image.path().to_path_buf(),
+                readonly: !opts.writable,
+            });
+            o.writable = false;
+        }
+        as_checked = o;
+        &as_checked
+    } else {
+        opts
+    };
+    if let Some(partition) = sif_overlay {
+        overlays.extend(partition);
+    }
     let session_plan = plan::session(opts, host, matches!(image, Image::Sandbox { .. }))?;
     tracing::debug!("session plan: {session_plan:?}");
-    let mut overlays = crate::overlay_dir::check(&opts.overlays, host.uid)?;
     let source = source::root_source(image, opts, host)?;
     // The first child forked in a new PID namespace becomes its PID 1: that
     // must be the payload, not the FUSE server, which is forked first.
     let fuse = matches!(source, RootSource::Fuse { .. });
     let session = monitor::enter_namespaces(&session_plan, host, fuse)?;
     let (lower, fuse_server) = source.mount(session.path(), opts, host)?;
+    let checked;
+    let opts = if overlays.is_empty() {
+        opts
+    } else {
+        let owner = if opts.fakeroot {
+            (0, 0)
+        } else {
+            (host.uid, host.gid)
+        };
+        checked = LaunchOptions {
+            overlays: overlays.mount(session.path(), owner, host.uid == 0)?,
+            ..opts.clone()
+        };
+        &checked
+    };
     if fuse && session_plan.namespaces.pid {
         vessel_sys::ns::unshare(Namespaces {
             pid: true,
             ..Namespaces::default()
         })?;
     }
-    let checked;
-    let opts = if opts.overlays.is_empty() {
-        opts
-    } else {
-        checked = LaunchOptions {
-            overlays: overlays.in_this_namespace()?,
-            ..opts.clone()
-        };
-        &checked
-    };
-    let plan = plan::build_root(opts, host, &session_plan, &lower, &opts.image)?;
+    let mut plan = plan::build_root(opts, host, &session_plan, &lower, &opts.image)?;
+    if overlays.needs_fuse_overlayfs() {
+        plan.layering = plan::Layering::FuseOverlayfs;
+    }
     tracing::debug!("root plan: {plan:?}");
     for w in &plan.warnings {
         tracing::warn!("{w}");
     }
-    let status = run(&plan, session.path());
+    let instance = instance.map(|f| (f, session_plan.namespaces));
+    let status = run(&plan, session.path(), instance);
+    // The layers' helpers write their file systems back before the image
+    // they are stacked on goes.
+    overlays.release();
     drop(fuse_server);
     // The session's mounts vanish with the namespace; remove the empty
     // directory they were on.
@@ -229,16 +299,70 @@ fn site_allows(opts: &LaunchOptions, host: &Host, image: &Image) -> Result<(), L
 }
 
 /// Assembles the root, forks the payload, and watches it to its end.
-fn run(plan: &LaunchPlan, session: &Path) -> Result<i32, LaunchError> {
-    let root = root::assemble_root(&Kernel, plan, session)?;
+fn run(
+    plan: &LaunchPlan,
+    session: &Path,
+    instance: Option<(&mut OnStart<'_>, Namespaces)>,
+) -> Result<i32, LaunchError> {
+    let mut helpers = Vec::new();
+    let mut fuse_overlay = |options: &str, target: &Path| {
+        let helper = crate::fuse_helper::fuse_overlayfs(options, target, session).map_err(|e| {
+            LaunchError::FuseOverlayfs {
+                problem: e.problem,
+                hint: Hint::new(
+                    e.hint
+                        .unwrap_or("run with --debug to see the layers, or use --unsquash"),
+                ),
+            }
+        })?;
+        helpers.push(helper);
+        Ok(())
+    };
+    let root = root::assemble_root(&Kernel, plan, session, &mut fuse_overlay);
+    let status = root.and_then(|root| start_payload(plan, &root, instance));
+    for h in helpers.drain(..).rev() {
+        h.stop();
+    }
+    status
+}
+
+/// Runs `nvidia-container-cli` if asked, forks the payload in `root`, and
+/// watches it to its end.
+fn start_payload(
+    plan: &LaunchPlan,
+    root: &Path,
+    instance: Option<(&mut OnStart<'_>, Namespaces)>,
+) -> Result<i32, LaunchError> {
+    let root = root.to_path_buf();
     if let Some(call) = &plan.nvccli {
         nvidia_container_cli(call, &root)?;
     }
     let mask = SignalMask::block_forwarded()?;
+    // An instance's init watches its monitor through this pidfd.
+    let me = match &instance {
+        Some(_) => Some(vessel_sys::join::Process::this_inherited()?),
+        None => None,
+    };
     let child = match p::fork()? {
-        Fork::Child => payload::payload(plan, &root, &mask),
+        Fork::Child => match &me {
+            Some(me) => crate::instance::init::exec_init(plan, &root, me),
+            None => payload::payload(plan, &root, &mask),
+        },
         Fork::Parent(pid) => pid,
     };
+    drop(me);
+    if let Some((on_start, namespaces)) = instance {
+        let started = Started {
+            init: child,
+            plan,
+            namespaces,
+        };
+        if let Err(e) = on_start(&started) {
+            let _ = p::kill(child, vessel_sys::signal::SIGKILL);
+            let _ = p::wait_for(child);
+            return Err(e);
+        }
+    }
     monitor::relay(child, &mask)
 }
 

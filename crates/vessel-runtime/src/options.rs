@@ -35,10 +35,14 @@ impl Action {
     }
 }
 
-/// A writable overlay directory, or a read-only extra layer.
+/// An `--overlay`: a directory (its `upper` and `work` for a writable
+/// one), an ext3 image file (with the same two directories), a SquashFS
+/// file, or a SIF with an overlay partition. Only one may be writable; a
+/// read-only one is an extra lower layer. At launch every one becomes a
+/// directory (see [`crate::overlay_dir`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OverlaySpec {
-    pub dir: PathBuf,
+    pub path: PathBuf,
     pub readonly: bool,
 }
 
@@ -130,6 +134,11 @@ pub struct Site {
     pub hostfs: bool,
     /// The session is a ramfs (`memory fs type = ramfs`).
     pub ramfs: bool,
+    /// The read-only root is an underlay, not an overlay (`enable overlay
+    /// = no`, `enable underlay = preferred`).
+    pub underlay: bool,
+    /// Overlays go through `fuse-overlayfs` (`enable overlay = driver`).
+    pub overlay_driver: bool,
     pub allow_sif: bool,
     pub allow_squashfs: bool,
     pub allow_dir: bool,
@@ -159,6 +168,8 @@ impl Site {
             binds: c.bind_paths.clone(),
             hostfs: c.mount_hostfs,
             ramfs: c.ramfs,
+            underlay: c.overlay_disabled || c.underlay_preferred,
+            overlay_driver: c.overlay_driver,
             allow_sif: c.allow_container_sif,
             allow_squashfs: c.allow_container_squashfs,
             allow_dir: c.allow_container_dir,
@@ -218,6 +229,8 @@ pub struct LaunchOptions {
     /// Size of the tmpfs behind `--writable-tmpfs`, in MiB.
     pub tmpfs_size_mib: u64,
     pub overlays: Vec<OverlaySpec>,
+    /// `--underlay`: the read-only root is an underlay, not an overlay.
+    pub underlay: bool,
     pub pid: bool,
     pub ipc: bool,
     pub uts: bool,

@@ -27,6 +27,36 @@ pub enum RootMode {
     Overlay { upper: PathBuf },
 }
 
+/// How the root's layers are put together.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Layering {
+    /// The kernel's overlayfs (in a user namespace: Linux 5.11 or newer).
+    #[default]
+    Kernel,
+    /// `fuse-overlayfs`: for an upper layer on FUSE (an ext3 image through
+    /// `fuse2fs`), kernels without overlayfs in user namespaces, and
+    /// `enable overlay = driver`.
+    FuseOverlayfs,
+    /// No overlay, for a read-only root: a tmpfs holding the image's
+    /// top-level entries as binds, where mount points can be made, as
+    /// Apptainer's underlay (`--underlay`, `enable overlay = no`, `enable
+    /// underlay = preferred`).
+    Underlay,
+}
+
+impl Layering {
+    /// The layering `opts` ask for with `root_mode` (the kernel may still
+    /// refuse an overlay at mount time: see the launch's fallback).
+    pub fn chosen(opts: &LaunchOptions, root_mode: &RootMode) -> Layering {
+        match root_mode {
+            RootMode::Writable => Layering::Kernel,
+            RootMode::ReadOnly if opts.underlay || opts.site.underlay => Layering::Underlay,
+            _ if opts.site.overlay_driver => Layering::FuseOverlayfs,
+            _ => Layering::Kernel,
+        }
+    }
+}
+
 /// One step of assembling the container's file system. Destinations are
 /// container paths, resolved inside the root when carried out.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -98,6 +128,7 @@ pub struct LaunchPlan {
     /// Read-only overlay directories stacked on the image, topmost first.
     pub read_only_layers: Vec<PathBuf>,
     pub root_mode: RootMode,
+    pub layering: Layering,
     /// The container has its own user namespace: overlayfs keeps its
     /// whiteouts and opaque directories in `user.overlay.*` attributes
     /// (`userxattr`), since `trusted.*` ones need real root; without them
@@ -188,7 +219,7 @@ pub fn session(
             ));
         }
         RootMode::Overlay {
-            upper: o.dir.clone(),
+            upper: o.path.clone(),
         }
     } else if opts.writable_tmpfs {
         RootMode::WritableTmpfs
@@ -273,7 +304,19 @@ pub fn build_root(
                 _ => false,
             }
     };
-    let root_mode = session.root_mode.clone();
+    // The writable overlay is the one `opts` name now: the launch mounted
+    // an image's and reopened a directory's in the container's namespace.
+    let root_mode = match &session.root_mode {
+        RootMode::Overlay { upper } => RootMode::Overlay {
+            upper: opts
+                .overlays
+                .iter()
+                .find(|o| !o.readonly)
+                .map_or_else(|| upper.clone(), |o| o.path.clone()),
+        },
+        other => other.clone(),
+    };
+    let layering = Layering::chosen(opts, &root_mode);
 
     let image_root = RootDir::new(lower);
     let mut mounts = Vec::new();
@@ -598,9 +641,10 @@ pub fn build_root(
             .overlays
             .iter()
             .filter(|o| o.readonly)
-            .map(|o| o.dir.clone())
+            .map(|o| o.path.clone())
             .collect(),
         root_mode,
+        layering,
         user_namespace: session.namespaces.user,
         new_proc,
         shim_init: new_proc && !opts.no_init,
@@ -1056,7 +1100,7 @@ mod tests {
         assert_eq!(s.session_mib, SESSION_BASE_MIB + 64);
         // With a writable overlay directory, the tmpfs holds no writes.
         o.overlays = vec![crate::options::OverlaySpec {
-            dir: "/ov".into(),
+            path: "/ov".into(),
             readonly: false,
         }];
         let s = session(&o, &host(), false).unwrap();
@@ -1247,7 +1291,7 @@ mod tests {
             RootMode::Writable
         );
         o.overlays = vec![OverlaySpec {
-            dir: "/ov".into(),
+            path: "/ov".into(),
             readonly: false,
         }];
         assert!(build(&o, &host(), img.path(), Path::new("/dir"), true).is_err());

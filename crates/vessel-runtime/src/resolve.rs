@@ -125,8 +125,8 @@ pub enum OptionsError {
     EnvName(String),
     #[error("--env {0:?}: expected KEY=VALUE")]
     EnvPair(String),
-    #[error("overlay {0}: not a directory (only overlay directories are supported so far)")]
-    OverlayNotDir(PathBuf),
+    #[error("overlay {0}: no such directory or image file")]
+    OverlayMissing(PathBuf, #[source] vessel_sys::Hint),
     #[error("--cwd {0}: the path must be absolute")]
     CwdNotAbsolute(PathBuf),
     #[error("VESSEL_IMAGE_DRIVER={0} names no image driver")]
@@ -592,11 +592,16 @@ pub fn resolve_site(
                 Some(d) => (d.to_string(), true),
                 None => (spec.strip_suffix(":rw").unwrap_or(&spec).to_string(), false),
             };
-            let dir = absolute(Path::new(&dir), &host.cwd);
-            if !dir.is_dir() {
-                return Err(OptionsError::OverlayNotDir(dir));
+            let path = absolute(Path::new(&dir), &host.cwd);
+            if !path.exists() {
+                return Err(OptionsError::OverlayMissing(
+                    path,
+                    vessel_sys::Hint::new(
+                        "make a directory for it, or an image with `vessel overlay create FILE`",
+                    ),
+                ));
             }
-            Ok(OverlaySpec { dir, readonly })
+            Ok(OverlaySpec { path, readonly })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let cwd = a
@@ -693,6 +698,7 @@ pub fn resolve_site(
         writable_tmpfs,
         tmpfs_size_mib,
         overlays,
+        underlay: a.underlay || vars.flag(&[vars::UNDERLAY]),
         pid,
         ipc,
         uts,
@@ -1264,7 +1270,7 @@ mod tests {
         ));
         assert!(matches!(
             err(|a| a.overlay = vec!["/nonexistent-overlay".into()]),
-            OptionsError::OverlayNotDir(_)
+            OptionsError::OverlayMissing(..)
         ));
         let shell = resolve(
             Verb::Shell(None),

@@ -173,6 +173,7 @@ pub fn is_dir(fd: &impl AsFd) -> bool {
 #[derive(Clone, Copy, Debug)]
 pub enum Flock {
     Shared,
+    SharedNonBlocking,
     Exclusive,
     ExclusiveNonBlocking,
 }
@@ -182,6 +183,7 @@ pub fn flock(fd: &impl AsFd, op: Flock) -> Result<()> {
     use rustix::fs::FlockOperation as F;
     let operation = match op {
         Flock::Shared => F::LockShared,
+        Flock::SharedNonBlocking => F::NonBlockingLockShared,
         Flock::Exclusive => F::LockExclusive,
         Flock::ExclusiveNonBlocking => F::NonBlockingLockExclusive,
     };

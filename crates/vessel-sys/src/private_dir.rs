@@ -162,23 +162,38 @@ pub fn own_subdir(
     name: &str,
     uid: u32,
 ) -> Result<OwnedFd, UnsafeDir> {
-    let path = parent_path.join(name);
     match rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o755)) {
         Ok(()) | Err(Errno::EXIST) => {}
-        Err(e) => return Err(io(&path, e)),
+        Err(e) => return Err(io(&parent_path.join(name), e)),
     }
-    let fd = rustix::fs::openat(
+    existing_own_subdir(parent, parent_path, name, uid)?.ok_or_else(|| UnsafeDir::Io {
+        path: parent_path.join(name),
+        source: std::io::Error::from(std::io::ErrorKind::NotFound),
+    })
+}
+
+/// The directory `name` in `parent` (an [`open_own_dir`] result) if there
+/// is one; never a link, and owned by `uid`.
+pub fn existing_own_subdir(
+    parent: &impl AsFd,
+    parent_path: &Path,
+    name: &str,
+    uid: u32,
+) -> Result<Option<OwnedFd>, UnsafeDir> {
+    let path = parent_path.join(name);
+    let fd = match rustix::fs::openat(
         parent,
         name,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
-    )
-    .map_err(|e| match e {
-        Errno::LOOP | Errno::NOTDIR => UnsafeDir::NotADirectory { path: path.clone() },
-        e => io(&path, e),
-    })?;
+    ) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT) => return Ok(None),
+        Err(Errno::LOOP | Errno::NOTDIR) => return Err(UnsafeDir::NotADirectory { path }),
+        Err(e) => return Err(io(&path, e)),
+    };
     check_own(&fd, &path, uid)?;
-    Ok(fd)
+    Ok(Some(fd))
 }
 
 /// Opens the directory behind `fd` again by its path, as the current mount

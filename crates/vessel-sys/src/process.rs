@@ -332,3 +332,68 @@ pub fn sweep_after_exit(dir: &Path) -> Result<std::os::fd::OwnedFd> {
         Fork::Parent(_) => Ok(write),
     }
 }
+
+/// Starts `cmd`, a FUSE helper of the container (`fuse2fs`,
+/// `fuse-overlayfs`) that serves a mount while the container runs: in a
+/// process group of its own, so that a terminal's Ctrl-C reaches the
+/// payload and not the file system under it, and sent `SIGTERM` when this
+/// process dies however it ends, `SIGKILL` included, so that it unmounts
+/// and writes its file system back rather than being left running or cut
+/// off mid-write. The descriptors in `keep` stay open in it, at the same
+/// numbers (it is given them as `/proc/self/fd/N`).
+///
+/// It keeps, across its exec, `CAP_SYS_ADMIN` (to mount) and
+/// `CAP_DAC_OVERRIDE` (to use overlayfs's work directory) of the
+/// container's user namespace, when this process has them: a user other
+/// than the namespace's root loses every capability at exec otherwise, as
+/// Apptainer hands its FUSE programs the same two. They reach nothing
+/// outside the container's namespaces.
+pub fn spawn_helper(
+    cmd: &mut std::process::Command,
+    keep: &[std::os::fd::RawFd],
+) -> std::io::Result<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    let keep = keep.to_vec();
+    let parent = rustix::process::getpid();
+    // SAFETY: the closure runs in the forked child before exec and makes
+    // only async-signal-safe system calls (prctl, setpgid, fcntl); it
+    // allocates nothing (`keep` was copied before the fork).
+    unsafe {
+        cmd.pre_exec(move || {
+            rustix::process::set_parent_process_death_signal(Some(Signal::TERM))?;
+            // The parent may have died before the line above took effect.
+            if rustix::process::getppid() != Some(parent) {
+                return Err(std::io::Error::other("the container's monitor is gone"));
+            }
+            rustix::process::setpgid(None, None)?;
+            keep_mount_capabilities();
+            for &fd in &keep {
+                let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
+                rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
+}
+
+/// Carries `CAP_SYS_ADMIN` and `CAP_DAC_OVERRIDE` across the next exec
+/// (inheritable, then ambient), where they are permitted; nothing
+/// otherwise. Async-signal-safe: two system calls per capability.
+fn keep_mount_capabilities() {
+    use rustix::thread::{self as t, CapabilitySet as C};
+    let wanted = C::SYS_ADMIN | C::DAC_OVERRIDE;
+    let Ok(mut sets) = t::capabilities(None) else {
+        return;
+    };
+    let wanted = wanted & sets.permitted;
+    sets.inheritable |= wanted;
+    if t::set_capabilities(None, sets).is_err() {
+        return;
+    }
+    for cap in [C::SYS_ADMIN, C::DAC_OVERRIDE] {
+        if wanted.contains(cap) {
+            let _ = t::configure_capability_in_ambient_set(cap, true);
+        }
+    }
+}

@@ -22,6 +22,16 @@ use crate::caps::Capability;
 use crate::mount::FsFlags;
 use crate::{Errno, Result, SysError};
 
+/// What a directory entry is, as an underlay reproduces it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Entry {
+    Dir,
+    File,
+    Symlink(PathBuf),
+    /// A device, socket or pipe: not reproduced.
+    Other,
+}
+
 /// The calls the executor makes while it assembles the root.
 pub trait Syscall {
     /// An object opened for mounting on or resolving from: a descriptor
@@ -50,6 +60,8 @@ pub trait Syscall {
     /// Whether the host directory `path` is empty (false when it cannot
     /// be read).
     fn is_empty_dir(&self, path: &Path) -> bool;
+    /// The entries of the host directory `path`, for an underlay.
+    fn entries(&self, path: &Path) -> Result<Vec<(std::ffi::OsString, Entry)>>;
 
     /// Binds `src` onto `dst` ([`crate::mount::bind`]).
     fn bind(&self, src: &Path, dst: &Path, recursive: bool) -> Result<()>;
@@ -162,11 +174,22 @@ pub struct Recorder {
     failures: RefCell<Vec<(Call, Errno)>>,
     files: Vec<PathBuf>,
     non_empty: Vec<PathBuf>,
+    entries: Vec<(PathBuf, Vec<(std::ffi::OsString, Entry)>)>,
 }
 
 impl Recorder {
     pub fn new() -> Recorder {
         Recorder::default()
+    }
+
+    /// Says that the host directory `dir` holds `entries`.
+    pub fn with_entries(mut self, dir: impl Into<PathBuf>, entries: &[(&str, Entry)]) -> Recorder {
+        let entries = entries
+            .iter()
+            .map(|(n, e)| (std::ffi::OsString::from(n), e.clone()))
+            .collect();
+        self.entries.push((dir.into(), entries));
+        self
     }
 
     /// The host path `path` is a file, not a directory.
@@ -253,6 +276,15 @@ impl Syscall for Recorder {
 
     fn is_empty_dir(&self, path: &Path) -> bool {
         !self.non_empty.iter().any(|p| p == path)
+    }
+
+    fn entries(&self, path: &Path) -> Result<Vec<(std::ffi::OsString, Entry)>> {
+        Ok(self
+            .entries
+            .iter()
+            .find(|(d, _)| d == path)
+            .map(|(_, e)| e.clone())
+            .unwrap_or_default())
     }
 
     fn bind(&self, src: &Path, dst: &Path, recursive: bool) -> Result<()> {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use vessel_sys::caps::Capability;
 use vessel_sys::mount::{self as m, FsFlags};
 use vessel_sys::path;
-use vessel_sys::syscall::{flag_names, Syscall};
+use vessel_sys::syscall::{flag_names, Entry, Syscall};
 use vessel_sys::{Result, SysError};
 
 /// The real implementation: the kernel, through `vessel-sys`.
@@ -62,6 +62,27 @@ impl Syscall for Kernel {
         fs::read_dir(p)
             .map(|mut d| d.next().is_none())
             .unwrap_or(false)
+    }
+
+    fn entries(&self, p: &Path) -> Result<Vec<(std::ffi::OsString, Entry)>> {
+        let read = |e: std::io::Error| SysError::new(format!("reading {}", shown(p).display()), e);
+        let mut out = Vec::new();
+        for entry in fs::read_dir(p).map_err(read)? {
+            let entry = entry.map_err(read)?;
+            let kind = entry.file_type().map_err(read)?;
+            let what = if kind.is_dir() {
+                Entry::Dir
+            } else if kind.is_file() {
+                Entry::File
+            } else if kind.is_symlink() {
+                Entry::Symlink(fs::read_link(entry.path()).map_err(read)?)
+            } else {
+                Entry::Other
+            };
+            out.push((entry.file_name(), what));
+        }
+        out.sort();
+        Ok(out)
     }
 
     fn bind(&self, src: &Path, dst: &Path, recursive: bool) -> Result<()> {

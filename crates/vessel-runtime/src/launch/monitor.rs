@@ -107,7 +107,7 @@ pub(super) fn enter_namespaces(
 
 /// Relays signals to `child` until it ends, reaping any other child on the
 /// way; returns the shell-style status.
-pub(super) fn relay(child: p::Pid, mask: &SignalMask) -> Result<i32, LaunchError> {
+pub(crate) fn relay(child: p::Pid, mask: &SignalMask) -> Result<i32, LaunchError> {
     loop {
         let received = mask.wait()?;
         if received.signal == SIGCHLD {

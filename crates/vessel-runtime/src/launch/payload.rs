@@ -20,10 +20,66 @@ use crate::plan::LaunchPlan;
 
 /// The payload side of the fork. Never returns: it execs or exits.
 pub(super) fn payload(plan: &LaunchPlan, root: &Path, mask: &SignalMask) -> ! {
-    let fail = |what: &str, e: &dyn std::fmt::Display| -> ! {
-        eprintln!("FATAL:   {what}: {e}");
-        p::exit_now(255)
-    };
+    setup(plan, root);
+    if plan.shim_init {
+        init(plan, mask)
+    }
+    if let Err(e) = mask.restore() {
+        fail("restoring the signal mask", &e);
+    }
+    exec(plan)
+}
+
+/// One `FATAL:` line and exit status 255: after the fork only this
+/// process's own steps run.
+fn fail(what: &str, e: &dyn std::fmt::Display) -> ! {
+    eprintln!("FATAL:   {what}: {e}");
+    p::exit_now(255)
+}
+
+/// The process side of a plan, with no mounts: all that an instance's
+/// re-executed init needs of it (the monitor assembled the root already).
+pub(crate) struct ProcessPlan {
+    pub user_namespace: bool,
+    pub new_proc: bool,
+    pub cwd: PathBuf,
+    pub home: PathBuf,
+    pub no_new_privs: bool,
+    pub capabilities: Option<Vec<vessel_sys::caps::Capability>>,
+    pub umask: Option<u32>,
+    pub argv: Vec<std::ffi::OsString>,
+    pub env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
+}
+
+impl From<ProcessPlan> for LaunchPlan {
+    fn from(p: ProcessPlan) -> LaunchPlan {
+        LaunchPlan {
+            lower: PathBuf::new(),
+            read_only_layers: Vec::new(),
+            root_mode: crate::plan::RootMode::ReadOnly,
+            layering: Default::default(),
+            user_namespace: p.user_namespace,
+            new_proc: p.new_proc,
+            shim_init: false,
+            umask: p.umask,
+            no_new_privs: p.no_new_privs,
+            capabilities: p.capabilities,
+            allow_setuid: false,
+            mounts: Vec::new(),
+            nvccli: None,
+            cwd: p.cwd,
+            home: p.home,
+            argv: p.argv,
+            env: p.env,
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// The payload's steps up to the command: dies with its parent, enters
+/// the root, changes to the working directory, and sets the command's
+/// privileges. An instance's init (re-executed) takes the same steps.
+pub(crate) fn setup(plan: &LaunchPlan, root: &Path) {
     if let Err(e) = p::die_with_parent() {
         fail("setting up the container process", &e);
     }
@@ -46,13 +102,6 @@ pub(super) fn payload(plan: &LaunchPlan, root: &Path, mask: &SignalMask) -> ! {
     if let Err(e) = privileges(&Kernel, plan) {
         fail("setting the container's privileges", &e);
     }
-    if plan.shim_init {
-        init(plan, mask)
-    }
-    if let Err(e) = mask.restore() {
-        fail("restoring the signal mask", &e);
-    }
-    exec(plan)
 }
 
 /// Into the root: a mount namespace of its own (so that pivoting does not
@@ -100,7 +149,7 @@ fn privileges<S: Syscall>(sys: &S, plan: &LaunchPlan) -> vessel_sys::Result<()> 
 /// from inside the container. Through `/bin/sh` the action script makes
 /// the same check with the `PATH` the environment scripts left; this is
 /// for images without a shell, whose command is run directly.
-fn exec(plan: &LaunchPlan) -> ! {
+pub(crate) fn exec(plan: &LaunchPlan) -> ! {
     if let Some(mask) = plan.umask {
         p::umask(mask);
     }
@@ -158,6 +207,7 @@ mod tests {
             lower: "/image".into(),
             read_only_layers: Vec::new(),
             user_namespace: false,
+            layering: crate::plan::Layering::Kernel,
             root_mode: RootMode::ReadOnly,
             new_proc: false,
             shim_init: false,
