@@ -365,15 +365,18 @@ impl CheckedOverlays {
                         }
                         ImageFs::Ext3 { offset, size } => {
                             if real_root {
-                                let dev = vessel_sys::loopdev::attach(file, offset, size).map_err(
-                                    |e| {
-                                        mount_err(
-                                            "the kernel",
-                                            e.to_string(),
-                                            "check the image with `fsck.ext3 -n`",
-                                        )
-                                    },
-                                )?;
+                                let attach = if spec.readonly {
+                                    vessel_sys::loopdev::attach
+                                } else {
+                                    vessel_sys::loopdev::attach_writable
+                                };
+                                let dev = attach(file, offset, size).map_err(|e| {
+                                    mount_err(
+                                        "the kernel",
+                                        e.to_string(),
+                                        "check the image with `fsck.ext3 -n`",
+                                    )
+                                })?;
                                 let flags = vessel_sys::mount::FsFlags {
                                     nosuid: true,
                                     nodev: true,

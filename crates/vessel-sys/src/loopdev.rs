@@ -42,15 +42,27 @@ struct LoopConfig {
     reserved: [u64; 8],
 }
 
-/// A read-only loop device over part of a file; it detaches itself once
-/// unmounted and closed (autoclear).
+/// A loop device over part of a file (read-only unless made with
+/// [`attach_writable`]); it detaches itself once unmounted and closed
+/// (autoclear).
 pub struct LoopDevice {
     pub path: PathBuf,
     _device: OwnedFd,
 }
 
-/// Attaches bytes `offset..offset+size` of `file` to a free loop device.
+/// Attaches bytes `offset..offset+size` of `file` to a free, read-only
+/// loop device.
 pub fn attach(file: &File, offset: u64, size: u64) -> Result<LoopDevice> {
+    attach_with(file, offset, size, false)
+}
+
+/// [`attach`], writable (`file` must be open for writing): an ext3
+/// overlay image mounted read-write as real root.
+pub fn attach_writable(file: &File, offset: u64, size: u64) -> Result<LoopDevice> {
+    attach_with(file, offset, size, true)
+}
+
+fn attach_with(file: &File, offset: u64, size: u64, writable: bool) -> Result<LoopDevice> {
     let control = OpenOptions::new()
         .read(true)
         .write(true)
@@ -65,7 +77,11 @@ pub fn attach(file: &File, offset: u64, size: u64) -> Result<LoopDevice> {
         number: 0,
         encrypt_type: 0,
         encrypt_key_size: 0,
-        flags: LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR,
+        flags: if writable {
+            LO_FLAGS_AUTOCLEAR
+        } else {
+            LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR
+        },
         file_name: [0; 64],
         crypt_name: [0; 64],
         encrypt_key: [0; 32],
@@ -83,7 +99,7 @@ pub fn attach(file: &File, offset: u64, size: u64) -> Result<LoopDevice> {
             ));
         }
         let path = PathBuf::from(format!("/dev/loop{n}"));
-        let device = match OpenOptions::new().read(true).open(&path) {
+        let device = match OpenOptions::new().read(true).write(writable).open(&path) {
             Ok(d) => d,
             Err(e) => return Err(SysError::new(format!("opening {}", path.display()), e)),
         };
