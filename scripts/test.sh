@@ -75,6 +75,11 @@ cargo test --workspace --quiet --no-fail-fast 2>&1 | tee "$tools/test.log"
 status=${PIPESTATUS[0]}
 [ "$status" -eq 0 ] || exit "$status"
 
+echo "==> the runtime tests again on an underlay (APPTAINER_UNDERLAY=1: the root Vessel builds where overlays are off or refused)"
+VESSEL_TEST_USER_ENV=APPTAINER_UNDERLAY=1 cargo test --quiet --test runtime 2>&1 | tee -a "$tools/test.log"
+status=${PIPESTATUS[0]}
+[ "$status" -eq 0 ] || exit "$status"
+
 echo "==> Slurm: vessel in batch jobs and job steps (user vtest)"
 tests/slurm/run.sh "$bin" "$debian_sif" | tee "$tools/slurm.log"
 

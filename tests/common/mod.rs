@@ -218,6 +218,12 @@ pub fn as_user(
         .arg(format!("USER={}", user.name))
         .arg("PATH=/usr/local/bin:/usr/bin:/bin")
         .arg("TMPDIR=/tmp");
+    // A whole suite rerun with settings of its own (scripts/test.sh runs
+    // the runtime tests again with APPTAINER_UNDERLAY=1, the root Vessel
+    // builds where overlays are refused).
+    if let Ok(extra) = std::env::var("VESSEL_TEST_USER_ENV") {
+        cmd.args(extra.split_whitespace());
+    }
     for (k, v) in env {
         cmd.arg(format!("{k}={v}"));
     }
