@@ -173,9 +173,20 @@ fn a_web_service_runs_in_the_background_is_joined_and_stops() {
     let sif = sif.to_str().unwrap();
     let web = name("web");
     let port = free_port().to_string();
+    let pid_file = d.join("web.pid");
     let out = vessel_in(
         d,
-        &["instance", "start", "--contain", "--pid", sif, &web, &port],
+        &[
+            "instance",
+            "start",
+            "--contain",
+            "--pid",
+            "--pid-file",
+            "web.pid",
+            sif,
+            &web,
+            &port,
+        ],
     );
     assert_ok(&out, "instance start");
     let port: u16 = port.parse().unwrap();
@@ -185,6 +196,29 @@ fn a_web_service_runs_in_the_background_is_joined_and_stops() {
     let (monitor, init) = pids(&web);
     let inside = descendants(init);
     assert!(!inside.is_empty(), "no process under the init");
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).unwrap().trim(),
+        init.to_string()
+    );
+    // Its resource use, from /proc: the init and the server at least.
+    let out = assert_ok(
+        &vessel_in(d, &["instance", "stats", "--json", &web]),
+        "instance stats",
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["pids"].as_u64().is_some_and(|n| n >= 2), "{out}");
+    assert!(v["memory_bytes"].as_u64().is_some_and(|n| n > 0), "{out}");
+    // Its logs: the start script's output.
+    let out = assert_ok(
+        &vessel_in(d, &["instance", "list", "--logs", &web]),
+        "--logs",
+    );
+    let log_out = out
+        .split_whitespace()
+        .find(|w| w.ends_with(&format!("{web}.out")))
+        .unwrap_or_else(|| panic!("no .out log in: {out}"));
+    let said = std::fs::read_to_string(log_out).unwrap();
+    assert!(said.contains(&format!("serving on {port}")), "{said}");
 
     // Listed, with the pid and image.
     let out = assert_ok(&vessel_in(d, &["instance", "list", "--json"]), "list");
