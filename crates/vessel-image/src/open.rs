@@ -93,6 +93,16 @@ impl Image {
     }
 }
 
+/// A SIF's ext3 overlay partition, the one `--writable` writes to (what
+/// `overlay create IMAGE.sif` adds).
+pub fn writable_overlay<F>(sif: &Sif<F>) -> Option<&vessel_sif::Descriptor> {
+    sif.descriptors().find(|d| {
+        d.partition().is_some_and(|p| {
+            p.part == vessel_sif::PartType::OVERLAY && p.fs == vessel_sif::FsType::EXT3
+        })
+    })
+}
+
 /// Where an image file's root file system lies: a SquashFS at `offset`,
 /// `size` bytes long, for `arch` (`None` for a bare SquashFS file, which
 /// does not say).
@@ -110,11 +120,7 @@ impl Image {
         let Image::Sif { sif, .. } = self else {
             return None;
         };
-        sif.descriptors().find_map(|d| {
-            let p = d.partition()?;
-            (p.part == vessel_sif::PartType::OVERLAY && p.fs == vessel_sif::FsType::EXT3)
-                .then_some((d.offset as u64, d.size as u64))
-        })
+        writable_overlay(sif).map(|d| (d.offset as u64, d.size as u64))
     }
 
     /// The SquashFS holding the root file system of a SIF (its primary

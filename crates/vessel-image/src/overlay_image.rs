@@ -263,29 +263,6 @@ pub fn create(path: &Path, opts: &CreateOptions) -> Result<Created> {
     }
 }
 
-/// The overlay partition of the SIF open as `file`, as `(offset, size,
-/// is_ext3)`: the writable (ext3) one if there is one, else the first
-/// overlay partition; `None` when there is none. Reads through `file`'s
-/// shared offset, which it leaves moved.
-pub fn sif_overlay_partition(
-    file: &File,
-) -> std::result::Result<Option<(u64, u64, bool)>, vessel_sif::Error> {
-    let sif = Sif::load(file)?;
-    let overlays: Vec<_> = sif
-        .descriptors()
-        .filter_map(|d| {
-            d.partition()
-                .filter(|p| p.part == PartType::OVERLAY)
-                .map(|p| (d.offset as u64, d.size as u64, p.fs == FsType::EXT3))
-        })
-        .collect();
-    Ok(overlays
-        .iter()
-        .find(|o| o.2)
-        .or_else(|| overlays.first())
-        .copied())
-}
-
 fn size_bytes(size_mib: u64) -> Result<u64> {
     if size_mib < MIN_SIZE_MIB {
         return Err(OverlayError::TooSmall {
@@ -403,10 +380,7 @@ fn check_sif(path: &Path, sif: &Sif<File>, opts: &CreateOptions) -> Result<()> {
             )),
         });
     }
-    if let Some(d) = sif.descriptors().find(|d| {
-        d.partition()
-            .is_some_and(|p| p.part == PartType::OVERLAY && p.fs == FsType::EXT3)
-    }) {
+    if let Some(d) = crate::open::writable_overlay(sif) {
         return Err(OverlayError::HasOverlay {
             path: path.to_path_buf(),
             id: d.id,
@@ -777,7 +751,7 @@ mod tests {
             arch: Arch::AMD64,
         });
         sif.add_object(&input, &mut &[1u8; 10][..], 0).unwrap();
-        assert_eq!(sif_overlay_partition(&f).unwrap(), None);
+        assert!(crate::open::writable_overlay(&Sif::load(&mut f).unwrap()).is_none());
 
         let mut sif = Sif::load(&mut f).unwrap();
         input.metadata = Metadata::Partition(Partition {
@@ -792,9 +766,9 @@ mod tests {
             arch: Arch::AMD64,
         });
         sif.add_object(&input, &mut &[3u8; 7][..], 0).unwrap();
-        let (offset, size, ext3) = sif_overlay_partition(&f).unwrap().unwrap();
-        assert_eq!((size, ext3), (7, true));
-        assert_eq!(offset % 4096, 0);
-        assert!(sif_overlay_partition(&tempfile::tempfile().unwrap()).is_err());
+        let sif = Sif::load(&mut f).unwrap();
+        let d = crate::open::writable_overlay(&sif).unwrap();
+        assert_eq!(d.size, 7);
+        assert_eq!(d.offset % 4096, 0);
     }
 }
