@@ -459,6 +459,20 @@ pub fn reap_any_child() -> Result<Option<(Pid, crate::process::Exit)>> {
     }
 }
 
+/// Keeps only `keep` of this process's own capabilities (effective and
+/// permitted), leaving its bounding set, and so what the programs it
+/// starts may get, as it is.
+pub fn keep_only_own_capabilities(keep: &[caps::Capability]) -> Result<()> {
+    let fail = |what: &str, e: caps::errors::CapsError| {
+        SysError::new(what.to_string(), std::io::Error::other(e.to_string()))
+    };
+    let set: caps::CapsHashSet = keep.iter().copied().collect();
+    caps::set(None, caps::CapSet::Effective, &set)
+        .map_err(|e| fail("setting the effective capabilities", e))?;
+    caps::set(None, caps::CapSet::Permitted, &set)
+        .map_err(|e| fail("setting the permitted capabilities", e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -193,6 +193,12 @@ pub fn main(fd: i32) -> ! {
     if let Err(e) = j::clear_ambient_capabilities() {
         fail("clearing its capabilities", &e);
     }
+    // The init itself keeps only what it needs to end the container's
+    // processes, whatever user they run as: it is dumpable, so a process of
+    // the container can take it over, and must gain nothing by that.
+    if let Err(e) = j::keep_only_own_capabilities(&[vessel_sys::caps::Capability::CAP_KILL]) {
+        fail("dropping its capabilities", &e);
+    }
     // SIGTERM, not SIGKILL, when the monitor dies: the init must outlive
     // it long enough to kill the container's processes. Checked once set:
     // the monitor may have died before.
