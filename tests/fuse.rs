@@ -4,7 +4,8 @@
 //! fixtures' images, a generated corpus (several compressors, big and small
 //! files, a 10k-entry directory, hard links, xattrs, sparse files) and the
 //! Debian image; every directory of the Debian image lists as the
-//! kernel's squashfs lists it, with listings resumed at every offset; and
+//! kernel's squashfs lists it, with listings resumed at every offset; an
+//! image without xattrs says it keeps none; and
 //! as the unprivileged user, the kernel enforces the image's permissions
 //! (`default_permissions`).
 
@@ -294,6 +295,51 @@ fn debian_listings_match_the_kernels_at_every_offset() {
             diff.join("\n")
         );
     }
+}
+
+/// An image without any xattrs (the Debian image) says it keeps none
+/// ("not supported", as the server stops the kernel from asking), and a
+/// writable layer still copies its files up; images with xattrs serve
+/// them (the corpus above).
+#[test]
+fn an_image_without_xattrs_keeps_none() {
+    let Some(debian) = debian_sif() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let mnt = work.path().join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let check = r#"
+import errno, os, sys
+for path in [sys.argv[1], os.path.join(sys.argv[1], "bin/ls"), os.path.join(sys.argv[1], "etc")]:
+    for call in [lambda: os.listxattr(path), lambda: os.getxattr(path, "user.x"),
+                 lambda: os.getxattr(path, "security.capability")]:
+        try:
+            print(path, "answered", call())
+        except OSError as e:
+            if e.errno != errno.ENOTSUP:
+                print(path, os.strerror(e.errno))
+"#;
+    let out = Command::new(bin_path())
+        .arg("__mount-image")
+        .arg(&debian)
+        .arg(&mnt)
+        .args(["python3", "-c", check])
+        .arg(&mnt)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "", "{}", stderr(&out));
+    let out = Command::new(bin_path())
+        .args(["exec", "--writable-tmpfs"])
+        .arg(&debian)
+        .args([
+            "sh",
+            "-c",
+            "echo changed >> /etc/debian_version && tail -n 1 /etc/debian_version && rm /usr/bin/yes && test ! -e /usr/bin/yes",
+        ])
+        .env("VESSEL_IMAGE_DRIVER", "fuse")
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out), "changed\n", "{}", stderr(&out));
 }
 
 /// As the unprivileged user: the FUSE driver runs the image, shows owners

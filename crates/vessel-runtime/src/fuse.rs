@@ -38,10 +38,16 @@ pub struct ImageFs {
     inodes: RwLock<HashMap<u32, Arc<Inode>>>,
     /// Who the files are shown as.
     owners: Owners,
+    /// Whether any inode has extended attributes (see [`ImageFs::getxattr`]).
+    xattrs: bool,
 }
 
 impl ImageFs {
-    pub fn new(archive: Archive, owners: Owners) -> Result<ImageFs, vessel_squashfs::Error> {
+    pub fn new(
+        archive: Archive,
+        owners: Owners,
+        xattrs: bool,
+    ) -> Result<ImageFs, vessel_squashfs::Error> {
         let root_ref = archive.root();
         let root = archive.inode(root_ref)?;
         let mut refs = HashMap::new();
@@ -52,6 +58,7 @@ impl ImageFs {
             refs: RwLock::new(refs),
             inodes: RwLock::new(HashMap::new()),
             owners,
+            xattrs,
         })
     }
 
@@ -180,7 +187,14 @@ fn io_error(e: vessel_squashfs::Error) -> Errno {
 impl Filesystem for ImageFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         // Listings with attributes save one lookup per entry; symlinks and
-        // directory pages may be cached like file pages.
+        // directory pages may be cached like file pages. Plain listings
+        // would make a cold `find` (which stats nothing) use a fifth less
+        // CPU, and `ls -lR` (which stats everything) take twice as long
+        // (Debian image, issue 20): "auto" keeps attributes for the first
+        // page of each directory. An entry cannot go without attributes
+        // alone, as fuser gives the entry's and the listing's inode
+        // number from one field. The end of a listing always costs a
+        // second, empty reply: the kernel learns the end no other way.
         for cap in [
             fuser::InitFlags::FUSE_DO_READDIRPLUS,
             fuser::InitFlags::FUSE_READDIRPLUS_AUTO,
@@ -353,7 +367,16 @@ impl Filesystem for ImageFs {
         );
     }
 
+    /// In an image without any extended attributes, "not implemented":
+    /// the kernel then stops asking (and answers "not supported" itself,
+    /// which `cp -a`, tar and overlayfs's copy-up take as "none"). It asks
+    /// on every lookup through the container's overlay and on every
+    /// `execve` (for file capabilities): one round trip each, a third of
+    /// the requests of a cold `find` in a container.
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        if !self.xattrs {
+            return reply.error(Errno::ENOSYS);
+        }
         let value = self.inode(ino).and_then(|i| {
             let all = self.archive.xattrs(&i).map_err(io_error)?;
             all.into_iter()
@@ -368,6 +391,9 @@ impl Filesystem for ImageFs {
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        if !self.xattrs {
+            return reply.error(Errno::ENOSYS);
+        }
         let names = self.inode(ino).and_then(|i| {
             let all = self.archive.xattrs(&i).map_err(io_error)?;
             let mut out = Vec::new();
@@ -396,9 +422,16 @@ fn xattr_reply(reply: ReplyXattr, size: u32, value: &[u8]) {
 
 /// Serves `archive` on the FUSE connection `fd` (already mounted) with
 /// `threads` workers until the file system is unmounted or the process
-/// ends. Returns when the session ends.
-pub fn serve(archive: Archive, fd: OwnedFd, threads: usize, owners: Owners) -> std::io::Result<()> {
-    let fs = ImageFs::new(archive, owners).map_err(std::io::Error::other)?;
+/// ends; `xattrs` says whether any inode has extended attributes. Returns
+/// when the session ends.
+pub fn serve(
+    archive: Archive,
+    fd: OwnedFd,
+    threads: usize,
+    owners: Owners,
+    xattrs: bool,
+) -> std::io::Result<()> {
+    let fs = ImageFs::new(archive, owners, xattrs).map_err(std::io::Error::other)?;
     let mut config = fuser::Config::default();
     config.n_threads = Some(threads.max(1));
     config.clone_fd = true;
@@ -421,7 +454,28 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-/// Worker threads: `VESSEL_FUSE_THREADS`, else one per CPU up to 16.
+/// Whether any inode of the SquashFS at `offset` in `file` has extended
+/// attributes: the count in the xattr id table's header (after the start of
+/// the key/value table, a little-endian u64), when there is a table. When
+/// the header cannot be read, yes: each inode is then asked.
+fn has_xattrs(file: &std::fs::File, offset: u64, archive: &Archive) -> bool {
+    use std::os::unix::fs::FileExt;
+    let start = archive.superblock().xattr_id_table_start;
+    if start == u64::MAX {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    match file.read_exact_at(&mut head, offset.saturating_add(start)) {
+        Ok(()) => head[8..12] != [0; 4],
+        Err(_) => true,
+    }
+}
+
+/// Worker threads: `VESSEL_FUSE_THREADS`, else one per CPU up to 16. On
+/// 2 CPUs (issue 20), one thread lists as fast but reads a cold tree a
+/// fifth slower (its decompression no longer overlaps the kernel's
+/// read-ahead), and 4 list a fifth slower (each request wakes another
+/// thread, often on the other CPU).
 fn threads() -> usize {
     vessel_config::own_var(vessel_config::vessel_vars::FUSE_THREADS)
         .and_then(|t| t.parse().ok())
@@ -456,6 +510,7 @@ pub fn mount_and_serve(
     };
     let archive = Archive::open_with(file.try_clone()?, offset, size, &cache)
         .map_err(|e| ServeError::Image(e.to_string()))?;
+    let xattrs = has_xattrs(file, offset, &archive);
     let fd = vessel_sys::fuse::open_device().map_err(|e| {
         ServeError::Device(vessel_sys::Hint::with_cause(
             "set VESSEL_IMAGE_DRIVER=extract (or use --unsquash) to unpack images instead",
@@ -469,7 +524,7 @@ pub fn mount_and_serve(
         Fork::Child => {
             p::leave_foreground_group();
             let _ = p::die_with_parent();
-            let code = match serve(archive, fd, threads, owners) {
+            let code = match serve(archive, fd, threads, owners, xattrs) {
                 Ok(()) => 0,
                 Err(e) => {
                     eprintln!("FATAL:   the image's FUSE server stopped: {e}");
