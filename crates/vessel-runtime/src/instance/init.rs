@@ -11,19 +11,32 @@
 //! written, so that no container process can reach the host's `/` through
 //! its `/proc/PID/root`), and a forked payload inherits both properties. A
 //! fresh exec inside the container's user namespace gives a process that is
-//! both (its capabilities there kept as ambient ones for its steps into the
-//! root, then cleared before the command), and holds nothing of the monitor: no memory (the host environment,
-//! paths), no descriptor (every one of the launch is close-on-exec; the
-//! two passed on are closed or kept as below). Once it has entered the
-//! root, its `/proc/PID/root` and `cwd` lead into the container only, so a
-//! container process that reads them gains nothing.
+//! both, and that holds nothing of the monitor:
+//! - no memory (the host environment, paths): its plan comes on a file,
+//!   read and closed;
+//! - no descriptor leading out: every one of the launch is close-on-exec;
+//!   the monitor's pidfd it keeps can only be polled from the container
+//!   (the monitor is not dumpable, so neither `setns` nor `pidfd_getfd`
+//!   through it is allowed);
+//! - no way out through `/proc/PID/root` or `cwd`: it enters the root
+//!   before the command exists;
+//! - no capability worth taking: those of the container's user namespace
+//!   are kept across the exec as ambient ones for its steps into the root,
+//!   then cleared, and it keeps only `CAP_KILL` of its own (to end the
+//!   container's processes), its bounding set, and so the command's, as
+//!   the plan left it.
+//!
+//! A container process may take it over (it is dumpable and runs as the
+//! same user) and gains nothing it did not have.
 //!
 //! The init holds a pidfd of the monitor. The kernel sends it `SIGTERM`
 //! when the monitor dies; on any signal it checks the pidfd, and when the
 //! monitor is gone (killed with `SIGKILL`) it kills every process of the
 //! container and exits, so that nothing outlives the instance. Without a
 //! PID namespace, that is every descendant: it is their subreaper, so
-//! orphans (daemons that left their parents) come back to it.
+//! orphans (daemons that left their parents) come back to it. In a batch
+//! job it also watches the job step's daemon, and ends the container with
+//! the step.
 
 use std::ffi::OsString;
 use std::io::{Read, Seek, Write};
