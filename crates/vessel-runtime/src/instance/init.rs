@@ -15,9 +15,10 @@
 //! - no memory (the host environment, paths): its plan comes on a file,
 //!   read and closed;
 //! - no descriptor leading out: every one of the launch is close-on-exec;
-//!   the monitor's pidfd it keeps can only be polled from the container
-//!   (the monitor is not dumpable, so neither `setns` nor `pidfd_getfd`
-//!   through it is allowed);
+//!   through the monitor's pidfd it keeps, a container process could at
+//!   most signal the monitor (as its user can anyway), never join it or
+//!   take its descriptors (the monitor is not dumpable, so the kernel
+//!   refuses `setns` and `pidfd_getfd` through it);
 //! - no way out through `/proc/PID/root` or `cwd`: it enters the root
 //!   before the command exists;
 //! - no capability worth taking: those of the container's user namespace
