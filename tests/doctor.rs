@@ -30,6 +30,8 @@ const CHECKS: &[&str] = &[
     "configuration",
     "mksquashfs",
     "tar2sqfs",
+    "fuse2fs",
+    "fuse-overlayfs",
     "NVIDIA GPUs",
     "AMD GPUs",
 ];

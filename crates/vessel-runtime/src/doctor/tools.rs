@@ -1,6 +1,9 @@
 //! The programs builds and pulls run: `mksquashfs` (squashfs-tools) packs
 //! a build's root file system, `tar2sqfs` (squashfs-tools-ng) converts
-//! pulled layers. Runs need neither, so a missing one is a warning.
+//! pulled layers. Runs need neither, so a missing one is a warning. And
+//! the FUSE helpers of writable layers, looked up where runs look for
+//! them: `fuse2fs` for ext3 overlay images, `fuse-overlayfs` where the
+//! kernel's overlayfs cannot serve.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -25,6 +28,25 @@ pub(super) fn checks(node: &Node<'_>) -> Vec<Finding> {
         Some(p) => Finding::pass(name, p.display().to_string()),
         None => Finding::warn(name, format!("not found in PATH: {need}"), fix),
     })
+    .chain(
+        [
+            (
+                "fuse2fs",
+                "--overlay IMAGE.img without root needs it",
+                "install fuse2fs (`apt-get install fuse2fs`; e2fsprogs on EL)",
+            ),
+            (
+                "fuse-overlayfs",
+                "ext3 overlay images without root, and kernels without overlayfs in user namespaces, need it",
+                "install fuse-overlayfs (`apt-get install fuse-overlayfs`, `dnf install fuse-overlayfs`)",
+            ),
+        ]
+        .into_iter()
+        .map(|(name, need, fix)| match crate::fuse_helper::find(name) {
+            Some(p) => Finding::pass(name, p.display().to_string()),
+            None => Finding::warn(name, format!("not installed: {need}"), fix),
+        }),
+    )
     .collect()
 }
 
