@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the bench/*.sh scripts (sourced, not run): the Debian packages a
 # benchmark needs, and the unprivileged user it runs Vessel as.
 

@@ -4,9 +4,14 @@
 # SquashFS file), all running /bin/true as an unprivileged user. Prints a
 # table with ratios to `unshare chroot`, the monitor's peak RSS, and the
 # cold-cache check (16 concurrent first runs of one SIF, one extraction).
-#   bench/startup.sh [VESSEL_BINARY] [IMAGE.sif]
+# With a Debian image (DEBIAN.sif, or $VESSEL_TEST_DEBIAN_SIF), also what a
+# run that does some work costs, each run a fresh container (a fresh mount
+# for the SquashFS ones): a cold Python import of many standard modules and
+# a cold `find /usr`.
+#   bench/startup.sh [VESSEL_BINARY] [IMAGE.sif] [DEBIAN.sif]
 # Run as root (it installs the peers and switches to the test user).
-# BENCH_RUNS sets the hyperfine runs per command (default 100).
+# BENCH_RUNS sets the hyperfine runs per command (default 100), and
+# BENCH_WORK_RUNS those of the Debian image's workloads (default 20).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -16,6 +21,7 @@ runs=${BENCH_RUNS:-100}
 
 if [ -n "${1:-}" ]; then vessel=$1; else cargo build --release --quiet; vessel=$root/target/release/vessel; fi
 image=${2:-${VESSEL_FIXTURES:-../shared/fixtures}/sif/apptainer/images/busybox_amd64.sif}
+debian=${3:-${VESSEL_TEST_DEBIAN_SIF:-}}
 
 need_packages charliecloud-runtime hyperfine squashfs-tools
 ensure_user
@@ -33,6 +39,29 @@ chmod 0755 "$work"
 as_user() { as_user_in "/home/$user" /tmp VESSEL_EXTRACT_DIR="$work/cache" "$@"; }
 cd "$work"
 as_user ./vessel exec --unsquash img.sif /bin/true 2>/dev/null   # warm the extract cache
+
+# The Debian image's workloads, in every way of running it, interleaved
+# by hyperfine's order only per command: one table per workload.
+work_lines=()
+if [ -n "$debian" ]; then
+  cp "$debian" "$work/deb.sif"
+  primary=$("$work/vessel" sif list "$work/deb.sif" | awk -F'|' '/\*System/ { print $1 + 0 }')
+  "$work/vessel" sif dump "$primary" "$work/deb.sif" > "$work/deb.sqfs"
+  unsquashfs -no-progress -no-xattrs -quiet -dest "$work/debdir" "$work/deb.sqfs" >/dev/null || true
+  chown -R "$user": "$work"
+  py='import json, email.parser, http.client, xml.dom.minidom, sqlite3, asyncio, unittest, decimal, argparse, logging, csv, urllib.request, multiprocessing, concurrent.futures, tarfile, zipfile, shutil, tempfile, subprocess, pathlib, dataclasses, typing, statistics, fractions, difflib, pickle, gettext, locale, calendar, configparser'
+  for w in python find; do
+    if [ $w = python ]; then cmd="/usr/bin/python3 -B -c '$py'"; else cmd="/usr/bin/find /usr -xdev"; fi
+    as_user hyperfine --style none --warmup 2 --runs "${BENCH_WORK_RUNS:-20}" --export-json "$work/$w.json" \
+      --output null \
+      -n "unshare -Urm chroot DIR" "unshare -Urm chroot $work/debdir $cmd" \
+      -n "ch-run DIR" "ch-run $work/debdir -- $cmd" \
+      -n "ch-run IMG.sqfs" "ch-run $work/deb.sqfs -- $cmd" \
+      -n "vessel exec IMG.sif (fuse)" "env VESSEL_IMAGE_DRIVER=fuse $work/vessel exec $work/deb.sif $cmd" \
+      >/dev/null
+    work_lines+=("$w")
+  done
+fi
 
 as_user hyperfine --style none --warmup 5 --runs "$runs" --export-json "$work/times.json" -N \
   -n "unshare -Urm chroot DIR" "unshare -Urm chroot $work/dir /bin/true" \
@@ -101,3 +130,15 @@ print("targets: sandbox <= 2x unshare chroot: "
       f"fuse {by['vessel exec IMG.sif (fuse)']*1e3:.2f} ms vs {by['ch-run IMG.sqfs']*1e3:.2f} ms")
 print(sys.argv[7])
 PY
+for w in "${work_lines[@]}"; do
+  python3 - "$work/$w.json" "$w" <<'PY'
+import json, sys
+results = json.load(open(sys.argv[1]))["results"]
+base = results[0]["median"]
+what = {"python": "cold Python import of 30 standard modules", "find": "cold find /usr"}[sys.argv[2]]
+print()
+print(f"Debian image, {what}, a fresh container each run ({len(results[0]['times'])} runs):")
+for r in results:
+    print(f"  {r['command']:34} {r['median']*1e3:10.2f} ms median {r['median']/base:6.2f}× unshare")
+PY
+done
