@@ -139,7 +139,11 @@ impl Exit {
 /// Reaps one child if any has ended: `Some((pid, exit))`, or `None` when no
 /// child has ended yet (or there are none).
 pub fn reap_any() -> Result<Option<(Pid, Exit)>> {
-    match rustix::process::waitpid(None, WaitOptions::NOHANG) {
+    // `wait` is waitpid(-1): any child. (`waitpid(None)` is waitpid(0),
+    // the children of this process group only: a child that moved to a
+    // group of its own, as FUSE helpers and job-control shells do, would
+    // never be reaped.)
+    match rustix::process::wait(WaitOptions::NOHANG) {
         Ok(Some((pid, status))) => Ok(exit_of(status).map(|e| (pid, e))),
         Ok(None) => Ok(None),
         Err(rustix::io::Errno::CHILD) => Ok(None),
