@@ -2,6 +2,10 @@
 # A throwaway single-node Slurm cluster (munge + slurmctld + slurmd) for tests.
 #   .ci/slurm.sh start|stop|status STATE_DIR
 # Run as root. Needs the Debian packages munge slurmctld slurmd slurm-client.
+# VESSEL_SLURM_VESSEL=/path/to/vessel: build the SPANK plugin of
+# contrib/spank (--container-image on srun/sbatch/salloc; needs cc and
+# libslurm-dev) into STATE_DIR and load it with vessel=that binary, and the
+# plugin arguments of VESSEL_SLURM_SPANK_ARGS (e.g. binds=SRC:DST:ro).
 # PID 1 on CI machines is not systemd, so the daemons are started by hand and
 # stopped by the PIDs recorded in STATE_DIR (never by name).
 set -euo pipefail
@@ -56,6 +60,10 @@ stop() {
     fi
     rm -f "$state/$d.pid"
   done
+  # The SPANK plugin lived in STATE_DIR: slurm.conf must not name it after.
+  if [ -f /etc/slurm/slurm.conf ]; then
+    sed -i "\|^PlugStackConfig=$state/spank/|d" /etc/slurm/slurm.conf
+  fi
   # proctrack/linuxproc follows parent links only: a job's process reparented
   # to PID 1 (its script exited, or was killed by scancel while it ignored
   # TERM) escapes the KillWait SIGKILL. Such leftovers still carry the job
@@ -99,6 +107,11 @@ start() {
     exit 1
   fi
   [ "$(id -u)" -eq 0 ] || { echo "slurm.sh: start must run as root" >&2; exit 1; }
+  if [ -n "${VESSEL_SLURM_VESSEL:-}" ]; then
+    [ -x "$VESSEL_SLURM_VESSEL" ] || { echo "slurm.sh: VESSEL_SLURM_VESSEL=$VESSEL_SLURM_VESSEL is not an executable" >&2; exit 1; }
+    dpkg-query -W -f='${Status}' libslurm-dev 2>/dev/null | grep -q 'install ok installed' ||
+      { echo "slurm.sh: the SPANK plugin needs Slurm's headers: apt-get install -y libslurm-dev" >&2; exit 1; }
+  fi
 
   stop # leftovers of an earlier start with this STATE_DIR
   # Another cluster would hold the ports and the munge socket.
@@ -123,7 +136,20 @@ start() {
   fi
   # slurmd refuses a node whose RealMemory exceeds the real one: stay 10% under.
   mem_mb=$(awk '/^MemTotal:/ { printf "%d", $2 / 1024 * 0.9 }' /proc/meminfo)
-  mkdir -p /etc/slurm
+  mkdir -p /etc/slurm "$state"
+  # The SPANK plugin, loaded by srun/sbatch/salloc (as the calling user:
+  # everything world-readable) and by slurmd's step daemons.
+  plugstack=""
+  if [ -n "${VESSEL_SLURM_VESSEL:-}" ]; then
+    chmod 0755 "$state"
+    mkdir -p -m 0755 "$state/spank"
+    cc -O2 -Wall -Wextra -Werror -shared -fPIC -o "$state/spank/vessel_spank.so" \
+      "$(dirname "$0")/../contrib/spank/vessel_spank.c" || fail "the SPANK plugin did not build"
+    chmod 0755 "$state/spank/vessel_spank.so"
+    echo "required $state/spank/vessel_spank.so vessel=$(realpath "$VESSEL_SLURM_VESSEL") ${VESSEL_SLURM_SPANK_ARGS:-}" |
+      install -m 0644 /dev/stdin "$state/spank/plugstack.conf"
+    plugstack="PlugStackConfig=$state/spank/plugstack.conf"
+  fi
   # World-readable: srun/sbatch/sinfo read it as the calling user.
   install -m 0644 /dev/stdin /etc/slurm/slurm.conf <<EOF
 ClusterName=vessel-ci
@@ -141,6 +167,7 @@ ReturnToService=2
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 $gres_types
+$plugstack
 NodeName=localhost NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=$mem_mb $node_gres State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 EOF

@@ -19,6 +19,8 @@ packages=(
   # Tests with real components: a Debian image made with debootstrap, and a
   # single-node Slurm cluster.
   debootstrap munge slurmctld slurmd slurm-client procps
+  # Slurm's headers (slurm/spank.h): the SPANK plugin of contrib/spank.
+  libslurm-dev
   # Fake-root builds with the user's subordinate ids (newuidmap/newgidmap).
   uidmap
   # overlay create: mkfs.ext3 and debugfs; its tests check images with fsck.ext3.

@@ -2,7 +2,9 @@
 # Vessel under a real single-node Slurm (munge + slurmctld + slurmd), as an
 # unprivileged user: batch jobs and job steps run containers that see their
 # SLURM_* variables, scancel stops the payload with SIGTERM, leaving
-# nothing behind, and an instance started in a job ends with it.
+# nothing behind, and an instance started in a job ends with it; the SPANK
+# plugin of contrib/spank runs steps and batch scripts in a container with
+# --container-image (and leaves steps without it alone).
 #   tests/slurm/run.sh VESSEL_BINARY IMAGE.sif
 # Run as root (it starts the daemons). Prints "N passed, N failed".
 set -euo pipefail
@@ -22,6 +24,8 @@ cleanup() {
   rm -rf "$state" "$work"
 }
 trap cleanup EXIT
+# The daemons load the SPANK plugin, with this binary as its runtime.
+export VESSEL_SLURM_VESSEL=$vessel
 .ci/slurm.sh start "$state"
 
 passed=0 failed=0
@@ -111,6 +115,130 @@ JOB
   [ "$(wc -l <<<"$list")" -eq 1 ]
 }
 check "an instance started in an sbatch job ends with the job, nothing left running" instance_job
+
+# The SPANK plugin (contrib/spank): --container-image and its companions.
+# What the image says of itself, to compare with (CI's image may carry the
+# host's Debian version: the container also shows APPTAINER_CONTAINER).
+image_version=$(cd "$work" && as_user "$vessel" exec "$image" cat /etc/debian_version)
+in_container() { # srun OPTIONS... COMMAND..., as the user, stdout and stderr
+  (cd "$work" && as_user srun "$@" 2>&1)
+}
+spank_image() {
+  local out
+  out=$(in_container --container-image="$image" sh -c 'cat /etc/debian_version; echo "container=$APPTAINER_CONTAINER"')
+  echo "$out"
+  [ "$out" = "$(printf '%s\ncontainer=%s' "$image_version" "$image")" ]
+}
+check "srun --container-image runs the task in the image (its /etc/debian_version)" spank_image
+
+spank_alias_tasks() {
+  local out
+  out=$(in_container -n 2 --singularity-image="$image" sh -c 'echo "rank=$SLURM_PROCID $APPTAINER_CONTAINER"' | sort)
+  echo "$out"
+  [ "$out" = "$(printf 'rank=0 %s\nrank=1 %s' "$image" "$image")" ]
+}
+check "srun -n 2 --singularity-image (the alias): every task in the container, with its SLURM_PROCID" spank_alias_tasks
+
+spank_untouched() {
+  local out
+  out=$(in_container sh -c 'cat /etc/debian_version; echo "container=${APPTAINER_CONTAINER:-none}"')
+  echo "$out"
+  [ "$out" = "$(printf '%s\ncontainer=none' "$(cat /etc/debian_version)")" ]
+}
+check "srun without --container-image is left alone (host's /etc/debian_version, no container)" spank_untouched
+
+spank_mounts() {
+  local out
+  mkdir -p "$work/mnt" && echo bound > "$work/mnt/f" && chown -R "$user": "$work/mnt"
+  out=$(in_container --container-image="$image" --container-mounts="$work/mnt:/mnt/rw,$work/mnt:/mnt/ro:ro" \
+    sh -c 'cat /mnt/rw/f; touch /mnt/rw/new && echo rw-written; touch /mnt/ro/new2 2>/dev/null || echo ro-refused')
+  echo "$out"
+  [ "$out" = "$(printf 'bound\nrw-written\nro-refused')" ] && [ -e "$work/mnt/new" ] && [ ! -e "$work/mnt/new2" ]
+}
+check "srun --container-mounts=SRC:DST,SRC:DST:ro: binds visible, :ro read-only" spank_mounts
+
+spank_workdir() {
+  local out
+  out=$(in_container --container-image="$image" --container-workdir=/usr/share pwd)
+  echo "$out"
+  [ "$out" = /usr/share ]
+}
+check "srun --container-workdir=/usr/share starts the task there" spank_workdir
+
+# PATH is one the container sets itself (the image's default) unless
+# --container-env passes the task's own.
+spank_env() {
+  local with without
+  with=$(cd "$work" && as_user env PATH=/opt/vessel-test:/usr/bin:/bin VTEST_X=from-slurm \
+    srun --container-image="$image" --container-env=PATH,VTEST_X sh -c 'echo "$PATH $VTEST_X"' 2>&1)
+  without=$(cd "$work" && as_user env PATH=/opt/vessel-test:/usr/bin:/bin \
+    srun --container-image="$image" sh -c 'echo "$PATH"' 2>&1)
+  echo "with: $with"; echo "without: $without"
+  [ "$with" = "/opt/vessel-test:/usr/bin:/bin from-slurm" ] && [ "$without" != /opt/vessel-test:/usr/bin:/bin ]
+}
+check "srun --container-env=PATH,VAR passes the task's values over the image's" spank_env
+
+spank_writable() {
+  local out
+  out=$(in_container --container-image="$image" --container-writable sh -c 'echo written > /x && cat /x')
+  echo "$out"
+  [ "$out" = written ] || return 1
+  if in_container --container-image="$image" sh -c 'echo written > /x'; then
+    echo "/x was writable without --container-writable"; return 1
+  fi
+}
+check "srun --container-writable lets a task write /x (read-only without it)" spank_writable
+
+spank_remap_root() {
+  local out
+  out=$(in_container --container-image="$image" --container-remap-root id -u)
+  echo "$out"
+  [ "$out" = 0 ]
+}
+check "srun --container-remap-root: the task is uid 0 in the container" spank_remap_root
+
+spank_batch() {
+  cat > "$work/cjob.sh" <<JOB
+#!/bin/sh
+#SBATCH --container-image=$image
+cat /etc/debian_version
+echo "container=\$APPTAINER_CONTAINER job=\$SLURM_JOB_ID"
+JOB
+  chmod 0755 "$work/cjob.sh"
+  (cd "$work" && as_user sbatch --wait --quiet -o "$work/cjob.out" "$work/cjob.sh") || { cat "$work/cjob.out"; return 1; }
+  cat "$work/cjob.out"
+  [ "$(head -n 1 "$work/cjob.out")" = "$image_version" ] &&
+    grep -Eqx "container=$image job=[0-9]+" "$work/cjob.out"
+}
+check "sbatch with #SBATCH --container-image runs the batch script in the container" spank_batch
+
+spank_bad_image() {
+  local out rc=0
+  out=$(in_container --container-image="$work/missing.sif" true) || rc=$?
+  echo "$out"
+  [ "$rc" -ne 0 ] && grep -q -- "--container-image=$work/missing.sif: No such file or directory" <<<"$out"
+}
+check "srun --container-image=MISSING fails the step with a clear message" spank_bad_image
+
+spank_bad_option() {
+  local out rc=0
+  out=$(in_container --container-image="$image" --container-mounts=/tmp:relative true) || rc=$?
+  echo "$out"
+  [ "$rc" -ne 0 ] && grep -q "container-mounts=/tmp:relative: a destination that is not an absolute path" <<<"$out"
+}
+check "srun --container-mounts=SRC:relative is refused with a clear message" spank_bad_option
+
+# The site's default binds, from plugstack.conf (binds=...): the daemons
+# restarted with the plugin's argument.
+spank_site_binds() {
+  local out
+  out=$(in_container --container-image="$image" sh -c 'cat /mnt/site/f; touch /mnt/site/g 2>/dev/null || echo site-ro')
+  echo "$out"
+  [ "$out" = "$(printf 'bound\nsite-ro')" ]
+}
+.ci/slurm.sh stop "$state" >/dev/null 2>&1 || true
+VESSEL_SLURM_SPANK_ARGS="binds=$work/mnt:/mnt/site:ro" .ci/slurm.sh start "$state"
+check "plugstack.conf binds=SRC:DST:ro: every container of the plugin gets the bind" spank_site_binds
 
 # A GPU job: the node's gres.conf lists the fake driver's two GPUs, Slurm
 # gives the step one, and `--nv --contain` shows the container that one
