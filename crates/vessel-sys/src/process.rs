@@ -303,37 +303,148 @@ pub fn exit_now(code: i32) -> ! {
 }
 
 /// Leaves behind a small process that removes the empty directory `dir`
-/// once this process and every child of it that shares the returned pipe
-/// are gone, however they end: `SIGKILL` included, which no exit handler
-/// of this process would survive. It waits on a pipe whose write end only
-/// this process (and its forks) hold, in a session of its own so that a
-/// terminal's Ctrl-C does not reach it, and removes nothing but `dir`
-/// (`rmdir`: only an empty directory, and a mount point of another mount
-/// namespace is detached there).
+/// once this process and every child of it that shares the returned
+/// [`Sweeper`] are gone, however they end: `SIGKILL` included, which no
+/// exit handler of this process would survive. It waits on a socket whose
+/// other end only this process (and its forks) hold, in a session of its
+/// own so that a terminal's Ctrl-C does not reach it, and removes nothing
+/// but `dir` (`rmdir`: only an empty directory, and a mount point of
+/// another mount namespace is detached there).
+///
+/// Once told the container's user namespace ([`Sweeper::watch_namespace`]),
+/// it first kills what is left running in it, of processes it may signal
+/// (the user's own): a payload's children that a killed monitor would
+/// leave behind. It holds that namespace open meanwhile, so that its
+/// identity cannot pass to another container's. (The user namespace, not
+/// the mount namespace: the payload pivots in a mount namespace of its
+/// own, and joiners of an instance enter the same user namespace.)
 ///
 /// Call it before any thread starts (it forks). Keep the returned
-/// descriptor open for the rest of the process's life.
-pub fn sweep_after_exit(dir: &Path) -> Result<std::os::fd::OwnedFd> {
-    let (read, write) =
-        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).op(|| "pipe".into())?;
+/// [`Sweeper`] for the rest of the process's life.
+pub fn sweep_after_exit(dir: &Path) -> Result<Sweeper> {
+    use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
+    let (ours, theirs) = socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .op(|| "socketpair".into())?;
     match fork()? {
         Fork::Child => {
-            drop(write);
+            drop(ours);
             let _ = rustix::process::setsid();
-            let mut byte = [0u8; 1];
-            // Nothing is ever written: the read ends at end of file, when
-            // the last holder of the write end is gone.
-            loop {
-                match rustix::io::read(&read, &mut byte) {
-                    Err(rustix::io::Errno::INTR) => continue,
-                    Ok(n) if n > 0 => continue,
-                    _ => break,
-                }
+            let namespace = wait_for_end(&theirs);
+            if let Some(ns) = &namespace {
+                kill_left_in(ns);
             }
             let _ = rustix::fs::rmdir(dir);
             exit_now(0)
         }
-        Fork::Parent(_) => Ok(write),
+        Fork::Parent(_) => Ok(Sweeper(ours)),
+    }
+}
+
+/// The monitor's end of the sweeper's socket.
+pub struct Sweeper(std::os::fd::OwnedFd);
+
+impl Sweeper {
+    /// Tells the sweeper the calling process's user namespace, the
+    /// container's (a new one: the sweeper ignores its own): what is still
+    /// in it when the monitor is gone is killed.
+    pub fn watch_namespace(&self) -> Result<()> {
+        use rustix::net::{sendmsg, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+        use std::os::fd::AsFd;
+        let ns = std::fs::File::open("/proc/self/ns/user")
+            .map_err(|e| SysError::new("opening /proc/self/ns/user", e))?;
+        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        let fds = [ns.as_fd()];
+        control.push(SendAncillaryMessage::ScmRights(&fds));
+        sendmsg(
+            &self.0,
+            &[std::io::IoSlice::new(b"n")],
+            &mut control,
+            SendFlags::empty(),
+        )
+        .op(|| "telling the sweeper the container's namespace".into())?;
+        Ok(())
+    }
+}
+
+/// Reads the socket to its end (every holder of the other end gone);
+/// returns the namespace it was sent, if any.
+fn wait_for_end(socket: &std::os::fd::OwnedFd) -> Option<std::os::fd::OwnedFd> {
+    use rustix::net::{recvmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    let mut namespace = None;
+    loop {
+        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let mut byte = [0u8; 1];
+        match recvmsg(
+            socket,
+            &mut [std::io::IoSliceMut::new(&mut byte)],
+            &mut control,
+            RecvFlags::CMSG_CLOEXEC,
+        ) {
+            Err(rustix::io::Errno::INTR) => continue,
+            Ok(r) if r.bytes > 0 => {
+                for message in control.drain() {
+                    if let RecvAncillaryMessage::ScmRights(fds) = message {
+                        for fd in fds {
+                            namespace = Some(fd);
+                        }
+                    }
+                }
+            }
+            _ => return namespace,
+        }
+    }
+}
+
+/// Kills, until none is left, the processes in the user namespace `ns`
+/// that this process may signal; nothing when `ns` is its own.
+fn kill_left_in(ns: &std::os::fd::OwnedFd) {
+    let Ok(held) = rustix::fs::fstat(ns) else {
+        return;
+    };
+    match rustix::fs::stat("/proc/self/ns/user") {
+        Ok(own) if (own.st_dev, own.st_ino) != (held.st_dev, held.st_ino) => {}
+        _ => return,
+    }
+    let me = rustix::process::getpid().as_raw_nonzero().get();
+    for _ in 0..100 {
+        let mut found = false;
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            if pid == me {
+                continue;
+            }
+            let Ok(st) = rustix::fs::stat(format!("/proc/{pid}/ns/user")) else {
+                continue;
+            };
+            if (st.st_dev, st.st_ino) != (held.st_dev, held.st_ino) {
+                continue;
+            }
+            if let Some(pid) = Pid::from_raw(pid) {
+                if rustix::process::kill_process(pid, Signal::KILL).is_ok() {
+                    found = true;
+                }
+            }
+        }
+        if !found {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
 

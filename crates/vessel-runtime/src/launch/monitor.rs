@@ -21,7 +21,7 @@ use crate::plan::SessionPlan;
 pub(super) struct Session {
     dir: tempfile::TempDir,
     // Dropped after `dir`: the sweeper wakes once the directory is gone.
-    _sweeper: std::os::fd::OwnedFd,
+    sweeper: p::Sweeper,
 }
 
 impl Session {
@@ -48,10 +48,7 @@ pub(super) fn enter_namespaces(
     // Forked while still in the host's namespaces: a monitor killed with
     // SIGKILL leaves no directory behind in the user's TMPDIR.
     let sweeper = p::sweep_after_exit(dir.path())?;
-    let session = Session {
-        dir,
-        _sweeper: sweeper,
-    };
+    let session = Session { dir, sweeper };
     let mut ns = plan.namespaces;
     ns.pid &= !defer_pid;
     if ns.user && plan.fakeroot {
@@ -71,6 +68,13 @@ pub(super) fn enter_namespaces(
         if ns.user {
             vessel_sys::ns::write_id_maps(host.uid, host.gid, host.uid, host.gid)
                 .map_err(|e| kernel_hint("could not map your user into the container", e))?;
+        }
+    }
+    // What the payload leaves running in the container's user namespace
+    // is killed once this process is gone, however it ends.
+    if ns.user {
+        if let Err(e) = session.sweeper.watch_namespace() {
+            tracing::debug!("{e}");
         }
     }
     // Once the id maps are written: from here on the container's processes
