@@ -715,12 +715,12 @@ fn nothing_is_left_after_the_monitor_is_killed() {
     give_to_test_user(&tmp);
     let b = busybox();
     let tmp_var = tmp.to_string_lossy().into_owned();
-    let (mut child, mut stdout_pipe) = started(
-        &b,
-        "echo ready; exec sleep 60",
-        &[("TMPDIR", &tmp_var)],
-        dir.path(),
+    let bg_pid = dir.path().join("bg.pid");
+    let script = format!(
+        "sleep 61 & echo $! > {}; echo ready; exec sleep 60",
+        bg_pid.display()
     );
+    let (mut child, mut stdout_pipe) = started(&b, &script, &[("TMPDIR", &tmp_var)], dir.path());
     assert_eq!(
         std::fs::read_dir(&tmp).unwrap().count(),
         1,
@@ -740,6 +740,27 @@ fn nothing_is_left_after_the_monitor_is_killed() {
     // The payload died with its monitor: the pipe's writer is gone.
     let mut rest = Vec::new();
     std::io::Read::read_to_end(&mut stdout_pipe, &mut rest).unwrap();
+    // And so did what it started in the background (the sweeper kills
+    // what is left in the container's user namespace). A killed process
+    // may stay a zombie where PID 1 does not reap: it counts as gone.
+    let pid = std::fs::read_to_string(&bg_pid).unwrap();
+    let stat = format!("/proc/{}/stat", pid.trim());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let state = std::fs::read_to_string(&stat).unwrap_or_default();
+        let running = state
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| !rest.trim_start().starts_with('Z'));
+        if !running {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the background sleep survived: {state}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
