@@ -268,11 +268,8 @@ fn into_a_sif_appends_an_ext3_overlay_partition() {
     assert_layout_with_data(&part, user.uid, user.gid);
 
     // What the runtime finds.
-    let file = std::fs::File::open(&sif).unwrap();
-    assert_eq!(
-        vessel_image::overlay_image::sif_overlay_partition(&file).unwrap(),
-        Some((start, end - start, true))
-    );
+    let image = vessel_image::open_image(&sif).unwrap();
+    assert_eq!(image.overlay_partition(), Some((start, end - start)));
 
     if let Some(siftool) = go_oracle("VESSEL_SIFTOOL") {
         let reference = |args: &[&str]| {
