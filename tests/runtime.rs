@@ -748,10 +748,12 @@ fn nothing_is_left_after_the_monitor_is_killed() {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let state = std::fs::read_to_string(&stat).unwrap_or_default();
-        let running = state
-            .rsplit(')')
-            .next()
-            .is_some_and(|rest| !rest.trim_start().starts_with('Z'));
+        // Gone (no stat file), or a zombie ("pid (comm) Z …").
+        let running = !state.is_empty()
+            && state
+                .rsplit(')')
+                .next()
+                .is_some_and(|rest| !rest.trim_start().starts_with('Z'));
         if !running {
             break;
         }
