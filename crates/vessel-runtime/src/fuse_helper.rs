@@ -29,17 +29,10 @@ pub struct HelperError {
 /// Where a program is installed, looked up in the usual system places
 /// only: the container's helpers never come from the user's `PATH`.
 pub fn find(program: &str) -> Option<PathBuf> {
-    [
-        "/usr/local/sbin",
-        "/usr/local/bin",
-        "/usr/sbin",
-        "/usr/bin",
-        "/sbin",
-        "/bin",
-    ]
-    .iter()
-    .map(|d| Path::new(d).join(program))
-    .find(|p| p.is_file())
+    crate::gpu::driver::PROGRAM_DIRS
+        .iter()
+        .map(|d| Path::new(d).join(program))
+        .find(|p| p.is_file())
 }
 
 /// Mounts the ext3 file system at `offset` in `file` at `target` with
