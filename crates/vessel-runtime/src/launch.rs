@@ -156,28 +156,27 @@ fn launch_with(
 ) -> Result<i32, LaunchError> {
     site_allows(opts, host, &image)?;
     let mut overlays = crate::overlay_layers::check(&opts.overlays, host.uid)?;
-    // A SIF's own overlay partition: written with --writable, a read-only
-    // layer below the others otherwise, as Apptainer uses it.
-    let sif_overlay = crate::overlay_layers::sif_partition(&image, opts.writable)?;
+    // A SIF's own overlay partition: written with --writable (in place of
+    // a writable image), a read-only layer below the others otherwise, as
+    // Apptainer uses it.
+    if let Some(partition) = crate::overlay_layers::sif_partition(&image, opts.writable)? {
+        overlays.extend(partition);
+    }
+    // The overlays as checked: a SquashFS is read-only, the partition one
+    // more.
+    let checked_specs = overlays.specs();
     let as_checked;
-    let opts = if sif_overlay.is_some() || overlays.specs() != opts.overlays {
-        let mut o = opts.clone();
-        o.overlays = overlays.specs();
-        if sif_overlay.is_some() {
-            o.overlays.push(crate::options::OverlaySpec {
-                path: image.path().to_path_buf(),
-                readonly: !opts.writable,
-            });
-            o.writable = false;
-        }
-        as_checked = o;
+    let opts = if checked_specs != opts.overlays {
+        let partition_added = checked_specs.len() > opts.overlays.len();
+        as_checked = LaunchOptions {
+            writable: opts.writable && !partition_added,
+            overlays: checked_specs,
+            ..opts.clone()
+        };
         &as_checked
     } else {
         opts
     };
-    if let Some(partition) = sif_overlay {
-        overlays.extend(partition);
-    }
     let session_plan = plan::session(opts, host, matches!(image, Image::Sandbox { .. }))?;
     tracing::debug!("session plan: {session_plan:?}");
     let source = source::root_source(image, opts, host)?;

@@ -276,8 +276,7 @@ fn image_fs(file: &File) -> Result<ImageFs, String> {
 
 impl CheckedOverlays {
     /// Adds the layers of `other` below these.
-    pub fn extend(&mut self, other: CheckedOverlays) {
-        let mut other = other;
+    pub fn extend(&mut self, mut other: CheckedOverlays) {
         self.checked.append(&mut other.checked);
     }
 
