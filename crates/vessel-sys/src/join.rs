@@ -440,25 +440,6 @@ pub fn clear_ambient_capabilities() -> Result<()> {
         .map_err(|e| fail("clearing the inheritable capabilities", e))
 }
 
-/// Reaps one ended child, of any process group (`waitpid(-1)`): `Some(pid,
-/// exit)`, or `None` when none has ended (or there are none). An init's
-/// children lead process groups of their own, which
-/// [`crate::process::reap_any`] (the caller's group) does not see.
-pub fn reap_any_child() -> Result<Option<(Pid, crate::process::Exit)>> {
-    use crate::process::Exit;
-    match rustix::process::wait(rustix::process::WaitOptions::NOHANG) {
-        Ok(Some((pid, status))) => {
-            let exit = match status.exit_status() {
-                Some(code) => Exit::Code(code),
-                None => Exit::Signal(status.terminating_signal().unwrap_or(libc::SIGKILL)),
-            };
-            Ok(Some((pid, exit)))
-        }
-        Ok(None) | Err(rustix::io::Errno::CHILD) => Ok(None),
-        Err(e) => Err(SysError::new("waitpid(-1)", e)),
-    }
-}
-
 /// Keeps only `keep` of this process's own capabilities (effective and
 /// permitted), leaving its bounding set, and so what the programs it
 /// starts may get, as it is.

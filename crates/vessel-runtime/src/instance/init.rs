@@ -266,7 +266,7 @@ fn serve(plan: &LaunchPlan, mask: &SignalMask, monitor: &Process, job: Option<&P
             Err(_) => end(me, 255),
         };
         if received.signal == SIGCHLD {
-            while let Ok(Some((pid, exit))) = j::reap_any_child() {
+            while let Ok(Some((pid, exit))) = vessel_sys::process::reap_any() {
                 if pid != command || stopping.is_some() {
                     continue;
                 }
@@ -332,9 +332,9 @@ fn end(me: i32, status: i32) -> ! {
                 let _ = p::kill(pid, vessel_sys::signal::SIGKILL);
             }
         }
-        while let Ok(Some(_)) = j::reap_any_child() {}
+        while let Ok(Some(_)) = vessel_sys::process::reap_any() {}
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    while let Ok(Some(_)) = j::reap_any_child() {}
+    while let Ok(Some(_)) = vessel_sys::process::reap_any() {}
     p::exit_now(status)
 }
