@@ -19,6 +19,10 @@ packages=(
   # Tests with real components: a Debian image made with debootstrap, and a
   # single-node Slurm cluster.
   debootstrap munge slurmctld slurmd slurm-client procps
+  # The MPI tests and benchmark (tests/mpi, bench/mpi.sh): the host's Open
+  # MPI launches containerized ranks, and compiles the native and bind-model
+  # programs.
+  openmpi-bin libopenmpi-dev
   # Slurm's headers (slurm/spank.h): the SPANK plugin of contrib/spank.
   libslurm-dev
   # Fake-root builds with the user's subordinate ids (newuidmap/newgidmap).
