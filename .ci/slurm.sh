@@ -1,7 +1,18 @@
 #!/usr/bin/env bash
-# A throwaway single-node Slurm cluster (munge + slurmctld + slurmd) for tests.
+# A throwaway two-node Slurm cluster (munge + slurmctld + two slurmds) for
+# tests, on one machine:
 #   .ci/slurm.sh start|stop|status STATE_DIR
-# Run as root. Needs the Debian packages munge slurmctld slurmd slurm-client.
+# Run as root. Needs the Debian packages munge slurmctld slurmd slurm-client
+# and iproute2.
+# Each node (node1, node2) is a slurmd in its own network namespace
+# (vslurm-node1, …) and UTS namespace (hostname node1, …), with its own
+# address (10.231.0.11, .12) on a veth pair whose host end is in a bridge,
+# vslurm0, that holds slurmctld's address 10.231.0.1: the nodes reach the
+# controller and each other (Open MPI's TCP between nodes) only through
+# addresses this script made. File systems are shared, as on a cluster: the
+# munge socket, slurm.conf, /tmp and home directories; each node has its own
+# spool directory (/var/spool/slurmd/node1, …) and pid file. slurm.conf
+# names the nodes by NodeAddr, so no /etc/hosts entry is needed.
 # VESSEL_SLURM_VESSEL=/path/to/vessel: build the SPANK plugin of
 # contrib/spank (--container-image on srun/sbatch/salloc; needs cc and
 # libslurm-dev) into STATE_DIR and load it with vessel=that binary, and the
@@ -15,7 +26,15 @@ if [ -z "$cmd" ] || [ -z "$state" ]; then
   echo "usage: $0 start|stop|status STATE_DIR" >&2
   exit 2
 fi
-daemons=(munged slurmctld slurmd)
+# Addresses of our own (a private /24 nothing else here uses).
+net=10.231.0
+bridge=vslurm0
+nodes=(node1 node2)
+node_addr() { echo "$net.$((10 + ${1#node}))"; } # node1 -> 10.231.0.11
+netns_of() { echo "vslurm-$1"; }                # network namespace
+veth_of() { echo "vsl-$1"; }                    # host end of its veth pair
+# Pid file name:process name, for each daemon this script starts.
+daemons=(munged:munged slurmctld:slurmctld slurmd-node1:slurmd slurmd-node2:slurmd)
 
 # True while PID runs as the daemon we started. A zombie counts as gone
 # (killed daemons may stay <defunct> for minutes when PID 1 does not reap),
@@ -48,17 +67,19 @@ stop() {
       sleep 0.1
     done
   fi
-  # Compute daemon first, munge last: the others need munge to shut down.
-  for d in slurmd slurmctld munged; do
-    pid=$(pid_of "$d")
-    if [ -n "$pid" ] && alive "$pid" "$d"; then
+  # Compute daemons first, munge last: the others need munge to shut down.
+  local entry name comm
+  for entry in slurmd-node1:slurmd slurmd-node2:slurmd slurmctld:slurmctld munged:munged; do
+    name=${entry%%:*} comm=${entry#*:}
+    pid=$(pid_of "$name")
+    if [ -n "$pid" ] && alive "$pid" "$comm"; then
       kill -TERM "$pid" 2>/dev/null || true
-      if ! wait_gone "$pid" "$d" 150; then
+      if ! wait_gone "$pid" "$comm" 150; then
         kill -KILL "$pid" 2>/dev/null || true
-        wait_gone "$pid" "$d" 50 || { echo "slurm.sh: $d (pid $pid) will not die" >&2; return 1; }
+        wait_gone "$pid" "$comm" 50 || { echo "slurm.sh: $name (pid $pid) will not die" >&2; return 1; }
       fi
     fi
-    rm -f "$state/$d.pid"
+    rm -f "$state/$name.pid"
   done
   # The SPANK plugin lived in STATE_DIR: slurm.conf must not name it after.
   if [ -f /etc/slurm/slurm.conf ]; then
@@ -75,14 +96,29 @@ stop() {
       kill -KILL "$pid" 2>/dev/null || true
     fi
   done
+  # The nodes' namespaces: whatever still runs in them (a step daemon that
+  # lost its slurmd) was started by this script's slurmds, not by name;
+  # then the namespaces, the veths (deleting one end deletes both) and the
+  # bridge. Each is deleted only when present: stop is idempotent.
+  local n ns
+  for n in "${nodes[@]}"; do
+    ns=$(netns_of "$n")
+    if [ -e "/run/netns/$ns" ]; then
+      for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
+      ip netns delete "$ns" || return 1
+    fi
+    if ip link show "$(veth_of "$n")" >/dev/null 2>&1; then ip link delete "$(veth_of "$n")" || return 1; fi
+  done
+  if ip link show "$bridge" >/dev/null 2>&1; then ip link delete "$bridge" || return 1; fi
+  return 0
 }
 
 status() {
-  local d pid rc=0
-  for d in "${daemons[@]}"; do
-    pid=$(pid_of "$d")
-    if [ -n "$pid" ] && alive "$pid" "$d"; then echo "$d: running (pid $pid)"
-    else echo "$d: stopped"; rc=1; fi
+  local entry pid rc=0
+  for entry in "${daemons[@]}"; do
+    pid=$(pid_of "${entry%%:*}")
+    if [ -n "$pid" ] && alive "$pid" "${entry#*:}"; then echo "${entry%%:*}: running (pid $pid)"
+    else echo "${entry%%:*}: stopped"; rc=1; fi
   done
   [ $rc -eq 0 ] && sinfo -h -o 'node %N: %t' 2>/dev/null
   return $rc
@@ -90,16 +126,17 @@ status() {
 
 fail() {
   echo "slurm.sh: $*" >&2
-  for d in "${daemons[@]}"; do
-    [ -s "$state/$d.log" ] && { echo "--- $state/$d.log (tail)" >&2; tail -n 20 "$state/$d.log" >&2; }
+  local entry
+  for entry in "${daemons[@]}"; do
+    [ -s "$state/${entry%%:*}.log" ] && { echo "--- $state/${entry%%:*}.log (tail)" >&2; tail -n 20 "$state/${entry%%:*}.log" >&2; }
   done
   stop || true
   exit 1
 }
 
 start() {
-  local p missing=() d mem_mb
-  for p in munge slurmctld slurmd slurm-client; do
+  local p missing=() d mem_mb entry n ns veth
+  for p in munge slurmctld slurmd slurm-client iproute2; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
   if [ ${#missing[@]} -gt 0 ]; then
@@ -115,12 +152,46 @@ start() {
 
   stop # leftovers of an earlier start with this STATE_DIR
   # Another cluster would hold the ports and the munge socket.
-  for d in "${daemons[@]}"; do
+  for d in munged slurmctld slurmd; do
     for p in $(pgrep -x "$d" || true); do
       alive "$p" "$d" || continue
       echo "slurm.sh: $d (pid $p) is running but was not started with state dir $state; stop it first" >&2
       exit 1
     done
+  done
+  # Leftovers of a start with another STATE_DIR (its daemons gone, e.g. a
+  # killed run): the names are this script's own.
+  for n in "${nodes[@]}"; do
+    ns=$(netns_of "$n")
+    if [ -e "/run/netns/$ns" ]; then
+      if [ -n "$(ip netns pids "$ns" 2>/dev/null)" ]; then
+        echo "slurm.sh: network namespace $ns still has processes ($(ip netns pids "$ns" | tr '\n' ' ')); stop that cluster first" >&2
+        exit 1
+      fi
+      ip netns delete "$ns"
+    fi
+    ip link show "$(veth_of "$n")" >/dev/null 2>&1 && ip link delete "$(veth_of "$n")"
+  done
+  ip link show "$bridge" >/dev/null 2>&1 && ip link delete "$bridge"
+  if ip -4 -o addr show | grep -q " $net\."; then
+    echo "slurm.sh: an interface outside this script already has an address in $net.0/24:" >&2
+    ip -4 -o addr show | grep " $net\." >&2
+    exit 1
+  fi
+
+  # The network: bridge (the controller's side), and per node a namespace
+  # with lo up and one end of a veth pair, the other end in the bridge.
+  ip link add "$bridge" type bridge
+  ip addr add "$net.1/24" dev "$bridge"
+  ip link set "$bridge" up
+  for n in "${nodes[@]}"; do
+    ns=$(netns_of "$n") veth=$(veth_of "$n")
+    ip netns add "$ns"
+    ip link add "$veth" type veth peer name eth0 netns "$ns"
+    ip link set "$veth" master "$bridge" up
+    ip -n "$ns" addr add "$(node_addr "$n")/24" dev eth0
+    ip -n "$ns" link set lo up
+    ip -n "$ns" link set eth0 up
   done
 
   # VESSEL_SLURM_GPUS=N: the node has N GPUs, /dev/nvidia0..N-1 (the fake
@@ -134,7 +205,8 @@ start() {
     mkdir -p /etc/slurm
     echo "Name=gpu File=/dev/nvidia[0-$((gpus - 1))]" | install -m 0644 /dev/stdin /etc/slurm/gres.conf
   fi
-  # slurmd refuses a node whose RealMemory exceeds the real one: stay 10% under.
+  # slurmd refuses a node whose RealMemory exceeds the real one: stay 10%
+  # under (each node reports the whole machine's memory).
   mem_mb=$(awk '/^MemTotal:/ { printf "%d", $2 / 1024 * 0.9 }' /proc/meminfo)
   mkdir -p /etc/slurm "$state"
   # The SPANK plugin, loaded by srun/sbatch/salloc (as the calling user:
@@ -153,11 +225,12 @@ start() {
   # World-readable: srun/sbatch/sinfo read it as the calling user.
   install -m 0644 /dev/stdin /etc/slurm/slurm.conf <<EOF
 ClusterName=vessel-ci
-SlurmctldHost=localhost(127.0.0.1)
+SlurmctldHost=localhost($net.1)
 SlurmUser=slurm
 AuthType=auth/munge
 StateSaveLocation=/var/spool/slurmctld
-SlurmdSpoolDir=/var/spool/slurmd
+SlurmdSpoolDir=/var/spool/slurmd/%n
+SlurmdPidFile=$state/slurmd-%n.pidfile
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 MpiDefault=none
@@ -168,11 +241,11 @@ JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 $gres_types
 $plugstack
-NodeName=localhost NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=$mem_mb $node_gres State=UNKNOWN
-PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+NodeName=node[1-2] NodeAddr=$net.[11-12] CPUs=$(nproc) RealMemory=$mem_mb $node_gres State=UNKNOWN
+PartitionName=debug Nodes=node[1-2] Default=YES MaxTime=INFINITE State=UP
 EOF
 
-  mkdir -p "$state" /run/munge /var/lib/munge /var/log/munge /var/spool/slurmctld /var/spool/slurmd
+  mkdir -p "$state" /run/munge /var/lib/munge /var/log/munge /var/spool/slurmctld /var/spool/slurmd/node1 /var/spool/slurmd/node2
   chown munge: /run/munge /var/lib/munge /var/log/munge
   chmod 0755 /run/munge # clients (any user) connect to the socket in it
   chown slurm: /var/spool/slurmctld
@@ -195,21 +268,31 @@ EOF
   # -c: forget jobs of an earlier cluster kept in StateSaveLocation.
   setsid /usr/sbin/slurmctld -D -c -i </dev/null >"$state/slurmctld.log" 2>&1 &
   echo $! >"$state/slurmctld.pid"
-  setsid /usr/sbin/slurmd -D -N localhost </dev/null >"$state/slurmd.log" 2>&1 &
-  echo $! >"$state/slurmd.pid"
+  # Each slurmd in its node's namespaces: nsenter and unshare exec (no
+  # fork), and so does sh, so $! is slurmd itself. nsenter --net, not ip
+  # netns exec: that one also remounts /sys in a new mount namespace,
+  # hiding /sys/fs/cgroup, without which slurmd will not start. The UTS namespace
+  # gives each node its own hostname, as real nodes have (Open MPI and
+  # PMIx name their session directories in the shared /tmp after it).
+  for n in "${nodes[@]}"; do
+    setsid nsenter --net="/run/netns/$(netns_of "$n")" unshare --uts \
+      sh -c 'hostname "$1" && exec /usr/sbin/slurmd -D -N "$1"' sh "$n" \
+      </dev/null >"$state/slurmd-$n.log" 2>&1 &
+    echo $! >"$state/slurmd-$n.pid"
+  done
 
   # Bounded by the clock, not a count: sinfo itself may block while the
   # controller is not yet answering.
   SECONDS=0
   while [ $SECONDS -lt 30 ]; do
-    case $(timeout 5 sinfo -h -n localhost -o %t 2>/dev/null) in
-      idle) echo "slurm: node localhost idle after $SECONDS s (CPUs=$(nproc) RealMemory=$mem_mb, logs in $state)"; return 0 ;;
-      drain*) fail "node drained: $(sinfo -h -R 2>&1)" ;; # e.g. RealMemory too high
+    case $(timeout 5 sinfo -h -N -o %t 2>/dev/null | sort -u | tr '\n' ' ') in
+      "idle ") echo "slurm: nodes node1 ($(node_addr node1)) and node2 ($(node_addr node2)) idle after $SECONDS s (CPUs=$(nproc) RealMemory=$mem_mb each, logs in $state)"; return 0 ;;
+      *drain*) fail "node drained: $(sinfo -h -R 2>&1)" ;; # e.g. RealMemory too high
     esac
-    for d in "${daemons[@]}"; do alive "$(pid_of "$d")" "$d" || fail "$d exited"; done
+    for entry in "${daemons[@]}"; do alive "$(pid_of "${entry%%:*}")" "${entry#*:}" || fail "${entry%%:*} exited"; done
     sleep 0.1
   done
-  fail "node not idle after 30 s: $(sinfo 2>&1 | tail -n +2)"
+  fail "nodes not idle after 30 s: $(sinfo -N 2>&1 | tail -n +2)"
 }
 
 case $cmd in

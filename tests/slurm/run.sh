@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Vessel under a real single-node Slurm (munge + slurmctld + slurmd), as an
+# Vessel under a real two-node Slurm (munge + slurmctld + slurmd on node1 and
+# node2, each in its own network namespace: .ci/slurm.sh), as an
 # unprivileged user: batch jobs and job steps run containers that see their
 # SLURM_* variables, scancel stops the payload with SIGTERM, leaving
 # nothing behind, and an instance started in a job ends with it; the SPANK
@@ -102,7 +103,9 @@ instance_job() {
 "$vessel" instance list --json > "$work/inst.json"
 JOB
   chmod 0755 "$work/inst.sh"
-  (cd "$work" && as_user sbatch --wait --quiet -o "$work/inst.out" "$work/inst.sh") || { cat "$work/inst.out"; return 1; }
+  # On node1, where the list below is asked: records are kept per host
+  # name, and each node has its own.
+  (cd "$work" && as_user sbatch -w node1 --wait --quiet -o "$work/inst.out" "$work/inst.sh") || { cat "$work/inst.out"; return 1; }
   cat "$work/inst.out"
   local pid
   pid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["instances"][0]["pid"])' "$work/inst.json") || return 1
@@ -110,7 +113,7 @@ JOB
   ended() { [ ! -r "/proc/$1/stat" ] || [ "$(sed 's/^.*) //' "/proc/$1/stat" | cut -d' ' -f1)" = Z ]; }
   for _ in $(seq 300); do ended "$pid" && break; sleep 0.1; done
   ended "$pid" || { echo "the instance outlived its job"; return 1; }
-  list=$(cd "$work" && as_user "$vessel" instance list $name)
+  list=$(cd "$work" && as_user srun -w node1 "$vessel" instance list $name)
   echo "$list"
   [ "$(wc -l <<<"$list")" -eq 1 ]
 }
