@@ -96,10 +96,13 @@ stop() {
       kill -KILL "$pid" 2>/dev/null || true
     fi
   done
-  # The nodes' namespaces: whatever still runs in them (a step daemon that
-  # lost its slurmd) was started by this script's slurmds, not by name;
-  # then the namespaces, the veths (deleting one end deletes both) and the
-  # bridge. Each is deleted only when present: stop is idempotent.
+  # The network, when this STATE_DIR made it ($state/network, written
+  # before the first piece): whatever still runs in the nodes' namespaces
+  # (a step daemon that lost its slurmd) was started by this cluster's
+  # slurmds; then the namespaces, the veths (deleting a namespace deletes
+  # the veth end in it, and so the pair) and the bridge. Each only when
+  # present: stop is idempotent.
+  [ -e "$state/network" ] || return 0
   local n ns
   for n in "${nodes[@]}"; do
     ns=$(netns_of "$n")
@@ -107,10 +110,14 @@ stop() {
       for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
       ip netns delete "$ns" || return 1
     fi
-    if ip link show "$(veth_of "$n")" >/dev/null 2>&1; then ip link delete "$(veth_of "$n")" || return 1; fi
+    ip link delete "$(veth_of "$n")" 2>/dev/null || true # gone already with its peer
   done
-  if ip link show "$bridge" >/dev/null 2>&1; then ip link delete "$bridge" || return 1; fi
-  return 0
+  ip link delete "$bridge" 2>/dev/null || true
+  for n in "${nodes[@]}" "$bridge"; do
+    [ "$n" = "$bridge" ] && ns=$bridge || ns=$(veth_of "$n")
+    if ip link show "$ns" >/dev/null 2>&1; then echo "slurm.sh: cannot delete interface $ns" >&2; return 1; fi
+  done
+  rm -f "$state/network"
 }
 
 status() {
@@ -151,6 +158,7 @@ start() {
   fi
 
   stop # leftovers of an earlier start with this STATE_DIR
+  rm -f "$state"/*.log "$state"/*.out # slurmd appends to its log file
   # Another cluster would hold the ports and the munge socket.
   for d in munged slurmctld slurmd; do
     for p in $(pgrep -x "$d" || true); do
@@ -159,8 +167,9 @@ start() {
       exit 1
     done
   done
-  # Leftovers of a start with another STATE_DIR (its daemons gone, e.g. a
-  # killed run): the names are this script's own.
+  # Leftovers of a start with another STATE_DIR whose daemons are gone
+  # (e.g. a killed run): the names are this script's own. A namespace with
+  # processes still in it belongs to a cluster that runs: left alone.
   for n in "${nodes[@]}"; do
     ns=$(netns_of "$n")
     if [ -e "/run/netns/$ns" ]; then
@@ -170,9 +179,9 @@ start() {
       fi
       ip netns delete "$ns"
     fi
-    ip link show "$(veth_of "$n")" >/dev/null 2>&1 && ip link delete "$(veth_of "$n")"
+    ip link delete "$(veth_of "$n")" 2>/dev/null || true
   done
-  ip link show "$bridge" >/dev/null 2>&1 && ip link delete "$bridge"
+  ip link delete "$bridge" 2>/dev/null || true
   if ip -4 -o addr show | grep -q " $net\."; then
     echo "slurm.sh: an interface outside this script already has an address in $net.0/24:" >&2
     ip -4 -o addr show | grep " $net\." >&2
@@ -181,6 +190,8 @@ start() {
 
   # The network: bridge (the controller's side), and per node a namespace
   # with lo up and one end of a veth pair, the other end in the bridge.
+  mkdir -p "$state"
+  : >"$state/network" # stop deletes it all from now on, after a failure too
   ip link add "$bridge" type bridge
   ip addr add "$net.1/24" dev "$bridge"
   ip link set "$bridge" up
@@ -230,7 +241,12 @@ SlurmUser=slurm
 AuthType=auth/munge
 StateSaveLocation=/var/spool/slurmctld
 SlurmdSpoolDir=/var/spool/slurmd/%n
+# Per node: the PMIx plugin makes its step directories (spmix_appdir_UID_JOB.STEP)
+# in TmpFS, and two nodes sharing /tmp would make the same one.
+TmpFS=$state/tmp/%n
 SlurmdPidFile=$state/slurmd-%n.pidfile
+SlurmdLogFile=$state/slurmd-%n.log
+SlurmdDebug=${VESSEL_SLURMD_DEBUG:-info}
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 MpiDefault=none
@@ -246,6 +262,9 @@ PartitionName=debug Nodes=node[1-2] Default=YES MaxTime=INFINITE State=UP
 EOF
 
   mkdir -p "$state" /run/munge /var/lib/munge /var/log/munge /var/spool/slurmctld /var/spool/slurmd/node1 /var/spool/slurmd/node2
+  # The tasks (as the user, in containers too) reach their node's TmpFS.
+  chmod 0755 "$state"
+  mkdir -p -m 0755 "$state/tmp" "$state/tmp/node1" "$state/tmp/node2"
   chown munge: /run/munge /var/lib/munge /var/log/munge
   chmod 0755 /run/munge # clients (any user) connect to the socket in it
   chown slurm: /var/spool/slurmctld
@@ -277,7 +296,7 @@ EOF
   for n in "${nodes[@]}"; do
     setsid nsenter --net="/run/netns/$(netns_of "$n")" unshare --uts \
       sh -c 'hostname "$1" && exec /usr/sbin/slurmd -D -N "$1"' sh "$n" \
-      </dev/null >"$state/slurmd-$n.log" 2>&1 &
+      </dev/null >"$state/slurmd-$n.out" 2>&1 &
     echo $! >"$state/slurmd-$n.pid"
   done
 

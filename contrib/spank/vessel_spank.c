@@ -11,15 +11,23 @@
  * each task, as the user, just before it execs the task's program, the
  * plugin execs instead
  *
- *   VESSEL exec [--bind ...] [--cwd DIR] [--writable-tmpfs] [--fakeroot]
- *        IMAGE PROGRAM ARGS...
+ *   VESSEL exec [--sharens] [--bind ...] [--cwd DIR] [--writable-tmpfs]
+ *        [--fakeroot] IMAGE PROGRAM ARGS...
  *
- * with the task's environment, so the program runs in the container. Steps
- * without --container-image are left alone.
+ * with the task's environment, so the program runs in the container. With
+ * --sharens (the default, for the tasks of a job step) all tasks of the
+ * step on a node join one container: one user and mount namespace, one
+ * image mount, shared /dev/shm (Open MPI's shared memory and single-copy
+ * transports work between them); the runtime keys it by user, job step
+ * (SLURM_JOB_ID, SLURM_STEP_ID), image and options, and the last task's
+ * exit tears it down. A batch script is one task: it gets a container of
+ * its own. Steps without --container-image are left alone.
  *
  * plugstack.conf arguments:
  *   vessel=/path/to/vessel   the runtime (default /usr/local/bin/vessel)
  *   binds=SRC[:DST[:ro|rw]],...   binds every container of the plugin gets
+ *   sharens=yes|no           one container per node for a step's tasks
+ *                            (default yes; no: one container per task)
  *
  * This file is C, not Rust, because Slurm finds a plugin by the data symbols
  * its SPANK_PLUGIN macro defines and by function names it looks up in the
@@ -54,6 +62,7 @@ static int opt_writable;
 static int opt_remap_root;
 static const char *cfg_vessel = DEFAULT_VESSEL;
 static const char *cfg_binds;
+static int cfg_sharens = 1;
 
 enum {
 	OPT_IMAGE = 1,
@@ -239,8 +248,15 @@ int slurm_spank_init(spank_t sp, int ac, char **av)
 				return -1;
 			}
 			cfg_binds = av[i] + 6;
+		} else if (!strcmp(av[i], "sharens=yes")) {
+			cfg_sharens = 1;
+		} else if (!strcmp(av[i], "sharens=no")) {
+			cfg_sharens = 0;
+		} else if (!strncmp(av[i], "sharens=", 8)) {
+			slurm_error("vessel: plugstack.conf: %s: expected sharens=yes or sharens=no", av[i]);
+			return -1;
 		} else {
-			slurm_error("vessel: plugstack.conf: unknown argument %s (known: vessel=PATH, binds=SRC:DST[:ro],...)", av[i]);
+			slurm_error("vessel: plugstack.conf: unknown argument %s (known: vessel=PATH, binds=SRC:DST[:ro],..., sharens=yes|no)", av[i]);
 			return -1;
 		}
 	}
@@ -309,12 +325,16 @@ int slurm_spank_task_init(spank_t sp, int ac, char **av)
 	if (access(cfg_vessel, X_OK) != 0)
 		task_fail("the Vessel runtime %s (plugstack.conf vessel=): %s", cfg_vessel, strerror(errno));
 
-	/* vessel exec + up to 12 flag words + image + argv + NULL. */
+	/* vessel exec + up to 11 flag words + image + argv + NULL. */
 	nargv = calloc((size_t)argc + 16, sizeof(char *));
 	if (!nargv)
 		task_fail("out of memory");
 	nargv[n++] = (char *)cfg_vessel;
 	nargv[n++] = "exec";
+	/* The tasks of a step share their node's container; the batch
+	 * script, a step of one task, does not need to. */
+	if (cfg_sharens && stepid != SLURM_BATCH_SCRIPT)
+		nargv[n++] = "--sharens";
 	if (cfg_binds) {
 		nargv[n++] = "--bind";
 		nargv[n++] = (char *)cfg_binds;

@@ -27,6 +27,17 @@ cleanup() {
 trap cleanup EXIT
 # The daemons load the SPANK plugin, with this binary as its runtime.
 export VESSEL_SLURM_VESSEL=$vessel
+# The plugin runs the tasks of a step on a node in one container (vessel
+# exec --sharens); a runtime without --sharens gets sharens=no, and the
+# cases that need it are skipped.
+# (--help lists the flag before it works: try it.)
+if (cd "$work" && setpriv --reuid="$user" --regid="$user" --init-groups env -i HOME="/home/$user" \
+  PATH=/usr/bin:/bin TMPDIR=/tmp "$vessel" exec --sharens "$image" true) >/dev/null 2>&1; then
+  sharens=yes
+else
+  sharens=no
+fi
+export VESSEL_SLURM_SPANK_ARGS="sharens=$sharens"
 .ci/slurm.sh start "$state"
 
 passed=0 failed=0
@@ -37,6 +48,11 @@ check() {
   else
     echo "FAILED: $name"; failed=$((failed + 1))
   fi
+}
+# A case that cannot run here: counted by scripts/test.sh through its skip log.
+skip() {
+  echo "skipped: $*"
+  if [ -n "${VESSEL_TEST_SKIP_LOG:-}" ]; then echo "slurm: $*" >>"$VESSEL_TEST_SKIP_LOG"; fi
 }
 as_user() {
   setpriv --reuid="$user" --regid="$user" --init-groups \
@@ -90,6 +106,118 @@ JOB
   return 1
 }
 check "scancel delivers SIGTERM to the payload and leaves nothing running" cancel_job
+
+# Two nodes: a step of four tasks over node1 and node2, two on each, each
+# task in its own container on its node (hostname and SLURMD_NODENAME).
+two_node_step() {
+  local out
+  out=$(cd "$work" && as_user srun -N 2 -n 4 "$vessel" exec "$image" \
+    sh -c 'echo "$SLURMD_NODENAME rank=$SLURM_PROCID host=$(hostname)"' | sort -t= -k2n)
+  echo "$out"
+  [ "$out" = "$(printf 'node1 rank=0 host=node1\nnode1 rank=1 host=node1\nnode2 rank=2 host=node2\nnode2 rank=3 host=node2')" ]
+}
+check "srun -N 2 -n 4 vessel exec: two tasks on each node, in containers there" two_node_step
+
+# scancel of a job running on both nodes: the step's containers end on
+# both, no process of the user is left (monitor, payload, FUSE server), no
+# new session directory, and the job leaves squeue.
+two_node_cancel() {
+  local id before after left
+  before=$(find /tmp -maxdepth 1 -name 'vessel-session-*' -user "$user" | sort)
+  cat > "$work/two.sh" <<JOB
+#!/bin/sh
+exec srun "$vessel" exec "$image" sh -c 'touch "$work/up.\$SLURMD_NODENAME"; exec sleep 7771'
+JOB
+  chmod 0755 "$work/two.sh"
+  id=$(cd "$work" && as_user sbatch -N 2 --ntasks-per-node=1 --parsable -o "$work/two.out" "$work/two.sh")
+  for _ in $(seq 300); do [ -e "$work/up.node1" ] && [ -e "$work/up.node2" ] && break; sleep 0.1; done
+  [ -e "$work/up.node1" ] && [ -e "$work/up.node2" ] || { echo "the job did not start on both nodes"; cat "$work/two.out"; return 1; }
+  echo "running on: $(squeue -h -j "$id" -o %N)"
+  as_user scancel "$id"
+  for _ in $(seq 300); do [ -z "$(squeue -h -j "$id" 2>/dev/null)" ] && break; sleep 0.1; done
+  [ -z "$(squeue -h -j "$id" 2>/dev/null)" ] || { echo "job $id still in squeue: $(squeue -h -j "$id")"; return 1; }
+  for _ in $(seq 100); do
+    pgrep -u "$user" -f "$vessel|sleep 7771" >/dev/null || break
+    sleep 0.1
+  done
+  left=$(pgrep -a -u "$user" -f "$vessel|sleep 7771" || true)
+  [ -z "$left" ] || { echo "left running:"; echo "$left"; return 1; }
+  after=$(find /tmp -maxdepth 1 -name 'vessel-session-*' -user "$user" | sort)
+  if [ "$after" != "$before" ]; then
+    echo "session directories left:"; comm -13 <(echo "$before") <(echo "$after"); return 1
+  fi
+  echo "job $id gone from squeue, nothing of it left on either node"
+}
+check "scancel of a two-node job clears both nodes (processes, session directories, squeue)" two_node_cancel
+
+# MPI across the two nodes: Open MPI of the image (the hybrid model),
+# launched by srun through Slurm's PMIx plugin, ranks talking TCP between
+# the nodes' network namespaces (the only interfaces there are lo and the
+# node's veth, so Open MPI needs no interface selection).
+mpi_sif=${VESSEL_TEST_MPI_SIF:-/var/cache/vessel-ci/mpi/mpi.sif}
+# mpi_srun NAME SECONDS SRUN_ARGS...: srun --mpi=pmix as the user in $work,
+# killed after SECONDS (a hang is a failure, not a stuck CI); stdout and
+# stderr to $work/NAME.out and .err.
+mpi_srun() {
+  local name=$1 secs=$2 rc=0
+  shift 2
+  (cd "$work" && as_user timeout -k 5 "$secs" srun --mpi=pmix "$@") \
+    >"$work/$name.out" 2>"$work/$name.err" </dev/null || rc=$?
+  if [ $rc -ne 0 ]; then
+    if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then echo "$name: no end within ${secs}s (hung)"; else echo "$name: exit status $rc"; fi
+    tail -n 20 "$work/$name.out" "$work/$name.err"
+  fi
+  return $rc
+}
+mpi_hello_two_nodes() {
+  mpi_srun hello2 90 -N 2 -n 4 "$vessel" exec "$mpi_sif" /opt/mpitests/hello || return 1
+  local out
+  out=$(grep '^hello from' "$work/hello2.out" | sort)
+  echo "$out"
+  [ "$out" = "$(printf 'hello from rank 0 of 4 on node1\nhello from rank 1 of 4 on node1\nhello from rank 2 of 4 on node2\nhello from rank 3 of 4 on node2')" ]
+}
+mpi_allreduce_two_nodes() {
+  mpi_srun allreduce2 120 -N 2 -n 4 "$vessel" exec "$mpi_sif" /opt/mpitests/allreduce || return 1
+  cat "$work/allreduce2.out"
+  grep -Eq '^allreduce 65536 doubles 4 ranks: [0-9.]+ us$' "$work/allreduce2.out"
+}
+# One line per size, 8 B to 4 MiB (tests/mpi/pingpong.c).
+pingpong_complete() {
+  local out=$work/$1.out
+  [ "$(awk 'NF == 3 && $1 ~ /^[0-9]+$/' "$out" | wc -l)" -eq 20 ] && [ "$(tail -n 1 "$out" | cut -d' ' -f1)" = 4194304 ] && return 0
+  echo "$1: incomplete ping-pong:"; cat "$out" "$work/$1.err"
+  return 1
+}
+mpi_pingpong_two_nodes() {
+  mpi_srun pingpong2 180 -N 2 -n 2 "$vessel" exec "$mpi_sif" /opt/mpitests/pingpong || return 1
+  tail -n 1 "$work/pingpong2.out"
+  pingpong_complete pingpong2
+}
+# Both ranks on one node in one container (--sharens): Open MPI's defaults,
+# and no "CMA is not available" (that warning means two user namespaces).
+mpi_pingpong_sharens() {
+  mpi_srun pingpong-sharens 180 -N 1 -n 2 "$vessel" exec --sharens "$mpi_sif" /opt/mpitests/pingpong || return 1
+  tail -n 1 "$work/pingpong-sharens.out"
+  pingpong_complete pingpong-sharens || return 1
+  if grep -q "CMA is not available" "$work/pingpong-sharens.err"; then
+    echo "Open MPI says CMA is not available (the ranks are in different user namespaces):"
+    cat "$work/pingpong-sharens.err"; return 1
+  fi
+}
+if [ ! -r "$mpi_sif" ]; then
+  skip "srun --mpi=pmix over two nodes (no MPI image $mpi_sif; set VESSEL_TEST_MPI_SIF)"
+elif ! srun --mpi=list 2>&1 | grep -qw pmix; then
+  echo "FAILED: srun --mpi=list offers no pmix: $(srun --mpi=list 2>&1 | tr '\n' ' ')"; failed=$((failed + 1))
+else
+  check "srun --mpi=pmix -N 2 -n 4 vessel exec mpi.sif hello: ranks 0-1 on node1, 2-3 on node2" mpi_hello_two_nodes
+  check "srun --mpi=pmix -N 2 -n 4 vessel exec mpi.sif allreduce: sums right over TCP between nodes" mpi_allreduce_two_nodes
+  check "srun --mpi=pmix -N 2 -n 2 vessel exec mpi.sif pingpong: 8 B to 4 MiB between the nodes" mpi_pingpong_two_nodes
+  if [ "$sharens" = yes ]; then
+    check "srun --mpi=pmix -N 1 -n 2 vessel exec --sharens: ping-pong to 4 MiB with Open MPI's defaults, CMA usable" mpi_pingpong_sharens
+  else
+    skip "srun --mpi=pmix -N 1 -n 2 vessel exec --sharens ping-pong (this vessel has no --sharens)"
+  fi
+fi
 
 # An instance started in a batch job ends with the job: its monitor left
 # the job's process tree (it detaches), so its init watches the job step.
@@ -215,6 +343,52 @@ JOB
 }
 check "sbatch with #SBATCH --container-image runs the batch script in the container" spank_batch
 
+# One container per node for the tasks of a step (the plugin's --sharens):
+# four tasks over two nodes print their node and their mount and user
+# namespaces; the two tasks on a node show the same ones, the nodes
+# different ones, and none the host's.
+spank_sharens() {
+  local out host_ns n1 n2
+  host_ns=$(as_user readlink /proc/self/ns/mnt)
+  out=$(in_container -N 2 -n 4 --container-image="$image" \
+    sh -c 'echo "$SLURMD_NODENAME $(readlink /proc/self/ns/mnt) $(readlink /proc/self/ns/user)"' | sort)
+  echo "$out"
+  [ "$(wc -l <<<"$out")" -eq 4 ] || return 1
+  n1=$(grep '^node1 ' <<<"$out" | sort -u)
+  n2=$(grep '^node2 ' <<<"$out" | sort -u)
+  [ "$(wc -l <<<"$n1")" -eq 1 ] || { echo "the tasks on node1 are in different containers"; return 1; }
+  [ "$(wc -l <<<"$n2")" -eq 1 ] || { echo "the tasks on node2 are in different containers"; return 1; }
+  [ "${n1#node1 }" != "${n2#node2 }" ] || { echo "node1 and node2 share namespaces"; return 1; }
+  if grep -qF " $host_ns " <<<"$out"; then echo "a task ran in the host's mount namespace ($host_ns)"; return 1; fi
+}
+# In a batch job (its script outside any container): the tasks of one step
+# share a container, two steps of the job get one each.
+spank_sharens_batch() {
+  cat > "$work/sjob.sh" <<JOB
+#!/bin/sh
+for step in a b; do
+  export step # to the tasks, through srun and the container
+  srun -n 2 --container-image="$image" sh -c 'echo "\$step \$SLURM_STEP_ID \$(readlink /proc/self/ns/mnt)"' || exit 1
+done
+JOB
+  chmod 0755 "$work/sjob.sh"
+  (cd "$work" && as_user sbatch -N 1 -n 2 --wait --quiet -o "$work/sjob.out" "$work/sjob.sh") || { cat "$work/sjob.out"; return 1; }
+  cat "$work/sjob.out"
+  local a b
+  a=$(grep '^a ' "$work/sjob.out" | sort -u)
+  b=$(grep '^b ' "$work/sjob.out" | sort -u)
+  [ "$(grep -c '^[ab] ' "$work/sjob.out")" -eq 4 ] || { echo "expected 4 task lines"; return 1; }
+  [ "$(wc -l <<<"$a")" -eq 1 ] && [ "$(wc -l <<<"$b")" -eq 1 ] || { echo "the tasks of a step are in different containers"; return 1; }
+  [ "${a##* }" != "${b##* }" ] || { echo "two steps share one container"; return 1; }
+}
+if [ "$sharens" = yes ]; then
+  check "srun -N 2 -n 4 --container-image: the two tasks on each node share one container (mount and user namespaces), one per node" spank_sharens
+  check "sbatch: the two tasks of an srun --container-image step share a container; the job's next step gets its own" spank_sharens_batch
+else
+  skip "srun --container-image with tasks sharing their node's container (this vessel has no --sharens)"
+  skip "sbatch: steps' tasks sharing a container (this vessel has no --sharens)"
+fi
+
 spank_bad_image() {
   local out rc=0
   out=$(in_container --container-image="$work/missing.sif" true) || rc=$?
@@ -240,7 +414,7 @@ spank_site_binds() {
   [ "$out" = "$(printf 'bound\nsite-ro')" ]
 }
 .ci/slurm.sh stop "$state" >/dev/null 2>&1 || true
-VESSEL_SLURM_SPANK_ARGS="binds=$work/mnt:/mnt/site:ro" .ci/slurm.sh start "$state"
+VESSEL_SLURM_SPANK_ARGS="sharens=$sharens binds=$work/mnt:/mnt/site:ro" .ci/slurm.sh start "$state"
 check "plugstack.conf binds=SRC:DST:ro: every container of the plugin gets the bind" spank_site_binds
 
 # A GPU job: the node's gres.conf lists the fake driver's two GPUs, Slurm
