@@ -343,43 +343,54 @@ JOB
 }
 check "sbatch with #SBATCH --container-image runs the batch script in the container" spank_batch
 
-# One container per node for the tasks of a step (the plugin's --sharens):
-# four tasks over two nodes print their node and their mount and user
-# namespaces; the two tasks on a node show the same ones, the nodes
-# different ones, and none the host's.
+# One container per node for the tasks of a step (the plugin's --sharens).
+# nsprint.sh TAG COUNT, run by each task in its container: prints the task's
+# node and mount and user namespaces, then waits (30 s at most) until COUNT
+# tasks of TAG have printed theirs, so that no namespace ends (and its
+# number is reused by a later one) while another task is still to compare.
+cat > "$work/nsprint.sh" <<'SH'
+#!/bin/sh
+tag=$1 count=$2 dir=$(dirname "$0")
+echo "$tag $SLURMD_NODENAME $(readlink /proc/self/ns/mnt) $(readlink /proc/self/ns/user)"
+touch "$dir/bar.$tag.$SLURMD_NODENAME.$SLURM_STEP_ID.$SLURM_PROCID"
+i=0
+while [ "$(ls "$dir" | grep -c "^bar\.$tag\.")" -lt "$count" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+SH
+chmod 0755 "$work/nsprint.sh"
+# Four tasks over two nodes: the two on a node show the same namespaces,
+# the nodes different ones, and none the host's.
 spank_sharens() {
   local out host_ns n1 n2
   host_ns=$(as_user readlink /proc/self/ns/mnt)
-  out=$(in_container -N 2 -n 4 --container-image="$image" \
-    sh -c 'echo "$SLURMD_NODENAME $(readlink /proc/self/ns/mnt) $(readlink /proc/self/ns/user)"' | sort)
+  out=$(in_container -N 2 -n 4 --container-image="$image" "$work/nsprint.sh" step 4 | sort)
   echo "$out"
-  [ "$(wc -l <<<"$out")" -eq 4 ] || return 1
-  n1=$(grep '^node1 ' <<<"$out" | sort -u)
-  n2=$(grep '^node2 ' <<<"$out" | sort -u)
+  [ "$(grep -c '^step node[12] ' <<<"$out")" -eq 4 ] || return 1
+  n1=$(grep '^step node1 ' <<<"$out" | sort -u)
+  n2=$(grep '^step node2 ' <<<"$out" | sort -u)
   [ "$(wc -l <<<"$n1")" -eq 1 ] || { echo "the tasks on node1 are in different containers"; return 1; }
   [ "$(wc -l <<<"$n2")" -eq 1 ] || { echo "the tasks on node2 are in different containers"; return 1; }
-  [ "${n1#node1 }" != "${n2#node2 }" ] || { echo "node1 and node2 share namespaces"; return 1; }
+  [ "${n1#step node1 }" != "${n2#step node2 }" ] || { echo "node1 and node2 share namespaces"; return 1; }
   if grep -qF " $host_ns " <<<"$out"; then echo "a task ran in the host's mount namespace ($host_ns)"; return 1; fi
 }
-# In a batch job (its script outside any container): the tasks of one step
-# share a container, two steps of the job get one each.
+# In a batch job (its script outside any container), two steps at once on
+# one node (--overlap): the tasks of each step share a container, the two
+# steps have one each.
 spank_sharens_batch() {
   cat > "$work/sjob.sh" <<JOB
 #!/bin/sh
-for step in a b; do
-  export step # to the tasks, through srun and the container
-  srun -n 2 --container-image="$image" sh -c 'echo "\$step \$SLURM_STEP_ID \$(readlink /proc/self/ns/mnt)"' || exit 1
-done
+srun --overlap -n 2 --container-image="$image" "$work/nsprint.sh" batch 4 > "$work/sjob.a" &
+srun --overlap -n 2 --container-image="$image" "$work/nsprint.sh" batch 4 > "$work/sjob.b" &
+wait
 JOB
   chmod 0755 "$work/sjob.sh"
   (cd "$work" && as_user sbatch -N 1 -n 2 --wait --quiet -o "$work/sjob.out" "$work/sjob.sh") || { cat "$work/sjob.out"; return 1; }
-  cat "$work/sjob.out"
+  cat "$work/sjob.out" "$work/sjob.a" "$work/sjob.b"
   local a b
-  a=$(grep '^a ' "$work/sjob.out" | sort -u)
-  b=$(grep '^b ' "$work/sjob.out" | sort -u)
-  [ "$(grep -c '^[ab] ' "$work/sjob.out")" -eq 4 ] || { echo "expected 4 task lines"; return 1; }
+  a=$(sort -u "$work/sjob.a")
+  b=$(sort -u "$work/sjob.b")
+  [ "$(cat "$work/sjob.a" "$work/sjob.b" | grep -c '^batch node1 ')" -eq 4 ] || { echo "expected 4 task lines"; return 1; }
   [ "$(wc -l <<<"$a")" -eq 1 ] && [ "$(wc -l <<<"$b")" -eq 1 ] || { echo "the tasks of a step are in different containers"; return 1; }
-  [ "${a##* }" != "${b##* }" ] || { echo "two steps share one container"; return 1; }
+  [ "$a" != "$b" ] || { echo "two steps share one container"; return 1; }
 }
 if [ "$sharens" = yes ]; then
   check "srun -N 2 -n 4 --container-image: the two tasks on each node share one container (mount and user namespaces), one per node" spank_sharens
