@@ -11,8 +11,10 @@
 # controller and each other (Open MPI's TCP between nodes) only through
 # addresses this script made. File systems are shared, as on a cluster: the
 # munge socket, slurm.conf, /tmp and home directories; each node has its own
-# spool directory (/var/spool/slurmd/node1, …) and pid file. slurm.conf
-# names the nodes by NodeAddr, so no /etc/hosts entry is needed.
+# spool directory (/var/spool/slurmd/node1, …), TmpFS (STATE_DIR/tmp/node1),
+# pid file and log (STATE_DIR/slurmd-node1.log; VESSEL_SLURMD_DEBUG=debug for
+# more). slurm.conf names the nodes by NodeAddr, so no /etc/hosts entry is
+# needed.
 # VESSEL_SLURM_VESSEL=/path/to/vessel: build the SPANK plugin of
 # contrib/spank (--container-image on srun/sbatch/salloc; needs cc and
 # libslurm-dev) into STATE_DIR and load it with vessel=that binary, and the
@@ -192,7 +194,10 @@ start() {
   # with lo up and one end of a veth pair, the other end in the bridge.
   mkdir -p "$state"
   : >"$state/network" # stop deletes it all from now on, after a failure too
-  ip link add "$bridge" type bridge
+  # nf_call_*tables 0: traffic between the nodes stays out of the host's
+  # firewall (with br_netfilter loaded, as on Docker hosts, whose FORWARD
+  # policy is DROP, it would be filtered), for this bridge only.
+  ip link add "$bridge" type bridge nf_call_iptables 0 nf_call_ip6tables 0 nf_call_arptables 0
   ip addr add "$net.1/24" dev "$bridge"
   ip link set "$bridge" up
   for n in "${nodes[@]}"; do
