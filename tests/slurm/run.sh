@@ -121,18 +121,23 @@ check "srun -N 2 -n 4 vessel exec: two tasks on each node, in containers there" 
 # scancel of a job running on both nodes: the step's containers end on
 # both, no process of the user is left (monitor, payload, FUSE server), no
 # new session directory, and the job leaves squeue.
+#   two_node_cancel TAG TASKS_PER_NODE SRUN_ARGS...: the job's step is
+#   srun SRUN_ARGS... sh -c PAYLOAD (SRUN_ARGS: vessel exec IMAGE, or
+#   --container-image=IMAGE).
 two_node_cancel() {
-  local id before after left
+  local tag=$1 per_node=$2 id before after left f n
+  shift 2
   before=$(find /tmp -maxdepth 1 -name 'vessel-session-*' -user "$user" | sort)
-  cat > "$work/two.sh" <<JOB
+  cat > "$work/two-$tag.sh" <<JOB
 #!/bin/sh
-exec srun "$vessel" exec "$image" sh -c 'touch "$work/up.\$SLURMD_NODENAME"; exec sleep 7771'
+exec srun $(printf '%q ' "$@") sh -c 'touch "$work/up-$tag.\$SLURMD_NODENAME.\$SLURM_PROCID"; exec sleep 7771'
 JOB
-  chmod 0755 "$work/two.sh"
-  id=$(cd "$work" && as_user sbatch -N 2 --ntasks-per-node=1 --parsable -o "$work/two.out" "$work/two.sh")
-  for _ in $(seq 300); do [ -e "$work/up.node1" ] && [ -e "$work/up.node2" ] && break; sleep 0.1; done
-  [ -e "$work/up.node1" ] && [ -e "$work/up.node2" ] || { echo "the job did not start on both nodes"; cat "$work/two.out"; return 1; }
-  echo "running on: $(squeue -h -j "$id" -o %N)"
+  chmod 0755 "$work/two-$tag.sh"
+  id=$(cd "$work" && as_user sbatch -N 2 --ntasks-per-node="$per_node" --parsable -o "$work/two-$tag.out" "$work/two-$tag.sh")
+  up() { n=0; for f in "$work/up-$tag".node[12].*; do [ -e "$f" ] && n=$((n + 1)); done; [ "$n" -eq $((2 * per_node)) ]; }
+  for _ in $(seq 300); do up && break; sleep 0.1; done
+  up || { echo "the job did not start its $((2 * per_node)) tasks on both nodes"; ls "$work"; cat "$work/two-$tag.out"; return 1; }
+  echo "running on $(squeue -h -j "$id" -o %N): $(cd "$work" && echo up-"$tag".*)"
   as_user scancel "$id"
   for _ in $(seq 300); do [ -z "$(squeue -h -j "$id" 2>/dev/null)" ] && break; sleep 0.1; done
   [ -z "$(squeue -h -j "$id" 2>/dev/null)" ] || { echo "job $id still in squeue: $(squeue -h -j "$id")"; return 1; }
@@ -148,7 +153,8 @@ JOB
   fi
   echo "job $id gone from squeue, nothing of it left on either node"
 }
-check "scancel of a two-node job clears both nodes (processes, session directories, squeue)" two_node_cancel
+check "scancel of a two-node job clears both nodes (processes, session directories, squeue)" \
+  two_node_cancel exec 1 "$vessel" exec "$image"
 
 # MPI across the two nodes: Open MPI of the image (the hybrid model),
 # launched by srun through Slurm's PMIx plugin, ranks talking TCP between
@@ -392,6 +398,8 @@ JOB
   [ "$(wc -l <<<"$a")" -eq 1 ] && [ "$(wc -l <<<"$b")" -eq 1 ] || { echo "the tasks of a step are in different containers"; return 1; }
   [ "$a" != "$b" ] || { echo "two steps share one container"; return 1; }
 }
+check "scancel of a two-node job with two tasks per node in --container-image containers clears both nodes" \
+  two_node_cancel spank 2 --container-image="$image"
 if [ "$sharens" = yes ]; then
   check "srun -N 2 -n 4 --container-image: the two tasks on each node share one container (mount and user namespaces), one per node" spank_sharens
   check "sbatch: the two tasks of an srun --container-image step share a container; the job's next step gets its own" spank_sharens_batch
