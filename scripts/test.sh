@@ -58,6 +58,16 @@ debian_sif=$tools/debian.sif
 chmod 0644 "$debian_sif"
 export VESSEL_TEST_DEBIAN_SIF=$debian_sif
 
+echo "==> an Open MPI image (vessel build, cached in $VESSEL_CI_CACHE/mpi)"
+scripts/make-mpi-image.sh "$VESSEL_CI_CACHE/mpi" "$bin"
+# The MPI and Slurm tests run it as vtest: a copy where the cache is out of its reach.
+mpi_sif=$VESSEL_CI_CACHE/mpi/mpi.sif
+if ! setpriv --reuid=vtest --regid=vtest --init-groups test -r "$mpi_sif"; then
+  install -m 0644 "$mpi_sif" "$tools/mpi.sif"
+  mpi_sif=$tools/mpi.sif
+fi
+export VESSEL_TEST_MPI_SIF=$mpi_sif
+
 echo "==> OCI registries on 127.0.0.1 (plain HTTP, and HTTPS with auth) and test images"
 registry_state=/var/tmp/vessel-ci-registry
 mkdir -p "$registry_state" && chmod 0755 "$registry_state"
@@ -82,6 +92,11 @@ status=${PIPESTATUS[0]}
 
 echo "==> Slurm: vessel in batch jobs and job steps (user vtest)"
 tests/slurm/run.sh "$bin" "$debian_sif" | tee "$tools/slurm.log"
+
+echo "==> Open MPI: hybrid model (a container per rank, --sharens), bind model, kills of mpirun (user vtest)"
+tests/mpi/run.sh "$bin" "$VESSEL_TEST_MPI_SIF" "$debian_sif" | tee "$tools/mpi.log"
+status=${PIPESTATUS[0]}
+[ "$status" -eq 0 ] || exit "$status"
 
 echo "==> workflow tools from PyPI (Snakemake, cwltool, spython, ReFrame, Parsl) driving vessel as apptainer (user vtest)"
 tests/workflows/run.sh "$bin" "$debian_sif" "$registry_state" | tee "$tools/workflows.log"
@@ -127,12 +142,14 @@ echo "==> FUSE driver benchmark (informative; never fails the suite)"
 bench/fuse.sh "$root/target/release/vessel" "$debian_sif" || echo "benchmark did not complete"
 echo "==> build benchmark (informative; never fails the suite)"
 BENCH_RUNS=1 bench/build.sh "$root/target/release/vessel" || echo "benchmark did not complete"
+echo "==> MPI benchmark (informative; never fails the suite)"
+bench/mpi.sh "$root/target/release/vessel" "$VESSEL_TEST_MPI_SIF" || echo "benchmark did not complete"
 
-# The closing line CI reads: the counts of the cargo, Slurm and workflow tests above;
+# The closing line CI reads: the counts of the cargo, Slurm, MPI and workflow tests above;
 # skipped: cargo's ignored tests plus the lines of the skip log.
 awk -v skips="$VESSEL_TEST_SKIP_LOG" '
      FILENAME == skips { i++; next }
      /^test result:/ { p += $4; f += $6; i += $8 }
      /^[0-9]+ passed, [0-9]+ failed$/ { p += $1; f += $3 }
      END { printf "%d passed, %d failed, %d skipped\n", p, f, i }' \
-  "$tools/test.log" "$tools/slurm.log" "$tools/workflows.log" "$VESSEL_TEST_SKIP_LOG"
+  "$tools/test.log" "$tools/slurm.log" "$tools/mpi.log" "$tools/workflows.log" "$VESSEL_TEST_SKIP_LOG"
