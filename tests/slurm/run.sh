@@ -2,12 +2,19 @@
 # Vessel under a real two-node Slurm (munge + slurmctld + slurmd on node1 and
 # node2, each in its own network namespace: .ci/slurm.sh), as an
 # unprivileged user: batch jobs and job steps run containers that see their
-# SLURM_* variables, scancel stops the payload with SIGTERM, leaving
-# nothing behind, and an instance started in a job ends with it; the SPANK
-# plugin of contrib/spank runs steps and batch scripts in a container with
-# --container-image (and leaves steps without it alone).
+# SLURM_* variables, steps span both nodes, scancel stops the payload with
+# SIGTERM and clears both nodes, leaving nothing behind, and an instance
+# started in a job ends with it; Open MPI of the MPI image runs across the
+# nodes under srun --mpi=pmix; the SPANK plugin of contrib/spank runs steps
+# and batch scripts in a container with --container-image (one container
+# per node for a step's tasks, --sharens) and leaves steps without it alone.
 #   tests/slurm/run.sh VESSEL_BINARY IMAGE.sif
-# Run as root (it starts the daemons). Prints "N passed, N failed".
+# VESSEL_TEST_MPI_SIF: the Open MPI image (scripts/make-mpi-image.sh;
+# default /var/cache/vessel-ci/mpi/mpi.sif); its cases are skipped without
+# it, and the --sharens ones with a runtime that lacks the flag.
+# Run as root (it starts the daemons). Prints "ok: …", "FAILED: …" and
+# "skipped: …" lines (skips also to $VESSEL_TEST_SKIP_LOG), then
+# "N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 vessel=${1:?usage: run.sh VESSEL_BINARY IMAGE}
