@@ -273,7 +273,11 @@ pub const ENTRIES: &[Entry] = &[
     ),
     imp(ACTIONS, "--cdi-dirs", "where CDI specs are read (default /etc/cdi, /var/run/cdi)"),
     refused(ACTIONS, "--intel-hpu", "is not supported (Intel Gaudi devices)"),
-    refused(ACTIONS, "--sharens", NOT_YET),
+    imp(
+        ACTIONS,
+        "--sharens",
+        "the commands of one job step (MPI job, Slurm step, else parent process) with the same image and options share one container per node; refused by name for instance start",
+    ),
     refused(ACTIONS, "--security", NOT_YET),
     refused(ACTIONS, "--fusemount", "is not supported: mount on the host and bind the mount point"),
     refused(ACTIONS, "--passphrase", ENCRYPTION),

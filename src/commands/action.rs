@@ -24,7 +24,11 @@ pub fn run(tool: Tool, verb: Verb, args: ActionArgs) -> Result<u8> {
     }
     let host = Host::current();
     let prepared = prepare(tool, verb, args, &host)?;
-    let status = vessel_runtime::launch_image(&prepared.opts, &host, prepared.image)?;
+    let status = if prepared.opts.sharens {
+        vessel_runtime::instance::sharens::run(&prepared.opts, &host, prepared.image)?
+    } else {
+        vessel_runtime::launch_image(&prepared.opts, &host, prepared.image)?
+    };
     Ok(u8::try_from(status).unwrap_or(255))
 }
 

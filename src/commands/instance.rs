@@ -101,9 +101,16 @@ fn start(tool: Tool, a: InstanceStartArgs, runscript: bool) -> Result<u8> {
     action.rest = argv;
     let host = Host::current();
     let prepared = super::action::prepare(tool, Verb::Exec, action, &host)?;
+    if prepared.opts.sharens {
+        bail!(
+            "{command}: --sharens (or APPTAINER_SHARENS) does not apply to instances: an instance is shared already, join it with: exec instance://{name} COMMAND"
+        );
+    }
     let req = StartRequest {
         name: name.clone(),
         pid_file: a.pid_file.map(|p| absolute(&host, p)),
+        sharens: false,
+        close_in_monitor: None,
     };
     inst::start(&prepared.opts, &host, prepared.image, &req)?;
     tracing::info!("instance started successfully");

@@ -283,7 +283,7 @@ pub mod vars {
     );
     pub const SHARENS: EnvVar = EnvVar::new(
         "SHARENS",
-        "Share one container per node (like --sharens); refused until implemented.",
+        "Share one container per node among a job step's commands (like --sharens).",
     );
     pub const APPLY_CGROUPS: EnvVar = EnvVar::new(
         "APPLY_CGROUPS",

@@ -231,6 +231,9 @@ pub struct LaunchOptions {
     pub overlays: Vec<OverlaySpec>,
     /// `--underlay`: the read-only root is an underlay, not an overlay.
     pub underlay: bool,
+    /// `--sharens`: the containers of one job step on this node with the
+    /// same image and options are one ([`crate::instance::sharens`]).
+    pub sharens: bool,
     pub pid: bool,
     pub ipc: bool,
     pub uts: bool,

@@ -156,6 +156,8 @@ pub struct LaunchPlan {
     pub home: PathBuf,
     pub argv: Vec<OsString>,
     pub env: Vec<(OsString, OsString)>,
+    /// What the command was made from, for members of a shared container.
+    pub basis: CommandBasis,
     pub warnings: Vec<String>,
 }
 
@@ -593,47 +595,16 @@ pub fn build_root(
     }
 
     // Environment and command.
-    let env_scripts = env_scripts(&image_root, opts.app.as_deref())?;
-    let image_text = image_path.to_string_lossy().into_owned();
-    let env = container_env(&EnvInput {
-        host: &host.env,
-        cleanenv: opts.cleanenv,
-        no_env: &opts.no_env,
-        env_files: &opts.env_files,
-        env_flags: &opts.env,
-        no_eval: opts.no_eval,
-        home: &home_text,
-        image_path: &image_text,
-        app: opts.app.as_deref(),
-        action: &action,
-        product: &opts.product,
-        env_scripts: &env_scripts,
-        library_dirs: &library_dirs,
-        device_env: &gpus.env,
-        gpus: opts.gpus.any(),
-    });
-    warnings.extend(env.warnings);
-    let has_sh = image_root.resolve("/bin/sh")?.is_some();
-    let argv = if has_sh {
-        let mut argv: Vec<OsString> = vec!["/bin/sh".into(), "-c".into(), env.script.into()];
-        argv.extend(script_args(&action));
-        argv
-    } else {
-        match &action {
-            Action::Exec(args) => {
-                warnings.push(
-                    "the container has no /bin/sh: its environment scripts are not applied".into(),
-                );
-                args.clone()
-            }
-            _ => {
-                return Err(PlanError::Invalid(format!(
-                    "the container has no /bin/sh, which `{}` needs (use exec with a program)",
-                    action.verb()
-                )))
-            }
-        }
+    let basis = CommandBasis {
+        home: home_text,
+        image_path: image_path.to_string_lossy().into_owned(),
+        env_scripts: env_scripts(&image_root, opts.app.as_deref())?,
+        library_dirs,
+        device_env: gpus.env.clone(),
+        has_sh: image_root.resolve("/bin/sh")?.is_some(),
     };
+    let command = basis.command(opts, host, &action)?;
+    warnings.extend(command.warnings);
 
     Ok(LaunchPlan {
         lower: lower.to_path_buf(),
@@ -656,10 +627,95 @@ pub fn build_root(
         nvccli: session.gpus.nvccli.clone(),
         cwd: cwd_dst,
         home: home_dst,
-        argv,
-        env: env.initial,
+        argv: command.argv,
+        env: command.env,
+        basis,
         warnings,
     })
+}
+
+/// What the container's command is made from besides the host's
+/// environment and the options: facts of the mounted image and of the
+/// container's mounts. A member of a shared container
+/// ([`crate::instance::sharens`]) makes its own command from its own
+/// environment and the basis its container was made with.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CommandBasis {
+    /// `$HOME` in the container.
+    pub home: String,
+    /// What `APPTAINER_CONTAINER` reports.
+    pub image_path: String,
+    /// The image's environment scripts, in the order they are sourced.
+    pub env_scripts: Vec<String>,
+    /// Directories of host libraries bound in, for `LD_LIBRARY_PATH`.
+    pub library_dirs: Vec<String>,
+    /// Variables the devices ask for.
+    pub device_env: Vec<(String, String)>,
+    /// The image has a `/bin/sh` to run the environment scripts with.
+    pub has_sh: bool,
+}
+
+/// A container's command: what is executed, with what environment.
+#[derive(Debug)]
+pub struct Command {
+    pub argv: Vec<OsString>,
+    pub env: Vec<(OsString, OsString)>,
+    pub warnings: Vec<String>,
+}
+
+impl CommandBasis {
+    /// The command that runs `action` for `host`'s environment with `opts`.
+    pub fn command(
+        &self,
+        opts: &LaunchOptions,
+        host: &Host,
+        action: &Action,
+    ) -> Result<Command, PlanError> {
+        let env = container_env(&EnvInput {
+            host: &host.env,
+            cleanenv: opts.cleanenv,
+            no_env: &opts.no_env,
+            env_files: &opts.env_files,
+            env_flags: &opts.env,
+            no_eval: opts.no_eval,
+            home: &self.home,
+            image_path: &self.image_path,
+            app: opts.app.as_deref(),
+            action,
+            product: &opts.product,
+            env_scripts: &self.env_scripts,
+            library_dirs: &self.library_dirs,
+            device_env: &self.device_env,
+            gpus: opts.gpus.any(),
+        });
+        let mut warnings = env.warnings;
+        let argv = if self.has_sh {
+            let mut argv: Vec<OsString> = vec!["/bin/sh".into(), "-c".into(), env.script.into()];
+            argv.extend(script_args(action));
+            argv
+        } else {
+            match action {
+                Action::Exec(args) => {
+                    warnings.push(
+                        "the container has no /bin/sh: its environment scripts are not applied"
+                            .into(),
+                    );
+                    args.clone()
+                }
+                _ => {
+                    return Err(PlanError::Invalid(format!(
+                        "the container has no /bin/sh, which `{}` needs (use exec with a program)",
+                        action.verb()
+                    )))
+                }
+            }
+        };
+        Ok(Command {
+            argv,
+            env: env.initial,
+            warnings,
+        })
+    }
 }
 
 /// The directory of the container where host libraries are bound, which

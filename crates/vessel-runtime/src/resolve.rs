@@ -167,7 +167,6 @@ const CGROUP_VARS: &[(EnvVar, &str)] = &[
     (vars::OOM_KILL_DISABLE, "--oom-kill-disable"),
 ];
 
-const NOT_YET: &str = "is not implemented yet in Vessel";
 const CAPS_NEED_ROOT: &str = "needs root: an unprivileged container runs in a user namespace, with no capabilities on the host (Vessel has no setuid starter)";
 const SETUID_NEEDS_ROOT: &str = "needs root: setuid programs cannot gain privileges in an unprivileged container (Vessel has no setuid starter)";
 const USERNS_NEEDS_ROOT: &str =
@@ -314,9 +313,6 @@ fn refusal(a: &mut ActionFlags, vars: &Vars<'_>, host: &Host) -> Result<bool, Op
         if let Some((g, _)) = vars.given_value(None, *var) {
             return Err(unsupported(g, name, NEEDS_CGROUPS));
         }
-    }
-    if let Some(g) = vars.given_bool(a.sharens, vars::SHARENS) {
-        return Err(unsupported(g, "--sharens", NOT_YET));
     }
     Ok(net_none)
 }
@@ -699,6 +695,7 @@ pub fn resolve_site(
         tmpfs_size_mib,
         overlays,
         underlay: a.underlay || vars.flag(&[vars::UNDERLAY]),
+        sharens: a.sharens || vars.flag(&[vars::SHARENS]),
         pid,
         ipc,
         uts,
@@ -1326,7 +1323,6 @@ mod tests {
             ),
             (|a| a.cgroups = vec!["--memory"], "--memory needs cgroups"),
             (|a| a.cgroups = vec!["--cpus"], "--cpus needs cgroups"),
-            (|a| a.sharens = true, "--sharens is not implemented"),
             (|a| a.allow_setuid = true, "--allow-setuid needs root"),
             (|a| a.ignore_userns = true, "--ignore-userns needs root"),
             (
@@ -1421,7 +1417,6 @@ mod tests {
                 "1",
                 "(like --oom-kill-disable)",
             ),
-            ("APPTAINER_SHARENS", "1", "(like --sharens)"),
             (
                 "APPTAINER_ALLOW_SETUID",
                 "1",

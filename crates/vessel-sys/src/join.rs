@@ -454,6 +454,44 @@ pub fn keep_only_own_capabilities(keep: &[caps::Capability]) -> Result<()> {
         .map_err(|e| fail("setting the permitted capabilities", e))
 }
 
+/// The process and user at the other end of a connected Unix socket, as
+/// the kernel recorded them when it connected (`SO_PEERCRED`): who a
+/// shared container's monitor and its members really are.
+pub fn peer_credentials(socket: &impl AsFd) -> Result<(i32, u32)> {
+    let cred = rustix::net::sockopt::socket_peercred(socket)
+        .op(|| "reading the peer's credentials (SO_PEERCRED)".into())?;
+    Ok((cred.pid.as_raw_nonzero().get(), cred.uid.as_raw()))
+}
+
+/// Waits until one of `fds` is readable (or hung up), or `timeout` passes;
+/// returns which are. An interrupted wait returns none.
+pub fn wait_readable(
+    fds: &[BorrowedFd<'_>],
+    timeout: Option<std::time::Duration>,
+) -> Result<Vec<bool>> {
+    use rustix::event::{PollFd, PollFlags, Timespec};
+    let mut polled: Vec<PollFd<'_>> = fds
+        .iter()
+        .map(|fd| PollFd::new(fd, PollFlags::IN))
+        .collect();
+    let timeout = timeout.map(|t| Timespec {
+        tv_sec: t.as_secs().try_into().unwrap_or(i64::MAX),
+        tv_nsec: t.subsec_nanos().into(),
+    });
+    match rustix::event::poll(&mut polled, timeout.as_ref()) {
+        Ok(_) => {}
+        Err(rustix::io::Errno::INTR) => return Ok(vec![false; fds.len()]),
+        Err(e) => return Err(e).op(|| "poll".into()),
+    }
+    Ok(polled
+        .iter()
+        .map(|p| {
+            p.revents()
+                .intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR)
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -249,6 +249,10 @@ pub fn getgid() -> u32 {
     rustix::process::getgid().as_raw()
 }
 
+pub fn getppid() -> i32 {
+    rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get())
+}
+
 pub fn getpid() -> Pid {
     rustix::process::getpid()
 }

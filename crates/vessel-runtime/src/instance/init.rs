@@ -231,19 +231,14 @@ pub fn main(fd: i32) -> ! {
 /// Starts the command and watches the container until it is stopped.
 fn serve(plan: &LaunchPlan, mask: &SignalMask, monitor: &Process, job: Option<&Process>) -> ! {
     let me = p::getpid().as_raw_nonzero().get();
-    let command = match p::fork() {
-        Ok(Fork::Child) => {
-            let _ = j::own_process_group();
-            let _ = j::unblock_all_signals();
-            crate::launch::payload::exec(plan)
-        }
-        Ok(Fork::Parent(pid)) => pid,
-        Err(e) => {
-            eprintln!("FATAL:   instance init: starting the command: {e}");
-            p::exit_now(255)
-        }
+    // A shared container's init (`--sharens`, in an image without a shell)
+    // has no command: its members bring theirs.
+    let command = if plan.argv.is_empty() {
+        None
+    } else {
+        Some(start_command(plan))
     };
-    let group = command.as_raw_nonzero().get();
+    let group = command.map(|c| c.as_raw_nonzero().get());
     let mut stopping: Option<i32> = None;
     loop {
         // In a batch job, a look at the job every second: nothing tells a
@@ -267,7 +262,7 @@ fn serve(plan: &LaunchPlan, mask: &SignalMask, monitor: &Process, job: Option<&P
         };
         if received.signal == SIGCHLD {
             while let Ok(Some((pid, exit))) = vessel_sys::process::reap_any() {
-                if pid != command || stopping.is_some() {
+                if Some(pid) != command || stopping.is_some() {
                     continue;
                 }
                 match exit {
@@ -297,7 +292,9 @@ fn serve(plan: &LaunchPlan, mask: &SignalMask, monitor: &Process, job: Option<&P
         // process group, as Apptainer sends it, and to every orphan that
         // came back to this init, which left that group.
         let sig = received.signal;
-        let _ = j::kill_group(group, sig);
+        if let Some(group) = group {
+            let _ = j::kill_group(group, sig);
+        }
         for pid in j::descendants(me) {
             if j::parent_of(pid) == Some(me) {
                 if let Some(pid) = p::Pid::from_raw(pid) {
@@ -310,6 +307,22 @@ fn serve(plan: &LaunchPlan, mask: &SignalMask, monitor: &Process, job: Option<&P
             if j::descendants(me).is_empty() {
                 p::exit_now(128 + sig);
             }
+        }
+    }
+}
+
+/// Forks the command, in a process group of its own.
+fn start_command(plan: &LaunchPlan) -> p::Pid {
+    match p::fork() {
+        Ok(Fork::Child) => {
+            let _ = j::own_process_group();
+            let _ = j::unblock_all_signals();
+            crate::launch::payload::exec(plan)
+        }
+        Ok(Fork::Parent(pid)) => pid,
+        Err(e) => {
+            eprintln!("FATAL:   instance init: starting the command: {e}");
+            p::exit_now(255)
         }
     }
 }

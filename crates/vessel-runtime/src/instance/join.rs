@@ -31,10 +31,9 @@ pub fn join(
         name: r.name.clone(),
         problem: "it is not running any more".into(),
     };
-    if r.monitor().is_none() {
+    if r.monitor().is_none() || r.init().is_none() {
         return Err(gone());
     }
-    let init = r.init().ok_or_else(gone)?;
     if r.vessel.script.is_empty() {
         return Err(InstanceError::Failed {
             name: r.name.clone(),
@@ -62,6 +61,37 @@ pub fn join(
         .iter()
         .map(|(k, v)| (k.into(), v.into()))
         .collect();
+    enter(
+        found,
+        Entry {
+            argv,
+            env,
+            cwd: host.cwd.clone(),
+            dies_with_joiner: false,
+        },
+    )
+}
+
+/// A command to run in a running instance.
+pub struct Entry {
+    pub argv: Vec<OsString>,
+    pub env: Vec<(OsString, OsString)>,
+    /// Its working directory ("/" if the container has none there).
+    pub cwd: std::path::PathBuf,
+    /// Killed when the joining process dies (`SIGKILL` included), as a
+    /// launched container's payload is: a member of a shared container.
+    pub dies_with_joiner: bool,
+}
+
+/// Enters the instance's namespaces and runs `entry` there with the
+/// instance's command's privileges; returns its exit status.
+pub fn enter(found: &Found, entry: Entry) -> Result<i32, InstanceError> {
+    let r = &found.record;
+    let gone = || InstanceError::Failed {
+        name: r.name.clone(),
+        problem: "it is not running any more".into(),
+    };
+    let init = r.init().ok_or_else(gone)?;
     tracing::debug!(
         "joining instance {} (init {}, monitor {})",
         r.name,
@@ -79,9 +109,15 @@ pub fn join(
     drop(init);
     match p::fork()? {
         Fork::Child => {
+            if entry.dies_with_joiner {
+                if let Err(e) = p::die_with_parent() {
+                    eprintln!("FATAL:   {e}");
+                    p::exit_now(255);
+                }
+            }
             // setns left us at the container's root: the working directory
             // if the container has it, as a launch does.
-            if p::chdir(&host.cwd).is_err() {
+            if p::chdir(&entry.cwd).is_err() {
                 let _ = p::chdir(std::path::Path::new("/"));
             }
             // The instance's own command's privileges.
@@ -102,7 +138,7 @@ pub fn join(
                 }
             }
             let _ = mask.restore();
-            let err = p::exec(&argv, &env);
+            let err = p::exec(&entry.argv, &entry.env);
             eprintln!("FATAL:   could not run the command in the instance: {err}");
             p::exit_now(255)
         }

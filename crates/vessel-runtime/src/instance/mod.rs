@@ -18,6 +18,7 @@
 
 pub mod init;
 pub mod join;
+pub mod sharens;
 mod start;
 
 use std::fs;
@@ -187,6 +188,13 @@ pub struct VesselRecord {
     /// root's capabilities limited to these (by name), `no_new_privs`.
     pub capabilities: Option<Vec<String>>,
     pub no_new_privs: bool,
+    /// What a member of a shared container (`--sharens`) makes its own
+    /// command from.
+    #[serde(default)]
+    pub basis: Option<crate::plan::CommandBasis>,
+    /// The container's working directory, members' too.
+    #[serde(default)]
+    pub cwd: Option<String>,
 }
 
 impl Record {

@@ -27,6 +27,14 @@ const GRACE: Duration = Duration::from_secs(1);
 pub struct StartRequest {
     pub name: String,
     pub pid_file: Option<PathBuf>,
+    /// A shared container of a job step's ranks ([`super::sharens`]): it
+    /// ends when its last member has.
+    pub sharens: bool,
+    /// A descriptor of the starting command's that the monitor closes at
+    /// once: the `--sharens` lock, which would otherwise stay held for as
+    /// long as the container runs (a lock belongs to the open file, which
+    /// the fork shares).
+    pub close_in_monitor: Option<i32>,
 }
 
 /// Starts the instance and returns its init's pid once it runs. `opts`
@@ -67,7 +75,7 @@ pub fn start(
         log_err_path: places.log_err(&req.name).display().to_string(),
         log_out_path: places.log_out(&req.name).display().to_string(),
         checkpoint: String::new(),
-        sharens_mode: false,
+        sharens_mode: req.sharens,
         vessel: VesselRecord {
             monitor_start: vessel_sys::join::start_time(me).unwrap_or(0),
             uid: host.uid,
@@ -131,6 +139,9 @@ pub fn start(
     match fork {
         Fork::Child => {
             drop(ours);
+            if let Some(fd) = req.close_in_monitor {
+                vessel_sys::join::close_inherited(fd);
+            }
             monitor(
                 opts,
                 host,
@@ -171,7 +182,10 @@ fn await_start(
     let mut reader = BufReader::new(sock);
     let mut line = String::new();
     let ready = reader.read_line(&mut line).is_ok() && line.trim() == "ready";
-    let ended = if ready {
+    // A shared container has no start script to fail.
+    let ended = if ready && req.sharens {
+        None
+    } else if ready {
         let _ = reader.get_ref().set_read_timeout(Some(GRACE));
         line.clear();
         match reader.read_line(&mut line) {
@@ -245,6 +259,21 @@ fn monitor(
     }
     drop((out, err));
     let me = p::getpid().as_raw_nonzero().get();
+    // Bound before the container exists: the starting command joins it as
+    // soon as it hears `ready`.
+    let places = Places::current(host);
+    let mut members = if req.sharens {
+        match super::sharens::Members::listen(&places, &req.name, host.uid) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                let _ = writeln!(sock, "ended 255");
+                eprintln!("FATAL:   {}", vessel_sys::error_chain(&e));
+                p::exit_now(255);
+            }
+        }
+    } else {
+        None
+    };
     let mut on_start = |s: &Started<'_>| -> Result<(), crate::LaunchError> {
         let init = s.init.as_raw_nonzero().get();
         let (script, env) = match s.plan.argv.as_slice() {
@@ -283,12 +312,22 @@ fn monitor(
                     .as_ref()
                     .map(|c| c.iter().map(|c| vessel_sys::caps::name(*c)).collect()),
                 no_new_privs: s.plan.no_new_privs,
+                basis: Some(s.plan.basis.clone()),
+                cwd: Some(s.plan.cwd.to_string_lossy().into_owned()),
             },
             ..placeholder.clone()
         };
         record
             .write(&record_path)
             .map_err(|e| crate::LaunchError::Io(std::io::Error::other(e.to_string())))?;
+        if let Some(members) = members.take() {
+            let init = vessel_sys::join::Process::open_checked(
+                init,
+                record.vessel.init_start,
+                record.vessel.uid,
+            )?;
+            members.serve(init, record_path.clone());
+        }
         if let Some(file) = &req.pid_file {
             fs::write(file, format!("{init}\n"))?;
         }
@@ -306,6 +345,14 @@ fn monitor(
     // later start of the same name wrote.
     if Record::read(&record_path, placeholder.vessel.uid).is_ok_and(|r| r.ppid == me) {
         remove_record(&record_path);
+    }
+    // A shared container's logs say something only when it failed.
+    if req.sharens {
+        for log in [places.log_out(&req.name), places.log_err(&req.name)] {
+            if fs::metadata(&log).is_ok_and(|m| m.len() == 0) {
+                let _ = fs::remove_file(log);
+            }
+        }
     }
     let _ = writeln!(sock, "ended {status}");
     p::exit_now(status)

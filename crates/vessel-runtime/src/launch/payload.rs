@@ -71,6 +71,7 @@ impl From<ProcessPlan> for LaunchPlan {
             home: p.home,
             argv: p.argv,
             env: p.env,
+            basis: Default::default(),
             warnings: Vec::new(),
         }
     }
@@ -221,6 +222,7 @@ mod tests {
             home: "/root".into(),
             argv: vec!["true".into()],
             env: Vec::new(),
+            basis: Default::default(),
             warnings: Vec::new(),
         }
     }

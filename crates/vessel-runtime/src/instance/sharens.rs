@@ -1,0 +1,449 @@
+//! `--sharens`: the ranks of a job step on a node share one container.
+//!
+//! Commands of the same user, in the same job step (an MPI launch, a Slurm
+//! step, else the same parent process), with the same image, options and
+//! working directory, are one container: one user and mount namespace (so
+//! Open MPI's single-copy transport, CMA, works between ranks), one FUSE
+//! server and page cache (so the image's libraries are in memory once),
+//! one `/dev/shm` and, with `--pid`, one PID namespace.
+//!
+//! The container is an instance named after all that (`sharens-KEY`):
+//! the first command starts it, with no command of its own, and every
+//! command, the first included, joins it as a **member**, with its own
+//! environment and arguments, made from the instance's
+//! [`CommandBasis`](crate::plan::CommandBasis). Joining is by the instance's
+//! private record and the init's pidfd, as `exec instance://` joins.
+//!
+//! A member holds a connection to a socket in the instance's private record
+//! directory for as long as it runs; the instance's monitor counts them. A
+//! member that ends, however it ends (`SIGKILL` too), closes it: when the
+//! last one has, the monitor stops the container. A lock file beside the
+//! records makes "find or start, then join" and "the last left, stop" one
+//! step each, so that a command never joins a container that is ending.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use vessel_image::Image;
+use vessel_sys::join::Process;
+use vessel_sys::path::Flock;
+
+use super::{find, private_dir, remove_record, InstanceError, Places, Stop};
+use crate::options::{Action, Host, LaunchOptions};
+
+/// How long a started container waits for its first member, which is the
+/// command that started it: longer only if that command died before
+/// joining.
+const FIRST_MEMBER_WAIT: Duration = Duration::from_secs(60);
+
+/// The socket members connect to, in the instance's record directory.
+const MEMBERS_SOCKET: &str = "members.sock";
+
+/// A member's answer from the monitor: it counts.
+const ACCEPTED: u8 = b'+';
+
+/// Runs `opts`' action in the shared container of this job step, started
+/// from `image` if it does not run yet; returns the command's status.
+pub fn run(opts: &LaunchOptions, host: &Host, image: Image) -> Result<i32, InstanceError> {
+    let action = opts.action.clone().ok_or_else(|| InstanceError::Failed {
+        name: "sharens".into(),
+        problem: "no command to run".into(),
+    })?;
+    let scope = scope(&host.env);
+    let name = name(opts, host, &image, &scope);
+    tracing::debug!("--sharens: container {name} for {scope}");
+    let places = Places::current(host);
+    private_dir(&places.records)?;
+    let lock_path = lock_path(&places, &name);
+    let lock = Lock::take(&lock_path)?;
+    let mut image = Some(image);
+    let mut joined = None;
+    // Twice at most: a container found ending is stopped, then started anew.
+    for _ in 0..3 {
+        match find(&places, host.uid, &name) {
+            Ok(found) => match connect(&found) {
+                Ok(member) => {
+                    joined = Some((found, member));
+                    break;
+                }
+                Err(e) => {
+                    tracing::debug!("--sharens: {name} does not take members ({e}): replacing it");
+                    let stop = Stop {
+                        signal: 15,
+                        timeout: Duration::from_secs(5),
+                        force: false,
+                    };
+                    super::stop(&found, stop)?;
+                }
+            },
+            Err(InstanceError::NotFound { .. }) => {
+                let Some(image) = image.take() else {
+                    break;
+                };
+                let container = LaunchOptions {
+                    // The container's own command does nothing: its members
+                    // bring theirs.
+                    action: Some(Action::Exec(Vec::new())),
+                    ..opts.clone()
+                };
+                let req = super::StartRequest {
+                    name: name.clone(),
+                    pid_file: None,
+                    sharens: true,
+                    close_in_monitor: Some(lock._held.as_raw_fd()),
+                };
+                super::start(&container, host, image, &req)?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    drop(lock);
+    let (found, member) = joined.ok_or_else(|| InstanceError::Failed {
+        name: name.clone(),
+        problem: "the shared container ended while this command was joining it".into(),
+    })?;
+    let Some(basis) = &found.record.vessel.basis else {
+        return Err(InstanceError::Failed {
+            name,
+            problem: "its record does not say how to run commands in it".into(),
+        });
+    };
+    let command = basis
+        .command(opts, host, &action)
+        .map_err(crate::LaunchError::from)?;
+    for w in &command.warnings {
+        tracing::warn!("{w}");
+    }
+    let cwd = found
+        .record
+        .vessel
+        .cwd
+        .clone()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| host.cwd.clone());
+    let status = super::join::enter(
+        &found,
+        super::join::Entry {
+            argv: command.argv,
+            env: command.env,
+            cwd,
+            dies_with_joiner: true,
+        },
+    )?;
+    drop(member);
+    Ok(status)
+}
+
+/// What makes commands one job step's ranks: Open MPI's or PMIx's job
+/// (`mpirun` sets it for its ranks, Slurm's PMIx plugin for a step's
+/// tasks), else the Slurm step, else the parent process (its pid and start
+/// time, so that a recycled pid is another scope).
+pub fn scope(env: &[(std::ffi::OsString, std::ffi::OsString)]) -> String {
+    let get = |key: &str| {
+        env.iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.to_string_lossy().into_owned())
+            .filter(|v| !v.is_empty())
+    };
+    if let Some(ns) = get("PMIX_NAMESPACE").or_else(|| get("OMPI_MCA_ess_base_jobid")) {
+        return format!("MPI job {ns}");
+    }
+    if let (Some(job), Some(step)) = (get("SLURM_JOB_ID"), get("SLURM_STEP_ID")) {
+        return format!("Slurm step {job}.{step}");
+    }
+    let parent = vessel_sys::process::getppid();
+    let started = vessel_sys::join::start_time(parent).unwrap_or(0);
+    format!("parent process {parent} (started at {started})")
+}
+
+/// The instance's name: `sharens-` and a digest of the user, the scope, the
+/// image (the opened file itself, by device and inode, and its path) and
+/// every option but the command.
+fn name(opts: &LaunchOptions, host: &Host, image: &Image, scope: &str) -> String {
+    let identity = match image.file().map(fs::File::metadata) {
+        Some(Ok(m)) => format!("{}:{}", m.dev(), m.ino()),
+        _ => fs::metadata(image.path())
+            .map(|m| format!("{}:{}", m.dev(), m.ino()))
+            .unwrap_or_default(),
+    };
+    let options = LaunchOptions {
+        action: None,
+        ..opts.clone()
+    };
+    let mut digest = Sha256::new();
+    digest.update(format!(
+        "{}\n{scope}\n{identity} {}\n{}\n{options:?}",
+        host.uid,
+        image.path().display(),
+        host.cwd.display()
+    ));
+    let hex: String = digest
+        .finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sharens-{hex}")
+}
+
+fn lock_path(places: &Places, name: &str) -> PathBuf {
+    places.records.join(format!(".{name}.lock"))
+}
+
+/// An exclusive `flock` on a lock file of the user's private records
+/// directory, held until dropped.
+struct Lock {
+    _held: fs::File,
+}
+
+impl Lock {
+    fn take(path: &Path) -> Result<Lock, InstanceError> {
+        let err = |source| InstanceError::File {
+            path: path.to_path_buf(),
+            source,
+        };
+        loop {
+            let file = fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(path)
+                .map_err(err)?;
+            vessel_sys::path::flock(&file, Flock::Exclusive)
+                .map_err(|e| err(std::io::Error::other(e.to_string())))?;
+            // Removed by the container's end while this waited: take the
+            // file that is there now.
+            let held = file.metadata().map_err(err)?;
+            match fs::symlink_metadata(path) {
+                Ok(now) if (now.dev(), now.ino()) == (held.dev(), held.ino()) => {
+                    return Ok(Lock { _held: file })
+                }
+                _ => continue,
+            }
+        }
+    }
+}
+
+/// Connects as a member to the instance's monitor: the monitor is the
+/// process the record names (by the kernel's word on the socket), and it
+/// answered that it counts this member.
+fn connect(found: &super::Found) -> Result<UnixStream, InstanceError> {
+    let dir = found.path.parent().unwrap_or(Path::new("."));
+    let failed = |problem: String| InstanceError::Failed {
+        name: found.record.name.clone(),
+        problem,
+    };
+    let dir_fd = open_private_dir(dir, found.record.vessel.uid)?;
+    let mut stream = UnixStream::connect(socket_in(&dir_fd))
+        .map_err(|e| failed(format!("cannot reach its monitor: {e}")))?;
+    let (pid, uid) = vessel_sys::join::peer_credentials(&stream)?;
+    if uid != found.record.vessel.uid || pid != found.record.ppid {
+        return Err(failed(format!(
+            "its socket is held by process {pid} of uid {uid}, not by its monitor: refusing it"
+        )));
+    }
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut answer = [0u8; 1];
+    match stream.read(&mut answer) {
+        Ok(1) if answer[0] == ACCEPTED => {
+            let _ = stream.set_read_timeout(None);
+            Ok(stream)
+        }
+        _ => Err(failed("its monitor did not take this command".into())),
+    }
+}
+
+/// Opens an instance's record directory, which must be the user's own and
+/// writable by no one else; its socket is reached through the descriptor.
+fn open_private_dir(dir: &Path, uid: u32) -> Result<fs::File, InstanceError> {
+    let err = |source| InstanceError::File {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let link = fs::symlink_metadata(dir).map_err(err)?;
+    let file = fs::File::open(dir).map_err(err)?;
+    let meta = file.metadata().map_err(err)?;
+    if !meta.is_dir()
+        || (meta.dev(), meta.ino()) != (link.dev(), link.ino())
+        || meta.uid() != uid
+        || meta.mode() & 0o022 != 0
+    {
+        return Err(InstanceError::Record {
+            path: dir.to_path_buf(),
+            problem: "not your own private directory: refusing to use it".into(),
+        });
+    }
+    Ok(file)
+}
+
+/// The members' socket in the directory open as `dir` (a short path, which
+/// a long home directory would not give: socket paths are limited to 107
+/// bytes).
+fn socket_in(dir: &fs::File) -> PathBuf {
+    PathBuf::from(format!(
+        "/proc/self/fd/{}/{MEMBERS_SOCKET}",
+        dir.as_raw_fd()
+    ))
+}
+
+/// The monitor's side, before its launch: the members' socket, bound in the
+/// instance's record directory.
+pub(crate) struct Members {
+    listener: UnixListener,
+    dir: PathBuf,
+    lock: PathBuf,
+    uid: u32,
+}
+
+impl Members {
+    pub(crate) fn listen(places: &Places, name: &str, uid: u32) -> Result<Members, InstanceError> {
+        let dir = places.records.join(name);
+        let dir_fd = open_private_dir(&dir, uid)?;
+        let path = socket_in(&dir_fd);
+        let _ = fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).map_err(|source| InstanceError::File {
+            path: dir.join(MEMBERS_SOCKET),
+            source,
+        })?;
+        Ok(Members {
+            listener,
+            dir,
+            lock: lock_path(places, name),
+            uid,
+        })
+    }
+
+    /// Counts the members in a thread of its own, and stops the container
+    /// (signals `init`) once the last has gone, or when none came.
+    pub(crate) fn serve(self, init: Process, record: PathBuf) {
+        let spawned = std::thread::Builder::new()
+            .name("sharens-members".into())
+            .spawn(move || self.count(&init, &record));
+        if let Err(e) = spawned {
+            eprintln!("WARNING: the shared container will not end with its last member: {e}");
+        }
+    }
+
+    fn count(self, init: &Process, record: &Path) {
+        let started = Instant::now();
+        let mut members: Vec<UnixStream> = Vec::new();
+        let mut had_one = false;
+        let _ = self.listener.set_nonblocking(true);
+        loop {
+            let timeout = (!had_one).then(|| FIRST_MEMBER_WAIT.saturating_sub(started.elapsed()));
+            let mut fds = vec![self.listener.as_fd()];
+            fds.extend(members.iter().map(|m| m.as_fd()));
+            let Ok(ready) = vessel_sys::join::wait_readable(&fds, timeout) else {
+                return;
+            };
+            if ready[0] {
+                had_one |= self.accept(&mut members);
+            }
+            let mut index = 0;
+            members.retain(|_| {
+                index += 1;
+                !ready.get(index).copied().unwrap_or(false)
+            });
+            // A member sends nothing: readable means it has gone.
+            let waited_out = !had_one && started.elapsed() >= FIRST_MEMBER_WAIT;
+            if members.is_empty() && (had_one || waited_out) {
+                // Under the lock no command is between finding the
+                // container and being counted: none joins it after this.
+                let Ok(_lock) = Lock::take(&self.lock) else {
+                    return;
+                };
+                if self.accept(&mut members) {
+                    continue;
+                }
+                tracing::debug!("--sharens: the last member has gone, stopping the container");
+                let _ = fs::remove_file(self.dir.join(MEMBERS_SOCKET));
+                remove_record(record);
+                let _ = fs::remove_file(&self.lock);
+                let _ = init.signal(15);
+                return;
+            }
+        }
+    }
+
+    /// Accepts the waiting members (the user's own processes only), and
+    /// tells each that it counts; returns whether one was accepted.
+    fn accept(&self, members: &mut Vec<UnixStream>) -> bool {
+        let mut any = false;
+        while let Ok((mut stream, _)) = self.listener.accept() {
+            match vessel_sys::join::peer_credentials(&stream) {
+                Ok((_, uid)) if uid == self.uid => {}
+                _ => continue,
+            }
+            if stream.write_all(&[ACCEPTED]).is_ok() {
+                members.push(stream);
+                any = true;
+            }
+        }
+        any
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsString;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+            .collect()
+    }
+
+    #[test]
+    fn the_scope_is_the_mpi_job_then_the_slurm_step_then_the_parent() {
+        let slurm = [("SLURM_JOB_ID", "7"), ("SLURM_STEP_ID", "0")];
+        assert_eq!(scope(&env(&slurm)), "Slurm step 7.0");
+        let both = [("PMIX_NAMESPACE", "slurm.pmix.7.0"), ("SLURM_JOB_ID", "7")];
+        assert_eq!(scope(&env(&both)), "MPI job slurm.pmix.7.0");
+        // A batch script's own step is still a step; no step: the parent.
+        assert!(scope(&env(&[("SLURM_JOB_ID", "7")])).starts_with("parent process "));
+        assert!(scope(&[]).starts_with("parent process "));
+    }
+
+    #[test]
+    fn names_differ_by_scope_options_and_directory_but_not_by_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = Image::Sandbox {
+            path: dir.path().to_path_buf(),
+        };
+        let host = Host::for_tests();
+        let opts = LaunchOptions {
+            image: dir.path().to_path_buf(),
+            action: Some(Action::Exec(vec!["a".into()])),
+            ..LaunchOptions::default()
+        };
+        let base = name(&opts, &host, &image, "s");
+        assert!(base.starts_with("sharens-") && base.len() == "sharens-".len() + 16);
+        super::super::check_name(&base).unwrap();
+        let other_command = LaunchOptions {
+            action: Some(Action::Exec(vec!["b".into()])),
+            ..opts.clone()
+        };
+        assert_eq!(name(&other_command, &host, &image, "s"), base);
+        assert_ne!(name(&opts, &host, &image, "t"), base);
+        let contained = LaunchOptions {
+            contain: true,
+            ..opts.clone()
+        };
+        assert_ne!(name(&contained, &host, &image, "s"), base);
+        let elsewhere = Host {
+            cwd: "/elsewhere".into(),
+            ..Host::for_tests()
+        };
+        assert_ne!(name(&opts, &elsewhere, &image, "s"), base);
+    }
+}
