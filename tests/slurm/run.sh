@@ -127,20 +127,26 @@ check "srun -N 2 -n 4 vessel exec: two tasks on each node, in containers there" 
 
 # scancel of a job running on both nodes: the step's containers end on
 # both, no process of the user is left (monitor, payload, FUSE server), no
-# new session directory, and the job leaves squeue.
+# session directory is left in the job's TMPDIR (a directory of its own, so
+# that other runs of the user cannot interfere), and the job leaves squeue.
 #   two_node_cancel TAG TASKS_PER_NODE SRUN_ARGS...: the job's step is
 #   srun SRUN_ARGS... sh -c PAYLOAD (SRUN_ARGS: vessel exec IMAGE, or
 #   --container-image=IMAGE).
 two_node_cancel() {
-  local tag=$1 per_node=$2 id before after left f n
+  local tag=$1 per_node=$2 id left f n tmp=$work/tmp-$1
   shift 2
-  before=$(find /tmp -maxdepth 1 -name 'vessel-session-*' -user "$user" | sort)
+  mkdir -m 0700 "$tmp" && chown "$user": "$tmp"
+  # Instance records of the nodes (shared containers are instances), kept
+  # per host name: the job's must go with it.
+  local records=(/home/"$user"/.apptainer/instances/app/node[12]/"$user")
+  records=$(find "${records[@]}" -mindepth 1 -maxdepth 1 2>/dev/null | sort)
   cat > "$work/two-$tag.sh" <<JOB
 #!/bin/sh
+[ "\$TMPDIR" = "$tmp" ] || { echo "TMPDIR is \$TMPDIR"; exit 1; }
 exec srun $(printf '%q ' "$@") sh -c 'touch "$work/up-$tag.\$SLURMD_NODENAME.\$SLURM_PROCID"; exec sleep 7771'
 JOB
   chmod 0755 "$work/two-$tag.sh"
-  id=$(cd "$work" && as_user sbatch -N 2 --ntasks-per-node="$per_node" --parsable -o "$work/two-$tag.out" "$work/two-$tag.sh")
+  id=$(cd "$work" && as_user env TMPDIR="$tmp" sbatch -N 2 --ntasks-per-node="$per_node" --parsable -o "$work/two-$tag.out" "$work/two-$tag.sh")
   up() { n=0; for f in "$work/up-$tag".node[12].*; do [ -e "$f" ] && n=$((n + 1)); done; [ "$n" -eq $((2 * per_node)) ]; }
   for _ in $(seq 300); do up && break; sleep 0.1; done
   up || { echo "the job did not start its $((2 * per_node)) tasks on both nodes"; ls "$work"; cat "$work/two-$tag.out"; return 1; }
@@ -154,9 +160,13 @@ JOB
   done
   left=$(pgrep -a -u "$user" -f "$vessel|sleep 7771" || true)
   [ -z "$left" ] || { echo "left running:"; echo "$left"; return 1; }
-  after=$(find /tmp -maxdepth 1 -name 'vessel-session-*' -user "$user" | sort)
-  if [ "$after" != "$before" ]; then
-    echo "session directories left:"; comm -13 <(echo "$before") <(echo "$after"); return 1
+  if [ -n "$(ls -A "$tmp")" ]; then
+    echo "left in the job's TMPDIR $tmp:"; ls -la "$tmp"; return 1
+  fi
+  local now=(/home/"$user"/.apptainer/instances/app/node[12]/"$user")
+  now=$(find "${now[@]}" -mindepth 1 -maxdepth 1 2>/dev/null | sort)
+  if [ "$now" != "$records" ]; then
+    echo "instance records left:"; comm -13 <(echo "$records") <(echo "$now"); return 1
   fi
   echo "job $id gone from squeue, nothing of it left on either node"
 }
