@@ -337,19 +337,25 @@ fn start_payload(
         nvidia_container_cli(call, &root)?;
     }
     let mask = SignalMask::block_forwarded()?;
-    // An instance's init watches its monitor through this pidfd.
+    // An instance's init watches its monitor through this pidfd, and says
+    // on the pipe when it is in the container.
     let me = match &instance {
-        Some(_) => Some(vessel_sys::join::Process::this_inherited()?),
+        Some(_) => Some((vessel_sys::join::Process::this_inherited()?, p::pipe()?)),
         None => None,
     };
     let child = match p::fork()? {
         Fork::Child => match &me {
-            Some(me) => crate::instance::init::exec_init(plan, &root, me),
+            Some((me, (_, ready))) => crate::instance::init::exec_init(plan, &root, me, ready),
             None => payload::payload(plan, &root, &mask),
         },
         Fork::Parent(pid) => pid,
     };
-    drop(me);
+    if let Some((_, (mut ready, writer))) = me {
+        drop(writer);
+        // A byte once the init is in, nothing (the pipe's end) if it failed
+        // first: a command that joins it then finds it gone.
+        let _ = std::io::Read::read(&mut ready, &mut [0u8; 1]);
+    }
     if let Some((on_start, namespaces)) = instance {
         let started = Started {
             init: child,

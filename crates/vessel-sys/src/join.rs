@@ -393,6 +393,17 @@ pub fn close_inherited(fd: i32) {
     unsafe { libc::close(fd) };
 }
 
+/// Writes one byte to descriptor `fd` (the write end of a pipe this
+/// process was handed by number), then closes it: "ready" to whoever
+/// reads the other end.
+pub fn notify_inherited(fd: i32) {
+    // SAFETY: the caller owns the number (it was passed across an exec for
+    // it alone) and it stays open for the duration of the borrow.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    let _ = rustix::io::write(borrowed, b"r");
+    close_inherited(fd);
+}
+
 /// Unblocks every signal (a child about to exec, whose parent blocked the
 /// ones it waits for).
 pub fn unblock_all_signals() -> Result<()> {

@@ -249,6 +249,12 @@ pub fn getgid() -> u32 {
     rustix::process::getgid().as_raw()
 }
 
+/// A pipe, both ends close-on-exec: (read end, write end).
+pub fn pipe() -> Result<(std::fs::File, std::fs::File)> {
+    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).op(|| "pipe".into())?;
+    Ok((std::fs::File::from(r), std::fs::File::from(w)))
+}
+
 pub fn getppid() -> i32 {
     rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get())
 }

@@ -70,6 +70,10 @@ struct Spec {
     monitor_fd: i32,
     /// The batch job step's pidfd, inherited at this number.
     job_fd: Option<i32>,
+    /// A pipe written once the init is in the container: only then may a
+    /// command join it (its mount namespace is the container's).
+    #[serde(default)]
+    ready_fd: Option<i32>,
 }
 
 /// The batch job step the instance ends with (its `slurmstepd`), set by the
@@ -85,7 +89,12 @@ pub(crate) fn end_with_job(step: Process) {
 
 /// In the forked payload: re-executes `vessel` as the init, with the plan's
 /// process on a memory file. Never returns.
-pub(crate) fn exec_init(plan: &LaunchPlan, root: &Path, monitor: &Process) -> ! {
+pub(crate) fn exec_init(
+    plan: &LaunchPlan,
+    root: &Path,
+    monitor: &Process,
+    ready: &impl std::os::fd::AsFd,
+) -> ! {
     let fail = |what: &str, e: &dyn std::fmt::Display| -> ! {
         eprintln!("FATAL:   starting the instance's init: {what}: {e}");
         p::exit_now(255)
@@ -98,6 +107,10 @@ pub(crate) fn exec_init(plan: &LaunchPlan, root: &Path, monitor: &Process) -> ! 
         None => None,
         Some(Ok(fd)) => Some(fd),
         Some(Err(e)) => fail("keeping the job's pidfd", &e),
+    };
+    let ready_fd = match j::inherit(ready) {
+        Ok(fd) => fd,
+        Err(e) => fail("keeping its readiness pipe", &e),
     };
     let bytes = |p: &Path| p.as_os_str().as_bytes().to_vec();
     let spec = Spec {
@@ -120,6 +133,7 @@ pub(crate) fn exec_init(plan: &LaunchPlan, root: &Path, monitor: &Process) -> ! 
             .collect(),
         monitor_fd,
         job_fd,
+        ready_fd: Some(ready_fd),
     };
     let mut file = match tempfile::tempfile() {
         Ok(f) => f,
@@ -203,6 +217,9 @@ pub fn main(fd: i32) -> ! {
         Err(e) => fail("blocking signals", &e),
     };
     crate::launch::payload::setup(&plan, &root);
+    if let Some(fd) = spec.ready_fd {
+        j::notify_inherited(fd);
+    }
     // The command, and every later exec, gets no capability of the init's.
     if let Err(e) = j::clear_ambient_capabilities() {
         fail("clearing its capabilities", &e);

@@ -294,11 +294,22 @@ fn socket_in(dir: &fs::File) -> PathBuf {
     ))
 }
 
+/// Tells the members' keeper the container's init (pid and start time)
+/// once it runs: counting starts.
+pub(crate) struct MembersStart(fs::File);
+
+impl MembersStart {
+    pub(crate) fn start(mut self, init: i32, started: u64) {
+        let _ = writeln!(self.0, "{init} {started}");
+    }
+}
+
 /// The monitor's side, before its launch: the members' socket, bound in the
 /// instance's record directory.
 pub(crate) struct Members {
     listener: UnixListener,
     dir: PathBuf,
+    record: PathBuf,
     lock: PathBuf,
     uid: u32,
 }
@@ -316,23 +327,47 @@ impl Members {
         Ok(Members {
             listener,
             dir,
+            record: places.record(name),
             lock: lock_path(places, name),
             uid,
         })
     }
 
-    /// Counts the members in a thread of its own, and stops the container
-    /// (signals `init`) once the last has gone, or when none came.
-    pub(crate) fn serve(self, init: Process, record: PathBuf) {
-        let spawned = std::thread::Builder::new()
-            .name("sharens-members".into())
-            .spawn(move || self.count(&init, &record));
-        if let Err(e) = spawned {
-            eprintln!("WARNING: the shared container will not end with its last member: {e}");
+    /// Counts the members in a process of its own (the **keeper**), which
+    /// stops the container (signals its init) once the last member has
+    /// gone, or when none came. Forked before the launch, from the
+    /// single-threaded monitor, in the host's namespaces; it dies with the
+    /// monitor.
+    pub(crate) fn spawn(self) -> Result<MembersStart, InstanceError> {
+        let (reader, writer) = vessel_sys::process::pipe()?;
+        match vessel_sys::process::fork()? {
+            vessel_sys::process::Fork::Child => {
+                drop(writer);
+                if vessel_sys::process::die_with_parent().is_err() {
+                    vessel_sys::process::exit_now(1);
+                }
+                // Told the init once it runs; nothing when the launch failed.
+                let mut line = String::new();
+                let _ =
+                    std::io::BufRead::read_line(&mut std::io::BufReader::new(reader), &mut line);
+                let mut words = line.split_whitespace().map(str::parse::<u64>);
+                if let (Some(Ok(pid)), Some(Ok(started))) = (words.next(), words.next()) {
+                    let init = i32::try_from(pid)
+                        .ok()
+                        .and_then(|pid| Process::open_checked(pid, started, self.uid).ok());
+                    if let Some(init) = init {
+                        self.count(&init);
+                    }
+                }
+                vessel_sys::process::exit_now(0)
+            }
+            // The monitor keeps no end of the socket: only the keeper answers.
+            vessel_sys::process::Fork::Parent(_) => Ok(MembersStart(writer)),
         }
     }
 
-    fn count(self, init: &Process, record: &Path) {
+    fn count(self, init: &Process) {
+        let record = self.record.as_path();
         let started = Instant::now();
         let mut members: Vec<UnixStream> = Vec::new();
         let mut had_one = false;

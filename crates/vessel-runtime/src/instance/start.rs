@@ -263,7 +263,9 @@ fn monitor(
     // soon as it hears `ready`.
     let places = Places::current(host);
     let mut members = if req.sharens {
-        match super::sharens::Members::listen(&places, &req.name, host.uid) {
+        match super::sharens::Members::listen(&places, &req.name, host.uid)
+            .and_then(super::sharens::Members::spawn)
+        {
             Ok(m) => Some(m),
             Err(e) => {
                 let _ = writeln!(sock, "ended 255");
@@ -321,12 +323,7 @@ fn monitor(
             .write(&record_path)
             .map_err(|e| crate::LaunchError::Io(std::io::Error::other(e.to_string())))?;
         if let Some(members) = members.take() {
-            let init = vessel_sys::join::Process::open_checked(
-                init,
-                record.vessel.init_start,
-                record.vessel.uid,
-            )?;
-            members.serve(init, record_path.clone());
+            members.start(init, record.vessel.init_start);
         }
         if let Some(file) = &req.pid_file {
             fs::write(file, format!("{init}\n"))?;
