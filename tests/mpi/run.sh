@@ -153,9 +153,10 @@ done
 # What the runtime says about --contain and --pid without --sharens (each
 # rank would get its own /dev/shm or PID namespace): recorded, not checked.
 for opt in --contain --pid; do
-  if mpi "note${opt}" 60 -- "$vessel" exec "$opt" "$image" /opt/mpitests/hello >/dev/null; then :; fi
-  echo "note: without --sharens, $opt: $(grep -ci warning "$work/note${opt}.err") warning line(s)"
-  { grep -i warning "$work/note${opt}.err" || true; } | sort | uniq -c | sed 's/^/note:   /' | head -n 5
+  rc=0
+  mpi "note${opt}" 60 -- "$vessel" exec "$opt" "$image" /opt/mpitests/pingpong 65536 >/dev/null || rc=$?
+  echo "note: without --sharens, $opt: ping-pong to 64 KiB exit status $rc; warnings and errors:"
+  { grep -i -E 'warn|error|signal' "$work/note${opt}.err" || true; } | sed 's/^\[[^]]*\] //' | sort | uniq -c | sed 's/^/note:   /' | head -n 6
 done
 
 # The bind model: the host's Open MPI (its libraries, plugins, help and
@@ -195,19 +196,52 @@ else
   echo "skipped: bind model (no image without MPI: pass DEBIAN.sif or set VESSEL_TEST_DEBIAN_SIF)"
 fi
 
+# The runtime's processes of the user that still run (not zombies: PID 1 may
+# not reap here): those whose executable is this Vessel (monitors, FUSE
+# servers, a shared container's init), whatever their command line says.
+vessel_exe=$(readlink -f "$vessel")
+runtime_procs() {
+  local p
+  for p in $(pgrep -u "$user" || true); do
+    [ "$(readlink "/proc/$p/exe" 2>/dev/null)" = "$vessel_exe" ] && echo "$p"
+  done
+  return 0
+}
+# Every job above has ended: nothing of its containers may still run.
+no_strays() {
+  local left=
+  for _ in $(seq 50); do
+    left=$(runtime_procs)
+    [ -z "$left" ] && return 0
+    sleep 0.1
+  done
+  echo "still running after their jobs ended:"
+  # shellcheck disable=SC2086 # one pid a word
+  ps -o pid,ppid,stat,args -p "$(echo $left | tr ' ' ,)" || true
+  # Not left to disturb the cases after this one.
+  # shellcheck disable=SC2086
+  kill -TERM $left 2>/dev/null || true
+  sleep 2
+  # shellcheck disable=SC2086
+  kill -KILL $left 2>/dev/null || true
+  return 1
+}
+check "no container process outlives its job (after all the cases above)" no_strays
+
 # Leftovers: mpirun killed mid-run (SIGTERM, then SIGKILL) while every rank
 # sleeps in MPI with a child of its own. Within a few seconds no process of
 # the run may remain, no session directory in the TMPDIR the run used, and
-# no /dev/shm entry of the user that was not there before. Except one: with
-# a container per rank, the ranks share the host's /dev/shm, where Open MPI
-# makes its vader segments, and after SIGKILL of mpirun a native run leaves
-# those too (measured: vader_segment.HOST.UID.JOB.RANK); that case only
-# notes them. A shared container (--sharens) has /dev/shm of its own.
+# no /dev/shm entry of the user that was not there before. Except where the
+# ranks use the host's /dev/shm (a container per rank, and --sharens without
+# --contain, as Apptainer): Open MPI makes its vader segments there, and
+# after SIGKILL of mpirun a native run leaves those too (measured:
+# vader_segment.HOST.UID.JOB.RANK); those cases only note them. With
+# --sharens --contain the shared container's /dev/shm is its own.
 user_shm() { find /dev/shm -mindepth 1 -maxdepth 1 -user "$user" 2>/dev/null | sort; }
 leftovers() {
-  local sig=$1 opts=$2 tag=kill-$1${2:+-sharens}
-  local shm_strict=1
-  [ "$sig" = KILL ] && [ -z "$opts" ] && shm_strict=0
+  local sig=$1 opts=$2 tag shm_strict=1
+  tag=kill-$sig$(tr ' ' '\n' <<<"$opts" | sed 's/^--/-/' | tr -d '\n')
+  [ "$sig" = KILL ] && [[ $opts != *--contain* ]] && shm_strict=0
   local tmp=$work/$tag.tmp marker="sleep 6$RANDOM"
   mkdir "$tmp" && chown "$user": "$tmp"
   user_shm >"$work/$tag.shm-before"
@@ -227,7 +261,9 @@ leftovers() {
   if [ "$(grep -c '^hello from rank' "$work/$tag.out")" -ne 2 ]; then
     echo "$tag: the ranks did not start"; cat "$work/$tag.out" "$work/$tag.err"
     kill -KILL "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
-    pkill -KILL -u "$user" -f "$marker|$vessel exec" 2>/dev/null || true
+    # shellcheck disable=SC2046 # one pid a word
+    kill -KILL $(runtime_procs) 2>/dev/null || true
+    pkill -KILL -u "$user" -f "$marker" 2>/dev/null || true
     return 1
   fi
   sleep 1
@@ -235,14 +271,18 @@ leftovers() {
   wait "$pid" 2>/dev/null || true
   local ok=1 left=
   for _ in $(seq 50); do
-    left=$(pgrep -a -u "$user" -f "$marker|hello 600|$vessel" || true)
+    left=$( { runtime_procs; pgrep -u "$user" -f "$marker|hello 600" || true; } | sort -u)
     [ -z "$left" ] && break
     sleep 0.1
   done
   if [ -n "$left" ]; then
-    echo "$tag: still running 5 s after SIG$sig of mpirun:"; echo "$left"; ok=0
+    echo "$tag: still running 5 s after SIG$sig of mpirun:"
+    # shellcheck disable=SC2086 # one pid a word
+    ps -o pid,ppid,stat,args -p "$(echo $left | tr ' ' ,)" || true
+    ok=0
     # Not left to disturb the cases after this one.
-    pkill -KILL -u "$user" -f "$marker|hello 600|$vessel" 2>/dev/null || true
+    # shellcheck disable=SC2086
+    kill -KILL $left 2>/dev/null || true
   fi
   sleep 1 # the session directory's sweeper runs after its monitor ended
   left=$(find "$tmp" -mindepth 1 -maxdepth 1 -name 'vessel-session-*' 2>/dev/null)
@@ -260,8 +300,10 @@ leftovers() {
   [ $ok -eq 1 ]
 }
 for sig in TERM KILL; do
-  check "mpirun killed with SIG$sig mid-run (a container per rank): no process or session directory left$([ $sig = KILL ] || echo ', no /dev/shm entry')" leftovers $sig ""
-  check "mpirun killed with SIG$sig mid-run (--sharens): no process, session directory or /dev/shm entry left" leftovers $sig --sharens
+  shm=$([ $sig = KILL ] || echo ', no /dev/shm entry')
+  check "mpirun killed with SIG$sig mid-run (a container per rank): no process or session directory left$shm" leftovers $sig ""
+  check "mpirun killed with SIG$sig mid-run (--sharens): no process or session directory left$shm" leftovers $sig --sharens
+  check "mpirun killed with SIG$sig mid-run (--sharens --contain): no process, session directory or /dev/shm entry left" leftovers $sig "--sharens --contain"
 done
 
 echo "$passed passed, $failed failed"
