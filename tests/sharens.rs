@@ -30,19 +30,25 @@ fn serial() -> MutexGuard<'static, ()> {
 /// Runs the shell `script` as the test user in `dir`, with `$V` the
 /// binary, `$I` the image and `TMPDIR` a directory of the test's own.
 fn script(dir: &Path, image: &Path, script: &str) -> Output {
+    script_with(dir, image, &bin_path(), &[], script)
+}
+
+/// [`script`] with `$V` the binary `bin`, and `env` besides.
+fn script_with(dir: &Path, image: &Path, bin: &Path, env: &[(&str, &str)], script: &str) -> Output {
     let tmp = dir.join("tmp");
     std::fs::create_dir_all(&tmp).unwrap();
     give_to_test_user(&tmp);
-    let bin = bin_path();
+    let mut vars = vec![
+        ("V", bin.to_str().unwrap()),
+        ("I", image.to_str().unwrap()),
+        ("TMPDIR", tmp.to_str().unwrap()),
+    ];
+    vars.extend_from_slice(env);
     as_user(
         &test_user(),
         Path::new("/bin/sh"),
         &["-c", script],
-        &[
-            ("V", bin.to_str().unwrap()),
-            ("I", image.to_str().unwrap()),
-            ("TMPDIR", tmp.to_str().unwrap()),
-        ],
+        &vars,
         dir,
     )
     .stdin(std::process::Stdio::null())
@@ -94,15 +100,27 @@ fn assert_namespace_empties(ns: &str) {
     }
 }
 
-/// The shared containers' records of the test user (names).
-fn shared_records() -> Vec<String> {
+/// The image as this test names it: a link of its own, which the shared
+/// containers' records name (so that other runs of the test user meanwhile
+/// do not count).
+fn own_image(dir: &Path, image: &Path) -> PathBuf {
+    let link = dir.join("image.sif");
+    std::os::unix::fs::symlink(image, &link).unwrap();
+    link
+}
+
+/// The test user's shared containers (names) of the image `image`.
+fn shared_records(image: &Path) -> Vec<String> {
     let base = test_user().home.join(".apptainer/instances/app");
     let mut names = Vec::new();
     for host in std::fs::read_dir(&base).into_iter().flatten().flatten() {
         let dir = host.path().join(test_user().name);
         for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with("sharens-") {
+            let record = e.path().join(format!("{name}.json"));
+            let text = std::fs::read_to_string(record).unwrap_or_default();
+            let quoted = format!("{:?}", image.to_str().unwrap());
+            if name.starts_with("sharens-") && text.contains(&quoted) {
                 names.push(name);
             }
         }
@@ -132,7 +150,7 @@ fn the_commands_of_one_step_share_one_container_each_with_its_own_environment() 
         return skip("checking the container's processes needs root");
     }
     let dir = user_dir();
-    let before = shared_records();
+    let image = own_image(dir.path(), &image);
     let out = script(
         dir.path(),
         &image,
@@ -157,9 +175,9 @@ fn the_commands_of_one_step_share_one_container_each_with_its_own_environment() 
     // The last member gone, the container is.
     assert_namespace_empties(fields[0][2]);
     assert_eq!(
-        shared_records(),
-        before,
-        "the shared container's record stays"
+        shared_records(&image),
+        Vec::<String>::new(),
+        "its record stays"
     );
     assert_eq!(leftovers(dir.path()), Vec::<PathBuf>::new());
 }
@@ -207,7 +225,7 @@ fn a_killed_member_takes_only_its_command_and_the_last_ends_the_container() {
         return skip("checking the container's processes needs root");
     }
     let dir = user_dir();
-    let before = shared_records();
+    let image = own_image(dir.path(), &image);
     // Member A sleeps long; its launcher is killed with SIGKILL. Member B
     // outlives it, then ends: the container ends with it.
     let out = script(
@@ -232,7 +250,7 @@ sleep 1.5; kill -9 $a; wait $a; echo "a=$?"; wait $b; echo "b=$?""#
     };
     assert_eq!(ns("a"), ns("b"), "{text}");
     assert_namespace_empties(&ns("a"));
-    assert_eq!(shared_records(), before);
+    assert_eq!(shared_records(&image), Vec::<String>::new());
     assert_eq!(leftovers(dir.path()), Vec::<PathBuf>::new());
 }
 
@@ -244,7 +262,7 @@ fn sigterm_of_every_launcher_leaves_nothing_behind() {
         return skip("checking the container's processes needs root");
     }
     let dir = user_dir();
-    let before = shared_records();
+    let image = own_image(dir.path(), &image);
     // As a job's end: every launcher gets SIGTERM, which reaches its
     // command.
     let out = script(
@@ -267,8 +285,58 @@ sleep 2; kill -TERM $one $two; wait $one; echo "one=$?"; wait $two; echo "two=$?
         .and_then(|l| l.split(' ').nth(2))
         .unwrap_or_else(|| panic!("no member said where it ran: {text}"));
     assert_namespace_empties(ns);
-    assert_eq!(shared_records(), before);
+    assert_eq!(shared_records(&image), Vec::<String>::new());
     assert_eq!(leftovers(dir.path()), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn the_site_can_share_containers_among_ranks_and_ranks_apart_are_warned() {
+    let _serial = serial();
+    let Some(image) = debian_sif() else { return };
+    let user = test_user();
+    // VESSEL_CONF_DIR is honoured for the owner of the installation only.
+    let (_install, own) = user_owned_vessel(&user);
+    let site = user_dir();
+    let conf_dir = site.path().join("etc");
+    std::fs::create_dir_all(&conf_dir).unwrap();
+    std::fs::write(
+        conf_dir.join("vessel.conf"),
+        "share namespaces in job steps = yes\n",
+    )
+    .unwrap();
+    let dir = user_dir();
+    // Two ranks of one Open MPI job, as mpirun starts them.
+    let ranks = format!(
+        r#"for r in 0 1; do OMPI_COMM_WORLD_RANK=$r R=$r "$V" exec "$I" sh -c '{SHOW}' & done; wait"#
+    );
+    let mpi = [
+        ("OMPI_COMM_WORLD_SIZE", "2"),
+        ("PMIX_NAMESPACE", "vessel-test-job"),
+    ];
+    let mut env = mpi.to_vec();
+    env.push(("VESSEL_CONF_DIR", conf_dir.to_str().unwrap()));
+    let out = script_with(dir.path(), &image, &own, &env, &ranks);
+    let text = assert_ok(&out, "two ranks under the site's directive");
+    let namespaces: Vec<&str> = text.lines().filter_map(|l| l.split(' ').nth(1)).collect();
+    assert_eq!(namespaces.len(), 2, "{text}");
+    assert_eq!(namespaces[0], namespaces[1], "not shared: {text}");
+    // Without it, ranks apart from each other are told why MPI suffers.
+    let out = script_with(
+        dir.path(),
+        &image,
+        &bin_path(),
+        &mpi,
+        r#""$V" exec --contain --pid "$I" true"#,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "WARNING: --contain gives each rank of an Open MPI launch of 2 ranks its own /dev/shm"
+        ) && err.contains("WARNING: --pid gives each rank")
+            && err.contains("add --sharens"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -23,7 +23,22 @@ pub fn run(tool: Tool, verb: Verb, args: ActionArgs) -> Result<u8> {
         return super::instance::join(tool, verb, &name, args);
     }
     let host = Host::current();
-    let prepared = prepare(tool, verb, args, &host)?;
+    let mut prepared = prepare(tool, verb, args, &host)?;
+    // The site may have the ranks of parallel launches share containers.
+    let launch = vessel_runtime::instance::sharens::parallel_launch(&host.env);
+    if let Some(launch) = &launch {
+        if !prepared.opts.sharens && prepared.opts.site.sharens_in_steps {
+            tracing::debug!(
+                "{launch}: sharing one container per node (share namespaces in job steps = yes)"
+            );
+            prepared.opts.sharens = true;
+        }
+        if !prepared.opts.sharens {
+            for w in vessel_runtime::instance::sharens::apart_warnings(&prepared.opts, launch) {
+                tracing::warn!("{w}");
+            }
+        }
+    }
     let status = if prepared.opts.sharens {
         vessel_runtime::instance::sharens::run(&prepared.opts, &host, prepared.image)?
     } else {

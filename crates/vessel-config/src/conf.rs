@@ -144,6 +144,8 @@ pub struct Conf {
     pub use_nvidia_container_cli: bool,
     /// `enable overlay = no`.
     pub overlay_disabled: bool,
+    /// `share namespaces in job steps = yes`: ranks get `--sharens`.
+    pub sharens_in_steps: bool,
     /// `enable overlay = driver`: overlays through `fuse-overlayfs`.
     pub overlay_driver: bool,
     /// `enable underlay = preferred`.
@@ -255,6 +257,7 @@ impl Default for Conf {
             always_use_rocm: false,
             use_nvidia_container_cli: false,
             overlay_disabled: false,
+            sharens_in_steps: false,
             overlay_driver: false,
             underlay_preferred: false,
             root_default_capabilities: RootCapabilities::Full,
@@ -410,6 +413,7 @@ impl Conf {
             let lower = value.to_ascii_lowercase();
             match key.as_str() {
                 "execution control" => conf.execution_control.activated = yes(),
+                "share namespaces in job steps" => conf.sharens_in_steps = yes(),
                 "execution control legacy insecure" => {
                     conf.execution_control.legacy_insecure = yes()
                 }

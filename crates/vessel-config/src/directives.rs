@@ -171,6 +171,7 @@ pub const DIRECTIVES: &[Directive] = &[
     // Vessel's own.
     d("extract cache dir", Values::Path, "/var/tmp/vessel-UID/extract", Effect::Applied("where extracted images are cached, as VESSEL_EXTRACT_DIR (which wins)")),
     d("extract cache max size", Values::Uint { min: 1, max: 1 << 20 }, "20", Effect::Applied("GiB: the bound of that cache, as VESSEL_EXTRACT_MAX_GIB (which wins)")),
+    d("share namespaces in job steps", B, "no", Effect::Applied("yes: exec, run, shell and test started as ranks of an MPI launch or of a Slurm step of several tasks share one container per node, as with --sharens")),
     d("execution control", B, "no", Effect::Applied("yes: SIF images run only if signed as their execution group says (ecl.toml's activated)")),
     d("execution control legacy insecure", B, "no", Effect::Applied("yes: legacy signatures count (ecl.toml's legacyinsecure)")),
     list("execution group", Values::Text, "", Effect::Applied("MODE DIRECTORY|* FINGERPRINT...: one of ecl.toml's [[execgroup]]")),

@@ -139,6 +139,9 @@ pub struct Site {
     pub underlay: bool,
     /// Overlays go through `fuse-overlayfs` (`enable overlay = driver`).
     pub overlay_driver: bool,
+    /// The ranks of a parallel launch share one container per node
+    /// (`share namespaces in job steps = yes`).
+    pub sharens_in_steps: bool,
     pub allow_sif: bool,
     pub allow_squashfs: bool,
     pub allow_dir: bool,
@@ -170,6 +173,7 @@ impl Site {
             ramfs: c.ramfs,
             underlay: c.overlay_disabled || c.underlay_preferred,
             overlay_driver: c.overlay_driver,
+            sharens_in_steps: c.sharens_in_steps,
             allow_sif: c.allow_container_sif,
             allow_squashfs: c.allow_container_squashfs,
             allow_dir: c.allow_container_dir,

@@ -162,6 +162,49 @@ pub fn scope(env: &[(std::ffi::OsString, std::ffi::OsString)]) -> String {
     format!("parent process {parent} (started at {started})")
 }
 
+/// What makes this command a rank of a parallel launch of several ranks:
+/// Open MPI's, a PMI launcher's (MPICH's Hydra, Slurm's PMI) or a Slurm
+/// step's task count above one; `None` for a command run alone.
+pub fn parallel_launch(env: &[(std::ffi::OsString, std::ffi::OsString)]) -> Option<String> {
+    let count = |key: &str| {
+        env.iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| v.to_str()?.parse::<u64>().ok())
+            .filter(|&n| n > 1)
+    };
+    if let Some(n) = count("OMPI_COMM_WORLD_SIZE") {
+        return Some(format!("an Open MPI launch of {n} ranks"));
+    }
+    if let Some(n) = count("PMI_SIZE").or_else(|| count("PMIX_SIZE")) {
+        return Some(format!("an MPI launch of {n} ranks"));
+    }
+    count("SLURM_STEP_NUM_TASKS").map(|n| format!("a Slurm step of {n} tasks"))
+}
+
+/// Warnings for a rank of a parallel launch run without `--sharens` with
+/// options that part it from the other ranks of its node, where MPI's
+/// shared memory needs them together.
+pub fn apart_warnings(opts: &LaunchOptions, launch: &str) -> Vec<String> {
+    let advice = "add --sharens so that the ranks of a node share one container";
+    let mut out = Vec::new();
+    if opts.contain {
+        out.push(format!(
+            "--contain gives each rank of {launch} its own /dev/shm: MPI's shared-memory transport cannot work between the ranks on this node (Open MPI falls back to the network or fails); {advice}"
+        ));
+    }
+    if opts.pid {
+        out.push(format!(
+            "--pid gives each rank of {launch} its own PID namespace: MPI's single-copy transports (CMA, XPMEM) cannot reach the other ranks on this node; {advice}"
+        ));
+    }
+    if opts.ipc {
+        out.push(format!(
+            "--ipc gives each rank of {launch} its own System V IPC namespace: shared-memory segments of the other ranks on this node are out of reach; {advice}"
+        ));
+    }
+    out
+}
+
 /// The instance's name: `sharens-` and a digest of the user, the scope, the
 /// image (the opened file itself, by device and inode, and its path) and
 /// every option but the command.
@@ -447,6 +490,30 @@ mod tests {
         // A batch script's own step is still a step; no step: the parent.
         assert!(scope(&env(&[("SLURM_JOB_ID", "7")])).starts_with("parent process "));
         assert!(scope(&[]).starts_with("parent process "));
+    }
+
+    #[test]
+    fn ranks_of_parallel_launches_are_told_from_commands_run_alone() {
+        let ompi = env(&[("OMPI_COMM_WORLD_SIZE", "4")]);
+        assert_eq!(
+            parallel_launch(&ompi).unwrap(),
+            "an Open MPI launch of 4 ranks"
+        );
+        let srun = env(&[("SLURM_STEP_NUM_TASKS", "2"), ("SLURM_NTASKS", "2")]);
+        assert_eq!(parallel_launch(&srun).unwrap(), "a Slurm step of 2 tasks");
+        // One rank, or a batch script (no step task count), is alone.
+        assert!(parallel_launch(&env(&[("OMPI_COMM_WORLD_SIZE", "1")])).is_none());
+        assert!(parallel_launch(&env(&[("SLURM_NTASKS", "8")])).is_none());
+        let apart = LaunchOptions {
+            contain: true,
+            pid: true,
+            ..LaunchOptions::default()
+        };
+        let w = apart_warnings(&apart, "a Slurm step of 2 tasks");
+        assert_eq!(w.len(), 2);
+        assert!(w[0].starts_with("--contain") && w[1].starts_with("--pid"));
+        assert!(w.iter().all(|w| w.ends_with("share one container")));
+        assert!(apart_warnings(&LaunchOptions::default(), "x").is_empty());
     }
 
     #[test]
