@@ -232,8 +232,8 @@ fn a_killed_member_takes_only_its_command_and_the_last_ends_the_container() {
         dir.path(),
         &image,
         &format!(
-            r#"R=a "$V" exec --sharens "$I" sh -c '{SHOW}; exec sleep 300' & a=$!
-R=b "$V" exec --sharens "$I" sh -c 'sleep 3; {SHOW}; echo b-done' & b=$!
+            r#"R=a "$V" exec --sharens "$I" sh -c '{SHOW}; touch /dev/shm/vessel-test-a; exec sleep 300' & a=$!
+R=b "$V" exec --sharens "$I" sh -c 'sleep 3; {SHOW}; ls /dev/shm; echo b-done' & b=$!
 sleep 1.5; kill -9 $a; wait $a; echo "a=$?"; wait $b; echo "b=$?""#
         ),
     );

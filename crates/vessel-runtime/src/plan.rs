@@ -336,6 +336,16 @@ pub fn build_root(
             minimal_dev(&mut mounts, !no_mount("devpts"));
         } else {
             mounts.push(bind("/dev", "/dev", false, true));
+            // A shared container's ranks share a /dev/shm of its own: what
+            // they leave there (MPI's segments of killed ranks) goes with
+            // the container.
+            if opts.sharens {
+                mounts.push(Mount::Tmpfs {
+                    dst: "/dev/shm".into(),
+                    size_mib: None,
+                    mode: 0o1777,
+                });
+            }
         }
     }
 
@@ -1284,6 +1294,23 @@ mod tests {
         let plan = plan_under("bind path = /etc:/site/etc\nbind path = /etc/hosts", true);
         let d = dsts(&plan);
         assert!(!d.contains(&"/site/etc".to_string()) && d.contains(&"/etc/hosts".to_string()));
+    }
+
+    #[test]
+    fn a_shared_container_has_a_dev_shm_of_its_own() {
+        let img = image();
+        let shm = Mount::Tmpfs {
+            dst: "/dev/shm".into(),
+            size_mib: None,
+            mode: 0o1777,
+        };
+        let mut o = opts(Action::Exec(vec!["true".into()]));
+        let plan = build(&o, &host(), img.path(), Path::new("/i.sif"), false).unwrap();
+        assert!(!plan.mounts.contains(&shm), "the host's /dev/shm by default");
+        o.sharens = true;
+        let plan = build(&o, &host(), img.path(), Path::new("/i.sif"), false).unwrap();
+        let at = |m: &Mount| plan.mounts.iter().position(|x| x == m);
+        assert!(at(&shm) > at(&bind("/dev", "/dev", false, true)), "{plan:?}");
     }
 
     #[test]
