@@ -247,6 +247,18 @@ struct Lock {
 
 impl Lock {
     fn take(path: &Path) -> Result<Lock, InstanceError> {
+        Lock::take_as(path, Flock::Exclusive)?.ok_or_else(|| InstanceError::File {
+            path: path.to_path_buf(),
+            source: std::io::Error::other("the lock was not taken"),
+        })
+    }
+
+    /// The lock if no one holds it now, else `None`.
+    fn try_take(path: &Path) -> Result<Option<Lock>, InstanceError> {
+        Lock::take_as(path, Flock::ExclusiveNonBlocking)
+    }
+
+    fn take_as(path: &Path, how: Flock) -> Result<Option<Lock>, InstanceError> {
         let err = |source| InstanceError::File {
             path: path.to_path_buf(),
             source,
@@ -260,14 +272,17 @@ impl Lock {
                 .mode(0o600)
                 .open(path)
                 .map_err(err)?;
-            vessel_sys::path::flock(&file, Flock::Exclusive)
-                .map_err(|e| err(std::io::Error::other(e.to_string())))?;
+            match vessel_sys::path::flock(&file, how) {
+                Ok(()) => {}
+                Err(e) if e.errno() == Some(vessel_sys::Errno::WOULDBLOCK) => return Ok(None),
+                Err(e) => return Err(err(std::io::Error::other(e.to_string()))),
+            }
             // Removed by the container's end while this waited: take the
             // file that is there now.
             let held = file.metadata().map_err(err)?;
             match fs::symlink_metadata(path) {
                 Ok(now) if (now.dev(), now.ino()) == (held.dev(), held.ino()) => {
-                    return Ok(Lock { _held: file })
+                    return Ok(Some(Lock { _held: file }))
                 }
                 _ => continue,
             }
@@ -435,10 +450,17 @@ impl Members {
             if members.is_empty() && (had_one || waited_out) {
                 // Under the lock no command is between finding the
                 // container and being counted: none joins it after this.
-                let Ok(_lock) = Lock::take(&self.lock) else {
-                    return;
+                // The holder may be a command waiting to be counted: it is,
+                // while the lock is awaited.
+                let lock = loop {
+                    match Lock::try_take(&self.lock) {
+                        Ok(Some(lock)) => break Some(lock),
+                        Ok(None) if self.accept(&mut members) => break None,
+                        Ok(None) => std::thread::sleep(Duration::from_millis(2)),
+                        Err(_) => return,
+                    }
                 };
-                if self.accept(&mut members) {
+                if lock.is_none() || self.accept(&mut members) {
                     continue;
                 }
                 tracing::debug!("--sharens: the last member has gone, stopping the container");
