@@ -129,6 +129,19 @@ fn shared_records(image: &Path) -> Vec<String> {
     names
 }
 
+/// Waits (up to 20 s) until no shared container of `image` is recorded.
+fn assert_records_go(image: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !shared_records(image).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "still recorded: {:?}",
+            shared_records(image)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// What the test's `TMPDIR` holds after the runs: session directories
 /// left behind would be there.
 fn leftovers(dir: &Path) -> Vec<PathBuf> {
@@ -180,6 +193,29 @@ fn the_commands_of_one_step_share_one_container_each_with_its_own_environment() 
         "its record stays"
     );
     assert_eq!(leftovers(dir.path()), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn members_that_come_and_go_at_once_all_run() {
+    let _serial = serial();
+    let Some(image) = debian_sif() else { return };
+    let dir = user_dir();
+    let image = own_image(dir.path(), &image);
+    // Members end while others join: containers end and start anew, and
+    // every command runs once.
+    let out = script(
+        dir.path(),
+        &image,
+        r#"for r in 1 2 3 4 5 6 7 8 9 10 11 12; do "$V" exec --sharens "$I" echo ran & done; wait"#,
+    );
+    let text = assert_ok(&out, "twelve short members");
+    assert_eq!(
+        text.lines().filter(|l| *l == "ran").count(),
+        12,
+        "{text}{}",
+        stderr(&out)
+    );
+    assert_records_go(&image);
 }
 
 #[test]
@@ -250,7 +286,7 @@ sleep 1.5; kill -9 $a; wait $a; echo "a=$?"; wait $b; echo "b=$?""#
     };
     assert_eq!(ns("a"), ns("b"), "{text}");
     assert_namespace_empties(&ns("a"));
-    assert_eq!(shared_records(&image), Vec::<String>::new());
+    assert_records_go(&image);
     assert_eq!(leftovers(dir.path()), Vec::<PathBuf>::new());
 }
 
@@ -285,7 +321,7 @@ sleep 2; kill -TERM $one $two; wait $one; echo "one=$?"; wait $two; echo "two=$?
         .and_then(|l| l.split(' ').nth(2))
         .unwrap_or_else(|| panic!("no member said where it ran: {text}"));
     assert_namespace_empties(ns);
-    assert_eq!(shared_records(&image), Vec::<String>::new());
+    assert_records_go(&image);
     assert_eq!(leftovers(dir.path()), Vec::<PathBuf>::new());
 }
 
