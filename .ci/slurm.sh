@@ -59,6 +59,11 @@ wait_gone() {
 
 stop() {
   local d pid
+  # Nothing of a cluster was started with this STATE_DIR (no pid file, no
+  # network): stop nothing. The sweep below would otherwise kill the jobs of
+  # a cluster started with another STATE_DIR (a cleanup trap's stop after a
+  # start that was refused because that cluster runs).
+  compgen -G "$state/*.pid" >/dev/null || [ -e "$state/network" ] || return 0
   # slurmstepd outlives slurmd by design: end the jobs while slurmctld still
   # runs so that no job processes are left behind.
   pid=$(pid_of slurmctld)
