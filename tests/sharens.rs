@@ -276,7 +276,8 @@ sleep 1.5; kill -9 $a; wait $a; echo "a=$?"; wait $b; echo "b=$?""#
     let text = assert_ok(&out, "a member killed");
     assert!(
         text.contains("a=137") && text.contains("b-done") && text.contains("b=0"),
-        "{text}"
+        "{text}{}",
+        stderr(&out)
     );
     let ns = |rank: &str| {
         text.lines()
