@@ -235,7 +235,7 @@ start() {
   plugstack=""
   if [ -n "${VESSEL_SLURM_VESSEL:-}" ]; then
     chmod 0755 "$state"
-    mkdir -p -m 0755 "$state/spank"
+    install -d -m 0755 "$state/spank"
     cc -O2 -Wall -Wextra -Werror -shared -fPIC -o "$state/spank/vessel_spank.so" \
       "$(dirname "$0")/../contrib/spank/vessel_spank.c" || fail "the SPANK plugin did not build"
     chmod 0755 "$state/spank/vessel_spank.so"
@@ -274,7 +274,7 @@ EOF
   mkdir -p "$state" /run/munge /var/lib/munge /var/log/munge /var/spool/slurmctld /var/spool/slurmd/node1 /var/spool/slurmd/node2
   # The tasks (as the user, in containers too) reach their node's TmpFS.
   chmod 0755 "$state"
-  mkdir -p -m 0755 "$state/tmp" "$state/tmp/node1" "$state/tmp/node2"
+  install -d -m 0755 "$state/tmp" "$state/tmp/node1" "$state/tmp/node2"
   chown munge: /run/munge /var/lib/munge /var/log/munge
   chmod 0755 /run/munge # clients (any user) connect to the socket in it
   chown slurm: /var/spool/slurmctld

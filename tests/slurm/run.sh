@@ -132,14 +132,21 @@ check "srun -N 2 -n 4 vessel exec: two tasks on each node, in containers there" 
 #   two_node_cancel TAG TASKS_PER_NODE SRUN_ARGS...: the job's step is
 #   srun SRUN_ARGS... sh -c PAYLOAD (SRUN_ARGS: vessel exec IMAGE, or
 #   --container-image=IMAGE).
+# The user's instance records on node1 and node2 (under the home directory,
+# one directory per host name).
+node_records() {
+  local app
+  app=$(getent passwd "$user" | cut -d: -f6)/.apptainer/instances/app
+  find "$app/node1/$user" "$app/node2/$user" -mindepth 1 -maxdepth 1 2>/dev/null | sort
+}
 two_node_cancel() {
   local tag=$1 per_node=$2 id left f n tmp=$work/tmp-$1
   shift 2
   mkdir -m 0700 "$tmp" && chown "$user": "$tmp"
   # Instance records of the nodes (shared containers are instances), kept
   # per host name: the job's must go with it.
-  local records=(/home/"$user"/.apptainer/instances/app/node[12]/"$user")
-  records=$(find "${records[@]}" -mindepth 1 -maxdepth 1 2>/dev/null | sort)
+  local records
+  records=$(node_records)
   cat > "$work/two-$tag.sh" <<JOB
 #!/bin/sh
 [ "\$TMPDIR" = "$tmp" ] || { echo "TMPDIR is \$TMPDIR"; exit 1; }
@@ -163,10 +170,8 @@ JOB
   if [ -n "$(ls -A "$tmp")" ]; then
     echo "left in the job's TMPDIR $tmp:"; ls -la "$tmp"; return 1
   fi
-  local now=(/home/"$user"/.apptainer/instances/app/node[12]/"$user")
-  now=$(find "${now[@]}" -mindepth 1 -maxdepth 1 2>/dev/null | sort)
-  if [ "$now" != "$records" ]; then
-    echo "instance records left:"; comm -13 <(echo "$records") <(echo "$now"); return 1
+  if [ "$(node_records)" != "$records" ]; then
+    echo "instance records left:"; comm -13 <(echo "$records") <(node_records); return 1
   fi
   echo "job $id gone from squeue, nothing of it left on either node"
 }
