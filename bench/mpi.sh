@@ -90,14 +90,19 @@ for r in $(seq "$runs"); do
   done
 done
 
-# Start-up: wall time of whole jobs (hyperfine, one warm-up run).
+# Start-up: wall time of whole jobs (hyperfine, one warm-up run), each way
+# of running on its own so that a failure loses only its own figure; the
+# jobs' stderr is kept to say why.
 start_modes=()
 for m in native sif sharens sandbox; do have "$m" && start_modes+=("$m"); done
 for n in $ranks; do
-  args=()
-  for m in "${start_modes[@]}"; do args+=(-n "$m" "$(mpirun_of "$m" "$n" hello)"); done
-  as_user hyperfine --style none -N --warmup 1 --runs "$runs" --export-json "start.$n.json" "${args[@]}" >/dev/null 2>&1 \
-    || echo "start-up with $n ranks: hyperfine failed"
+  for m in "${start_modes[@]}"; do
+    as_user hyperfine --style none --warmup 1 --runs "$runs" --export-json "start.$m.$n.json" \
+      -n "$m" "$(mpirun_of "$m" "$n" hello) 2>>$work/start.$m.$n.err" >/dev/null 2>&1 || {
+        echo "start-up, $m, $n ranks: a job failed: $(grep -m1 -E 'FATAL|ERROR|rror' "start.$m.$n.err" || tail -n 1 "start.$m.$n.err")"
+        rm -f "start.$m.$n.json"
+      }
+  done
 done
 
 # Memory: the summed PSS of every process of a job but mpirun (the ranks,
@@ -108,9 +113,9 @@ pss_sample() { # MODE N
   # shellcheck disable=SC2046
   as_user $(mpirun_of "$1" "$2" hello 2) >"$out" 2>/dev/null &
   local pid=$!
-  python3 - "$pid" "$2" "$out" "$user" "$work" <<'PY' || echo "n/a"
+  python3 - "$pid" "$2" "$out" "$user" "$work" "$v" <<'PY' || echo "n/a n/a"
 import os, pwd, sys, time
-mpirun, n, out, user, work = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+mpirun, n, out, user, work, vessel = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
 uid = pwd.getpwnam(user).pw_uid
 deadline = time.time() + 60
 while time.time() < deadline:
@@ -139,16 +144,19 @@ def under(p):
         if p == mpirun:
             return True
     return False
-total = 0
+total = runtime = 0
 for p, (_, cmd) in procs.items():
     if p != mpirun and (under(p) or work.encode() in cmd):
         try:
-            for line in open(f"/proc/{p}/smaps_rollup"):
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1])
+            pss = sum(int(l.split()[1]) for l in open(f"/proc/{p}/smaps_rollup") if l.startswith("Pss:"))
+            total += pss
+            # Vessel's own processes (monitors, FUSE servers, a shared
+            # container's init), not the ranks.
+            if os.readlink(f"/proc/{p}/exe") == vessel:
+                runtime += pss
         except OSError:
             pass
-print(f"{total / 1024:.1f}")
+print(f"{total / 1024:.1f} {runtime / 1024:.1f}")
 PY
   wait "$pid" || true
 }
@@ -218,17 +226,18 @@ print(f"Allreduce, 65536 doubles, 2 ranks, median of {runs} runs: " +
       ", ".join(f"{m} {fmt(ar[m], '.1f')} us ({ratio(ar[m], ar.get('native')).strip()})" for m in pp))
 
 start = {}
-for n in ranks:
+for f in glob.glob("start.*.json"):
     try:
-        for r in json.load(open(f"start.{n}.json"))["results"]:
-            start[(r["command"], n)] = r["median"]
+        for r in json.load(open(f))["results"]:
+            start[(r["command"], f.split(".")[-2])] = r["median"]
     except (OSError, ValueError, KeyError):
         pass
-mem = {}
+mem, mem_rt = {}, {}
 if os.path.exists("mem.txt"):
     for line in open("mem.txt"):
-        m, n, v = line.split()
+        m, n, v, rt = line.split()
         mem[(m, n)] = float(v) if v != "n/a" else None
+        mem_rt[(m, n)] = float(rt) if rt != "n/a" else None
 sm = [m for m in ("native", "sif", "sharens", "sandbox") if m in modes]
 print()
 print(f"Start-up (mpirun -np N hello, median of {runs} runs, s) and summed PSS of the job (MiB, one sample)")
@@ -244,6 +253,8 @@ for n in ranks:
         row += f"{fmt(x, '13.1f')} {ratio(x, mem.get(('native', n))):>6} "
     print(row)
 
+print(f"of which Vessel's own processes (monitors, FUSE servers, shared init), {ranks[-1]} ranks: " +
+      ", ".join(f"{m} {fmt(mem_rt.get((m, ranks[-1])), '.1f')} MiB" for m in sm if m != "native"))
 print()
 for m in ("sharens", "per-rank"):
     if m not in modes:
