@@ -292,7 +292,7 @@ sleep 1.5; kill -9 $a; wait $a; echo "a=$?"; wait $b; echo "b=$?""#
 }
 
 #[test]
-fn sigterm_of_every_launcher_leaves_nothing_behind() {
+fn sigterm_of_every_process_of_the_step_leaves_nothing_behind() {
     let _serial = serial();
     let Some(image) = debian_sif() else { return };
     if !running_as_root() {
@@ -300,15 +300,16 @@ fn sigterm_of_every_launcher_leaves_nothing_behind() {
     }
     let dir = user_dir();
     let image = own_image(dir.path(), &image);
-    // As a job's end: every launcher gets SIGTERM, which reaches its
-    // command.
+    // As a job's end: every process of the step gets SIGTERM, the
+    // launchers (which relay it to their commands) and the container's own
+    // (its monitor, keeper and FUSE server).
     let out = script(
         dir.path(),
         &image,
         &format!(
             r#"R=1 "$V" exec --sharens --pid "$I" sh -c '{SHOW}; sleep 300 & wait' & one=$!
 R=2 "$V" exec --sharens --pid "$I" sh -c '{SHOW}; sleep 300 & wait' & two=$!
-sleep 2; kill -TERM $one $two; wait $one; echo "one=$?"; wait $two; echo "two=$?""#
+sleep 2; pkill -TERM -f -- "$I"; wait $one; echo "one=$?"; wait $two; echo "two=$?""#
         ),
     );
     let text = assert_ok(&out, "members stopped with SIGTERM");

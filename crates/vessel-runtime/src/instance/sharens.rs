@@ -398,12 +398,14 @@ impl Members {
     /// monitor.
     pub(crate) fn spawn(self) -> Result<MembersStart, InstanceError> {
         let (reader, writer) = vessel_sys::process::pipe()?;
+        let monitor = vessel_sys::process::getpid().as_raw_nonzero().get();
         match vessel_sys::process::fork()? {
             vessel_sys::process::Fork::Child => {
                 drop(writer);
-                if vessel_sys::process::die_with_parent().is_err() {
-                    vessel_sys::process::exit_now(1);
-                }
+                // A job's end signals every process of the step: the keeper
+                // outlives the container to clean up after it, and ends
+                // when its init has (or the launch failed).
+                let _mask = vessel_sys::signal::SignalMask::block_forwarded();
                 // Told the init once it runs; nothing when the launch failed.
                 let mut line = String::new();
                 let _ =
@@ -414,7 +416,7 @@ impl Members {
                         .ok()
                         .and_then(|pid| Process::open_checked(pid, started, self.uid).ok());
                     if let Some(init) = init {
-                        self.count(&init);
+                        self.count(&init, monitor);
                     }
                 }
                 vessel_sys::process::exit_now(0)
@@ -424,23 +426,33 @@ impl Members {
         }
     }
 
-    fn count(self, init: &Process) {
-        let record = self.record.as_path();
+    /// Counts the members until the last has gone (then stops the
+    /// container) or the container has ended otherwise (a job's end, an
+    /// `instance stop`); cleans up after it either way.
+    fn count(self, init: &Process, monitor: i32) {
         let started = Instant::now();
         let mut members: Vec<UnixStream> = Vec::new();
         let mut had_one = false;
         let _ = self.listener.set_nonblocking(true);
         loop {
             let timeout = (!had_one).then(|| FIRST_MEMBER_WAIT.saturating_sub(started.elapsed()));
-            let mut fds = vec![self.listener.as_fd()];
+            // The init's pidfd is readable once it has ended.
+            let mut fds = vec![self.listener.as_fd(), init.as_fd()];
             fds.extend(members.iter().map(|m| m.as_fd()));
             let Ok(ready) = vessel_sys::join::wait_readable(&fds, timeout) else {
                 return;
             };
-            if ready[0] {
-                had_one |= self.accept(&mut members);
+            if ready[1] {
+                tracing::debug!("--sharens: the container has ended");
+                if let Some(_lock) = self.lock(&mut members, false) {
+                    self.clean_up(monitor);
+                }
+                return;
             }
-            let mut index = 0;
+            if ready[0] {
+                had_one |= self.accept(&mut members, true);
+            }
+            let mut index = 1;
             members.retain(|_| {
                 index += 1;
                 !ready.get(index).copied().unwrap_or(false)
@@ -448,36 +460,62 @@ impl Members {
             // A member sends nothing: readable means it has gone.
             let waited_out = !had_one && started.elapsed() >= FIRST_MEMBER_WAIT;
             if members.is_empty() && (had_one || waited_out) {
-                // Under the lock no command is between finding the
-                // container and being counted: none joins it after this.
-                // The holder may be a command waiting to be counted: it is,
-                // while the lock is awaited.
-                let lock = loop {
-                    match Lock::try_take(&self.lock) {
-                        Ok(Some(lock)) => break Some(lock),
-                        Ok(None) if self.accept(&mut members) => break None,
-                        Ok(None) => std::thread::sleep(Duration::from_millis(2)),
-                        Err(_) => return,
-                    }
-                };
-                if lock.is_none() || self.accept(&mut members) {
+                let Some(_lock) = self.lock(&mut members, true) else {
                     continue;
-                }
+                };
                 tracing::debug!("--sharens: the last member has gone, stopping the container");
-                let _ = fs::remove_file(self.dir.join(MEMBERS_SOCKET));
-                remove_record(record);
-                let _ = fs::remove_file(&self.lock);
+                self.clean_up(monitor);
                 let _ = init.signal(15);
                 return;
             }
         }
     }
 
+    /// Takes the lock: then no command is between finding the container and
+    /// being counted, and none joins it after this. The holder may be a
+    /// command waiting to be counted: while the lock is awaited, arriving
+    /// commands are counted (`None`: the container has members again) or,
+    /// with `count` false (the container has ended), sent away.
+    fn lock(&self, members: &mut Vec<UnixStream>, count: bool) -> Option<Lock> {
+        loop {
+            match Lock::try_take(&self.lock) {
+                Ok(Some(lock)) if count && self.accept(members, true) => {
+                    drop(lock);
+                    return None;
+                }
+                Ok(Some(lock)) => return Some(lock),
+                Ok(None) if self.accept(members, count) && count => return None,
+                Ok(None) => std::thread::sleep(Duration::from_millis(2)),
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Removes the container's socket, record and lock file, under the
+    /// lock, if the record is still its own (`monitor`'s): a record whose
+    /// monitor has gone may have been cleaned as stale, and the name taken
+    /// by a new container, whose files these are then.
+    fn clean_up(&self, monitor: i32) {
+        match super::Record::read(&self.record, self.uid) {
+            Ok(r) if r.ppid != monitor => return,
+            _ => {}
+        }
+        let _ = fs::remove_file(self.dir.join(MEMBERS_SOCKET));
+        remove_record(&self.record);
+        let _ = fs::remove_dir(&self.dir);
+        let _ = fs::remove_file(&self.lock);
+    }
+
     /// Accepts the waiting members (the user's own processes only), and
-    /// tells each that it counts; returns whether one was accepted.
-    fn accept(&self, members: &mut Vec<UnixStream>) -> bool {
+    /// tells each that it counts (with `count`; else each is sent away
+    /// unanswered); returns whether one was counted.
+    fn accept(&self, members: &mut Vec<UnixStream>, count: bool) -> bool {
         let mut any = false;
         while let Ok((mut stream, _)) = self.listener.accept() {
+            if !count {
+                // Closed unanswered: the command finds the container gone.
+                continue;
+            }
             match vessel_sys::join::peer_credentials(&stream) {
                 Ok((_, uid)) if uid == self.uid => {}
                 _ => continue,
