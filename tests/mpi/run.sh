@@ -150,13 +150,19 @@ for opt in --contain --pid; do
   check "--sharens $opt: ping-pong over shared memory (btl vader,self) completes" shm_sharens "$opt"
 done
 
-# What the runtime says about --contain and --pid without --sharens (each
-# rank would get its own /dev/shm or PID namespace): recorded, not checked.
-for opt in --contain --pid; do
-  rc=0
+# --contain and --pid without --sharens: each rank would get its own
+# /dev/shm or PID namespace, which breaks Open MPI's shared memory (falls
+# back to TCP, or segfaults): the runtime warns and points to --sharens.
+# What Open MPI says is recorded, not checked.
+warns_without_sharens() {
+  local opt=$1 rc=0
   mpi "note${opt}" 60 -- "$vessel" exec "$opt" "$image" /opt/mpitests/pingpong 65536 >/dev/null || rc=$?
   echo "note: without --sharens, $opt: ping-pong to 64 KiB exit status $rc; warnings and errors:"
   { grep -i -E 'warn|error|signal' "$work/note${opt}.err" || true; } | sed 's/^\[[^]]*\] //' | sort | uniq -c | sed 's/^/note:   /' | head -n 6
+  grep -q "^WARNING: $opt .*--sharens" "$work/note${opt}.err"
+}
+for opt in --contain --pid; do
+  check "$opt without --sharens under mpirun: the runtime warns and names --sharens" warns_without_sharens "$opt"
 done
 
 # The bind model: the host's Open MPI (its libraries, plugins, help and
