@@ -301,30 +301,40 @@ fn sigterm_of_every_process_of_the_step_leaves_nothing_behind() {
     let dir = user_dir();
     let image = own_image(dir.path(), &image);
     // As a job's end: every process of the step gets SIGTERM, the
-    // launchers (which relay it to their commands) and the container's own
-    // (its monitor, keeper and FUSE server).
-    let out = script(
-        dir.path(),
-        &image,
-        &format!(
-            r#"R=1 "$V" exec --sharens --pid "$I" sh -c '{SHOW}; sleep 300 & wait' & one=$!
-R=2 "$V" exec --sharens --pid "$I" sh -c '{SHOW}; sleep 300 & wait' & two=$!
+    // launchers (which relay it to their commands, with --pid) and the
+    // container's own (its monitor, keeper and FUSE server). Without --pid
+    // the members became their commands: the container's end ends them.
+    for flags in ["--pid", "--cleanenv"] {
+        let out = script(
+            dir.path(),
+            &image,
+            &format!(
+                r#"R=1 "$V" exec --sharens {flags} "$I" sh -c '{SHOW}; sleep 300 & wait' & one=$!
+R=2 "$V" exec --sharens {flags} "$I" sh -c '{SHOW}; sleep 300 & wait' & two=$!
 sleep 2; pkill -TERM -f -- "$I"; wait $one; echo "one=$?"; wait $two; echo "two=$?""#
-        ),
-    );
-    let text = assert_ok(&out, "members stopped with SIGTERM");
-    assert!(
-        text.contains("one=143") && text.contains("two=143"),
-        "{text}"
-    );
-    let ns = text
-        .lines()
-        .find(|l| l.starts_with("rank="))
-        .and_then(|l| l.split(' ').nth(2))
-        .unwrap_or_else(|| panic!("no member said where it ran: {text}"));
-    assert_namespace_empties(ns);
-    assert_records_go(&image);
-    assert_eq!(leftovers(dir.path()), Vec::<PathBuf>::new());
+            ),
+        );
+        let text = assert_ok(&out, format_args!("members ({flags}) stopped with SIGTERM"));
+        // Ended by the signal, or by the container's end if that came first.
+        let ended = |n: &str| {
+            ["143", "137"]
+                .iter()
+                .any(|s| text.contains(&format!("{n}={s}")))
+        };
+        assert!(
+            ended("one") && ended("two"),
+            "{flags}: {text}{}",
+            stderr(&out)
+        );
+        let ns = text
+            .lines()
+            .find(|l| l.starts_with("rank="))
+            .and_then(|l| l.split(' ').nth(2))
+            .unwrap_or_else(|| panic!("no member said where it ran: {text}"));
+        assert_namespace_empties(ns);
+        assert_records_go(&image);
+        assert_eq!(leftovers(dir.path()), Vec::<PathBuf>::new());
+    }
 }
 
 #[test]

@@ -344,6 +344,9 @@ pub fn sweep_after_exit(dir: &Path) -> Result<Sweeper> {
         Fork::Child => {
             drop(ours);
             let _ = rustix::process::setsid();
+            // A job's end signals every process of the step, this one too:
+            // it must outlive them to clean up after them.
+            let _mask = crate::signal::SignalMask::block_forwarded();
             let namespace = wait_for_end(&theirs);
             if let Some(ns) = &namespace {
                 kill_left_in(ns);

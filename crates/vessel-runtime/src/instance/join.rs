@@ -68,6 +68,7 @@ pub fn join(
             env,
             cwd: host.cwd.clone(),
             dies_with_joiner: false,
+            in_place: false,
         },
     )
 }
@@ -81,6 +82,9 @@ pub struct Entry {
     /// Killed when the joining process dies (`SIGKILL` included), as a
     /// launched container's payload is: a member of a shared container.
     pub dies_with_joiner: bool,
+    /// The joining process becomes the command where it can (a member of a
+    /// shared container without a PID namespace).
+    pub in_place: bool,
 }
 
 /// Enters the instance's namespaces and runs `entry` there with the
@@ -107,6 +111,12 @@ pub fn enter(found: &Found, entry: Entry) -> Result<i32, InstanceError> {
         net: r.vessel.net_ns,
     })?;
     drop(init);
+    // Without a PID namespace to enter (which only children do), a member
+    // of a shared container becomes its command: no process of Vessel's
+    // stays beside it, and signals and its status are its own.
+    if entry.in_place && !r.vessel.pid_ns {
+        become_command(r, &entry, &mask);
+    }
     match p::fork()? {
         Fork::Child => {
             if entry.dies_with_joiner {
@@ -115,33 +125,38 @@ pub fn enter(found: &Found, entry: Entry) -> Result<i32, InstanceError> {
                     p::exit_now(255);
                 }
             }
-            // setns left us at the container's root: the working directory
-            // if the container has it, as a launch does.
-            if p::chdir(&entry.cwd).is_err() {
-                let _ = p::chdir(std::path::Path::new("/"));
-            }
-            // The instance's own command's privileges.
-            if r.vessel.no_new_privs {
-                if let Err(e) = p::set_no_new_privs() {
-                    eprintln!("FATAL:   {e}");
-                    p::exit_now(255);
-                }
-            }
-            if let Some(names) = &r.vessel.capabilities {
-                let keep: Vec<_> = names
-                    .iter()
-                    .filter_map(|n| vessel_sys::caps::by_name(n))
-                    .collect();
-                if let Err(e) = vessel_sys::caps::limit_to(&keep) {
-                    eprintln!("FATAL:   {e}");
-                    p::exit_now(255);
-                }
-            }
-            let _ = mask.restore();
-            let err = p::exec(&entry.argv, &entry.env);
-            eprintln!("FATAL:   could not run the command in the instance: {err}");
-            p::exit_now(255)
+            become_command(r, &entry, &mask)
         }
         Fork::Parent(child) => Ok(crate::launch::monitor::relay(child, &mask)?),
     }
+}
+
+/// In the instance's namespaces: the working directory, the instance's
+/// command's privileges, then the exec. Never returns.
+fn become_command(r: &super::Record, entry: &Entry, mask: &SignalMask) -> ! {
+    // setns left us at the container's root: the working directory if the
+    // container has it, as a launch does.
+    if p::chdir(&entry.cwd).is_err() {
+        let _ = p::chdir(std::path::Path::new("/"));
+    }
+    if r.vessel.no_new_privs {
+        if let Err(e) = p::set_no_new_privs() {
+            eprintln!("FATAL:   {e}");
+            p::exit_now(255);
+        }
+    }
+    if let Some(names) = &r.vessel.capabilities {
+        let keep: Vec<_> = names
+            .iter()
+            .filter_map(|n| vessel_sys::caps::by_name(n))
+            .collect();
+        if let Err(e) = vessel_sys::caps::limit_to(&keep) {
+            eprintln!("FATAL:   {e}");
+            p::exit_now(255);
+        }
+    }
+    let _ = mask.restore();
+    let err = p::exec(&entry.argv, &entry.env);
+    eprintln!("FATAL:   could not run the command in the instance: {err}");
+    p::exit_now(255)
 }

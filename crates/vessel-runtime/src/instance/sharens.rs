@@ -14,12 +14,18 @@
 //! [`CommandBasis`](crate::plan::CommandBasis). Joining is by the instance's
 //! private record and the init's pidfd, as `exec instance://` joins.
 //!
-//! A member holds a connection to a socket in the instance's private record
-//! directory for as long as it runs; the instance's monitor counts them. A
-//! member that ends, however it ends (`SIGKILL` too), closes it: when the
-//! last one has, the monitor stops the container. A lock file beside the
-//! records makes "find or start, then join" and "the last left, stop" one
-//! step each, so that a command never joins a container that is ending.
+//! A member connects to a socket in the instance's private record
+//! directory; the container's **keeper** (a process of its monitor's)
+//! holds it from then on by a pidfd, and the member, unless it must stay
+//! as the parent of its command in a PID namespace, becomes that command
+//! (an exec keeps the pid): no process of Vessel's stays beside a rank,
+//! and signals and exit status are the rank's own. When the last member
+//! has ended, however it ended, the keeper stops the container; when the
+//! container ends otherwise (a job's end, `instance stop`), the keeper
+//! ends its members. Either way it removes the container's socket, record
+//! and lock. The lock file beside the records makes "find or start, then
+//! join" and "the last has gone, stop" one step each, so that a command
+//! never joins a container that is ending.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -127,6 +133,8 @@ pub fn run(opts: &LaunchOptions, host: &Host, image: Image) -> Result<i32, Insta
         .clone()
         .map(PathBuf::from)
         .unwrap_or_else(|| host.cwd.clone());
+    // Counted by its pid from here on: the socket is not needed.
+    drop(member);
     let status = super::join::enter(
         &found,
         super::join::Entry {
@@ -134,9 +142,9 @@ pub fn run(opts: &LaunchOptions, host: &Host, image: Image) -> Result<i32, Insta
             env: command.env,
             cwd,
             dies_with_joiner: true,
+            in_place: true,
         },
     )?;
-    drop(member);
     Ok(status)
 }
 
@@ -431,7 +439,7 @@ impl Members {
     /// `instance stop`); cleans up after it either way.
     fn count(self, init: &Process, monitor: i32) {
         let started = Instant::now();
-        let mut members: Vec<UnixStream> = Vec::new();
+        let mut members: Vec<Process> = Vec::new();
         let mut had_one = false;
         let _ = self.listener.set_nonblocking(true);
         loop {
@@ -443,7 +451,11 @@ impl Members {
                 return;
             };
             if ready[1] {
-                tracing::debug!("--sharens: the container has ended");
+                tracing::debug!("--sharens: the container has ended, and its members with it");
+                // Members became their commands: nothing else ends them.
+                for member in &members {
+                    let _ = member.signal(9);
+                }
                 if let Some(_lock) = self.lock(&mut members, false) {
                     self.clean_up(monitor);
                 }
@@ -457,7 +469,7 @@ impl Members {
                 index += 1;
                 !ready.get(index).copied().unwrap_or(false)
             });
-            // A member sends nothing: readable means it has gone.
+            // A member's pidfd is readable once it has ended.
             let waited_out = !had_one && started.elapsed() >= FIRST_MEMBER_WAIT;
             if members.is_empty() && (had_one || waited_out) {
                 let Some(_lock) = self.lock(&mut members, true) else {
@@ -476,7 +488,7 @@ impl Members {
     /// command waiting to be counted: while the lock is awaited, arriving
     /// commands are counted (`None`: the container has members again) or,
     /// with `count` false (the container has ended), sent away.
-    fn lock(&self, members: &mut Vec<UnixStream>, count: bool) -> Option<Lock> {
+    fn lock(&self, members: &mut Vec<Process>, count: bool) -> Option<Lock> {
         loop {
             match Lock::try_take(&self.lock) {
                 Ok(Some(lock)) if count && self.accept(members, true) => {
@@ -509,19 +521,24 @@ impl Members {
     /// Accepts the waiting members (the user's own processes only), and
     /// tells each that it counts (with `count`; else each is sent away
     /// unanswered); returns whether one was counted.
-    fn accept(&self, members: &mut Vec<UnixStream>, count: bool) -> bool {
+    fn accept(&self, members: &mut Vec<Process>, count: bool) -> bool {
         let mut any = false;
         while let Ok((mut stream, _)) = self.listener.accept() {
             if !count {
                 // Closed unanswered: the command finds the container gone.
                 continue;
             }
-            match vessel_sys::join::peer_credentials(&stream) {
-                Ok((_, uid)) if uid == self.uid => {}
-                _ => continue,
-            }
+            // The member is the connecting process, held by a pidfd: it may
+            // close the socket and become its command (an exec keeps the
+            // pid), and it counts until that process ends.
+            let member = match vessel_sys::join::peer_credentials(&stream) {
+                Ok((pid, uid)) if uid == self.uid => vessel_sys::join::start_time(pid)
+                    .and_then(|t| Process::open_checked(pid, t, uid).ok()),
+                _ => None,
+            };
+            let Some(member) = member else { continue };
             if stream.write_all(&[ACCEPTED]).is_ok() {
-                members.push(stream);
+                members.push(member);
                 any = true;
             }
         }
