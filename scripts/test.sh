@@ -92,6 +92,8 @@ status=${PIPESTATUS[0]}
 
 echo "==> Slurm: vessel in batch jobs and job steps (user vtest)"
 tests/slurm/run.sh "$bin" "$debian_sif" | tee "$tools/slurm.log"
+status=${PIPESTATUS[0]}
+[ "$status" -eq 0 ] || exit "$status"
 
 echo "==> Open MPI: hybrid model (a container per rank, --sharens), bind model, kills of mpirun (user vtest)"
 tests/mpi/run.sh "$bin" "$VESSEL_TEST_MPI_SIF" "$debian_sif" | tee "$tools/mpi.log"

@@ -238,16 +238,15 @@ check "no container process outlives its job (after all the cases above)" no_str
 # sleeps in MPI with a child of its own. Within a few seconds no process of
 # the run may remain, no session directory in the TMPDIR the run used, and
 # no /dev/shm entry of the user that was not there before. Except where the
-# ranks use the host's /dev/shm (a container per rank, and --sharens without
-# --contain, as Apptainer): Open MPI makes its vader segments there, and
-# after SIGKILL of mpirun a native run leaves those too (measured:
-# vader_segment.HOST.UID.JOB.RANK); those cases only note them. With
-# --sharens --contain the shared container's /dev/shm is its own.
+# ranks use the host's /dev/shm (a container per rank, as Apptainer): Open
+# MPI makes its vader segments there, and after SIGKILL of mpirun a native
+# run leaves those too (measured: vader_segment.HOST.UID.JOB.RANK); that case
+# only notes them. A shared container's /dev/shm is its own, and goes with it.
 user_shm() { find /dev/shm -mindepth 1 -maxdepth 1 -user "$user" 2>/dev/null | sort; }
 leftovers() {
   local sig=$1 opts=$2 tag shm_strict=1
   tag=kill-$sig$(tr ' ' '\n' <<<"$opts" | sed 's/^--/-/' | tr -d '\n')
-  [ "$sig" = KILL ] && [[ $opts != *--contain* ]] && shm_strict=0
+  [ "$sig" = KILL ] && [[ $opts != *--sharens* ]] && shm_strict=0
   local tmp=$work/$tag.tmp marker="sleep 6$RANDOM"
   mkdir "$tmp" && chown "$user": "$tmp"
   user_shm >"$work/$tag.shm-before"
@@ -308,7 +307,7 @@ leftovers() {
 for sig in TERM KILL; do
   shm=$([ $sig = KILL ] || echo ', no /dev/shm entry')
   check "mpirun killed with SIG$sig mid-run (a container per rank): no process or session directory left$shm" leftovers $sig ""
-  check "mpirun killed with SIG$sig mid-run (--sharens): no process or session directory left$shm" leftovers $sig --sharens
+  check "mpirun killed with SIG$sig mid-run (--sharens): no process, session directory or /dev/shm entry left" leftovers $sig --sharens
   check "mpirun killed with SIG$sig mid-run (--sharens --contain): no process, session directory or /dev/shm entry left" leftovers $sig "--sharens --contain"
 done
 
