@@ -1306,11 +1306,17 @@ mod tests {
         };
         let mut o = opts(Action::Exec(vec!["true".into()]));
         let plan = build(&o, &host(), img.path(), Path::new("/i.sif"), false).unwrap();
-        assert!(!plan.mounts.contains(&shm), "the host's /dev/shm by default");
+        assert!(
+            !plan.mounts.contains(&shm),
+            "the host's /dev/shm by default"
+        );
         o.sharens = true;
         let plan = build(&o, &host(), img.path(), Path::new("/i.sif"), false).unwrap();
         let at = |m: &Mount| plan.mounts.iter().position(|x| x == m);
-        assert!(at(&shm) > at(&bind("/dev", "/dev", false, true)), "{plan:?}");
+        assert!(
+            at(&shm) > at(&bind("/dev", "/dev", false, true)),
+            "{plan:?}"
+        );
     }
 
     #[test]
