@@ -123,7 +123,6 @@ fn refused_flags_are_named() {
         (&["--cpus", "2"], &["--cpus", "needs cgroups"]),
         (&["--fusemount", "host:sshfs h: /m"], &["--fusemount"]),
         (&["--security", "seccomp:p.json"], &["--security"]),
-        (&["--sharens"], &["--sharens"]),
         (&["--device", "nvidia.com/gpu=all"], &["--device"]),
     ];
     for (flags, needles) in table {

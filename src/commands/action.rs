@@ -22,7 +22,7 @@ pub fn run(tool: Tool, verb: Verb, args: ActionArgs) -> Result<u8> {
         let name = name.to_string();
         return super::instance::join(tool, verb, &name, args);
     }
-    let host = Host::current();
+    let mut host = Host::current();
     let mut prepared = prepare(tool, verb, args, &host)?;
     // The site may have the ranks of parallel launches share containers.
     let launch = vessel_runtime::instance::sharens::parallel_launch(&host.env);
@@ -36,6 +36,19 @@ pub fn run(tool: Tool, verb: Verb, args: ActionArgs) -> Result<u8> {
         if !prepared.opts.sharens {
             for w in vessel_runtime::instance::sharens::apart_warnings(&prepared.opts, launch) {
                 tracing::warn!("{w}");
+            }
+            // Each rank its own user namespace: Open MPI must copy.
+            if host.uid != 0 {
+                let settings =
+                    vessel_runtime::instance::sharens::apart_open_mpi_settings(&host.env);
+                for (k, v) in &settings {
+                    tracing::debug!(
+                        "{launch} in containers of their own: {}={} (CMA cannot cross user namespaces)",
+                        k.to_string_lossy(),
+                        v.to_string_lossy()
+                    );
+                }
+                host.env.extend(settings);
             }
         }
     }

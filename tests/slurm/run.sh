@@ -232,6 +232,14 @@ mpi_pingpong_sharens() {
     cat "$work/pingpong-sharens.err"; return 1
   fi
 }
+# Both ranks on one node, each in a container of its own, Open MPI's
+# defaults: CMA cannot cross the user namespaces, and the runtime has the
+# ranks copy instead (4 MiB messages used to hang).
+mpi_pingpong_per_rank() {
+  mpi_srun pingpong-per-rank 180 -N 1 -n 2 "$vessel" exec "$mpi_sif" /opt/mpitests/pingpong || return 1
+  tail -n 1 "$work/pingpong-per-rank.out"
+  pingpong_complete pingpong-per-rank
+}
 if [ ! -r "$mpi_sif" ]; then
   skip "srun --mpi=pmix over two nodes (no MPI image $mpi_sif; set VESSEL_TEST_MPI_SIF)"
 elif ! srun --mpi=list 2>&1 | grep -qw pmix; then
@@ -240,6 +248,7 @@ else
   check "srun --mpi=pmix -N 2 -n 4 vessel exec mpi.sif hello: ranks 0-1 on node1, 2-3 on node2" mpi_hello_two_nodes
   check "srun --mpi=pmix -N 2 -n 4 vessel exec mpi.sif allreduce: sums right over TCP between nodes" mpi_allreduce_two_nodes
   check "srun --mpi=pmix -N 2 -n 2 vessel exec mpi.sif pingpong: 8 B to 4 MiB between the nodes" mpi_pingpong_two_nodes
+  check "srun --mpi=pmix -N 1 -n 2 vessel exec mpi.sif pingpong, a container per rank, Open MPI's defaults: 8 B to 4 MiB" mpi_pingpong_per_rank
   if [ "$sharens" = yes ]; then
     check "srun --mpi=pmix -N 1 -n 2 vessel exec --sharens: ping-pong to 4 MiB with Open MPI's defaults, CMA usable" mpi_pingpong_sharens
   else

@@ -213,6 +213,39 @@ pub fn apart_warnings(opts: &LaunchOptions, launch: &str) -> Vec<String> {
     out
 }
 
+/// Open MPI's shared-memory transport settings for ranks in containers of
+/// their own (each its own user namespace), where its default single-copy
+/// mechanism (CMA) cannot work: the kernel refuses it between user
+/// namespaces, and Open MPI 4.1 then hangs on large messages. Copying is
+/// chosen instead, as if the user had exported it, unless the user has
+/// chosen (in any of Apptainer's ways). Nothing for a command run alone.
+pub fn apart_open_mpi_settings(
+    env: &[(std::ffi::OsString, std::ffi::OsString)],
+) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+    // Any launcher: under `srun --mpi=pmix` Open MPI's ranks learn their
+    // count only once started; other MPIs ignore Open MPI's variables.
+    if parallel_launch(env).is_none() {
+        return Vec::new();
+    }
+    // Open MPI 4 calls its shared-memory transport vader, 5 calls it sm.
+    [
+        "OMPI_MCA_btl_vader_single_copy_mechanism",
+        "OMPI_MCA_btl_sm_single_copy_mechanism",
+    ]
+    .into_iter()
+    .filter(|name| {
+        !env.iter().any(|(k, _)| {
+            let k = k.to_string_lossy();
+            k == *name
+                || k.strip_prefix("APPTAINERENV_")
+                    .or_else(|| k.strip_prefix("SINGULARITYENV_"))
+                    == Some(name)
+        })
+    })
+    .map(|name| (name.into(), "none".into()))
+    .collect()
+}
+
 /// The instance's name: `sharens-` and a digest of the user, the scope, the
 /// image (the opened file itself, by device and inode, and its path) and
 /// every option but the command.
@@ -591,6 +624,36 @@ mod tests {
         assert!(w[0].starts_with("--contain") && w[1].starts_with("--pid"));
         assert!(w.iter().all(|w| w.ends_with("share one container")));
         assert!(apart_warnings(&LaunchOptions::default(), "x").is_empty());
+    }
+
+    #[test]
+    fn ranks_apart_copy_instead_of_cma_unless_the_user_chose() {
+        let names = |v: Vec<(OsString, OsString)>| -> Vec<String> {
+            v.into_iter()
+                .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy()))
+                .collect()
+        };
+        let ompi = env(&[("OMPI_COMM_WORLD_SIZE", "2")]);
+        assert_eq!(
+            names(apart_open_mpi_settings(&ompi)),
+            [
+                "OMPI_MCA_btl_vader_single_copy_mechanism=none",
+                "OMPI_MCA_btl_sm_single_copy_mechanism=none"
+            ]
+        );
+        let chosen = env(&[
+            ("OMPI_COMM_WORLD_SIZE", "2"),
+            (
+                "APPTAINERENV_OMPI_MCA_btl_vader_single_copy_mechanism",
+                "cma",
+            ),
+            ("OMPI_MCA_btl_sm_single_copy_mechanism", "cma"),
+        ]);
+        assert!(apart_open_mpi_settings(&chosen).is_empty());
+        assert!(apart_open_mpi_settings(&env(&[("OMPI_COMM_WORLD_SIZE", "1")])).is_empty());
+        let srun = env(&[("SLURM_STEP_NUM_TASKS", "4")]);
+        assert_eq!(apart_open_mpi_settings(&srun).len(), 2);
+        assert!(apart_open_mpi_settings(&env(&[("SLURM_NTASKS", "4")])).is_empty());
     }
 
     #[test]
