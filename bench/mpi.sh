@@ -4,8 +4,8 @@
 # one run (issue 19):
 #   - ping-pong latency and bandwidth, 8 B to 4 MiB, and allreduce: native,
 #     hybrid with the ranks sharing one container (--sharens), and hybrid
-#     with a container per rank (with btl_vader_single_copy_mechanism=none:
-#     with Open MPI's defaults 4 MiB messages hang between user namespaces),
+#     with a container per rank (btl_vader_single_copy_mechanism=none, which
+#     Vessel sets for such ranks itself: CMA cannot cross user namespaces),
 #     and native with single-copy none too (native-none: the same transport);
 #   - start-up (`mpirun -np N hello`, wall time) and the summed PSS memory of
 #     a job's processes (the ranks, and the monitors and FUSE servers of the

@@ -67,11 +67,27 @@ pub fn run(opts: &LaunchOptions, host: &Host, image: Image) -> Result<i32, Insta
     let places = Places::current(host);
     private_dir(&places.records)?;
     let lock_path = lock_path(&places, &name);
-    let lock = Lock::take(&lock_path)?;
-    let mut image = Some(image);
+    // Joining a running container takes the lock shared, so that the ranks
+    // of a node join at once; starting, replacing and stopping one take it
+    // alone.
     let mut joined = None;
+    let shared = Lock::shared(&lock_path)?;
+    if let Ok(found) = find(&places, host.uid, &name) {
+        if let Ok(member) = connect(&found) {
+            joined = Some((found, member));
+        }
+    }
+    drop(shared);
+    let lock = match joined {
+        Some(_) => None,
+        None => Some(Lock::take(&lock_path)?),
+    };
+    let mut image = Some(image);
     // Twice at most: a container found ending is stopped, then started anew.
     for _ in 0..3 {
+        if joined.is_some() {
+            break;
+        }
         match find(&places, host.uid, &name) {
             Ok(found) => match connect(&found) {
                 Ok(member) => {
@@ -102,7 +118,7 @@ pub fn run(opts: &LaunchOptions, host: &Host, image: Image) -> Result<i32, Insta
                     name: name.clone(),
                     pid_file: None,
                     sharens: true,
-                    close_in_monitor: Some(lock._held.as_raw_fd()),
+                    close_in_monitor: lock.as_ref().map(|l| l._held.as_raw_fd()),
                 };
                 super::start(&container, host, image, &req)?;
             }
@@ -289,6 +305,14 @@ struct Lock {
 impl Lock {
     fn take(path: &Path) -> Result<Lock, InstanceError> {
         Lock::take_as(path, Flock::Exclusive)?.ok_or_else(|| InstanceError::File {
+            path: path.to_path_buf(),
+            source: std::io::Error::other("the lock was not taken"),
+        })
+    }
+
+    /// The lock, shared with other holders of it shared.
+    fn shared(path: &Path) -> Result<Lock, InstanceError> {
+        Lock::take_as(path, Flock::Shared)?.ok_or_else(|| InstanceError::File {
             path: path.to_path_buf(),
             source: std::io::Error::other("the lock was not taken"),
         })
