@@ -31,7 +31,7 @@ pub fn join(
         name: r.name.clone(),
         problem: "it is not running any more".into(),
     };
-    if r.monitor().is_none() || r.init().is_none() {
+    if r.monitor().is_none() {
         return Err(gone());
     }
     if r.vessel.script.is_empty() {
@@ -67,8 +67,7 @@ pub fn join(
             argv,
             env,
             cwd: host.cwd.clone(),
-            dies_with_joiner: false,
-            in_place: false,
+            member: false,
         },
     )
 }
@@ -79,12 +78,11 @@ pub struct Entry {
     pub env: Vec<(OsString, OsString)>,
     /// Its working directory ("/" if the container has none there).
     pub cwd: std::path::PathBuf,
-    /// Killed when the joining process dies (`SIGKILL` included), as a
-    /// launched container's payload is: a member of a shared container.
-    pub dies_with_joiner: bool,
-    /// The joining process becomes the command where it can (a member of a
-    /// shared container without a PID namespace).
-    pub in_place: bool,
+    /// A member of a shared container: the joining process becomes the
+    /// command where it can (without a PID namespace), else the command is
+    /// killed when the joining process dies (`SIGKILL` included), as a
+    /// launched container's payload is.
+    pub member: bool,
 }
 
 /// Enters the instance's namespaces and runs `entry` there with the
@@ -114,12 +112,12 @@ pub fn enter(found: &Found, entry: Entry) -> Result<i32, InstanceError> {
     // Without a PID namespace to enter (which only children do), a member
     // of a shared container becomes its command: no process of Vessel's
     // stays beside it, and signals and its status are its own.
-    if entry.in_place && !r.vessel.pid_ns {
+    if entry.member && !r.vessel.pid_ns {
         become_command(r, &entry, &mask);
     }
     match p::fork()? {
         Fork::Child => {
-            if entry.dies_with_joiner {
+            if entry.member {
                 if let Err(e) = p::die_with_parent() {
                     eprintln!("FATAL:   {e}");
                     p::exit_now(255);

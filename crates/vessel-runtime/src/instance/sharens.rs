@@ -70,62 +70,12 @@ pub fn run(opts: &LaunchOptions, host: &Host, image: Image) -> Result<i32, Insta
     // Joining a running container takes the lock shared, so that the ranks
     // of a node join at once; starting, replacing and stopping one take it
     // alone.
-    let mut joined = None;
     let shared = Lock::shared(&lock_path)?;
-    if let Ok(found) = find(&places, host.uid, &name) {
-        if let Ok(member) = connect(&found) {
-            joined = Some((found, member));
-        }
-    }
+    let mut joined = try_join(&places, host.uid, &name).ok();
     drop(shared);
-    let lock = match joined {
-        Some(_) => None,
-        None => Some(Lock::take(&lock_path)?),
-    };
-    let mut image = Some(image);
-    // Twice at most: a container found ending is stopped, then started anew.
-    for _ in 0..3 {
-        if joined.is_some() {
-            break;
-        }
-        match find(&places, host.uid, &name) {
-            Ok(found) => match connect(&found) {
-                Ok(member) => {
-                    joined = Some((found, member));
-                    break;
-                }
-                Err(e) => {
-                    tracing::debug!("--sharens: {name} does not take members ({e}): replacing it");
-                    let stop = Stop {
-                        signal: 15,
-                        timeout: Duration::from_secs(5),
-                        force: false,
-                    };
-                    super::stop(&found, stop)?;
-                }
-            },
-            Err(InstanceError::NotFound { .. }) => {
-                let Some(image) = image.take() else {
-                    break;
-                };
-                let container = LaunchOptions {
-                    // The container's own command does nothing: its members
-                    // bring theirs.
-                    action: Some(Action::Exec(Vec::new())),
-                    ..opts.clone()
-                };
-                let req = super::StartRequest {
-                    name: name.clone(),
-                    pid_file: None,
-                    sharens: true,
-                    close_in_monitor: lock.as_ref().map(|l| l._held.as_raw_fd()),
-                };
-                super::start(&container, host, image, &req)?;
-            }
-            Err(e) => return Err(e),
-        }
+    if joined.is_none() {
+        joined = join_or_start(opts, host, image, &places, &name, &lock_path)?;
     }
-    drop(lock);
     let (found, member) = joined.ok_or_else(|| InstanceError::Failed {
         name: name.clone(),
         problem: "the shared container ended while this command was joining it".into(),
@@ -157,11 +107,75 @@ pub fn run(opts: &LaunchOptions, host: &Host, image: Image) -> Result<i32, Insta
             argv: command.argv,
             env: command.env,
             cwd,
-            dies_with_joiner: true,
-            in_place: true,
+            member: true,
         },
     )?;
     Ok(status)
+}
+
+/// Finds the running container `name` and connects to it as a member.
+fn try_join(
+    places: &Places,
+    uid: u32,
+    name: &str,
+) -> Result<(super::Found, UnixStream), InstanceError> {
+    let found = find(places, uid, name)?;
+    let member = connect(&found)?;
+    Ok((found, member))
+}
+
+/// Under the lock, held alone: joins the container `name`, stopping one
+/// that does not take members and starting it from `image` if none runs.
+/// `None` when it ended meanwhile.
+fn join_or_start(
+    opts: &LaunchOptions,
+    host: &Host,
+    image: Image,
+    places: &Places,
+    name: &str,
+    lock_path: &Path,
+) -> Result<Option<(super::Found, UnixStream)>, InstanceError> {
+    let lock = Lock::take(lock_path)?;
+    let mut image = Some(image);
+    // Twice at most: a container found ending is stopped, then started anew.
+    for _ in 0..3 {
+        let found = match find(places, host.uid, name) {
+            Ok(found) => found,
+            Err(InstanceError::NotFound { .. }) => {
+                let Some(image) = image.take() else {
+                    return Ok(None);
+                };
+                let container = LaunchOptions {
+                    // The container's own command does nothing: its members
+                    // bring theirs.
+                    action: Some(Action::Exec(Vec::new())),
+                    ..opts.clone()
+                };
+                let req = super::StartRequest {
+                    name: name.to_string(),
+                    pid_file: None,
+                    sharens: true,
+                    close_in_monitor: Some(lock._held.as_raw_fd()),
+                };
+                super::start(&container, host, image, &req)?;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        match connect(&found) {
+            Ok(member) => return Ok(Some((found, member))),
+            Err(e) => {
+                tracing::debug!("--sharens: {name} does not take members ({e}): replacing it");
+                let stop = Stop {
+                    signal: 15,
+                    timeout: Duration::from_secs(5),
+                    force: false,
+                };
+                super::stop(&found, stop)?;
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// What makes commands one job step's ranks: Open MPI's or PMIx's job
