@@ -62,22 +62,47 @@ fn is_bool(arg: &clap::Arg) -> bool {
     )
 }
 
-fn find_long<'a>(cmd: &'a clap::Command, name: &str) -> Option<&'a clap::Arg> {
-    cmd.get_arguments().find(|a| {
+/// The subcommand being read, and the commands above it, nearest last.
+struct Chain<'a> {
+    here: &'a clap::Command,
+    above: Vec<&'a clap::Command>,
+}
+
+impl<'a> Chain<'a> {
+    /// The flags the subcommand takes: its own, then its ancestors'
+    /// global ones, nearest first (what `Command::build` would copy in).
+    fn arguments(&self) -> impl Iterator<Item = &'a clap::Arg> + '_ {
+        let inherited = self
+            .above
+            .iter()
+            .rev()
+            .flat_map(|c| c.get_arguments().filter(|a| a.is_global_set()));
+        self.here.get_arguments().chain(inherited)
+    }
+
+    fn descend(&mut self, sub: &'a clap::Command) {
+        self.above.push(self.here);
+        self.here = sub;
+    }
+}
+
+fn find_long<'a>(cmd: &Chain<'a>, name: &str) -> Option<&'a clap::Arg> {
+    cmd.arguments().find(|a| {
         a.get_long() == Some(name) || a.get_all_aliases().is_some_and(|al| al.contains(&name))
     })
 }
 
-fn find_short(cmd: &clap::Command, c: char) -> Option<&clap::Arg> {
-    cmd.get_arguments().find(|a| {
+fn find_short<'a>(cmd: &Chain<'a>, c: char) -> Option<&'a clap::Arg> {
+    cmd.arguments().find(|a| {
         a.get_short() == Some(c) || a.get_all_short_aliases().is_some_and(|al| al.contains(&c))
     })
 }
 
 /// Whether the command's first positional argument starts what belongs to
 /// the command it runs (`exec IMAGE CMD…`): no flag is read after it.
-fn stops_at_first_positional(cmd: &clap::Command) -> bool {
-    cmd.get_arguments()
+fn stops_at_first_positional(cmd: &Chain<'_>) -> bool {
+    cmd.here
+        .get_arguments()
         .any(|a| a.is_positional() && a.is_trailing_var_arg_set())
 }
 
@@ -102,19 +127,24 @@ fn set(arg: &clap::Arg) -> OsString {
 }
 
 /// Rewrites `args` (with the program name first) from pflag's grammar into
-/// clap's, for the command tree `root`, built (`Command::build`) so that
-/// each subcommand lists the global flags it accepts too. What clap reads
-/// the same way, and what it should report (unknown flags, bad values of
-/// non-boolean flags), is passed through untouched.
+/// clap's, for the command tree `root`. The tree need not be built
+/// (`Command::build`, which prepares every subcommand of Vessel's, a third
+/// of a start-up's own time): a subcommand's flags are its own and its
+/// ancestors' global ones, looked up here as clap would propagate them.
+/// What clap reads the same way, and what it should report (unknown flags,
+/// `--help`, bad values of non-boolean flags), is passed through untouched.
 pub fn normalize(root: &clap::Command, args: Vec<OsString>) -> Result<Vec<OsString>, GrammarError> {
-    let mut cmd = root;
+    let mut cmd = Chain {
+        here: root,
+        above: Vec::new(),
+    };
     let mut out = Vec::with_capacity(args.len());
     let mut it = args.into_iter();
     out.extend(it.next());
     while let Some(a) = it.next() {
         let Some(text) = a.to_str() else {
             // Not UTF-8: not a flag pflag knows; a path.
-            if stops_at_first_positional(cmd) {
+            if stops_at_first_positional(&cmd) {
                 out.push(a);
                 break;
             }
@@ -130,7 +160,7 @@ pub fn normalize(root: &clap::Command, args: Vec<OsString>) -> Result<Vec<OsStri
                 Some((n, v)) => (n, Some(v)),
                 None => (long, None),
             };
-            let Some(arg) = find_long(cmd, name) else {
+            let Some(arg) = find_long(&cmd, name) else {
                 // clap names the unknown flag.
                 out.push(a);
                 break;
@@ -160,7 +190,7 @@ pub fn normalize(root: &clap::Command, args: Vec<OsString>) -> Result<Vec<OsStri
             continue;
         }
         if let Some(shorts) = text.strip_prefix('-').filter(|s| !s.is_empty()) {
-            if !shorts.starts_with(|c: char| find_short(cmd, c).is_some()) {
+            if !shorts.starts_with(|c: char| find_short(&cmd, c).is_some()) {
                 // An unknown shorthand: clap names it.
                 out.push(a);
                 break;
@@ -169,7 +199,7 @@ pub fn normalize(root: &clap::Command, args: Vec<OsString>) -> Result<Vec<OsStri
             let mut rest = shorts;
             while let Some(c) = rest.chars().next() {
                 let after = &rest[c.len_utf8()..];
-                let Some(arg) = find_short(cmd, c) else {
+                let Some(arg) = find_short(&cmd, c) else {
                     // clap reports the unknown letter, in the cluster as typed.
                     out.push(a.clone());
                     return Ok(finish(out, it));
@@ -217,13 +247,13 @@ pub fn normalize(root: &clap::Command, args: Vec<OsString>) -> Result<Vec<OsStri
             continue;
         }
         // A positional argument: a subcommand, or the command's own.
-        if let Some(sub) = cmd.find_subcommand(&a) {
-            cmd = sub;
+        if let Some(sub) = cmd.here.find_subcommand(&a) {
+            cmd.descend(sub);
             out.push(a);
             continue;
         }
         out.push(a);
-        if stops_at_first_positional(cmd) {
+        if stops_at_first_positional(&cmd) {
             break;
         }
     }
@@ -243,8 +273,8 @@ mod tests {
     fn norm(line: &[&str]) -> Result<Vec<String>, String> {
         let mut args = vec![OsString::from("vessel")];
         args.extend(line.iter().map(OsString::from));
-        let mut root = crate::cli::Cli::command();
-        root.build();
+        // As main reads it: not built.
+        let root = crate::cli::Cli::command();
         normalize(&root, args)
             .map(|v| {
                 v.into_iter()

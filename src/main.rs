@@ -37,9 +37,9 @@ fn main() -> ExitCode {
         (found.value.map(|v| v.value), found.warning, found.info)
     };
     let env_flag = |var: EnvVar| env(var).0.as_deref().and_then(lookup_bool).unwrap_or(false);
-    let mut command = cli_command(tool);
-    // Once, for both the grammar's rewriting and clap's parse.
-    command.build();
+    // Not built (`Command::build`): clap builds the subcommand it parses
+    // on the way, and the grammar looks global flags up itself.
+    let command = cli_command(tool);
     let args = match grammar::normalize(&command, args) {
         Ok(args) => args,
         Err(e) => {

@@ -741,9 +741,14 @@ fn nothing_is_left_after_the_monitor_is_killed() {
     let mut rest = Vec::new();
     std::io::Read::read_to_end(&mut stdout_pipe, &mut rest).unwrap();
     // And so did what it started in the background (the sweeper kills
-    // what is left in the container's user namespace). A killed process
-    // may stay a zombie where PID 1 does not reap: it counts as gone.
-    let pid = std::fs::read_to_string(&bg_pid).unwrap();
+    // what is left in the container's user namespace).
+    wait_until_gone(&bg_pid);
+}
+
+/// Waits until the process whose pid is in `pid_file` has ended. A killed
+/// process may stay a zombie where PID 1 does not reap: it counts as gone.
+fn wait_until_gone(pid_file: &Path) {
+    let pid = std::fs::read_to_string(pid_file).unwrap();
     let stat = format!("/proc/{}/stat", pid.trim());
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -759,10 +764,32 @@ fn nothing_is_left_after_the_monitor_is_killed() {
         }
         assert!(
             Instant::now() < deadline,
-            "the background sleep survived: {state}"
+            "the background process survived: {state}"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// A payload that ends normally with something of its own still running
+/// (a daemon, a forgotten `&`): that is ended too, as after a kill. (The
+/// monitor spares the sweeper its walk of /proc only when nothing is left.)
+#[test]
+fn what_a_payload_leaves_running_is_ended_with_it() {
+    let dir = user_dir();
+    let b = busybox();
+    let bg_pid = dir.path().join("bg.pid");
+    // A double fork: the sleep's parent ends at once, so it is an orphan.
+    let script = format!("(sleep 61 & echo $! > {}) ; echo done", bg_pid.display());
+    let out = user_vessel(
+        &["exec", b.to_str().unwrap(), "sh", "-c", &script],
+        &[],
+        dir.path(),
+    )
+    .output()
+    .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "done\n");
+    assert!(out.status.success());
+    wait_until_gone(&bg_pid);
 }
 
 #[test]

@@ -214,12 +214,18 @@ fn launch_with(
     for w in &plan.warnings {
         tracing::warn!("{w}");
     }
+    // An instance's processes may be joined from outside (`exec
+    // instance://`): only the sweeper's walk finds those.
+    let alone = instance.is_none();
     let instance = instance.map(|f| (f, session_plan.namespaces));
     let status = run(&plan, session.path(), instance);
     // The layers' helpers write their file systems back before the image
     // they are stacked on goes.
     overlays.release();
     drop(fuse_server);
+    if alone {
+        session.nothing_left();
+    }
     // The session's mounts vanish with the namespace; remove the empty
     // directory they were on.
     let _ = m::unmount_detach(session.path());

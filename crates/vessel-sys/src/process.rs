@@ -347,21 +347,39 @@ pub fn sweep_after_exit(dir: &Path) -> Result<Sweeper> {
             // A job's end signals every process of the step, this one too:
             // it must outlive them to clean up after them.
             let _mask = crate::signal::SignalMask::block_forwarded();
-            let namespace = wait_for_end(&theirs);
-            if let Some(ns) = &namespace {
+            let end = wait_for_end(&theirs);
+            if let (Some(ns), false) = (&end.namespace, end.all_clear) {
                 kill_left_in(ns);
             }
             let _ = rustix::fs::rmdir(dir);
             exit_now(0)
         }
-        Fork::Parent(_) => Ok(Sweeper(ours)),
+        Fork::Parent(pid) => Ok(Sweeper { socket: ours, pid }),
     }
 }
 
 /// The monitor's end of the sweeper's socket.
-pub struct Sweeper(std::os::fd::OwnedFd);
+pub struct Sweeper {
+    socket: std::os::fd::OwnedFd,
+    pid: Pid,
+}
 
 impl Sweeper {
+    /// The sweeper process, a child of the caller.
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// Tells the sweeper that nothing is left running in the container,
+    /// so that it skips its walk of `/proc` (one `stat` per process of the
+    /// node, for every run that ends normally). Only the caller can know:
+    /// see [`children`].
+    pub fn all_clear(&self) -> Result<()> {
+        rustix::net::send(&self.socket, b"c", rustix::net::SendFlags::empty())
+            .op(|| "telling the sweeper that nothing is left".into())?;
+        Ok(())
+    }
+
     /// Tells the sweeper the calling process's user namespace, the
     /// container's (a new one: the sweeper ignores its own): what is still
     /// in it when the monitor is gone is killed.
@@ -375,7 +393,7 @@ impl Sweeper {
         let fds = [ns.as_fd()];
         control.push(SendAncillaryMessage::ScmRights(&fds));
         sendmsg(
-            &self.0,
+            &self.socket,
             &[std::io::IoSlice::new(b"n")],
             &mut control,
             SendFlags::empty(),
@@ -385,11 +403,22 @@ impl Sweeper {
     }
 }
 
-/// Reads the socket to its end (every holder of the other end gone);
-/// returns the namespace it was sent, if any.
-fn wait_for_end(socket: &std::os::fd::OwnedFd) -> Option<std::os::fd::OwnedFd> {
+/// What the sweeper was told before the monitor's end of its socket
+/// closed.
+struct End {
+    /// The container's user namespace ([`Sweeper::watch_namespace`]).
+    namespace: Option<std::os::fd::OwnedFd>,
+    /// Nothing is left running in it ([`Sweeper::all_clear`]).
+    all_clear: bool,
+}
+
+/// Reads the socket to its end (every holder of the other end gone).
+fn wait_for_end(socket: &std::os::fd::OwnedFd) -> End {
     use rustix::net::{recvmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
-    let mut namespace = None;
+    let mut end = End {
+        namespace: None,
+        all_clear: false,
+    };
     loop {
         let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
         let mut control = RecvAncillaryBuffer::new(&mut space);
@@ -402,17 +431,28 @@ fn wait_for_end(socket: &std::os::fd::OwnedFd) -> Option<std::os::fd::OwnedFd> {
         ) {
             Err(rustix::io::Errno::INTR) => continue,
             Ok(r) if r.bytes > 0 => {
+                end.all_clear = byte == *b"c";
                 for message in control.drain() {
                     if let RecvAncillaryMessage::ScmRights(fds) = message {
                         for fd in fds {
-                            namespace = Some(fd);
+                            end.namespace = Some(fd);
                         }
                     }
                 }
             }
-            _ => return namespace,
+            _ => return end,
         }
     }
+}
+
+/// The children of the calling thread (`/proc/thread-self/children`), or
+/// `None` where the kernel does not list them (`CONFIG_PROC_CHILDREN`).
+/// Together with [`crate::join::become_subreaper`], every live descendant
+/// has an ancestor in this list: an orphan is reparented to the nearest
+/// subreaper.
+pub fn children() -> Option<Vec<i32>> {
+    let text = std::fs::read_to_string("/proc/thread-self/children").ok()?;
+    text.split_whitespace().map(|p| p.parse().ok()).collect()
 }
 
 /// Kills, until none is left, the processes in the user namespace `ns`

@@ -28,6 +28,19 @@ impl Session {
     pub(super) fn path(&self) -> &std::path::Path {
         self.dir.path()
     }
+
+    /// Once the payload and the container's servers are gone: when no
+    /// other child is left (this process is the subreaper of everything
+    /// the payload started), tells the sweeper that nothing is left
+    /// running, which spares it a walk of `/proc`.
+    pub(super) fn nothing_left(&self) {
+        let sweeper = self.sweeper.pid().as_raw_nonzero().get();
+        if p::children().is_some_and(|c| c.iter().all(|&pid| pid == sweeper)) {
+            if let Err(e) = self.sweeper.all_clear() {
+                tracing::debug!("{e}");
+            }
+        }
+    }
 }
 
 /// Creates the namespaces and the private session tmpfs, returned as the
@@ -49,6 +62,11 @@ pub(super) fn enter_namespaces(
     // SIGKILL leaves no directory behind in the user's TMPDIR.
     let sweeper = p::sweep_after_exit(dir.path())?;
     let session = Session { dir, sweeper };
+    // The payload's orphans become this process's children, so that the
+    // end of a run can tell whether anything of it is still running.
+    if let Err(e) = vessel_sys::join::become_subreaper() {
+        tracing::debug!("{e}");
+    }
     let mut ns = plan.namespaces;
     ns.pid &= !defer_pid;
     if ns.user && plan.fakeroot {
