@@ -62,7 +62,11 @@ pub struct GlobalArgs {
     pub build_config: bool,
 }
 
+/// Each subcommand's flags are made only when it runs (`defer`): making
+/// every subcommand's (a thousand flags) was half of a start-up's own
+/// time.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     // --- Running containers ---
     /// Run a command inside a container
@@ -254,7 +258,7 @@ impl Command {
     }
 }
 
-/// How to reach registries, shared by the commands that pull.
+// How to reach registries, shared by the commands that pull.
 #[derive(Debug, Args, Clone)]
 pub struct RegistryOptions {
     /// Use plain HTTP instead of HTTPS for the registry
@@ -271,8 +275,8 @@ pub struct RegistryOptions {
     pub docker_login: bool,
 }
 
-/// The registry flags of `build`, `pull` and `push` that the action
-/// commands declare among their own (`RefusedActionArgs`).
+// The registry flags of `build`, `pull` and `push` that the action
+// commands declare among their own (`RefusedActionArgs`).
 #[derive(Debug, Args, Clone, Default)]
 pub struct RegistryExtra {
     /// Registry user name (default: APPTAINER_DOCKER_USERNAME, DOCKER_USERNAME)
@@ -586,7 +590,7 @@ pub enum RegistryCommand {
     },
 }
 
-/// The objects `sign` and `verify` work on, instead of every object group.
+// The objects `sign` and `verify` work on, instead of every object group.
 #[derive(Debug, Args)]
 pub struct ObjectChoice {
     /// Only the objects of this group
@@ -603,7 +607,7 @@ pub struct ObjectChoice {
     pub sif_id: Option<u32>,
 }
 
-/// Options of `sign`.
+// Options of `sign`.
 #[derive(Debug, Args)]
 pub struct SignArgs {
     #[command(flatten)]
@@ -624,7 +628,7 @@ pub struct SignArgs {
     pub image: PathBuf,
 }
 
-/// Options of `verify`.
+// Options of `verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     #[command(flatten)]
@@ -666,7 +670,7 @@ pub struct VerifyArgs {
     pub image: PathBuf,
 }
 
-/// `key` and its subcommands.
+// `key` and its subcommands.
 #[derive(Debug, Args)]
 pub struct KeyArgs {
     /// Use the global public keyring (in the configuration directory; changing it needs root)
@@ -775,9 +779,9 @@ pub enum KeyCommand {
     },
 }
 
-/// Options of `exec`, `run`, `shell` and `test`, in Apptainer's grammar:
-/// flags before the image, everything after it is the command's. A flag
-/// given twice takes its last value (lists accumulate), as with pflag.
+// Options of `exec`, `run`, `shell` and `test`, in Apptainer's grammar:
+// flags before the image, everything after it is the command's. A flag
+// given twice takes its last value (lists accumulate), as with pflag.
 #[derive(Debug, Args)]
 #[command(args_override_self = true)]
 pub struct ActionArgs {
@@ -881,10 +885,10 @@ pub struct ActionArgs {
     pub rest: Vec<OsString>,
 }
 
-/// Apptainer's action flags that Vessel honours only in part, or by what
-/// it always does, or refuses: the library decides each (refusals name the
-/// flag and why: GPUs, CNI networks, cgroups, root-only settings for other
-/// users), so that none is taken for the image or silently ignored.
+// Apptainer's action flags that Vessel honours only in part, or by what
+// it always does, or refuses: the library decides each (refusals name the
+// flag and why: GPUs, CNI networks, cgroups, root-only settings for other
+// users), so that none is taken for the image or silently ignored.
 #[derive(Debug, Args, Default)]
 pub struct RefusedActionArgs {
     /// NVIDIA GPUs: the host's driver (libraries, programs, devices) in the container
@@ -1037,15 +1041,15 @@ pub struct ShellArgs {
     pub action: ActionArgs,
 }
 
-/// `vessel __fakeroot CMD ARGS…`: the command, on the host, in new user
-/// (fake root), mount and PID namespaces.
+// `vessel __fakeroot CMD ARGS…`: the command, on the host, in new user
+// (fake root), mount and PID namespaces.
 #[derive(Debug, Args)]
 pub struct FakerootRunArgs {
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
     pub command: Vec<OsString>,
 }
 
-/// `vessel __mount-image IMAGE DIR CMD ARGS…`.
+// `vessel __mount-image IMAGE DIR CMD ARGS…`.
 #[derive(Debug, Args)]
 pub struct MountImageArgs {
     pub image: std::path::PathBuf,
@@ -1054,7 +1058,7 @@ pub struct MountImageArgs {
     pub command: Vec<OsString>,
 }
 
-/// `instance`: containers that run in the background under a name.
+// `instance`: containers that run in the background under a name.
 #[derive(Debug, Args)]
 pub struct InstanceArgs {
     #[command(subcommand)]
@@ -1120,7 +1124,7 @@ pub enum InstanceCommand {
     },
 }
 
-/// `instance start` and `instance run`: the action flags and four of their own.
+// `instance start` and `instance run`: the action flags and four of their own.
 #[derive(Debug, Args)]
 pub struct InstanceStartArgs {
     /// Run /sbin/init as PID 1 (root only)
@@ -1140,7 +1144,7 @@ pub struct InstanceStartArgs {
     pub action: ActionArgs,
 }
 
-/// `overlay`: writable overlay images.
+// `overlay`: writable overlay images.
 #[derive(Debug, Args)]
 pub struct OverlayArgs {
     #[command(subcommand)]
@@ -1240,8 +1244,8 @@ pub struct BuildcfgArgs {
     pub key: Option<String>,
 }
 
-/// Arguments of a command that Vessel does not implement yet: taken as
-/// given, so that the command can say so instead of a usage error.
+// Arguments of a command that Vessel does not implement yet: taken as
+// given, so that the command can say so instead of a usage error.
 #[derive(Debug, Args)]
 pub struct NotYet {
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
@@ -1293,13 +1297,9 @@ pub struct InspectArgs {
     pub image: PathBuf,
 }
 
+// Its help is the `sif` variant's: with deferred flags (`Command`), an
+// about set here would replace it.
 #[derive(Debug, Args)]
-#[command(
-    about = "Read and change the objects inside a SIF file",
-    long_about = "Read and change the data objects inside a SIF (Singularity Image Format) file: \
-its header, partitions, metadata and signatures. The output and arguments are those of the \
-reference siftool."
-)]
 pub struct SifArgs {
     #[command(subcommand)]
     pub command: SifCommand,

@@ -63,15 +63,15 @@ fn is_bool(arg: &clap::Arg) -> bool {
 }
 
 /// The subcommand being read, and the commands above it, nearest last.
-struct Chain<'a> {
-    here: &'a clap::Command,
-    above: Vec<&'a clap::Command>,
+struct Chain {
+    here: clap::Command,
+    above: Vec<clap::Command>,
 }
 
-impl<'a> Chain<'a> {
+impl Chain {
     /// The flags the subcommand takes: its own, then its ancestors'
     /// global ones, nearest first (what `Command::build` would copy in).
-    fn arguments(&self) -> impl Iterator<Item = &'a clap::Arg> + '_ {
+    fn arguments(&self) -> impl Iterator<Item = &clap::Arg> + '_ {
         let inherited = self
             .above
             .iter()
@@ -80,19 +80,28 @@ impl<'a> Chain<'a> {
         self.here.get_arguments().chain(inherited)
     }
 
-    fn descend(&mut self, sub: &'a clap::Command) {
-        self.above.push(self.here);
-        self.here = sub;
+    /// Into the subcommand called `name`, if there is one. Its flags are
+    /// deferred (`#[command(defer = true)]`: made only for the subcommand
+    /// that runs): a copy of it is built here, as clap builds it to parse.
+    fn descend(&mut self, name: &OsStr) -> bool {
+        let Some(sub) = self.here.find_subcommand(name) else {
+            return false;
+        };
+        let mut sub = sub.clone();
+        sub.build();
+        let parent = std::mem::replace(&mut self.here, sub);
+        self.above.push(parent);
+        true
     }
 }
 
-fn find_long<'a>(cmd: &Chain<'a>, name: &str) -> Option<&'a clap::Arg> {
+fn find_long<'a>(cmd: &'a Chain, name: &str) -> Option<&'a clap::Arg> {
     cmd.arguments().find(|a| {
         a.get_long() == Some(name) || a.get_all_aliases().is_some_and(|al| al.contains(&name))
     })
 }
 
-fn find_short<'a>(cmd: &Chain<'a>, c: char) -> Option<&'a clap::Arg> {
+fn find_short(cmd: &Chain, c: char) -> Option<&clap::Arg> {
     cmd.arguments().find(|a| {
         a.get_short() == Some(c) || a.get_all_short_aliases().is_some_and(|al| al.contains(&c))
     })
@@ -100,7 +109,7 @@ fn find_short<'a>(cmd: &Chain<'a>, c: char) -> Option<&'a clap::Arg> {
 
 /// Whether the command's first positional argument starts what belongs to
 /// the command it runs (`exec IMAGE CMD…`): no flag is read after it.
-fn stops_at_first_positional(cmd: &Chain<'_>) -> bool {
+fn stops_at_first_positional(cmd: &Chain) -> bool {
     cmd.here
         .get_arguments()
         .any(|a| a.is_positional() && a.is_trailing_var_arg_set())
@@ -129,13 +138,14 @@ fn set(arg: &clap::Arg) -> OsString {
 /// Rewrites `args` (with the program name first) from pflag's grammar into
 /// clap's, for the command tree `root`. The tree need not be built
 /// (`Command::build`, which prepares every subcommand of Vessel's, a third
-/// of a start-up's own time): a subcommand's flags are its own and its
-/// ancestors' global ones, looked up here as clap would propagate them.
+/// of a start-up's own time), and the subcommands' flags may be deferred:
+/// a subcommand's flags are its own and its ancestors' global ones, looked
+/// up here as clap would propagate them.
 /// What clap reads the same way, and what it should report (unknown flags,
 /// `--help`, bad values of non-boolean flags), is passed through untouched.
 pub fn normalize(root: &clap::Command, args: Vec<OsString>) -> Result<Vec<OsString>, GrammarError> {
     let mut cmd = Chain {
-        here: root,
+        here: root.clone(),
         above: Vec::new(),
     };
     let mut out = Vec::with_capacity(args.len());
@@ -247,8 +257,7 @@ pub fn normalize(root: &clap::Command, args: Vec<OsString>) -> Result<Vec<OsStri
             continue;
         }
         // A positional argument: a subcommand, or the command's own.
-        if let Some(sub) = cmd.here.find_subcommand(&a) {
-            cmd.descend(sub);
+        if cmd.descend(&a) {
             out.push(a);
             continue;
         }

@@ -57,7 +57,7 @@ pub fn run(cli: Cli, tool: Tool) -> Result<u8> {
                 CompletionShell::Zsh => Shell::Zsh,
                 CompletionShell::Fish => Shell::Fish,
             };
-            let mut cmd = crate::cli_command(tool);
+            let mut cmd = completion_command(tool);
             let mut out = std::io::stdout().lock();
             clap_complete::generate(shell, &mut cmd, tool.command(), &mut out);
             out.flush()?;
@@ -121,4 +121,19 @@ fn version(tool: Tool) -> String {
             format!("{APPTAINER_COMPAT_VERSION}+vessel.{VERSION}")
         }
     }
+}
+
+/// The command tree the shell completions are generated from. The
+/// subcommands' flags are deferred (`cli::Command`) and the `help`
+/// subcommand's tree is made from what the subcommands hold when the root
+/// is built: so the root gets each subcommand already built in full.
+fn completion_command(tool: Tool) -> clap::Command {
+    let mut full = crate::cli_command(tool);
+    full.build();
+    let mut cmd = crate::cli_command(tool);
+    // clap's own `help` subcommand, added by the build, is made again.
+    for sub in full.get_subcommands().filter(|s| s.get_name() != "help") {
+        cmd = cmd.mut_subcommand(sub.get_name(), |_| sub.clone());
+    }
+    cmd
 }
