@@ -1424,3 +1424,28 @@ pub struct DoctorArgs {
     #[arg(long)]
     pub json: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// A subcommand's flags are deferred, and what its `Args` struct sets
+    /// (a doc comment becomes an about) lands after the subcommand's own
+    /// help: building must leave every subcommand's help as declared.
+    #[test]
+    fn deferred_flags_leave_each_subcommands_help_as_declared() {
+        let declared = super::Cli::command();
+        let mut built = super::Cli::command();
+        built.build();
+        for sub in declared.get_subcommands() {
+            let made = built.find_subcommand(sub.get_name()).unwrap();
+            let name = sub.get_name();
+            assert_eq!(made.get_about(), sub.get_about(), "about of {name}");
+            assert_eq!(
+                made.get_long_about(),
+                sub.get_long_about(),
+                "long about of {name}"
+            );
+        }
+    }
+}
