@@ -613,8 +613,14 @@ pub fn build_root(
         device_env: gpus.env.clone(),
         has_sh: image_root.resolve("/bin/sh")?.is_some(),
     };
-    let command = basis.command(opts, host, &action)?;
+    let mut command = basis.command(opts, host, &action)?;
     warnings.extend(command.warnings);
+    // A shared container (`--sharens`) runs no command of its own: its
+    // members bring theirs. Its shell would only source the environment
+    // scripts and end, on the path every rank of the job waits on.
+    if opts.sharens && matches!(&action, Action::Exec(args) if args.is_empty()) {
+        command.argv.clear();
+    }
 
     Ok(LaunchPlan {
         lower: lower.to_path_buf(),

@@ -15,7 +15,7 @@ use vessel_sys::Hint;
 
 use super::{find, private_dir, remove_record, InstanceError, Places, Record, VesselRecord};
 use crate::launch::Started;
-use crate::options::{Host, LaunchOptions};
+use crate::options::{Action, Host, LaunchOptions};
 
 /// How long `instance start` watches a started instance for a start script
 /// that fails at once, before it reports success. A start script that
@@ -278,12 +278,22 @@ fn monitor(
     };
     let mut on_start = |s: &Started<'_>| -> Result<(), crate::LaunchError> {
         let init = s.init.as_raw_nonzero().get();
-        let (script, env) = match s.plan.argv.as_slice() {
+        // A shared container's init has no command; `exec instance://`
+        // into it still runs through the image's shell.
+        let shared;
+        let (argv, env) = if s.plan.argv.is_empty() && s.plan.basis.has_sh {
+            shared = s
+                .plan
+                .basis
+                .command(opts, host, &Action::Exec(Vec::new()))?;
+            (&shared.argv, &shared.env)
+        } else {
+            (&s.plan.argv, &s.plan.env)
+        };
+        let (script, env) = match argv.as_slice() {
             [sh, c, script, ..] if sh == "/bin/sh" && c == "-c" => (
                 script.to_string_lossy().into_owned(),
-                s.plan
-                    .env
-                    .iter()
+                env.iter()
                     .map(|(k, v)| {
                         (
                             k.to_string_lossy().into_owned(),
