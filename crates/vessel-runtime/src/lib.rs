@@ -12,6 +12,8 @@
 pub mod bind;
 pub mod doctor;
 pub mod env;
+pub mod env_native;
+pub mod env_script;
 pub mod extract;
 pub mod fakeroot;
 pub mod fuse;

@@ -156,6 +156,9 @@ pub struct LaunchPlan {
     pub home: PathBuf,
     pub argv: Vec<OsString>,
     pub env: Vec<(OsString, OsString)>,
+    /// `argv` and `env` made without the image's shell, when that gives
+    /// the same.
+    pub native: Option<crate::env_native::NativeEnv>,
     /// What the command was made from, for members of a shared container.
     pub basis: CommandBasis,
     pub warnings: Vec<String>,
@@ -620,6 +623,7 @@ pub fn build_root(
     // scripts and end, on the path every rank of the job waits on.
     if opts.sharens && matches!(&action, Action::Exec(args) if args.is_empty()) {
         command.argv.clear();
+        command.native = None;
     }
 
     Ok(LaunchPlan {
@@ -645,6 +649,7 @@ pub fn build_root(
         home: home_dst,
         argv: command.argv,
         env: command.env,
+        native: command.native,
         basis,
         warnings,
     })
@@ -676,6 +681,9 @@ pub struct CommandBasis {
 pub struct Command {
     pub argv: Vec<OsString>,
     pub env: Vec<(OsString, OsString)>,
+    /// `exec`'s command and environment made without the shell, when
+    /// that gives the same ([`crate::env_native`]).
+    pub native: Option<crate::env_native::NativeEnv>,
     pub warnings: Vec<String>,
 }
 
@@ -705,6 +713,15 @@ impl CommandBasis {
             gpus: opts.gpus.any(),
         });
         let mut warnings = env.warnings;
+        let native = match action {
+            Action::Exec(args) if self.has_sh && !args.is_empty() => {
+                env.native.map(|n| crate::env_native::NativeEnv {
+                    command: args.clone(),
+                    ..n
+                })
+            }
+            _ => None,
+        };
         let argv = if self.has_sh {
             let mut argv: Vec<OsString> = vec!["/bin/sh".into(), "-c".into(), env.script.into()];
             argv.extend(script_args(action));
@@ -729,6 +746,7 @@ impl CommandBasis {
         Ok(Command {
             argv,
             env: env.initial,
+            native,
             warnings,
         })
     }

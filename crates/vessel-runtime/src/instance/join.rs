@@ -66,6 +66,7 @@ pub fn join(
         Entry {
             argv,
             env,
+            native: None,
             cwd: host.cwd.clone(),
             member: false,
         },
@@ -76,6 +77,8 @@ pub fn join(
 pub struct Entry {
     pub argv: Vec<OsString>,
     pub env: Vec<(OsString, OsString)>,
+    /// The same made without the image's shell, when that gives the same.
+    pub native: Option<crate::env_native::NativeEnv>,
     /// Its working directory ("/" if the container has none there).
     pub cwd: std::path::PathBuf,
     /// A member of a shared container: the joining process becomes the
@@ -154,6 +157,9 @@ fn become_command(r: &super::Record, entry: &Entry, mask: &SignalMask) -> ! {
         }
     }
     let _ = mask.restore();
+    if let Some(native) = &entry.native {
+        native.exec();
+    }
     let err = p::exec(&entry.argv, &entry.env);
     eprintln!("FATAL:   could not run the command in the instance: {err}");
     p::exit_now(255)

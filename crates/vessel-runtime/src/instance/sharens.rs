@@ -106,6 +106,7 @@ pub fn run(opts: &LaunchOptions, host: &Host, image: Image) -> Result<i32, Insta
         super::join::Entry {
             argv: command.argv,
             env: command.env,
+            native: command.native,
             cwd,
             member: true,
         },

@@ -71,6 +71,7 @@ impl From<ProcessPlan> for LaunchPlan {
             home: p.home,
             argv: p.argv,
             env: p.env,
+            native: None,
             basis: Default::default(),
             warnings: Vec::new(),
         }
@@ -154,6 +155,9 @@ pub(crate) fn exec(plan: &LaunchPlan) -> ! {
     if let Some(mask) = plan.umask {
         p::umask(mask);
     }
+    if let Some(native) = &plan.native {
+        native.exec();
+    }
     let err = p::exec(&plan.argv, &plan.env);
     let program = plan.argv.first().map(|a| a.to_string_lossy());
     match program {
@@ -222,6 +226,7 @@ mod tests {
             home: "/root".into(),
             argv: vec!["true".into()],
             env: Vec::new(),
+            native: None,
             basis: Default::default(),
             warnings: Vec::new(),
         }

@@ -464,6 +464,7 @@ mod tests {
             home: "/home/me".into(),
             argv: vec!["true".into()],
             env: Vec::new(),
+            native: None,
             basis: Default::default(),
             warnings: Vec::new(),
         }
