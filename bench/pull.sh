@@ -92,4 +92,10 @@ for f in files:
         print(f"  {cmd:32} {r['median']:9.3f} {r['median']/base:21.2f}")
 print(f"ch-image pull debian to a directory (cold, one run): {ch} s")
 print(f"peak RSS of a cold vessel pull of debian (largest process): {rss/1024:.1f} MiB")
+# Issue 20's goal, for the Debian image.
+for f in files:
+    if f.endswith("/debian.json"):
+        res = {r["command"]: r["median"] for r in json.load(open(f))["results"]}
+        ratio = res["vessel pull (cold cache)"] / res["skopeo + umoci + mksquashfs"]
+        print(f"{'met   ' if ratio <= 0.25 else 'MISSED'} cold pull of debian <= 0.25x the Apptainer pipeline: {ratio:.2f}x")
 PY
