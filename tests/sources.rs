@@ -6,11 +6,11 @@
 mod common;
 use common::*;
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// `python3 -m http.server` serving a directory on 127.0.0.1, killed when
 /// dropped.
@@ -18,6 +18,8 @@ struct Server {
     child: Child,
     port: u16,
     dir: tempfile::TempDir,
+    /// Its standard output, kept open while it runs.
+    _out: std::io::BufReader<std::process::ChildStdout>,
 }
 
 impl Server {
@@ -28,14 +30,16 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         std::fs::copy(busybox(), dir.path().join("busybox.sif")).unwrap();
         std::fs::write(dir.path().join("notes.txt"), "not an image\n").unwrap();
-        let port = free_port();
-        let child = match Command::new("python3")
-            .args(["-m", "http.server", "--bind", "127.0.0.1"])
-            .arg(port.to_string())
+        // Port 0: the server binds a port of the kernel's choice and says
+        // which. A port picked here and bound later could be taken in
+        // between by another test's server, which then answers in its
+        // place and goes away with that test.
+        let mut child = match Command::new("python3")
+            .args(["-u", "-m", "http.server", "--bind", "127.0.0.1", "0"])
             .arg("--directory")
             .arg(dir.path())
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
         {
@@ -45,12 +49,23 @@ impl Server {
                 return None;
             }
         };
-        let server = Server { child, port, dir };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "http.server did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        // "Serving HTTP on 127.0.0.1 port 45678 (http://…) ...", once it
+        // listens.
+        let mut line = String::new();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+        let port = line
+            .split_whitespace()
+            .skip_while(|w| *w != "port")
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("http.server said {line:?}"));
+        let server = Server {
+            child,
+            port,
+            dir,
+            _out: out,
+        };
         Some(server)
     }
 
