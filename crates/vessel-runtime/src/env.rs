@@ -16,6 +16,7 @@
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 
+use crate::env_script::is_identifier;
 use crate::options::Action;
 
 /// The default `PATH` inside the container, as Apptainer sets it.
@@ -103,12 +104,6 @@ pub struct ContainerEnv {
     pub native: Option<crate::env_native::NativeEnv>,
     /// Notes for the user (refused variables, conflicting prefixes).
     pub warnings: Vec<String>,
-}
-
-fn is_identifier(name: &[u8]) -> bool {
-    !name.is_empty()
-        && (name[0].is_ascii_alphabetic() || name[0] == b'_')
-        && name.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
 }
 
 /// `'…'`: the value exactly, no expansion.

@@ -74,10 +74,12 @@ impl NativeEnv {
         }
         for dir in &self.library_dirs {
             let current = sh.get(b"LD_LIBRARY_PATH").unwrap_or_default().to_vec();
+            // `case :"$LD_LIBRARY_PATH": in *:"$dir":*)`
+            let needle = [b":", dir.as_bytes(), b":"].concat();
             let on_it = [b":", current.as_slice(), b":"]
                 .concat()
-                .windows(dir.len() + 2)
-                .any(|w| w == [b":", dir.as_bytes(), b":"].concat().as_slice());
+                .windows(needle.len())
+                .any(|w| w == needle.as_slice());
             if !on_it {
                 let value = if current.is_empty() {
                     dir.as_bytes().to_vec()

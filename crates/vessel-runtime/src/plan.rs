@@ -623,7 +623,6 @@ pub fn build_root(
     // scripts and end, on the path every rank of the job waits on.
     if opts.sharens && matches!(&action, Action::Exec(args) if args.is_empty()) {
         command.argv.clear();
-        command.native = None;
     }
 
     Ok(LaunchPlan {
