@@ -20,7 +20,8 @@
 # Run as root. IMAGE defaults to $VESSEL_TEST_DEBIAN_SIF (a Debian image
 # with python3, as scripts/test.sh makes). BENCH_RUNS sets the rounds
 # (default 10). BENCH_VESSEL_VARIANTS compares server settings in the same
-# run: space-separated NAME:VAR=VALUE[,VAR=VALUE…] (e.g.
+# run (default, where the kernel's fuse.enable_uring is on: the server on
+# /dev/fuse as "devfuse"): space-separated NAME:VAR=VALUE[,VAR=VALUE…] (e.g.
 # "t1:VESSEL_FUSE_THREADS=1 t2:VESSEL_FUSE_THREADS=2"), each a further pair
 # of Vessel rows; BIN=PATH there runs another Vessel binary (before/after). BENCH_WORKLOADS picks the mounts (default "find python";
 # "cpar2" adds cold parallel reads), BENCH_PEERS the other systems (default
@@ -99,6 +100,11 @@ cold_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 record() { awk -v who="$1" 'NF == 3 { printf "%s %s %.6f\n", who, $1, $3 - $2 }' >> "$work/results"; }
 
 # Vessel rows: the default settings, then each variant's.
+# Where the kernel offers FUSE over io_uring, the server uses it; a second
+# pair of rows shows the same server on /dev/fuse.
+if [ -z "${BENCH_VESSEL_VARIANTS+set}" ] && [ "$(cat /sys/module/fuse/parameters/enable_uring 2>/dev/null)" = Y ]; then
+  BENCH_VESSEL_VARIANTS="devfuse:VESSEL_FUSE_URING=0"
+fi
 read -r -a more <<< "${BENCH_VESSEL_VARIANTS:-}"
 variants=("vessel:" ${more[@]+"${more[@]}"})
 read -r -a systems <<< "${BENCH_PEERS:-kernel squashfuse_ll squashfuse}"

@@ -59,6 +59,15 @@ if [ -e /dev/fuse ] && [ "$(stat -c %a /dev/fuse)" != 666 ]; then
   as_root chmod 0666 /dev/fuse
 fi
 
+# Kernels since 6.14 offer FUSE over io_uring only once an administrator
+# turns it on; the test machine does, so that the FUSE tests check both of
+# the image server's transports (they run each comparison over /dev/fuse as
+# well) and the benchmarks show both.
+uring=/sys/module/fuse/parameters/enable_uring
+if [ -e "$uring" ] && [ "$(cat "$uring")" != Y ]; then
+  echo Y | as_root tee "$uring" >/dev/null || true
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
   echo "error: cargo is not installed; install a Rust toolchain (https://rustup.rs) and re-run" >&2
   exit 1

@@ -18,6 +18,7 @@ const CHECKS: &[&str] = &[
     "user namespaces",
     "overlay in userns",
     "/dev/fuse",
+    "FUSE io_uring",
     "subuid",
     "subgid",
     "newuidmap",

@@ -4,7 +4,8 @@
 //! fixtures' images, a generated corpus (several compressors, big and small
 //! files, a 10k-entry directory, hard links, xattrs, sparse files) and the
 //! Debian image; every directory of the Debian image lists as the
-//! kernel's squashfs lists it, with listings resumed at every offset; an
+//! kernel's squashfs lists it, with listings resumed at every offset (over
+//! `/dev/fuse`, and over io_uring where the kernel offers it); an
 //! image without xattrs says it keeps none; and
 //! as the unprivileged user, the kernel enforces the image's permissions
 //! (`default_permissions`).
@@ -35,12 +36,45 @@ fn offset_of(image: &Path) -> String {
     }
 }
 
+/// Whether the kernel offers FUSE over io_uring (`fuse.enable_uring`).
+fn uring_on() -> bool {
+    std::fs::read_to_string("/sys/module/fuse/parameters/enable_uring")
+        .is_ok_and(|v| v.trim() == "Y")
+}
+
+/// The server's transports to check, as `VESSEL_FUSE_URING` values:
+/// `/dev/fuse` always, and the io_uring queues where the kernel offers them.
+fn transports() -> Vec<&'static str> {
+    if uring_on() {
+        vec!["0", "1"]
+    } else {
+        vec!["0"]
+    }
+}
+
 /// The listing of the tree as the FUSE server serves it (as root, so the
-/// image's owners are seen as they are).
+/// image's owners are seen as they are), over each transport (they must
+/// agree).
 fn served(image: &Path, work: &Path) -> String {
+    let listings: Vec<String> = transports()
+        .into_iter()
+        .map(|t| served_over(image, work, t))
+        .collect();
+    for l in &listings[1..] {
+        assert!(
+            *l == listings[0],
+            "{}: the io_uring queues and /dev/fuse serve different trees",
+            image.display()
+        );
+    }
+    listings.into_iter().next().unwrap()
+}
+
+fn served_over(image: &Path, work: &Path, uring: &str) -> String {
     let mnt = work.join("mnt");
     std::fs::create_dir_all(&mnt).unwrap();
     let out = Command::new(bin_path())
+        .env("VESSEL_FUSE_URING", uring)
         .arg("__mount-image")
         .arg(image)
         .arg(&mnt)
@@ -259,21 +293,27 @@ fn debian_listings_match_the_kernels_at_every_offset() {
     assert!(out.status.success(), "{}", stderr(&out));
     let want = stdout(&out);
     drop(kernel);
-    let mnt = work.path().join("f");
-    std::fs::create_dir_all(&mnt).unwrap();
-    let out = Command::new(bin_path())
-        .arg("__mount-image")
-        .arg(&debian)
-        .arg(&mnt)
-        .arg("python3")
-        .arg(&lister)
-        .arg(&mnt)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let got = stdout(&out);
     assert!(want.lines().count() > 1000, "too few entries:\n{want}");
     assert!(!want.contains("BAD "), "the kernel's own listing:\n{want}");
+    let mnt = work.path().join("f");
+    std::fs::create_dir_all(&mnt).unwrap();
+    for uring in transports() {
+        let out = Command::new(bin_path())
+            .env("VESSEL_FUSE_URING", uring)
+            .arg("__mount-image")
+            .arg(&debian)
+            .arg(&mnt)
+            .arg("python3")
+            .arg(&lister)
+            .arg(&mnt)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        same_listing(&stdout(&out), &want, uring);
+    }
+}
+
+fn same_listing(got: &str, want: &str, uring: &str) {
     if got != want {
         let bad: Vec<&str> = got
             .lines()
@@ -288,13 +328,57 @@ fn debian_listings_match_the_kernels_at_every_offset() {
             .map(|(x, y)| format!("fuse:   {x}\nkernel: {y}"))
             .collect();
         panic!(
-            "{} vs {} lines; {}\n{}",
+            "VESSEL_FUSE_URING={uring}: {} vs {} lines; {}\n{}",
             got.lines().count(),
             want.lines().count(),
             bad.join("\n"),
             diff.join("\n")
         );
     }
+}
+
+/// Where the kernel offers FUSE over io_uring, the server answers from
+/// its per-CPU queues: a walk of the Debian image wakes their threads
+/// about once per request; with `VESSEL_FUSE_URING=0` there are none.
+#[test]
+fn io_uring_queues_answer_where_the_kernel_offers_them() {
+    if !uring_on() {
+        return skip("the kernel's fuse.enable_uring is off (.ci/run turns it on)");
+    }
+    let Some(debian) = debian_sif() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let mnt = work.path().join("m");
+    std::fs::create_dir_all(&mnt).unwrap();
+    // The server is the other child of `__mount-image` ($PPID here).
+    let script = r#"find "$1" -xdev > /dev/null
+for p in $(pgrep -P $PPID); do
+  for t in /proc/$p/task/*; do
+    echo "$(cat $t/comm) $(awk '/^voluntary_ctxt_switches/ { print $2 }' $t/status)"
+  done
+done"#;
+    let wakeups = |uring: &str| -> u64 {
+        let out = Command::new(bin_path())
+            .env("VESSEL_FUSE_URING", uring)
+            .arg("__mount-image")
+            .arg(&debian)
+            .arg(&mnt)
+            .args(["sh", "-c", script, "sh"])
+            .arg(&mnt)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+            .lines()
+            .filter(|l| l.starts_with("fuse-ring-"))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum()
+    };
+    let n = wakeups("1");
+    assert!(
+        n > 500,
+        "the queues' threads woke {n} times for a walk of the image"
+    );
+    assert_eq!(wakeups("0"), 0);
 }
 
 /// An image without any xattrs (the Debian image) says it keeps none

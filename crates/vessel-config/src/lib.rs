@@ -677,6 +677,10 @@ pub mod vessel_vars {
         "VESSEL_FUSE_THREADS",
         "Threads of the FUSE image server (default: from the CPUs the process may use).",
     );
+    pub const FUSE_URING: OwnVar = OwnVar::new(
+        "VESSEL_FUSE_URING",
+        "`0` keeps the FUSE image server on `/dev/fuse` where the kernel offers FUSE over io_uring (`fuse.enable_uring`), which it otherwise uses: one queue and thread per CPU.",
+    );
     pub const TEST_SUBID_DIR: OwnVar = OwnVar::new(
         "VESSEL_TEST_SUBID_DIR",
         "Tests only, and only for root: the directory whose `subuid`, `subgid` and `.pwd.lock` `config fakeroot` edits instead of those in `/etc`.",
@@ -689,6 +693,7 @@ pub mod vessel_vars {
         EXTRACT_DIR,
         EXTRACT_MAX_GIB,
         FUSE_THREADS,
+        FUSE_URING,
         TEST_SUBID_DIR,
     ];
 }

@@ -12,8 +12,10 @@
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
+use std::ops::Deref;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -27,7 +29,11 @@ use vessel_squashfs::{Archive, Inode, InodeRef, Kind};
 pub use crate::image_owners::Owners;
 
 /// The image cannot change under the mount: cache for as long as it lives.
-const TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+pub(crate) const TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// The largest request: a read-ahead (the kernel's limit is 256 pages
+/// unless the admin raises `fs.fuse.max_pages_limit`).
+pub(crate) const MAX_REQUEST: usize = 1 << 20;
 
 pub struct ImageFs {
     archive: Archive,
@@ -38,8 +44,12 @@ pub struct ImageFs {
     inodes: RwLock<HashMap<u32, Arc<Inode>>>,
     /// Who the files are shown as.
     owners: Owners,
-    /// Whether any inode has extended attributes (see [`ImageFs::getxattr`]).
+    /// Whether any inode has extended attributes (see [`Served::getxattr`]).
     xattrs: bool,
+    /// Whether to offer FUSE over io_uring at FUSE_INIT, and whether the
+    /// kernel took it (see [`crate::fuse_ring`]).
+    want_uring: bool,
+    uring: AtomicBool,
 }
 
 impl ImageFs {
@@ -59,6 +69,8 @@ impl ImageFs {
             inodes: RwLock::new(HashMap::new()),
             owners,
             xattrs,
+            want_uring: false,
+            uring: AtomicBool::new(false),
         })
     }
 
@@ -82,7 +94,7 @@ impl ImageFs {
 
     /// The inode, parsed once: a file's inode holds its whole block list,
     /// which every read needs.
-    fn inode(&self, ino: INodeNo) -> Result<Arc<Inode>, Errno> {
+    pub(crate) fn inode(&self, ino: INodeNo) -> Result<Arc<Inode>, Errno> {
         let number = self.number(ino);
         if let Some(i) = self.inodes.read().map_err(|_| Errno::EIO)?.get(&number) {
             return Ok(i.clone());
@@ -114,7 +126,7 @@ impl ImageFs {
         }
     }
 
-    fn attr(&self, inode: &Inode) -> FileAttr {
+    pub(crate) fn attr(&self, inode: &Inode) -> FileAttr {
         let time = UNIX_EPOCH + Duration::from_secs(inode.mtime as u64);
         let (uid, gid, perm) = self.owners.show(
             inode.uid,
@@ -161,6 +173,136 @@ impl ImageFs {
         }
         Ok(out)
     }
+
+    /// Blocks, inodes and block size for `statfs`: all used.
+    pub(crate) fn statfs_numbers(&self) -> (u64, u64, u32) {
+        let sb = self.archive.superblock();
+        let bsize = sb.block_size;
+        (
+            sb.bytes_used.div_ceil(bsize as u64),
+            sb.inode_count as u64,
+            bsize,
+        )
+    }
+
+    /// The entry `name` of directory `parent`.
+    pub(crate) fn lookup_entry(&self, parent: INodeNo, name: &[u8]) -> Result<Arc<Inode>, Errno> {
+        let dir = self.inode(parent)?;
+        if dir.kind != Kind::Dir {
+            return Err(Errno::ENOTDIR);
+        }
+        let entry = self
+            .archive
+            .lookup(&dir, name)
+            .map_err(io_error)?
+            .ok_or(Errno::ENOENT)?;
+        self.remember(entry.number, entry.inode);
+        self.inode(self.ino(entry.number))
+    }
+
+    /// Reads file `ino` at `offset` into `buf` (no further than its end);
+    /// returns the bytes read.
+    pub(crate) fn read_into(
+        &self,
+        ino: INodeNo,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<usize, Errno> {
+        let inode = self.inode(ino)?;
+        let want = (buf.len() as u64).min(inode.size.saturating_sub(offset)) as usize;
+        let mut done = 0;
+        while done < want {
+            let n = self
+                .archive
+                .read(&inode, offset + done as u64, &mut buf[done..want])
+                .map_err(io_error)?;
+            if n == 0 {
+                break;
+            }
+            done += n;
+        }
+        Ok(done)
+    }
+
+    pub(crate) fn link_target(&self, ino: INodeNo) -> Result<Vec<u8>, Errno> {
+        self.inode(ino)
+            .and_then(|i| self.archive.read_link(&i).map_err(io_error))
+    }
+
+    /// Lists directory `ino` from listing offset `offset` on, calling `add`
+    /// with each entry's inode number, the offset after it, its type, its
+    /// name and (with `plus`) its inode, until `add` says the reply is full.
+    /// With `plus`, an entry whose inode cannot be read is left out.
+    pub(crate) fn list(
+        &self,
+        ino: INodeNo,
+        offset: u64,
+        plus: bool,
+        mut add: impl FnMut(INodeNo, u64, FileType, &[u8], Option<&Inode>) -> bool,
+    ) -> Result<(), Errno> {
+        let entries = self.inode(ino).and_then(|d| self.entries(&d))?;
+        for (i, (number, kind, name, r)) in entries.into_iter().enumerate().skip(offset as usize) {
+            if let Some(r) = r {
+                self.remember(number, r);
+            }
+            let inode = if plus {
+                match self.inode(self.ino(number)) {
+                    Ok(inode) => Some(inode),
+                    Err(_) => continue,
+                }
+            } else {
+                None
+            };
+            if add(
+                self.ino(number),
+                i as u64 + 1,
+                kind,
+                &name,
+                inode.as_deref(),
+            ) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Extended attribute `name` of `ino`, or the names of all (each
+    /// followed by a NUL) when `name` is `None`. "Not implemented" in an
+    /// image without any (see [`Served::getxattr`]).
+    pub(crate) fn xattr(&self, ino: INodeNo, name: Option<&[u8]>) -> Result<Vec<u8>, Errno> {
+        if !self.xattrs {
+            return Err(Errno::ENOSYS);
+        }
+        let all = self
+            .inode(ino)
+            .and_then(|i| self.archive.xattrs(&i).map_err(io_error))?;
+        match name {
+            Some(name) => all
+                .into_iter()
+                .find(|(k, _)| k.as_slice() == name)
+                .map(|(_, v)| v)
+                .ok_or(Errno::NO_XATTR),
+            None => {
+                let mut out = Vec::new();
+                for (k, _) in all {
+                    out.extend_from_slice(&k);
+                    out.push(0);
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// The file system as fuser's session serves it, sharing [`ImageFs`] with
+/// the io_uring queues' threads.
+pub struct Served(pub Arc<ImageFs>);
+
+impl Deref for Served {
+    type Target = ImageFs;
+    fn deref(&self) -> &ImageFs {
+        &self.0
+    }
 }
 
 /// One listing entry: inode number, type, name, and where the inode is
@@ -184,7 +326,7 @@ fn io_error(e: vessel_squashfs::Error) -> Errno {
     Errno::EIO
 }
 
-impl Filesystem for ImageFs {
+impl Filesystem for Served {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         // Listings with attributes save one lookup per entry; symlinks and
         // directory pages may be cached like file pages. Plain listings
@@ -203,24 +345,22 @@ impl Filesystem for ImageFs {
         ] {
             let _ = config.add_capabilities(cap);
         }
-        let _ = config.set_max_readahead(1 << 20);
+        let _ = config.set_max_readahead(MAX_REQUEST as u32);
+        // Nothing is written; the largest request then is a read-ahead,
+        // which sizes each io_uring entry's buffer.
+        let _ = config.set_max_write(MAX_REQUEST as u32);
+        if self.want_uring
+            && config
+                .add_capabilities(fuser::InitFlags::FUSE_OVER_IO_URING)
+                .is_ok()
+        {
+            self.uring.store(true, Ordering::Release);
+        }
         Ok(())
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let found = self.inode(parent).and_then(|dir| {
-            if dir.kind != Kind::Dir {
-                return Err(Errno::ENOTDIR);
-            }
-            let entry = self
-                .archive
-                .lookup(&dir, name.as_bytes())
-                .map_err(io_error)?
-                .ok_or(Errno::ENOENT)?;
-            self.remember(entry.number, entry.inode);
-            self.inode(self.ino(entry.number))
-        });
-        match found {
+        match self.lookup_entry(parent, name.as_bytes()) {
             Ok(inode) => reply.entry(&TTL, &self.attr(&inode), Generation(0)),
             Err(e) => reply.error(e),
         }
@@ -234,10 +374,7 @@ impl Filesystem for ImageFs {
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        match self
-            .inode(ino)
-            .and_then(|i| self.archive.read_link(&i).map_err(io_error))
-        {
+        match self.link_target(ino) {
             Ok(target) => reply.data(&target),
             Err(e) => reply.error(e),
         }
@@ -263,25 +400,9 @@ impl Filesystem for ImageFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        let result = self.inode(ino).and_then(|inode| {
-            let want = (size as u64).min(inode.size.saturating_sub(offset)) as usize;
-            let mut buf = vec![0u8; want];
-            let mut done = 0;
-            while done < want {
-                let n = self
-                    .archive
-                    .read(&inode, offset + done as u64, &mut buf[done..])
-                    .map_err(io_error)?;
-                if n == 0 {
-                    break;
-                }
-                done += n;
-            }
-            buf.truncate(done);
-            Ok(buf)
-        });
-        match result {
-            Ok(data) => reply.data(&data),
+        let mut buf = vec![0u8; (size as usize).min(MAX_REQUEST)];
+        match self.read_into(ino, offset, &mut buf) {
+            Ok(n) => reply.data(&buf[..n]),
             Err(e) => reply.error(e),
         }
     }
@@ -298,24 +419,13 @@ impl Filesystem for ImageFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let entries = match self.inode(ino).and_then(|d| self.entries(&d)) {
-            Ok(e) => e,
-            Err(e) => return reply.error(e),
-        };
-        for (i, (number, kind, name, r)) in entries.into_iter().enumerate().skip(offset as usize) {
-            if let Some(r) = r {
-                self.remember(number, r);
-            }
-            if reply.add(
-                self.ino(number),
-                i as u64 + 1,
-                kind,
-                OsStr::from_bytes(&name),
-            ) {
-                break;
-            }
+        let listed = self.list(ino, offset, false, |ino, next, kind, name, _| {
+            reply.add(ino, next, kind, OsStr::from_bytes(name))
+        });
+        match listed {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
         }
-        reply.ok();
     }
 
     fn readdirplus(
@@ -326,45 +436,26 @@ impl Filesystem for ImageFs {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        let entries = match self.inode(ino).and_then(|d| self.entries(&d)) {
-            Ok(e) => e,
-            Err(e) => return reply.error(e),
-        };
-        for (i, (number, _kind, name, r)) in entries.into_iter().enumerate().skip(offset as usize) {
-            if let Some(r) = r {
-                self.remember(number, r);
-            }
-            let inode = self.inode(self.ino(number));
-            let Ok(inode) = inode else {
-                continue;
-            };
-            if reply.add(
-                self.ino(number),
-                i as u64 + 1,
-                OsStr::from_bytes(&name),
+        let listed = self.list(ino, offset, true, |ino, next, _kind, name, inode| {
+            let Some(inode) = inode else { return false };
+            reply.add(
+                ino,
+                next,
+                OsStr::from_bytes(name),
                 &TTL,
-                &self.attr(&inode),
+                &self.attr(inode),
                 Generation(0),
-            ) {
-                break;
-            }
+            )
+        });
+        match listed {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
         }
-        reply.ok();
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        let sb = self.archive.superblock();
-        let bsize = sb.block_size;
-        reply.statfs(
-            sb.bytes_used.div_ceil(bsize as u64),
-            0,
-            0,
-            sb.inode_count as u64,
-            0,
-            bsize,
-            256,
-            bsize,
-        );
+        let (blocks, files, bsize) = self.statfs_numbers();
+        reply.statfs(blocks, 0, 0, files, 0, bsize, 256, bsize);
     }
 
     /// In an image without any extended attributes, "not implemented":
@@ -374,36 +465,14 @@ impl Filesystem for ImageFs {
     /// `execve` (for file capabilities): one round trip each, a third of
     /// the requests of a cold `find` in a container.
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        if !self.xattrs {
-            return reply.error(Errno::ENOSYS);
-        }
-        let value = self.inode(ino).and_then(|i| {
-            let all = self.archive.xattrs(&i).map_err(io_error)?;
-            all.into_iter()
-                .find(|(k, _)| k.as_slice() == name.as_bytes())
-                .map(|(_, v)| v)
-                .ok_or(Errno::NO_XATTR)
-        });
-        match value {
+        match self.xattr(ino, Some(name.as_bytes())) {
             Ok(v) => xattr_reply(reply, size, &v),
             Err(e) => reply.error(e),
         }
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        if !self.xattrs {
-            return reply.error(Errno::ENOSYS);
-        }
-        let names = self.inode(ino).and_then(|i| {
-            let all = self.archive.xattrs(&i).map_err(io_error)?;
-            let mut out = Vec::new();
-            for (k, _) in all {
-                out.extend_from_slice(&k);
-                out.push(0);
-            }
-            Ok(out)
-        });
-        match names {
+        match self.xattr(ino, None) {
             Ok(v) => xattr_reply(reply, size, &v),
             Err(e) => reply.error(e),
         }
@@ -423,7 +492,10 @@ fn xattr_reply(reply: ReplyXattr, size: u32, value: &[u8]) {
 /// Serves `archive` on the FUSE connection `fd` (already mounted) with
 /// `threads` workers until the file system is unmounted or the process
 /// ends; `xattrs` says whether any inode has extended attributes. Returns
-/// when the session ends.
+/// when the session ends. Where the kernel offers FUSE over io_uring, one
+/// thread per CPU answers from its queue instead, and a single worker
+/// keeps `/dev/fuse` for what still comes there (forgets, interrupts, the
+/// requests before the queues are up).
 pub fn serve(
     archive: Archive,
     fd: OwnedFd,
@@ -431,11 +503,29 @@ pub fn serve(
     owners: Owners,
     xattrs: bool,
 ) -> std::io::Result<()> {
-    let fs = ImageFs::new(archive, owners, xattrs).map_err(std::io::Error::other)?;
+    let mut fs = ImageFs::new(archive, owners, xattrs).map_err(std::io::Error::other)?;
+    let ring_dev = if crate::fuse_ring::wanted() {
+        fd.try_clone().ok()
+    } else {
+        None
+    };
+    fs.want_uring = ring_dev.is_some();
+    let fs = Arc::new(fs);
     let mut config = fuser::Config::default();
-    config.n_threads = Some(threads.max(1));
+    config.n_threads = Some(if ring_dev.is_some() {
+        1
+    } else {
+        threads.max(1)
+    });
     config.clone_fd = true;
-    let session = fuser::Session::from_fd(fs, fd, fuser::SessionACL::All, config)?;
+    let session = fuser::Session::from_fd(Served(fs.clone()), fd, fuser::SessionACL::All, config)?;
+    if let Some(dev) = ring_dev {
+        if fs.uring.load(Ordering::Acquire) {
+            crate::fuse_ring::start(&fs, dev);
+        } else {
+            tracing::debug!("the kernel did not take FUSE over io_uring; serving /dev/fuse");
+        }
+    }
     session.run()
 }
 

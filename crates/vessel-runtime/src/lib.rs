@@ -18,6 +18,7 @@ pub mod extract;
 pub mod fakeroot;
 pub mod fuse;
 pub mod fuse_helper;
+pub mod fuse_ring;
 pub mod gpu;
 pub mod identity;
 pub mod image_owners;

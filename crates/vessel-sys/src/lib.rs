@@ -10,6 +10,7 @@
 pub mod caps;
 pub mod fs;
 pub mod fuse;
+pub mod fuse_ring;
 pub mod hint;
 pub mod join;
 pub mod loopdev;

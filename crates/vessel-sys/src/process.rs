@@ -295,6 +295,23 @@ pub fn cpu_count() -> usize {
         .max(1)
 }
 
+/// The CPUs this thread may run on.
+pub fn allowed_cpus() -> Vec<usize> {
+    match rustix::thread::sched_getaffinity(None) {
+        Ok(set) => (0..rustix::thread::CpuSet::MAX_CPU)
+            .filter(|&c| set.is_set(c))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Binds the calling thread to CPU `cpu`.
+pub fn pin_to_cpu(cpu: usize) -> Result<()> {
+    let mut set = rustix::thread::CpuSet::new();
+    set.set(cpu);
+    rustix::thread::sched_setaffinity(None, &set).op(|| format!("binding a thread to CPU {cpu}"))
+}
+
 /// Changes the working directory.
 pub fn chdir(path: &Path) -> Result<()> {
     rustix::process::chdir(path).op(|| format!("chdir {}", path.display()))

@@ -172,6 +172,7 @@ pub fn run(node: &Node<'_>) -> Vec<Finding> {
     findings.push(userns);
     findings.push(userns::overlay(node, have_userns));
     findings.push(fuse::device(node, have_userns));
+    findings.push(fuse::uring(node));
     findings.extend(subid::checks(node, have_userns));
     findings.push(kernel::squashfs(node));
     findings.extend(dirs::checks(node));
