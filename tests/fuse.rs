@@ -78,9 +78,17 @@ fn served_over(image: &Path, work: &Path, uring: &str) -> String {
         .arg("__mount-image")
         .arg(image)
         .arg(&mnt)
-        .arg("python3")
-        .arg(walker())
+        // A `find` first lists every directory without a stat, so that
+        // the io_uring queues list files without attributes; the walk's
+        // stats then look each one up.
+        .args([
+            "sh",
+            "-c",
+            r#"find "$1" -xdev > /dev/null && exec python3 "$2" "$1""#,
+            "sh",
+        ])
         .arg(&mnt)
+        .arg(walker())
         .output()
         .unwrap();
     assert!(

@@ -10,13 +10,13 @@
 //! image's own where the container's namespace maps them, the user's
 //! otherwise.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::ops::Deref;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, UNIX_EPOCH};
 
 use fuser::{
@@ -50,6 +50,12 @@ pub struct ImageFs {
     /// kernel took it (see [`crate::fuse_ring`]).
     want_uring: bool,
     uring: AtomicBool,
+    /// Listings over io_uring give attributes of directories only, until
+    /// an entry listed without them is looked up (see
+    /// [`ImageFs::files_get_attributes`]).
+    files_get_attributes: AtomicBool,
+    /// The directories listed so, until then.
+    listed_without: Mutex<HashSet<u64>>,
 }
 
 impl ImageFs {
@@ -71,6 +77,8 @@ impl ImageFs {
             xattrs,
             want_uring: false,
             uring: AtomicBool::new(false),
+            files_get_attributes: AtomicBool::new(false),
+            listed_without: Mutex::new(HashSet::new()),
         })
     }
 
@@ -174,6 +182,42 @@ impl ImageFs {
         Ok(out)
     }
 
+    /// Whether a listing gives the attributes of entries other than
+    /// directories. Attributes make the kernel build an inode for each
+    /// entry, which is most of a cold `find`'s cost (it stats nothing and
+    /// opens directories only), and save a lookup for each entry stat'd
+    /// later, which is most of `ls -l`'s. The kernel's "auto" mode decides
+    /// per directory after its first page; this decides per mount: files
+    /// go without until one listed so is looked up (listed, then stat'd),
+    /// and with them from then on. Only the io_uring queues can leave an
+    /// entry without (fuser gives the entry's inode number and the
+    /// listing's from one field).
+    pub(crate) fn files_get_attributes(&self) -> bool {
+        self.files_get_attributes.load(Ordering::Relaxed)
+    }
+
+    /// Directory `dir` was listed with entries lacking attributes.
+    pub(crate) fn listed_without_attributes(&self, dir: INodeNo) {
+        if let Ok(mut set) = self.listed_without.lock() {
+            set.insert(dir.0);
+        }
+    }
+
+    /// A lookup found `found` in `parent`: where it is no directory and
+    /// `parent` was listed without attributes, the workload stats what it
+    /// lists, and listings give all attributes from now on.
+    pub(crate) fn looked_up(&self, parent: INodeNo, found: &Inode) {
+        if found.kind == Kind::Dir || self.files_get_attributes() {
+            return;
+        }
+        if let Ok(mut set) = self.listed_without.lock() {
+            if set.contains(&parent.0) {
+                self.files_get_attributes.store(true, Ordering::Relaxed);
+                *set = HashSet::new();
+            }
+        }
+    }
+
     /// Blocks, inodes and block size for `statfs`: all used.
     pub(crate) fn statfs_numbers(&self) -> (u64, u64, u32) {
         let sb = self.archive.superblock();
@@ -231,13 +275,14 @@ impl ImageFs {
 
     /// Lists directory `ino` from listing offset `offset` on, calling `add`
     /// with each entry's inode number, the offset after it, its type, its
-    /// name and (with `plus`) its inode, until `add` says the reply is full.
-    /// With `plus`, an entry whose inode cannot be read is left out.
+    /// name and (where `with_inode` says so for its type) its inode, until
+    /// `add` says the reply is full. An entry whose inode is wanted but
+    /// cannot be read is left out.
     pub(crate) fn list(
         &self,
         ino: INodeNo,
         offset: u64,
-        plus: bool,
+        with_inode: impl Fn(FileType) -> bool,
         mut add: impl FnMut(INodeNo, u64, FileType, &[u8], Option<&Inode>) -> bool,
     ) -> Result<(), Errno> {
         let entries = self.inode(ino).and_then(|d| self.entries(&d))?;
@@ -245,7 +290,7 @@ impl ImageFs {
             if let Some(r) = r {
                 self.remember(number, r);
             }
-            let inode = if plus {
+            let inode = if with_inode(kind) {
                 match self.inode(self.ino(number)) {
                     Ok(inode) => Some(inode),
                     Err(_) => continue,
@@ -419,9 +464,12 @@ impl Filesystem for Served {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let listed = self.list(ino, offset, false, |ino, next, kind, name, _| {
-            reply.add(ino, next, kind, OsStr::from_bytes(name))
-        });
+        let listed = self.list(
+            ino,
+            offset,
+            |_| false,
+            |ino, next, kind, name, _| reply.add(ino, next, kind, OsStr::from_bytes(name)),
+        );
         match listed {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
@@ -436,17 +484,22 @@ impl Filesystem for Served {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        let listed = self.list(ino, offset, true, |ino, next, _kind, name, inode| {
-            let Some(inode) = inode else { return false };
-            reply.add(
-                ino,
-                next,
-                OsStr::from_bytes(name),
-                &TTL,
-                &self.attr(inode),
-                Generation(0),
-            )
-        });
+        let listed = self.list(
+            ino,
+            offset,
+            |_| true,
+            |ino, next, _kind, name, inode| {
+                let Some(inode) = inode else { return false };
+                reply.add(
+                    ino,
+                    next,
+                    OsStr::from_bytes(name),
+                    &TTL,
+                    &self.attr(inode),
+                    Generation(0),
+                )
+            },
+        );
         match listed {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),

@@ -95,9 +95,10 @@ fn answer(fs: &ImageFs, req: &Request, out: &mut [u8]) -> Result<usize, i32> {
     let ino = INodeNo(req.nodeid);
     let read_in = || (u64_at(req.fixed, 8), u32_at(req.fixed, 16) as usize);
     let result = match req.opcode {
-        LOOKUP => fs
-            .lookup_entry(ino, name(req.payload))
-            .map(|inode| put_entry(out, 0, &fs.attr(&inode))),
+        LOOKUP => fs.lookup_entry(ino, name(req.payload)).map(|inode| {
+            fs.looked_up(ino, &inode);
+            put_entry(out, 0, &fs.attr(&inode))
+        }),
         GETATTR => fs.inode(ino).map(|inode| {
             // fuse_attr_out: attr_valid, its nanoseconds, a dummy, the attributes.
             out[..16].fill(0);
@@ -116,28 +117,24 @@ fn answer(fs: &ImageFs, req: &Request, out: &mut [u8]) -> Result<usize, i32> {
             let limit = size.min(out.len());
             let out = &mut out[..limit];
             let plus = req.opcode == READDIRPLUS;
-            let mut at = 0;
-            fs.list(
-                ino,
-                offset,
-                plus,
-                |ino, next, kind, name, inode| match put_dirent(
-                    out,
-                    at,
-                    ino,
-                    next,
-                    kind,
-                    name,
-                    inode.map(|i| fs.attr(i)),
-                ) {
+            let all = fs.files_get_attributes();
+            let with_attrs = |kind| plus && (all || kind == FileType::Directory);
+            let (mut at, mut bare) = (0, false);
+            let listed = fs.list(ino, offset, with_attrs, |ino, next, kind, name, inode| {
+                let entry = plus.then(|| inode.map(|i| fs.attr(i)));
+                bare |= plus && inode.is_none();
+                match put_dirent(out, at, ino, next, kind, name, entry) {
                     Some(end) => {
                         at = end;
                         false
                     }
                     None => true,
-                },
-            )
-            .map(|()| at)
+                }
+            });
+            if bare {
+                fs.listed_without_attributes(ino);
+            }
+            listed.map(|()| at)
         }
         GETXATTR => fs
             .xattr(ino, Some(name(req.payload)))
@@ -280,10 +277,11 @@ fn put_entry(out: &mut [u8], at: usize, a: &FileAttr) -> usize {
     at + ENTRY
 }
 
-/// Writes one listing entry at `at` (`fuse_direntplus` when `attr` is
-/// given, else `fuse_dirent`: inode, next offset, name length, type, name,
-/// padded to 8 bytes); returns where it ends, or `None` when it does not
-/// fit.
+/// Writes one listing entry at `at`: `fuse_direntplus` when `entry` is
+/// given (its `fuse_entry_out` all zeros where there are no attributes,
+/// which the kernel takes as "no inode for this one"), else `fuse_dirent`
+/// (inode, next offset, name length, type, name, padded to 8 bytes).
+/// Returns where it ends, or `None` when it does not fit.
 fn put_dirent(
     out: &mut [u8],
     at: usize,
@@ -291,16 +289,20 @@ fn put_dirent(
     next: u64,
     kind: FileType,
     name: &[u8],
-    attr: Option<FileAttr>,
+    entry: Option<Option<FileAttr>>,
 ) -> Option<usize> {
-    let head = if attr.is_some() { ENTRY } else { 0 };
+    let head = if entry.is_some() { ENTRY } else { 0 };
     let len = head + 24 + name.len();
     let end = at + len.div_ceil(8) * 8;
     if end > out.len() {
         return None;
     }
-    if let Some(a) = &attr {
-        put_entry(out, at, a);
+    match &entry {
+        Some(Some(a)) => {
+            put_entry(out, at, a);
+        }
+        Some(None) => out[at..at + ENTRY].fill(0),
+        None => {}
     }
     let d = &mut out[at + head..end];
     d.fill(0);
@@ -381,11 +383,27 @@ mod tests {
             1,
             FileType::Directory,
             b"d",
-            Some(attr()),
+            Some(Some(attr())),
         );
         assert_eq!(end, Some(ENTRY + 32));
         assert_eq!(u64_at(&big, 0), 7);
         assert_eq!(u64_at(&big, ENTRY), 7);
+        big.fill(0xff);
+        let end = put_dirent(
+            &mut big,
+            0,
+            INodeNo(8),
+            2,
+            FileType::RegularFile,
+            b"f",
+            Some(None),
+        );
+        assert_eq!(end, Some(ENTRY + 32));
+        assert!(
+            big[..ENTRY].iter().all(|&b| b == 0),
+            "no inode for the kernel"
+        );
+        assert_eq!(u64_at(&big, ENTRY), 8);
     }
 
     #[test]
