@@ -164,20 +164,20 @@ impl ImageFs {
     /// `.`, `..` and the entries, each with its listing offset (its index + 1).
     fn entries(&self, dir: &Inode) -> Result<Vec<Listed>, Errno> {
         let mut out = vec![
-            (dir.number, FileType::Directory, b".".to_vec(), None),
+            (dir.number, Kind::Dir, b".".to_vec(), None),
             (
                 if dir.number == self.root_number {
                     self.root_number
                 } else {
                     self.archive.parent(dir)
                 },
-                FileType::Directory,
+                Kind::Dir,
                 b"..".to_vec(),
                 None,
             ),
         ];
         for e in self.archive.read_dir(dir).map_err(io_error)? {
-            out.push((e.number, file_type(e.kind), e.name, Some(e.inode)));
+            out.push((e.number, e.kind, e.name, Some(e.inode)));
         }
         Ok(out)
     }
@@ -244,21 +244,20 @@ impl ImageFs {
         self.inode(self.ino(entry.number))
     }
 
-    /// Reads file `ino` at `offset` into `buf` (no further than its end);
-    /// returns the bytes read.
+    /// Reads file `inode` at `offset` into `buf` (no further than its
+    /// end); returns the bytes read.
     pub(crate) fn read_into(
         &self,
-        ino: INodeNo,
+        inode: &Inode,
         offset: u64,
         buf: &mut [u8],
     ) -> Result<usize, Errno> {
-        let inode = self.inode(ino)?;
         let want = (buf.len() as u64).min(inode.size.saturating_sub(offset)) as usize;
         let mut done = 0;
         while done < want {
             let n = self
                 .archive
-                .read(&inode, offset + done as u64, &mut buf[done..want])
+                .read(inode, offset + done as u64, &mut buf[done..want])
                 .map_err(io_error)?;
             if n == 0 {
                 break;
@@ -282,8 +281,8 @@ impl ImageFs {
         &self,
         ino: INodeNo,
         offset: u64,
-        with_inode: impl Fn(FileType) -> bool,
-        mut add: impl FnMut(INodeNo, u64, FileType, &[u8], Option<&Inode>) -> bool,
+        with_inode: impl Fn(Kind) -> bool,
+        mut add: impl FnMut(INodeNo, u64, Kind, &[u8], Option<&Inode>) -> bool,
     ) -> Result<(), Errno> {
         let entries = self.inode(ino).and_then(|d| self.entries(&d))?;
         for (i, (number, kind, name, r)) in entries.into_iter().enumerate().skip(offset as usize) {
@@ -352,7 +351,7 @@ impl Deref for Served {
 
 /// One listing entry: inode number, type, name, and where the inode is
 /// (none for `.` and `..`).
-type Listed = (u32, FileType, Vec<u8>, Option<InodeRef>);
+type Listed = (u32, Kind, Vec<u8>, Option<InodeRef>);
 
 fn file_type(kind: Kind) -> FileType {
     match kind {
@@ -445,9 +444,17 @@ impl Filesystem for Served {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        let mut buf = vec![0u8; (size as usize).min(MAX_REQUEST)];
-        match self.read_into(ino, offset, &mut buf) {
-            Ok(n) => reply.data(&buf[..n]),
+        // A buffer for what the file has, not for what was asked: the
+        // kernel asks a whole read-ahead window of small files too.
+        let result = self.inode(ino).and_then(|inode| {
+            let want = (size as u64).min(inode.size.saturating_sub(offset)) as usize;
+            let mut buf = vec![0u8; want];
+            let n = self.read_into(&inode, offset, &mut buf)?;
+            buf.truncate(n);
+            Ok(buf)
+        });
+        match result {
+            Ok(data) => reply.data(&data),
             Err(e) => reply.error(e),
         }
     }
@@ -468,7 +475,9 @@ impl Filesystem for Served {
             ino,
             offset,
             |_| false,
-            |ino, next, kind, name, _| reply.add(ino, next, kind, OsStr::from_bytes(name)),
+            |ino, next, kind, name, _| {
+                reply.add(ino, next, file_type(kind), OsStr::from_bytes(name))
+            },
         );
         match listed {
             Ok(()) => reply.ok(),

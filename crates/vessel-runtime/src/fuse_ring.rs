@@ -9,7 +9,8 @@
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
-use fuser::{Errno, FileAttr, FileType, INodeNo};
+use fuser::{Errno, FileAttr, INodeNo};
+use vessel_squashfs::Kind;
 use vessel_sys::fuse_ring::{Request, Ring};
 
 use crate::fuse::{ImageFs, MAX_REQUEST, TTL};
@@ -97,20 +98,21 @@ fn answer(fs: &ImageFs, req: &Request, out: &mut [u8]) -> Result<usize, i32> {
     let result = match req.opcode {
         LOOKUP => fs.lookup_entry(ino, name(req.payload)).map(|inode| {
             fs.looked_up(ino, &inode);
-            put_entry(out, 0, &fs.attr(&inode))
+            put_entry(out, 0, &fs.attr(&inode), inode.kind)
         }),
         GETATTR => fs.inode(ino).map(|inode| {
             // fuse_attr_out: attr_valid, its nanoseconds, a dummy, the attributes.
             out[..16].fill(0);
             out[..8].copy_from_slice(&TTL.as_secs().to_ne_bytes());
-            put_attr(&mut out[16..], &fs.attr(&inode));
+            put_attr(&mut out[16..], &fs.attr(&inode), inode.kind);
             16 + ATTR
         }),
         READLINK => fs.link_target(ino).and_then(|t| put_bytes(out, &t)),
         READ => {
             let (offset, size) = read_in();
             let size = size.min(out.len());
-            fs.read_into(ino, offset, &mut out[..size])
+            fs.inode(ino)
+                .and_then(|inode| fs.read_into(&inode, offset, &mut out[..size]))
         }
         READDIR | READDIRPLUS => {
             let (offset, size) = read_in();
@@ -118,7 +120,7 @@ fn answer(fs: &ImageFs, req: &Request, out: &mut [u8]) -> Result<usize, i32> {
             let out = &mut out[..limit];
             let plus = req.opcode == READDIRPLUS;
             let all = fs.files_get_attributes();
-            let with_attrs = |kind| plus && (all || kind == FileType::Directory);
+            let with_attrs = |kind| plus && (all || kind == Kind::Dir);
             let (mut at, mut bare) = (0, false);
             let listed = fs.list(ino, offset, with_attrs, |ino, next, kind, name, inode| {
                 let entry = plus.then(|| inode.map(|i| fs.attr(i)));
@@ -213,22 +215,9 @@ const ATTR: usize = 88;
 /// their nanoseconds, the attributes.
 const ENTRY: usize = 40 + ATTR;
 
-/// The file type bits of a mode (`S_IFDIR`…); shifted by 12, a listing's
-/// type (`DT_DIR`…).
-fn mode_bits(kind: FileType) -> u32 {
-    match kind {
-        FileType::NamedPipe => 0o010000,
-        FileType::CharDevice => 0o020000,
-        FileType::Directory => 0o040000,
-        FileType::BlockDevice => 0o060000,
-        FileType::RegularFile => 0o100000,
-        FileType::Symlink => 0o120000,
-        FileType::Socket => 0o140000,
-    }
-}
-
-/// Writes `fuse_attr` at the start of `out` (at least [`ATTR`] bytes).
-fn put_attr(out: &mut [u8], a: &FileAttr) {
+/// Writes `fuse_attr` for `a`, of type `kind`, at the start of `out` (at
+/// least [`ATTR`] bytes).
+fn put_attr(out: &mut [u8], a: &FileAttr, kind: Kind) {
     let secs = |t: std::time::SystemTime| {
         t.duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -251,7 +240,7 @@ fn put_attr(out: &mut [u8], a: &FileAttr) {
     }
     // atimensec, mtimensec, ctimensec stay 0 (images keep whole seconds).
     for (i, v) in [
-        mode_bits(a.kind) | u32::from(a.perm),
+        kind.mode_bits() | u32::from(a.perm),
         a.nlink,
         a.uid,
         a.gid,
@@ -266,14 +255,15 @@ fn put_attr(out: &mut [u8], a: &FileAttr) {
     }
 }
 
-/// Writes `fuse_entry_out` for `a` at `at`; returns where it ends.
-fn put_entry(out: &mut [u8], at: usize, a: &FileAttr) -> usize {
+/// Writes `fuse_entry_out` for `a`, of type `kind`, at `at`; returns where
+/// it ends.
+fn put_entry(out: &mut [u8], at: usize, a: &FileAttr, kind: Kind) -> usize {
     let o = &mut out[at..at + ENTRY];
     o[..40].fill(0);
     o[..8].copy_from_slice(&a.ino.0.to_ne_bytes());
     o[16..24].copy_from_slice(&TTL.as_secs().to_ne_bytes());
     o[24..32].copy_from_slice(&TTL.as_secs().to_ne_bytes());
-    put_attr(&mut o[40..], a);
+    put_attr(&mut o[40..], a, kind);
     at + ENTRY
 }
 
@@ -287,7 +277,7 @@ fn put_dirent(
     at: usize,
     ino: INodeNo,
     next: u64,
-    kind: FileType,
+    kind: Kind,
     name: &[u8],
     entry: Option<Option<FileAttr>>,
 ) -> Option<usize> {
@@ -299,7 +289,7 @@ fn put_dirent(
     }
     match &entry {
         Some(Some(a)) => {
-            put_entry(out, at, a);
+            put_entry(out, at, a, kind);
         }
         Some(None) => out[at..at + ENTRY].fill(0),
         None => {}
@@ -309,7 +299,8 @@ fn put_dirent(
     d[..8].copy_from_slice(&ino.0.to_ne_bytes());
     d[8..16].copy_from_slice(&next.to_ne_bytes());
     d[16..20].copy_from_slice(&(name.len() as u32).to_ne_bytes());
-    d[20..24].copy_from_slice(&(mode_bits(kind) >> 12).to_ne_bytes());
+    // A listing's type (`DT_DIR`…) is the mode's type bits shifted down.
+    d[20..24].copy_from_slice(&(kind.mode_bits() >> 12).to_ne_bytes());
     d[24..24 + name.len()].copy_from_slice(name);
     Some(end)
 }
@@ -317,6 +308,7 @@ fn put_dirent(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fuser::FileType;
     use std::time::Duration;
 
     fn attr() -> FileAttr {
@@ -343,7 +335,7 @@ mod tests {
     #[test]
     fn attr_follows_the_kernel_layout() {
         let mut out = [0xffu8; ATTR];
-        put_attr(&mut out, &attr());
+        put_attr(&mut out, &attr(), Kind::Dir);
         assert_eq!(u64_at(&out, 0), 7);
         assert_eq!(u64_at(&out, 8), 4096);
         assert_eq!(u64_at(&out, 32), 1_700_000_000);
@@ -358,21 +350,13 @@ mod tests {
     #[test]
     fn dirents_are_padded_and_stop_when_full() {
         let mut out = [0u8; 64];
-        let end = put_dirent(&mut out, 0, INodeNo(5), 3, FileType::Symlink, b"abc", None);
+        let end = put_dirent(&mut out, 0, INodeNo(5), 3, Kind::Symlink, b"abc", None);
         assert_eq!(end, Some(32));
         assert_eq!(u32_at(&out, 16), 3);
         assert_eq!(u32_at(&out, 20), 10);
         assert_eq!(&out[24..27], b"abc");
         assert_eq!(
-            put_dirent(
-                &mut out,
-                32,
-                INodeNo(6),
-                4,
-                FileType::RegularFile,
-                b"0123456789",
-                None
-            ),
+            put_dirent(&mut out, 32, INodeNo(6), 4, Kind::File, b"0123456789", None),
             None
         );
         let mut big = [0u8; 256];
@@ -381,7 +365,7 @@ mod tests {
             0,
             INodeNo(7),
             1,
-            FileType::Directory,
+            Kind::Dir,
             b"d",
             Some(Some(attr())),
         );
@@ -389,15 +373,7 @@ mod tests {
         assert_eq!(u64_at(&big, 0), 7);
         assert_eq!(u64_at(&big, ENTRY), 7);
         big.fill(0xff);
-        let end = put_dirent(
-            &mut big,
-            0,
-            INodeNo(8),
-            2,
-            FileType::RegularFile,
-            b"f",
-            Some(None),
-        );
+        let end = put_dirent(&mut big, 0, INodeNo(8), 2, Kind::File, b"f", Some(None));
         assert_eq!(end, Some(ENTRY + 32));
         assert!(
             big[..ENTRY].iter().all(|&b| b == 0),

@@ -62,11 +62,11 @@ pub struct Ring {
     slots: Vec<Slot>,
 }
 
-fn le_u32(b: &[u8], at: usize) -> u32 {
+fn ne_u32(b: &[u8], at: usize) -> u32 {
     u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
-fn le_u64(b: &[u8], at: usize) -> u64 {
+fn ne_u64(b: &[u8], at: usize) -> u64 {
     let mut x = [0u8; 8];
     x.copy_from_slice(&b[at..at + 8]);
     u64::from_ne_bytes(x)
@@ -204,15 +204,15 @@ impl Ring {
                 }
                 let slot = &mut self.slots[i];
                 let h = &slot.header.0;
-                let commit_id = le_u64(h, ENT_IN_OUT + 8);
-                let size = (le_u32(h, ENT_IN_OUT + 16) as usize).min(slot.payload.len());
-                let unique = le_u64(h, 8);
+                let commit_id = ne_u64(h, ENT_IN_OUT + 8);
+                let size = (ne_u32(h, ENT_IN_OUT + 16) as usize).min(slot.payload.len());
+                let unique = ne_u64(h, 8);
                 input.clear();
                 input.extend_from_slice(&slot.payload[..size]);
                 let request = Request {
-                    opcode: le_u32(h, 4),
+                    opcode: ne_u32(h, 4),
                     unique,
-                    nodeid: le_u64(h, 16),
+                    nodeid: ne_u64(h, 16),
                     fixed: &h[128..256],
                     payload: &input,
                 };
